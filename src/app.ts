@@ -1,0 +1,103 @@
+/** The Worker's HTTP surface: middleware, routers per resource, OpenAPI, errors. */
+import { HTTPException } from "hono/http-exception";
+import { bodyLimit } from "hono/body-limit";
+import { authenticate } from "./auth";
+import { MAX_MESSAGE_BYTES } from "./contracts/ws";
+import { AppError, errorEnvelope } from "./errors";
+import { createRouter } from "./http";
+import { bots } from "./routes/bots";
+import { DOCS_HTML } from "./routes/docs-page";
+import { health, SERVICE_NAME, SERVICE_VERSION } from "./routes/health";
+import { tasks } from "./routes/tasks";
+import { tokensRouter } from "./routes/tokens";
+import { workflows } from "./routes/workflows";
+import { ws } from "./routes/ws";
+import { createCtx } from "./services/context";
+
+export const MAX_BODY_BYTES = MAX_MESSAGE_BYTES;
+
+export function createApp() {
+  const app = createRouter();
+
+  app.use("*", async (c, next) => {
+    const requestId = c.req.header("X-Request-Id")?.slice(0, 100) || crypto.randomUUID();
+    const ctx = createCtx(c.env, { request_id: requestId });
+    c.set("requestId", requestId);
+    c.set("ctx", ctx);
+    c.header("X-Request-Id", requestId);
+    const started = Date.now();
+    await next();
+    c.header("X-Request-Id", requestId);
+    if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+      ctx.log.info("request", { method: c.req.method, path: c.req.path, status: c.res.status, duration_ms: Date.now() - started });
+    }
+  });
+
+  app.use(
+    "/api/v1/*",
+    bodyLimit({
+      maxSize: MAX_BODY_BYTES,
+      onError: () => {
+        throw new AppError("payload_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`, { max_bytes: MAX_BODY_BYTES });
+      },
+    }),
+  );
+  app.use("/api/v1/*", authenticate);
+  app.use("/api/v1/*", async (c, next) => {
+    // Parse JSON bodies once, up front, so malformed JSON is its own clear error (hono caches the result).
+    if (c.req.method === "POST" || c.req.method === "PUT" || c.req.method === "PATCH") {
+      const length = c.req.header("Content-Length");
+      const hasBody = length ? Number(length) > 0 : c.req.raw.body !== null;
+      if (hasBody) {
+        const type = c.req.header("Content-Type") ?? "";
+        if (!/^application\/([\w.+-]*\+)?json\b/i.test(type)) {
+          throw new AppError("unsupported_media_type", "send JSON with 'Content-Type: application/json'", { content_type: type || null });
+        }
+        try {
+          await c.req.json();
+        } catch {
+          throw new AppError("invalid_json", "request body is not valid JSON");
+        }
+      }
+    }
+    await next();
+  });
+
+  app.route("/", health);
+  app.route("/api/v1/bots", bots);
+  app.route("/api/v1/tasks", tasks);
+  app.route("/api/v1/workflows", workflows);
+  app.route("/api/v1/ws", ws);
+  app.route("/api/v1/tokens", tokensRouter);
+
+  app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
+  app.doc31("/openapi.json", {
+    openapi: "3.1.0",
+    info: {
+      title: SERVICE_NAME,
+      version: SERVICE_VERSION,
+      description: "Coordinates a fleet of OpenClaw bots: bots, tasks, workflows and the bot control WebSocket. Send `Authorization: Bearer <token>`.",
+    },
+    security: [{ bearer: [] }],
+  });
+  app.get("/docs", (c) => c.html(DOCS_HTML));
+
+  app.notFound((c) => c.json(errorEnvelope("not_found", `no route for ${c.req.method} ${c.req.path}`, {}, c.get("requestId")), 404));
+
+  app.onError((err, c) => {
+    const requestId = c.get("requestId");
+    if (err instanceof AppError) {
+      return c.json(errorEnvelope(err.code, err.message, err.details, requestId), err.status);
+    }
+    if (err instanceof HTTPException) {
+      // hono's own validators: malformed JSON bodies and the like are the client's fault.
+      const status = err.status;
+      const code = status === 400 && /json/i.test(err.message) ? "invalid_json" : status === 415 ? "unsupported_media_type" : status === 413 ? "payload_too_large" : "bad_request";
+      return c.json(errorEnvelope(code, err.message || "bad request", {}, requestId), status >= 500 ? 500 : status);
+    }
+    c.get("ctx")?.log.error("unhandled error", { error: String(err), stack: (err as Error)?.stack, path: c.req.path });
+    return c.json(errorEnvelope("internal_error", "something went wrong on our side", {}, requestId), 500);
+  });
+
+  return app;
+}

@@ -1,0 +1,33 @@
+/** Typed configuration read from the Worker's vars and secrets, with defaults. */
+import { parseLogLevel, type LogLevel } from "./log";
+import type { BackoffPolicy } from "./core/backoff";
+
+export interface Config {
+  authMode: "token" | "open";
+  adminToken: string | null;
+  botStaleAfterMs: number;
+  botReconnectGraceMs: number;
+  heartbeatIntervalS: number;
+  backoff: BackoffPolicy;
+  logLevel: LogLevel;
+}
+
+function positiveInt(value: string | undefined, fallback: number): number {
+  const n = Number(value);
+  return Number.isFinite(n) && n > 0 ? Math.floor(n) : fallback;
+}
+
+export function readConfig(env: Env): Config {
+  return {
+    authMode: env.AUTH_MODE === "open" ? "open" : "token",
+    adminToken: env.ADMIN_TOKEN?.trim() || null,
+    botStaleAfterMs: positiveInt(env.BOT_STALE_AFTER_S, 90) * 1000,
+    botReconnectGraceMs: positiveInt(env.BOT_RECONNECT_GRACE_S, 30) * 1000,
+    heartbeatIntervalS: positiveInt(env.HEARTBEAT_INTERVAL_S, 30),
+    backoff: {
+      baseDelayMs: positiveInt(env.RETRY_BASE_DELAY_MS, 2000),
+      maxDelayMs: positiveInt(env.RETRY_MAX_DELAY_MS, 60000),
+    },
+    logLevel: parseLogLevel(env.LOG_LEVEL),
+  };
+}

@@ -1,0 +1,50 @@
+/**
+ * Bot control WebSocket messages (seed 001 shapes). Plain zod so the bot client
+ * can import these without the HTTP stack.
+ */
+import { z } from "zod";
+
+/** The exact heartbeat frame the runtime answers without waking the bot's Durable Object. */
+export const HEARTBEAT_FRAME = '{"type":"heartbeat"}';
+export const HEARTBEAT_ACK_FRAME = '{"type":"heartbeat_ack"}';
+
+export const BotMessage = z.discriminatedUnion("type", [
+  z.object({ type: z.literal("heartbeat"), payload: z.unknown().optional() }),
+  z.object({
+    type: z.literal("task_started"),
+    payload: z.object({ task_id: z.string().min(1).max(100) }),
+  }),
+  z.object({
+    type: z.literal("task_progress"),
+    payload: z.object({
+      task_id: z.string().min(1).max(100),
+      progress: z.number().min(0).max(100),
+      message: z.string().max(2000).optional(),
+    }),
+  }),
+  z.object({
+    type: z.literal("task_complete"),
+    payload: z.object({
+      task_id: z.string().min(1).max(100),
+      success: z.boolean().default(true),
+      result: z.unknown().optional(),
+      error: z.string().max(10_000).optional(),
+    }),
+  }),
+]);
+export type BotMessage = z.infer<typeof BotMessage>;
+
+export interface TaskAssignedMessage {
+  type: "task_assigned";
+  payload: { task_id: string; task_payload: unknown; timeout_seconds: number; attempt: number; capability: string | null };
+}
+export type ServerMessage =
+  | { type: "connected"; payload: { bot_id: string; heartbeat_interval_s: number; server_time: string } }
+  | TaskAssignedMessage
+  | { type: "task_cancelled"; payload: { task_id: string; reason: string } }
+  | { type: "task_ack"; payload: { task_id: string; status: string; applied: boolean } }
+  | { type: "heartbeat_ack" }
+  | { type: "error"; payload: { code: string; message: string; details?: Record<string, unknown> } };
+
+/** Largest WebSocket message a bot may send (same cap as HTTP bodies). */
+export const MAX_MESSAGE_BYTES = 256 * 1024;

@@ -1,0 +1,159 @@
+/**
+ * The task lifecycle as a pure state machine (no I/O).
+ *
+ *   pending → assigned → in_progress → completed | failed | cancelled
+ *
+ * A failure with attempts left (timeout, lost bot, bot error) goes back to
+ * `pending` with a backoff; `failed`, `completed` and `cancelled` are final.
+ */
+import { retryDelayMs, type BackoffPolicy } from "./backoff";
+
+export const TASK_STATUSES = ["pending", "assigned", "in_progress", "completed", "failed", "cancelled"] as const;
+export type TaskStatus = (typeof TASK_STATUSES)[number];
+
+export const TERMINAL_TASK_STATUSES: readonly TaskStatus[] = ["completed", "failed", "cancelled"];
+export const HELD_TASK_STATUSES: readonly TaskStatus[] = ["assigned", "in_progress"];
+
+/** Why an attempt ended without success; recorded on the task and its attempt. */
+export type FailureCode = "timeout" | "bot_lost" | "bot_error";
+
+/** The fields of a task the machine reads. */
+export interface TaskState {
+  status: TaskStatus;
+  botId: string | null;
+  attempts: number;
+  maxAttempts: number;
+  startedAtMs: number | null;
+}
+
+export type TaskAction =
+  | { kind: "assign"; botId: string }
+  | { kind: "start" }
+  | { kind: "complete"; result: unknown }
+  | { kind: "fail"; code: FailureCode; error: string; retry: boolean }
+  | { kind: "cancel"; reason: string };
+
+/** Column changes to apply, in domain terms (the db layer maps them to columns). */
+export interface TaskPatch {
+  status: TaskStatus;
+  botId?: string | null;
+  attempts?: number;
+  assignedAtMs?: number | null;
+  startedAtMs?: number | null;
+  completedAtMs?: number | null;
+  failedAtMs?: number | null;
+  cancelledAtMs?: number | null;
+  runAfterMs?: number;
+  result?: unknown;
+  error?: string | null;
+  errorCode?: string | null;
+  progress?: number | null;
+  progressMessage?: string | null;
+}
+
+export type TransitionEvent =
+  | "task_assigned"
+  | "task_started"
+  | "task_completed"
+  | "task_failed"
+  | "task_retry_scheduled"
+  | "task_cancelled";
+
+export interface Transition {
+  patch: TaskPatch;
+  /** Event types to record, in order (a completion of an `assigned` task records its start first). */
+  events: TransitionEvent[];
+  /** The bot that held the task before and must be freed, if any. */
+  releasedBotId: string | null;
+}
+
+export type TransitionResult = { ok: true; transition: Transition } | { ok: false; code: "invalid_transition"; message: string };
+
+const ALLOWED_FROM: Record<TaskAction["kind"], readonly TaskStatus[]> = {
+  assign: ["pending"],
+  start: ["assigned"],
+  complete: ["assigned", "in_progress"],
+  fail: ["assigned", "in_progress"],
+  cancel: ["pending", "assigned", "in_progress"],
+};
+
+export function isTerminal(status: TaskStatus): boolean {
+  return TERMINAL_TASK_STATUSES.includes(status);
+}
+
+export function canApply(status: TaskStatus, action: TaskAction["kind"]): boolean {
+  return ALLOWED_FROM[action].includes(status);
+}
+
+export function transitionTask(
+  task: TaskState,
+  action: TaskAction,
+  nowMs: number,
+  backoff: BackoffPolicy,
+  random: () => number = Math.random,
+): TransitionResult {
+  if (!canApply(task.status, action.kind)) {
+    return {
+      ok: false,
+      code: "invalid_transition",
+      message: `cannot ${action.kind} a task that is ${task.status} (allowed from: ${ALLOWED_FROM[action.kind].join(", ")})`,
+    };
+  }
+  const releasedBotId = task.status === "pending" ? null : task.botId;
+  switch (action.kind) {
+    case "assign":
+      return ok(
+        { status: "assigned", botId: action.botId, assignedAtMs: nowMs, attempts: task.attempts + 1, progress: null, progressMessage: null },
+        ["task_assigned"],
+        null,
+      );
+    case "start":
+      return ok({ status: "in_progress", startedAtMs: nowMs }, ["task_started"], null);
+    case "complete": {
+      // Seed 001's example bot completes straight from `assigned`: record the start too.
+      const startedFirst = task.status === "assigned";
+      return ok(
+        {
+          status: "completed",
+          startedAtMs: task.startedAtMs ?? nowMs,
+          completedAtMs: nowMs,
+          result: action.result ?? null,
+          progress: 100,
+        },
+        startedFirst ? ["task_started", "task_completed"] : ["task_completed"],
+        releasedBotId,
+      );
+    }
+    case "fail": {
+      const attemptsLeft = task.attempts < task.maxAttempts;
+      if (action.retry && attemptsLeft) {
+        return ok(
+          {
+            status: "pending",
+            botId: null,
+            assignedAtMs: null,
+            startedAtMs: null,
+            runAfterMs: nowMs + retryDelayMs(task.attempts, backoff, random),
+            error: action.error,
+            errorCode: action.code,
+          },
+          ["task_retry_scheduled"],
+          releasedBotId,
+        );
+      }
+      return ok({ status: "failed", failedAtMs: nowMs, error: action.error, errorCode: action.code }, ["task_failed"], releasedBotId);
+    }
+    case "cancel":
+      return ok({ status: "cancelled", cancelledAtMs: nowMs, error: action.reason, errorCode: "cancelled" }, ["task_cancelled"], releasedBotId);
+  }
+}
+
+function ok(patch: TaskPatch, events: TransitionEvent[], releasedBotId: string | null): TransitionResult {
+  return { ok: true, transition: { patch, events, releasedBotId } };
+}
+
+/** When a held task times out: measured from its start, or from assignment if the bot never sent `start`. */
+export function taskDeadlineMs(task: { assignedAtMs: number | null; startedAtMs: number | null; timeoutSeconds: number }): number | null {
+  const since = task.startedAtMs ?? task.assignedAtMs;
+  return since === null ? null : since + task.timeoutSeconds * 1000;
+}

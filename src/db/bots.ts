@@ -1,0 +1,118 @@
+/** Bot queries. Status is derived in SQL with the same rule as core/bot-status. */
+import { and, asc, eq, isNull, sql, type SQL } from "drizzle-orm";
+import type { BotStatus } from "../core/bot-status";
+import type { Db } from "./client";
+import { afterCursor, newestFirst, page, type Cursor } from "./pagination";
+import { bots, events, tokens, type BotRow } from "./schema";
+
+/** SQL twin of deriveBotStatus(); keep the two in step (the integration tests compare them). */
+function derivedStatus(nowMs: number, staleAfterMs: number): SQL<BotStatus> {
+  return sql<BotStatus>`CASE
+    WHEN NOT (${bots.connected} = 1 OR (${bots.lastHeartbeatAt} IS NOT NULL AND ${bots.lastHeartbeatAt} > ${nowMs - staleAfterMs}
+      AND ${bots.lastHeartbeatAt} > COALESCE(${bots.disconnectedAt}, 0))) THEN 'offline'
+    WHEN ${bots.held} = 1 OR ${bots.currentTaskId} IS NOT NULL THEN 'busy'
+    ELSE 'online' END`;
+}
+
+export const hasCapability = (capability: string): SQL =>
+  sql`EXISTS (SELECT 1 FROM json_each(${bots.capabilities}) WHERE value = ${capability})`;
+
+export async function insertBot(db: Db, row: typeof bots.$inferInsert, tokenRow: typeof tokens.$inferInsert): Promise<void> {
+  await db.batch([
+    db.insert(bots).values(row),
+    db.insert(tokens).values(tokenRow),
+    db.insert(events).values({ entityType: "bot", entityId: row.id, type: "bot_registered", data: { name: row.name }, createdAt: row.createdAt }),
+  ]);
+}
+
+export async function getBot(db: Db, id: string): Promise<BotRow | undefined> {
+  return db.select().from(bots).where(eq(bots.id, id)).get();
+}
+
+export interface BotFilter {
+  status?: BotStatus;
+  capability?: string;
+  limit: number;
+  cursor: Cursor | null;
+}
+
+export async function listBots(db: Db, f: BotFilter, nowMs: number, staleAfterMs: number) {
+  const rows = await db
+    .select()
+    .from(bots)
+    .where(
+      and(
+        f.status ? sql`${derivedStatus(nowMs, staleAfterMs)} = ${f.status}` : undefined,
+        f.capability ? hasCapability(f.capability) : undefined,
+        afterCursor(bots, f.cursor),
+      ),
+    )
+    .orderBy(...newestFirst(bots))
+    .limit(f.limit + 1);
+  return page(rows, f.limit);
+}
+
+/** Bots that can take a task right now: live socket, not held, idle; least recently assigned first. */
+export async function findIdleConnectedBots(db: Db, capability: string | null, limit: number): Promise<BotRow[]> {
+  return db
+    .select()
+    .from(bots)
+    .where(and(eq(bots.connected, true), eq(bots.held, false), isNull(bots.currentTaskId), capability ? hasCapability(capability) : undefined))
+    .orderBy(asc(bots.lastAssignedAt))
+    .limit(limit);
+}
+
+/** Online bots (socket or fresh heartbeat) that are neither busy nor held, for `GET /bots/available`. */
+export async function listAvailableBots(db: Db, capability: string | undefined, nowMs: number, staleAfterMs: number): Promise<BotRow[]> {
+  return db
+    .select()
+    .from(bots)
+    .where(and(sql`${derivedStatus(nowMs, staleAfterMs)} = 'online'`, capability ? hasCapability(capability) : undefined))
+    .orderBy(asc(bots.lastAssignedAt))
+    .limit(200);
+}
+
+export async function listConnectedBotIds(db: Db): Promise<string[]> {
+  const rows = await db.select({ id: bots.id }).from(bots).where(eq(bots.connected, true)).limit(1000);
+  return rows.map((r) => r.id);
+}
+
+export async function markConnected(db: Db, id: string, nowMs: number): Promise<void> {
+  await db.batch([
+    db.update(bots).set({ connected: true, connectedAt: nowMs, lastHeartbeatAt: nowMs, updatedAt: nowMs }).where(eq(bots.id, id)),
+    db.insert(events).values({ entityType: "bot", entityId: id, type: "bot_connected", data: {}, createdAt: nowMs }),
+  ]);
+}
+
+export async function markDisconnected(db: Db, id: string, nowMs: number, reason: string): Promise<void> {
+  await db.batch([
+    db.update(bots).set({ connected: false, disconnectedAt: nowMs, updatedAt: nowMs }).where(eq(bots.id, id)),
+    db.insert(events).values({ entityType: "bot", entityId: id, type: "bot_disconnected", data: { reason }, createdAt: nowMs }),
+  ]);
+}
+
+/**
+ * REST heartbeat. Writes D1 only when the stored beat is older than `throttleMs`
+ * (a conditional update), so a bot beating every few seconds costs one write per window.
+ */
+export async function recordHeartbeat(db: Db, id: string, nowMs: number, throttleMs: number): Promise<void> {
+  await db
+    .update(bots)
+    .set({ lastHeartbeatAt: nowMs, updatedAt: nowMs })
+    .where(and(eq(bots.id, id), sql`(${bots.lastHeartbeatAt} IS NULL OR ${bots.lastHeartbeatAt} < ${nowMs - throttleMs} OR ${bots.lastHeartbeatAt} <= COALESCE(${bots.disconnectedAt}, 0))`));
+}
+
+export async function setHeld(db: Db, id: string, held: boolean, nowMs: number): Promise<void> {
+  await db.batch([
+    db.update(bots).set({ held, updatedAt: nowMs }).where(eq(bots.id, id)),
+    db.insert(events).values({ entityType: "bot", entityId: id, type: held ? "bot_held" : "bot_released", data: {}, createdAt: nowMs }),
+  ]);
+}
+
+export async function deleteBotRows(db: Db, id: string, nowMs: number): Promise<void> {
+  await db.batch([
+    db.delete(bots).where(eq(bots.id, id)),
+    db.update(tokens).set({ revokedAt: nowMs }).where(and(eq(tokens.botId, id), isNull(tokens.revokedAt))),
+    db.insert(events).values({ entityType: "bot", entityId: id, type: "bot_deleted", data: {}, createdAt: nowMs }),
+  ]);
+}

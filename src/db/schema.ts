@@ -1,0 +1,124 @@
+/**
+ * D1 schema (drizzle). Times are integer milliseconds since the epoch; the API
+ * renders them as ISO-8601. `migrations/` holds the SQL generated from this file
+ * (`npm run db:generate`).
+ */
+import { sql } from "drizzle-orm";
+import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+
+export const bots = sqliteTable(
+  "bots",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    capabilities: text("capabilities", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+    /** 1 while the bot's Durable Object holds an open WebSocket (written on connect/close only). */
+    connected: integer("connected", { mode: "boolean" }).notNull().default(false),
+    /** Manual hold from `POST /bots/{id}/busy`, released by `/available`. */
+    held: integer("held", { mode: "boolean" }).notNull().default(false),
+    currentTaskId: text("current_task_id"),
+    lastHeartbeatAt: integer("last_heartbeat_at"),
+    connectedAt: integer("connected_at"),
+    disconnectedAt: integer("disconnected_at"),
+    /** Least recently assigned idle bot is offered work first (fairness). */
+    lastAssignedAt: integer("last_assigned_at").notNull().default(0),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [index("bots_idle_idx").on(t.connected, t.held, t.currentTaskId, t.lastAssignedAt), index("bots_created_idx").on(t.createdAt, t.id)],
+);
+
+export const workflows = sqliteTable(
+  "workflows",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    description: text("description"),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+    status: text("status").notNull().default("pending"),
+    idempotencyKey: text("idempotency_key"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    startedAt: integer("started_at"),
+    finishedAt: integer("finished_at"),
+  },
+  (t) => [uniqueIndex("workflows_idempotency_idx").on(t.idempotencyKey), index("workflows_created_idx").on(t.createdAt, t.id)],
+);
+
+export const tasks = sqliteTable(
+  "tasks",
+  {
+    id: text("id").primaryKey(),
+    payload: text("payload", { mode: "json" }).notNull(),
+    capability: text("capability"),
+    priority: integer("priority").notNull().default(0),
+    timeoutSeconds: integer("timeout_seconds").notNull().default(300),
+    maxAttempts: integer("max_attempts").notNull().default(3),
+    attempts: integer("attempts").notNull().default(0),
+    status: text("status").notNull().default("pending"),
+    botId: text("bot_id"),
+    workflowId: text("workflow_id"),
+    jobId: text("job_id"),
+    stepIndex: integer("step_index"),
+    /** 0 for a workflow step not yet released; only ready tasks are dispatched. */
+    ready: integer("ready", { mode: "boolean" }).notNull().default(true),
+    /** Earliest dispatch time (retry backoff). */
+    runAfter: integer("run_after").notNull().default(0),
+    result: text("result", { mode: "json" }),
+    error: text("error"),
+    errorCode: text("error_code"),
+    progress: integer("progress"),
+    progressMessage: text("progress_message"),
+    idempotencyKey: text("idempotency_key"),
+    /** Optimistic concurrency: every write is `WHERE version = <read version>`. */
+    version: integer("version").notNull().default(0),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    assignedAt: integer("assigned_at"),
+    startedAt: integer("started_at"),
+    completedAt: integer("completed_at"),
+    failedAt: integer("failed_at"),
+    cancelledAt: integer("cancelled_at"),
+  },
+  (t) => [
+    uniqueIndex("tasks_idempotency_idx").on(t.idempotencyKey),
+    index("tasks_dispatch_idx").on(t.status, t.ready, t.priority, t.createdAt),
+    index("tasks_bot_idx").on(t.botId, t.status),
+    index("tasks_workflow_idx").on(t.workflowId, t.stepIndex),
+    index("tasks_created_idx").on(t.createdAt, t.id),
+  ],
+);
+
+export const tokens = sqliteTable(
+  "tokens",
+  {
+    id: text("id").primaryKey(),
+    kind: text("kind").notNull(), // admin | viewer | bot
+    name: text("name").notNull(),
+    botId: text("bot_id"),
+    /** SHA-256 of the token, hex. The token itself is shown once and never stored. */
+    tokenHash: text("token_hash").notNull(),
+    createdAt: integer("created_at").notNull(),
+    revokedAt: integer("revoked_at"),
+  },
+  (t) => [uniqueIndex("tokens_hash_idx").on(t.tokenHash), index("tokens_bot_idx").on(t.botId)],
+);
+
+export const events = sqliteTable(
+  "events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    entityType: text("entity_type").notNull(), // task | bot | workflow
+    entityId: text("entity_id").notNull(),
+    type: text("type").notNull(),
+    data: text("data", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("events_entity_idx").on(t.entityType, t.entityId, t.id)],
+);
+
+export type BotRow = typeof bots.$inferSelect;
+export type TaskRow = typeof tasks.$inferSelect;
+export type WorkflowRow = typeof workflows.$inferSelect;
+export type TokenRow = typeof tokens.$inferSelect;

@@ -1,0 +1,296 @@
+/**
+ * Task queries and guarded writes. D1 has no interactive transactions, so every
+ * state change is one `db.batch()` whose first statement is conditional on the
+ * task's `version`; the others are conditional on that write having happened
+ * (`EXISTS … version = v + 1`). Two writers can never both win.
+ */
+import { and, asc, desc, eq, inArray, lte, or, sql, type SQL } from "drizzle-orm";
+import type { BatchItem } from "drizzle-orm/batch";
+import type { TaskPatch, TransitionEvent } from "../core/task-machine";
+import type { StepPlan } from "../core/workflow";
+import { changedRows, type Db } from "./client";
+import { afterCursor, newestFirst, page, type Cursor } from "./pagination";
+import { bots, events, tasks, workflows, type TaskRow } from "./schema";
+import type { TaskWithWaiting } from "./serialize";
+
+/** Why a pending task is not running, computed in SQL so lists stay one query. */
+function waitingForSql(nowMs: number): SQL<string | null> {
+  const capableBot = sql`(${tasks.capability} IS NULL OR EXISTS (SELECT 1 FROM json_each(b.capabilities) WHERE value = ${tasks.capability}))`;
+  return sql<string | null>`CASE
+    WHEN ${tasks.status} != 'pending' THEN NULL
+    WHEN ${tasks.ready} = 0 THEN 'previous_step'
+    WHEN ${tasks.runAfter} > ${nowMs} THEN 'retry_backoff'
+    WHEN NOT EXISTS (SELECT 1 FROM bots b WHERE b.connected = 1 AND b.held = 0 AND ${capableBot})
+      THEN CASE WHEN ${tasks.capability} IS NULL THEN 'bot' ELSE 'capability:' || ${tasks.capability} END
+    ELSE 'free_bot' END`;
+}
+
+const withWaiting = (nowMs: number) => ({ task: tasks, waitingFor: waitingForSql(nowMs) });
+const flatten = (r: { task: TaskRow; waitingFor: string | null }): TaskWithWaiting => ({ ...r.task, waitingFor: r.waitingFor });
+
+export async function getTask(db: Db, id: string, nowMs: number): Promise<TaskWithWaiting | undefined> {
+  const row = await db.select(withWaiting(nowMs)).from(tasks).where(eq(tasks.id, id)).get();
+  return row ? flatten(row) : undefined;
+}
+
+export async function getTaskByIdempotencyKey(db: Db, key: string, nowMs: number): Promise<TaskWithWaiting | undefined> {
+  const row = await db.select(withWaiting(nowMs)).from(tasks).where(eq(tasks.idempotencyKey, key)).get();
+  return row ? flatten(row) : undefined;
+}
+
+export interface TaskFilter {
+  status?: string;
+  botId?: string;
+  workflowId?: string;
+  limit: number;
+  cursor: Cursor | null;
+}
+
+export async function listTasks(db: Db, f: TaskFilter, nowMs: number) {
+  const rows = await db
+    .select(withWaiting(nowMs))
+    .from(tasks)
+    .where(
+      and(
+        f.status ? eq(tasks.status, f.status) : undefined,
+        f.botId ? eq(tasks.botId, f.botId) : undefined,
+        f.workflowId ? eq(tasks.workflowId, f.workflowId) : undefined,
+        afterCursor(tasks, f.cursor),
+      ),
+    )
+    .orderBy(...newestFirst(tasks))
+    .limit(f.limit + 1);
+  return page(rows.map(flatten), f.limit);
+}
+
+/** Pending tasks in dispatch order (highest priority, then oldest). */
+export async function listPendingTasks(db: Db, nowMs: number, limit: number): Promise<TaskWithWaiting[]> {
+  const rows = await db
+    .select(withWaiting(nowMs))
+    .from(tasks)
+    .where(eq(tasks.status, "pending"))
+    .orderBy(desc(tasks.priority), asc(tasks.createdAt))
+    .limit(limit);
+  return rows.map(flatten);
+}
+
+export async function listWorkflowTasks(db: Db, workflowId: string, nowMs: number): Promise<TaskWithWaiting[]> {
+  const rows = await db.select(withWaiting(nowMs)).from(tasks).where(eq(tasks.workflowId, workflowId)).orderBy(asc(tasks.stepIndex));
+  return rows.map(flatten);
+}
+
+/** Tasks a bot with these capabilities may take now, in dispatch order. */
+export async function findDispatchableTasks(db: Db, capabilities: string[], nowMs: number, limit: number): Promise<TaskRow[]> {
+  const capabilityOk = capabilities.length
+    ? or(sql`${tasks.capability} IS NULL`, inArray(tasks.capability, capabilities))
+    : sql`${tasks.capability} IS NULL`;
+  return db
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.status, "pending"), eq(tasks.ready, true), lte(tasks.runAfter, nowMs), capabilityOk))
+    .orderBy(desc(tasks.priority), asc(tasks.createdAt))
+    .limit(limit);
+}
+
+/** Ready pending tasks whose backoff has passed (sweeper). */
+export async function findDueTasks(db: Db, nowMs: number, limit: number): Promise<TaskRow[]> {
+  return db
+    .select()
+    .from(tasks)
+    .where(and(eq(tasks.status, "pending"), eq(tasks.ready, true), lte(tasks.runAfter, nowMs)))
+    .orderBy(desc(tasks.priority), asc(tasks.createdAt))
+    .limit(limit);
+}
+
+/** Held tasks past their deadline by `slackMs` (the bot DO's alarm should have caught them). */
+export async function findOverdueTasks(db: Db, nowMs: number, slackMs: number, limit: number): Promise<TaskRow[]> {
+  return db
+    .select()
+    .from(tasks)
+    .where(
+      and(
+        inArray(tasks.status, ["assigned", "in_progress"]),
+        sql`COALESCE(${tasks.startedAt}, ${tasks.assignedAt}) + ${tasks.timeoutSeconds} * 1000 + ${slackMs} < ${nowMs}`,
+      ),
+    )
+    .limit(limit);
+}
+
+/** Held tasks whose bot has had no socket for longer than the reconnect grace (plus slack). */
+export async function findTasksOfLostBots(db: Db, nowMs: number, graceMs: number, limit: number): Promise<TaskRow[]> {
+  return db
+    .select({ task: tasks })
+    .from(tasks)
+    .innerJoin(bots, eq(bots.id, tasks.botId))
+    .where(
+      and(
+        inArray(tasks.status, ["assigned", "in_progress"]),
+        eq(bots.connected, false),
+        sql`(${bots.lastHeartbeatAt} IS NULL OR ${bots.lastHeartbeatAt} < ${nowMs - graceMs})`,
+        sql`COALESCE(${bots.disconnectedAt}, 0) < ${nowMs - graceMs}`,
+      ),
+    )
+    .limit(limit)
+    .then((rows) => rows.map((r) => r.task));
+}
+
+/** Tasks whose bot row is gone (deleted bot) but which are still held. */
+export async function findOrphanedHeldTasks(db: Db, limit: number): Promise<TaskRow[]> {
+  return db
+    .select()
+    .from(tasks)
+    .where(and(inArray(tasks.status, ["assigned", "in_progress"]), sql`NOT EXISTS (SELECT 1 FROM bots b WHERE b.id = ${tasks.botId})`))
+    .limit(limit);
+}
+
+const guard = (taskId: string, version: number) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${taskId} AND version = ${version})`;
+
+function patchColumns(patch: TaskPatch): Partial<typeof tasks.$inferInsert> {
+  const cols: Partial<typeof tasks.$inferInsert> = { status: patch.status };
+  if (patch.botId !== undefined) cols.botId = patch.botId;
+  if (patch.attempts !== undefined) cols.attempts = patch.attempts;
+  if (patch.assignedAtMs !== undefined) cols.assignedAt = patch.assignedAtMs;
+  if (patch.startedAtMs !== undefined) cols.startedAt = patch.startedAtMs;
+  if (patch.completedAtMs !== undefined) cols.completedAt = patch.completedAtMs;
+  if (patch.failedAtMs !== undefined) cols.failedAt = patch.failedAtMs;
+  if (patch.cancelledAtMs !== undefined) cols.cancelledAt = patch.cancelledAtMs;
+  if (patch.runAfterMs !== undefined) cols.runAfter = patch.runAfterMs;
+  if (patch.result !== undefined) cols.result = patch.result;
+  if (patch.error !== undefined) cols.error = patch.error;
+  if (patch.errorCode !== undefined) cols.errorCode = patch.errorCode;
+  if (patch.progress !== undefined) cols.progress = patch.progress;
+  if (patch.progressMessage !== undefined) cols.progressMessage = patch.progressMessage;
+  return cols;
+}
+
+function guardedEvent(db: Db, taskId: string, version: number, type: string, data: Record<string, unknown>, nowMs: number) {
+  return db.run(
+    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+        SELECT 'task', ${taskId}, ${type}, ${JSON.stringify(data)}, ${nowMs} WHERE ${guard(taskId, version)}`,
+  );
+}
+
+export interface GuardedWrite {
+  task: TaskRow;
+  patch: TaskPatch;
+  events: TransitionEvent[];
+  eventData: Record<string, unknown>;
+  releasedBotId: string | null;
+  workflowPlan: StepPlan | null;
+  nowMs: number;
+}
+
+/** Applies a transition if nobody changed the task since it was read. Returns false on a lost race. */
+export async function writeTransition(db: Db, w: GuardedWrite): Promise<boolean> {
+  const { task, nowMs } = w;
+  const next = task.version + 1;
+  const statements: BatchItem<"sqlite">[] = [
+    db
+      .update(tasks)
+      .set({ ...patchColumns(w.patch), version: next, updatedAt: nowMs })
+      .where(and(eq(tasks.id, task.id), eq(tasks.version, task.version))),
+  ];
+  if (w.releasedBotId) {
+    statements.push(
+      db
+        .update(bots)
+        .set({ currentTaskId: null, updatedAt: nowMs })
+        .where(and(eq(bots.id, w.releasedBotId), eq(bots.currentTaskId, task.id), guard(task.id, next))),
+    );
+  }
+  for (const type of w.events) statements.push(guardedEvent(db, task.id, next, type, { ...w.eventData, status: w.patch.status }, nowMs));
+  if (w.workflowPlan && task.workflowId) statements.push(...workflowStatements(db, task.workflowId, w.workflowPlan, task.id, next, nowMs));
+  const results = await db.batch(statements as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+  return changedRows(results[0]) === 1;
+}
+
+function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: string, version: number, nowMs: number): BatchItem<"sqlite">[] {
+  const out: BatchItem<"sqlite">[] = [];
+  if (plan.release !== null) {
+    out.push(
+      db
+        .update(tasks)
+        .set({ ready: true, updatedAt: nowMs, version: sql`${tasks.version} + 1` })
+        .where(and(eq(tasks.workflowId, workflowId), eq(tasks.stepIndex, plan.release), eq(tasks.status, "pending"), guard(taskId, version))),
+    );
+  }
+  if (plan.cancel.length) {
+    out.push(
+      db
+        .update(tasks)
+        .set({ status: "cancelled", cancelledAt: nowMs, error: "an earlier workflow step did not complete", errorCode: "cancelled", updatedAt: nowMs, version: sql`${tasks.version} + 1` })
+        .where(and(eq(tasks.workflowId, workflowId), inArray(tasks.stepIndex, plan.cancel), eq(tasks.status, "pending"), guard(taskId, version))),
+    );
+  }
+  const terminal = plan.status === "completed" || plan.status === "failed" || plan.status === "cancelled";
+  out.push(
+    db
+      .update(workflows)
+      .set({ status: plan.status, updatedAt: nowMs, ...(terminal ? { finishedAt: nowMs } : {}) })
+      .where(and(eq(workflows.id, workflowId), guard(taskId, version))),
+  );
+  return out;
+}
+
+/**
+ * Claims a pending task for a bot in one atomic batch: the bot takes the task
+ * only if it is idle (and connected, for automatic dispatch) and the task is
+ * still the version we read; the task moves only if the bot took it.
+ */
+export async function claimTask(db: Db, task: TaskRow, botId: string, nowMs: number, requireConnected: boolean): Promise<boolean> {
+  const next = task.version + 1;
+  const results = await db.batch([
+    db
+      .update(bots)
+      .set({ currentTaskId: task.id, lastAssignedAt: nowMs, updatedAt: nowMs })
+      .where(
+        and(
+          eq(bots.id, botId),
+          sql`${bots.currentTaskId} IS NULL`,
+          eq(bots.held, false),
+          requireConnected ? eq(bots.connected, true) : undefined,
+          sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${task.id} AND version = ${task.version} AND status = 'pending' AND ready = 1)`,
+        ),
+      ),
+    db
+      .update(tasks)
+      .set({ status: "assigned", botId, assignedAt: nowMs, startedAt: null, attempts: task.attempts + 1, progress: null, progressMessage: null, version: next, updatedAt: nowMs })
+      .where(and(eq(tasks.id, task.id), eq(tasks.version, task.version), sql`EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND current_task_id = ${task.id})`)),
+    guardedEvent(db, task.id, next, "task_assigned", { bot_id: botId, attempt: task.attempts + 1 }, nowMs),
+  ]);
+  return changedRows(results[1]) === 1;
+}
+
+export async function recordProgress(db: Db, taskId: string, botId: string, progress: number, message: string | null, nowMs: number): Promise<boolean> {
+  const res = await db
+    .update(tasks)
+    .set({ progress: Math.round(progress), progressMessage: message, updatedAt: nowMs })
+    .where(and(eq(tasks.id, taskId), eq(tasks.botId, botId), inArray(tasks.status, ["assigned", "in_progress"])));
+  return changedRows(res) === 1;
+}
+
+export async function insertTasks(db: Db, rows: (typeof tasks.$inferInsert)[], extra: BatchItem<"sqlite">[] = []): Promise<void> {
+  const statements: BatchItem<"sqlite">[] = [...extra];
+  for (const row of rows) {
+    statements.push(db.insert(tasks).values(row));
+    statements.push(db.insert(events).values({ entityType: "task", entityId: row.id!, type: "task_created", data: { workflow_id: row.workflowId ?? null }, createdAt: row.createdAt }));
+  }
+  await db.batch(statements as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+}
+
+export async function deleteTaskRow(db: Db, taskId: string, nowMs: number): Promise<void> {
+  await db.batch([
+    db.update(bots).set({ currentTaskId: null, updatedAt: nowMs }).where(eq(bots.currentTaskId, taskId)),
+    db.delete(tasks).where(eq(tasks.id, taskId)),
+    db.insert(events).values({ entityType: "task", entityId: taskId, type: "task_deleted", data: {}, createdAt: nowMs }),
+  ]);
+}
+
+export async function listTaskEvents(db: Db, taskId: string, limit: number) {
+  return db
+    .select()
+    .from(events)
+    .where(and(eq(events.entityType, "task"), eq(events.entityId, taskId)))
+    .orderBy(asc(events.id))
+    .limit(limit);
+}

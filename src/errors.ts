@@ -1,0 +1,57 @@
+/**
+ * One error envelope for every client: {"error":{"code","message","details","request_id"}}.
+ * Codes are stable; clients branch on them, never on messages.
+ */
+import type { ContentfulStatusCode } from "hono/utils/http-status";
+
+export const ERROR_STATUS = {
+  bad_request: 400,
+  invalid_json: 400,
+  validation_failed: 400,
+  unauthorized: 401,
+  forbidden: 403,
+  not_found: 404,
+  bot_not_found: 404,
+  task_not_found: 404,
+  workflow_not_found: 404,
+  token_not_found: 404,
+  method_not_allowed: 405,
+  invalid_transition: 409,
+  conflict: 409,
+  bot_unavailable: 409,
+  bot_not_connected: 409,
+  idempotency_conflict: 409,
+  payload_too_large: 413,
+  unsupported_media_type: 415,
+  upgrade_required: 426,
+  internal_error: 500,
+  service_unavailable: 503,
+} as const satisfies Record<string, ContentfulStatusCode>;
+
+export type ErrorCode = keyof typeof ERROR_STATUS;
+
+export class AppError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(message);
+    this.name = "AppError";
+  }
+
+  get status(): ContentfulStatusCode {
+    return ERROR_STATUS[this.code];
+  }
+}
+
+export interface ErrorEnvelope {
+  error: { code: string; message: string; details: Record<string, unknown>; request_id?: string };
+}
+
+export function errorEnvelope(code: string, message: string, details: Record<string, unknown> = {}, requestId?: string): ErrorEnvelope {
+  return { error: { code, message, details, ...(requestId ? { request_id: requestId } : {}) } };
+}
+
+export const notFound = (what: "bot" | "task" | "workflow" | "token", id: string) =>
+  new AppError(`${what}_not_found`, `${what} ${id} does not exist`, { id });

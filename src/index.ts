@@ -1,0 +1,15 @@
+/** Worker entry: exports only. */
+import { createApp } from "./app";
+import { createCtx } from "./services/context";
+import { sweep } from "./services/sweeper";
+
+export { BotSession } from "./objects/bot-session";
+
+const app = createApp();
+
+export default {
+  fetch: app.fetch,
+  async scheduled(controller, env, ctx) {
+    ctx.waitUntil(sweep(createCtx(env, { component: "sweeper", cron: controller.cron })));
+  },
+} satisfies ExportedHandler<Env>;

@@ -1,0 +1,395 @@
+/**
+ * One Durable Object per bot: holds the bot's hibernating WebSocket, the
+ * deadline of the task it runs, its reconnect grace, and retry wake-ups.
+ *
+ * Surface: typed RPC methods; `fetch` only accepts the WebSocket upgrade (the
+ * Worker authenticates first). One alarm, armed for the earliest entry of a
+ * stored schedule; every alarm entry is idempotent (it re-reads D1 and acts
+ * only if the world still needs it), and the object re-arms itself on start.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { nextWakeMs, takeDue, type Schedule } from "../core/schedule";
+import { taskDeadlineMs } from "../core/task-machine";
+import { BotMessage, HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, MAX_MESSAGE_BYTES, type ServerMessage } from "../contracts/ws";
+import { getBot, markConnected, markDisconnected } from "../db/bots";
+import { claimTask, findDispatchableTasks, recordProgress } from "../db/tasks";
+import { tasks, type TaskRow } from "../db/schema";
+import { eq } from "drizzle-orm";
+import { AppError } from "../errors";
+import { createCtx, type Ctx } from "../services/context";
+import { dispatchTask } from "../services/dispatch";
+import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
+
+const SCHEDULE_KEY = "schedule";
+const BOT_ID_KEY = "botId";
+const DEADLINE = "deadline";
+const GRACE = "grace";
+const RETRY_PREFIX = "retry:";
+/** Tasks a freed bot looks at when pulling its next one. */
+const PULL_BATCH = 5;
+
+interface SocketAttachment {
+  botId: string;
+  connectedAtMs: number;
+}
+
+export interface ReleaseInfo {
+  notify: boolean;
+  reason: string;
+  retryAtMs: number | null;
+}
+
+export class BotSession extends DurableObject<Env> {
+  private readonly ctxBase: Ctx;
+
+  constructor(state: DurableObjectState, env: Env) {
+    super(state, env);
+    this.ctxBase = createCtx(env);
+    // Answered by the runtime without waking this object: heartbeats cost nothing.
+    state.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_FRAME, HEARTBEAT_ACK_FRAME));
+    state.blockConcurrencyWhile(async () => {
+      // Re-arm on start: an alarm may have been lost with a killed runtime.
+      const schedule = await this.loadSchedule();
+      const wake = nextWakeMs(schedule);
+      if (wake !== null && (await state.storage.getAlarm()) === null) await state.storage.setAlarm(wake);
+    });
+  }
+
+  // ---------------------------------------------------------------- WebSocket
+
+  async fetch(request: Request): Promise<Response> {
+    const botId = request.headers.get("X-Bot-Id");
+    if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket" || !botId) {
+      return new Response("expected a WebSocket upgrade", { status: 426 });
+    }
+    await this.ctx.storage.put(BOT_ID_KEY, botId);
+    const ctx = this.scoped(botId);
+    const bot = await getBot(ctx.db, botId);
+    if (!bot) return new Response("unknown bot", { status: 404 });
+
+    // A reconnect replaces an older socket (a bot holds one connection).
+    for (const old of this.ctx.getWebSockets()) old.close(4000, "replaced by a newer connection");
+
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server, [botId]);
+    const attachment: SocketAttachment = { botId, connectedAtMs: ctx.now() };
+    server.serializeAttachment(attachment);
+    await markConnected(ctx.db, botId, ctx.now());
+    await this.unschedule(GRACE);
+    this.send(server, {
+      type: "connected",
+      payload: { bot_id: botId, heartbeat_interval_s: ctx.config.heartbeatIntervalS, server_time: new Date(ctx.now()).toISOString() },
+    });
+    ctx.log.info("bot connected", { bot_id: botId });
+
+    if (bot.currentTaskId) {
+      // Back within the grace period: tell the bot its task again.
+      const task = await this.readTask(ctx, bot.currentTaskId);
+      if (task && (task.status === "assigned" || task.status === "in_progress") && task.botId === botId) {
+        this.sendAssignment(server, task);
+        await this.trackDeadline(task);
+      }
+    } else {
+      await this.pullNextTask(ctx);
+    }
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    const { botId } = ws.deserializeAttachment() as SocketAttachment;
+    const ctx = this.scoped(botId);
+    const size = typeof raw === "string" ? raw.length : raw.byteLength;
+    if (size > MAX_MESSAGE_BYTES) return this.sendError(ws, "payload_too_large", `messages are limited to ${MAX_MESSAGE_BYTES} bytes`);
+    let json: unknown;
+    try {
+      json = JSON.parse(typeof raw === "string" ? raw : new TextDecoder().decode(raw));
+    } catch {
+      return this.sendError(ws, "invalid_json", "message is not valid JSON");
+    }
+    const parsed = BotMessage.safeParse(json);
+    if (!parsed.success) {
+      return this.sendError(ws, "validation_failed", "unknown or malformed message", {
+        issues: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
+      });
+    }
+    const msg = parsed.data;
+    try {
+      switch (msg.type) {
+        case "heartbeat":
+          this.send(ws, { type: "heartbeat_ack" });
+          return;
+        case "task_progress": {
+          const applied = await recordProgress(ctx.db, msg.payload.task_id, botId, msg.payload.progress, msg.payload.message ?? null, ctx.now());
+          if (!applied) this.sendError(ws, "invalid_transition", "progress for a task this bot does not hold", { task_id: msg.payload.task_id });
+          return;
+        }
+        case "task_started": {
+          const outcome = await applyTaskAction(ctx, msg.payload.task_id, { kind: "start" }, { actingBotId: botId });
+          await this.trackDeadline(outcome.task);
+          this.send(ws, { type: "task_ack", payload: { task_id: outcome.task.id, status: outcome.task.status, applied: true } });
+          return;
+        }
+        case "task_complete": {
+          const { task_id, success, result, error } = msg.payload;
+          const outcome = await this.settleOwnTask(ctx, task_id, success ? { kind: "complete", result } : { kind: "fail", code: "bot_error", error: error ?? "bot reported failure", retry: true });
+          if (outcome) this.send(ws, { type: "task_ack", payload: { task_id, status: outcome.task.status, applied: true } });
+          return;
+        }
+      }
+    } catch (err) {
+      if (err instanceof AppError) {
+        // A late or duplicate completion is answered, never applied twice.
+        const current = err.details.status as string | undefined;
+        if (msg.type === "task_complete" && err.code === "invalid_transition" && current) {
+          this.send(ws, { type: "task_ack", payload: { task_id: msg.payload.task_id, status: current, applied: false } });
+          return;
+        }
+        return this.sendError(ws, err.code, err.message, err.details);
+      }
+      ctx.log.error("bot message failed", { bot_id: botId, type: msg.type, error: String(err) });
+      this.sendError(ws, "internal_error", "the coordinator could not process this message");
+    }
+  }
+
+  async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    await this.onSocketGone(ws, `closed ${code}${reason ? `: ${reason}` : ""}`);
+  }
+
+  async webSocketError(ws: WebSocket, error: unknown): Promise<void> {
+    await this.onSocketGone(ws, `error: ${String(error)}`);
+  }
+
+  private async onSocketGone(ws: WebSocket, reason: string): Promise<void> {
+    const { botId } = ws.deserializeAttachment() as SocketAttachment;
+    if (this.openSockets().some((s) => s !== ws)) return; // replaced by a newer connection
+    await this.startGrace(this.scoped(botId), botId, reason);
+  }
+
+  /** The socket is gone: record it, and give a bot holding a task time to come back. */
+  private async startGrace(ctx: Ctx, botId: string, reason: string): Promise<void> {
+    await markDisconnected(ctx.db, botId, ctx.now(), reason);
+    const bot = await getBot(ctx.db, botId);
+    if (bot?.currentTaskId) await this.schedule(GRACE, ctx.now() + ctx.config.botReconnectGraceMs);
+    ctx.log.info("bot disconnected", { bot_id: botId, reason, current_task_id: bot?.currentTaskId ?? null });
+  }
+
+  // ---------------------------------------------------------------- RPC
+
+  /** Automatic dispatch: take this task if this bot is connected and idle. */
+  async offerTask(botId: string, taskId: string): Promise<boolean> {
+    const ws = this.openSockets()[0];
+    if (!ws) return false;
+    const ctx = this.scoped(botId);
+    const task = await this.readTask(ctx, taskId);
+    if (!task || task.status !== "pending") return false;
+    return this.claimAndSend(ctx, ws, task);
+  }
+
+  /**
+   * A task this bot holds was assigned, started or re-broadcast through REST:
+   * track its deadline and (with `push`) send it to the bot. True if a socket is open.
+   */
+  async taskAssigned(botId: string, taskId: string, push = true): Promise<boolean> {
+    await this.ctx.storage.put(BOT_ID_KEY, botId);
+    const ctx = this.scoped(botId);
+    const task = await this.readTask(ctx, taskId);
+    if (!task || task.botId !== botId || (task.status !== "assigned" && task.status !== "in_progress")) return false;
+    await this.trackDeadline(task);
+    const ws = this.openSockets()[0];
+    if (ws && push) this.sendAssignment(ws, task);
+    return Boolean(ws);
+  }
+
+  /** A task left this bot (completed, failed, cancelled, timed out, deleted) outside this object. */
+  async taskReleased(botId: string, taskId: string, info: ReleaseInfo): Promise<void> {
+    const ctx = this.scoped(botId);
+    await this.unschedule(DEADLINE);
+    const ws = this.openSockets()[0];
+    if (ws && info.notify) this.send(ws, { type: "task_cancelled", payload: { task_id: taskId, reason: info.reason } });
+    if (info.retryAtMs !== null) await this.schedule(RETRY_PREFIX + taskId, info.retryAtMs);
+    await this.pullNextTask(ctx);
+  }
+
+  /** The bot may take work again (hold released, sweeper kick). */
+  async wake(botId: string): Promise<void> {
+    const ctx = this.scoped(botId);
+    if (this.openSockets().length === 0) {
+      const bot = await getBot(ctx.db, botId);
+      // D1 says connected but no socket survived (runtime restart): correct it, with the usual grace.
+      if (bot?.connected) await this.startGrace(ctx, botId, "socket lost with a runtime restart");
+      return;
+    }
+    await this.pullNextTask(ctx);
+  }
+
+  async isConnected(): Promise<boolean> {
+    return this.openSockets().length > 0;
+  }
+
+  /** The bot was deleted: close its socket and forget everything. */
+  async shutdown(): Promise<void> {
+    for (const ws of this.ctx.getWebSockets()) ws.close(4004, "bot deleted");
+    await this.ctx.storage.deleteAlarm();
+    await this.ctx.storage.deleteAll();
+  }
+
+  // ---------------------------------------------------------------- alarm
+
+  async alarm(): Promise<void> {
+    const botId = await this.ctx.storage.get<string>(BOT_ID_KEY);
+    const schedule = await this.loadSchedule();
+    if (!botId) return;
+    const ctx = this.scoped(botId);
+    const { due, remaining } = takeDue(schedule, ctx.now());
+    await this.saveSchedule(remaining);
+    for (const key of due) {
+      try {
+        if (key === DEADLINE) await this.onDeadline(ctx, botId);
+        else if (key === GRACE) await this.onGraceExpired(ctx, botId);
+        else if (key.startsWith(RETRY_PREFIX)) await this.onRetryDue(ctx, key.slice(RETRY_PREFIX.length));
+      } catch (err) {
+        ctx.log.error("alarm entry failed; the sweeper will reconcile", { bot_id: botId, entry: key, error: String(err) });
+      }
+    }
+  }
+
+  private async onDeadline(ctx: Ctx, botId: string): Promise<void> {
+    const bot = await getBot(ctx.db, botId);
+    if (!bot?.currentTaskId) return;
+    const task = await this.readTask(ctx, bot.currentTaskId);
+    if (!task || task.botId !== botId || (task.status !== "assigned" && task.status !== "in_progress")) return;
+    const deadline = taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });
+    if (deadline !== null && deadline > ctx.now()) return this.schedule(DEADLINE, deadline); // restarted: not due yet
+    const outcome = await this.settleOwnTask(ctx, task.id, {
+      kind: "fail",
+      code: "timeout",
+      error: `no result within ${task.timeoutSeconds}s`,
+      retry: true,
+    });
+    const ws = this.openSockets()[0];
+    if (outcome && ws) this.send(ws, { type: "task_cancelled", payload: { task_id: task.id, reason: "timeout" } });
+  }
+
+  private async onGraceExpired(ctx: Ctx, botId: string): Promise<void> {
+    if (this.openSockets().length > 0) return; // came back in time
+    await this.onSocketLost(ctx, botId);
+  }
+
+  /** No socket and no grace left: the held task goes back to the queue (or fails for good). */
+  private async onSocketLost(ctx: Ctx, botId: string): Promise<void> {
+    const bot = await getBot(ctx.db, botId);
+    if (bot?.connected) await markDisconnected(ctx.db, botId, ctx.now(), "socket lost");
+    if (!bot?.currentTaskId) return;
+    await this.settleOwnTask(ctx, bot.currentTaskId, {
+      kind: "fail",
+      code: "bot_lost",
+      error: `bot ${botId} disconnected and did not return within ${ctx.config.botReconnectGraceMs / 1000}s`,
+      retry: true,
+    });
+  }
+
+  private async onRetryDue(ctx: Ctx, taskId: string): Promise<void> {
+    await this.pullNextTask(ctx);
+    await dispatchTask(ctx, taskId);
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  /**
+   * Settles the task this bot holds, then does the follow-ups locally: forget
+   * the deadline, schedule a retry wake-up, take the next task, and dispatch a
+   * released workflow step to whoever can run it.
+   */
+  private async settleOwnTask(ctx: Ctx, taskId: string, action: Parameters<typeof applyTaskAction>[2]): Promise<TransitionOutcome | null> {
+    const botId = await this.ctx.storage.get<string>(BOT_ID_KEY);
+    const outcome = await applyTaskAction(ctx, taskId, action, { actingBotId: botId });
+    await this.unschedule(DEADLINE);
+    if (outcome.retryAtMs !== null) await this.schedule(RETRY_PREFIX + taskId, outcome.retryAtMs);
+    await this.pullNextTask(ctx);
+    if (outcome.releasedStepTaskId) await dispatchTask(ctx, outcome.releasedStepTaskId);
+    return outcome;
+  }
+
+  /** Takes the best pending task this bot can run, if it is connected, idle and not held. */
+  private async pullNextTask(ctx: Ctx): Promise<void> {
+    const ws = this.openSockets()[0];
+    const botId = await this.ctx.storage.get<string>(BOT_ID_KEY);
+    if (!ws || !botId) return;
+    const bot = await getBot(ctx.db, botId);
+    if (!bot || bot.held || bot.currentTaskId || !bot.connected) return;
+    for (const task of await findDispatchableTasks(ctx.db, bot.capabilities, ctx.now(), PULL_BATCH)) {
+      if (await this.claimAndSend(ctx, ws, task)) return;
+    }
+  }
+
+  private async claimAndSend(ctx: Ctx, ws: WebSocket, task: TaskRow): Promise<boolean> {
+    const botId = (ws.deserializeAttachment() as SocketAttachment).botId;
+    const claimed = await claimTask(ctx.db, task, botId, ctx.now(), true);
+    if (!claimed) return false;
+    const fresh = (await this.readTask(ctx, task.id))!;
+    this.sendAssignment(ws, fresh);
+    await this.trackDeadline(fresh);
+    await this.unschedule(RETRY_PREFIX + task.id);
+    ctx.log.info("task dispatched", { task_id: task.id, bot_id: botId, attempt: fresh.attempts, workflow_id: fresh.workflowId });
+    return true;
+  }
+
+  private async trackDeadline(task: TaskRow): Promise<void> {
+    const deadline = taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });
+    if (deadline !== null && (task.status === "assigned" || task.status === "in_progress")) await this.schedule(DEADLINE, deadline);
+  }
+
+  private sendAssignment(ws: WebSocket, task: TaskRow): void {
+    this.send(ws, {
+      type: "task_assigned",
+      payload: { task_id: task.id, task_payload: task.payload, timeout_seconds: task.timeoutSeconds, attempt: task.attempts, capability: task.capability },
+    });
+  }
+
+  private readTask(ctx: Ctx, id: string): Promise<TaskRow | undefined> {
+    return ctx.db.select().from(tasks).where(eq(tasks.id, id)).get();
+  }
+
+  private openSockets(): WebSocket[] {
+    return this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN);
+  }
+
+  private send(ws: WebSocket, msg: ServerMessage): void {
+    try {
+      ws.send(JSON.stringify(msg));
+    } catch {
+      // The socket closed under us; webSocketClose handles the consequences.
+    }
+  }
+
+  private sendError(ws: WebSocket, code: string, message: string, details: Record<string, unknown> = {}): void {
+    this.send(ws, { type: "error", payload: { code, message, details } });
+  }
+
+  private scoped(botId: string): Ctx {
+    return { ...this.ctxBase, log: this.ctxBase.log.child({ bot_id: botId, component: "bot_session" }) };
+  }
+
+  private async loadSchedule(): Promise<Schedule> {
+    return (await this.ctx.storage.get<Schedule>(SCHEDULE_KEY)) ?? {};
+  }
+
+  private async saveSchedule(schedule: Schedule): Promise<void> {
+    await this.ctx.storage.put(SCHEDULE_KEY, schedule);
+    const wake = nextWakeMs(schedule);
+    if (wake === null) await this.ctx.storage.deleteAlarm();
+    else await this.ctx.storage.setAlarm(wake);
+  }
+
+  private async schedule(key: string, atMs: number): Promise<void> {
+    await this.saveSchedule({ ...(await this.loadSchedule()), [key]: atMs });
+  }
+
+  private async unschedule(key: string): Promise<void> {
+    const schedule = await this.loadSchedule();
+    if (!(key in schedule)) return;
+    delete schedule[key];
+    await this.saveSchedule(schedule);
+  }
+}

@@ -1,0 +1,43 @@
+/** `GET /` (seed 001's JSON, or a redirect to the status page for browsers) and `GET /health`. */
+import { createRoute, z } from "@hono/zod-openapi";
+import { sql } from "drizzle-orm";
+import { createRouter, jsonResponse } from "../http";
+
+export const SERVICE_NAME = "ClawBot Coordinator";
+export const SERVICE_VERSION = "0.1.0";
+
+export const health = createRouter();
+
+health.openapi(
+  createRoute({
+    method: "get", path: "/", tags: ["Health"], summary: "Service identity",
+    responses: { 200: jsonResponse(z.object({ service: z.string(), version: z.string(), status: z.string(), docs: z.string() }), "Service info") },
+  }),
+  (c) => c.json({ service: SERVICE_NAME, version: SERVICE_VERSION, status: "running", docs: "/docs" }, 200),
+);
+
+const Health = z.object({
+  status: z.enum(["healthy", "unhealthy"]),
+  version: z.string(),
+  checks: z.object({ database: z.object({ status: z.enum(["ok", "error"]), latency_ms: z.number(), error: z.string().optional() }) }),
+});
+
+health.openapi(
+  createRoute({
+    method: "get", path: "/health", tags: ["Health"], summary: "Health, including a D1 round trip",
+    responses: { 200: jsonResponse(Health, "Healthy"), 503: jsonResponse(Health, "A dependency is down") },
+  }),
+  async (c) => {
+    const started = Date.now();
+    try {
+      await c.get("ctx").db.run(sql`SELECT 1`);
+      return c.json({ status: "healthy" as const, version: SERVICE_VERSION, checks: { database: { status: "ok" as const, latency_ms: Date.now() - started } } }, 200);
+    } catch (err) {
+      c.get("ctx").log.error("health check failed", { error: String(err) });
+      return c.json(
+        { status: "unhealthy" as const, version: SERVICE_VERSION, checks: { database: { status: "error" as const, latency_ms: Date.now() - started, error: "database unreachable" } } },
+        503,
+      );
+    }
+  },
+);

@@ -1,0 +1,63 @@
+/** /api/v1/tokens — admin creates, lists and revokes API tokens (shown once, stored hashed). */
+import { createRoute, z } from "@hono/zod-openapi";
+import { requireAdmin } from "../auth";
+import { errorResponses, IdParam } from "../contracts/common";
+import { iso } from "../db/serialize";
+import { insertToken, listTokens, newTokenSecret, revokeToken, sha256Hex } from "../db/tokens";
+import { notFound } from "../errors";
+import { createRouter, jsonBody, jsonResponse } from "../http";
+
+const tags = ["Tokens"];
+export const tokensRouter = createRouter();
+
+const TokenCreate = z.object({ kind: z.enum(["admin", "viewer"]), name: z.string().trim().min(1).max(200) }).openapi("TokenCreate");
+const Token = z
+  .object({ id: z.string(), kind: z.string(), name: z.string(), bot_id: z.string().nullable(), created_at: z.string(), revoked_at: z.string().nullable() })
+  .openapi("Token");
+
+tokensRouter.openapi(
+  createRoute({
+    method: "post", path: "/", tags, summary: "Create an admin or read-only viewer token (shown once)",
+    request: jsonBody(TokenCreate),
+    responses: { 201: jsonResponse(Token.extend({ token: z.string() }), "Created"), ...errorResponses(400, 401, 403) },
+  }),
+  async (c) => {
+    requireAdmin(c);
+    const ctx = c.get("ctx");
+    const { kind, name } = c.req.valid("json");
+    const token = newTokenSecret(kind);
+    const nowMs = ctx.now();
+    const id = crypto.randomUUID();
+    await insertToken(ctx.db, { id, kind, name, tokenHash: await sha256Hex(token), createdAt: nowMs });
+    ctx.log.info("token created", { token_id: id, kind });
+    return c.json({ id, kind, name, bot_id: null, created_at: iso(nowMs)!, revoked_at: null, token }, 201);
+  },
+);
+
+tokensRouter.openapi(
+  createRoute({
+    method: "get", path: "/", tags, summary: "List tokens (never their secrets)",
+    responses: { 200: jsonResponse(z.array(Token), "Tokens"), ...errorResponses(401, 403) },
+  }),
+  async (c) => {
+    requireAdmin(c);
+    const rows = await listTokens(c.get("ctx").db);
+    return c.json(rows.map((t) => ({ id: t.id, kind: t.kind, name: t.name, bot_id: t.botId, created_at: iso(t.createdAt)!, revoked_at: iso(t.revokedAt) })), 200);
+  },
+);
+
+tokensRouter.openapi(
+  createRoute({
+    method: "delete", path: "/{id}", tags, summary: "Revoke a token",
+    request: { params: IdParam },
+    responses: { 200: jsonResponse(z.object({ id: z.string(), revoked: z.boolean() }), "Revoked"), ...errorResponses(401, 403, 404) },
+  }),
+  async (c) => {
+    requireAdmin(c);
+    const ctx = c.get("ctx");
+    const { id } = c.req.valid("param");
+    if (!(await revokeToken(ctx.db, id, ctx.now()))) throw notFound("token", id);
+    ctx.log.info("token revoked", { token_id: id });
+    return c.json({ id, revoked: true }, 200);
+  },
+);

@@ -1,0 +1,76 @@
+/** /api/v1/ws — the bot control WebSocket and its operator endpoints. */
+import { createRoute, z } from "@hono/zod-openapi";
+import { eq } from "drizzle-orm";
+import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
+import { errorResponses, IdParam } from "../contracts/common";
+import { getBot } from "../db/bots";
+import { bots as botsTable } from "../db/schema";
+import { iso } from "../db/serialize";
+import { getTask } from "../db/tasks";
+import { AppError, notFound } from "../errors";
+import { createRouter, jsonResponse } from "../http";
+import { botStub } from "../services/context";
+
+const tags = ["WebSocket"];
+export const ws = createRouter();
+
+/**
+ * `GET /ws/control?bot_id=…` upgrades to the bot's control socket, held by its
+ * Durable Object. The Worker authenticates and checks the bot exists first.
+ */
+ws.get("/control", async (c) => {
+  const ctx = c.get("ctx");
+  if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
+    throw new AppError("upgrade_required", "this endpoint speaks WebSocket: send 'Upgrade: websocket'");
+  }
+  const botId = c.req.query("bot_id");
+  if (!botId || botId.length > 100) throw new AppError("validation_failed", "query parameter bot_id is required", { field: "bot_id" });
+  requireAdminOrBot(c, botId);
+  if (!(await getBot(ctx.db, botId))) throw notFound("bot", botId);
+  const headers = new Headers(c.req.raw.headers);
+  headers.set("X-Bot-Id", botId);
+  return botStub(ctx, botId).fetch(new Request(c.req.raw.url, { headers }));
+});
+
+const Connection = z.object({ bot_id: z.string(), name: z.string(), connected_at: z.string().nullable() });
+
+ws.openapi(
+  createRoute({
+    method: "get", path: "/connections", tags, summary: "Bots with a live control WebSocket",
+    responses: { 200: jsonResponse(z.object({ total: z.number().int(), connections: z.array(Connection) }), "Live connections"), ...errorResponses(401, 403) },
+  }),
+  async (c) => {
+    requireReader(c);
+    const ctx = c.get("ctx");
+    const rows = await ctx.db
+      .select({ id: botsTable.id, name: botsTable.name, connectedAt: botsTable.connectedAt })
+      .from(botsTable)
+      .where(eq(botsTable.connected, true))
+      .limit(1000);
+    return c.json({ total: rows.length, connections: rows.map((r) => ({ bot_id: r.id, name: r.name, connected_at: iso(r.connectedAt) })) }, 200);
+  },
+);
+
+ws.openapi(
+  createRoute({
+    method: "post", path: "/broadcast/task/{id}", tags, summary: "Push an assigned task to its bot again",
+    request: { params: IdParam },
+    responses: {
+      200: jsonResponse(z.object({ task_id: z.string(), bot_id: z.string(), delivered: z.boolean() }), "Pushed"),
+      ...errorResponses(401, 403, 404, 409),
+    },
+  }),
+  async (c) => {
+    requireAdmin(c);
+    const ctx = c.get("ctx");
+    const { id } = c.req.valid("param");
+    const task = await getTask(ctx.db, id, ctx.now());
+    if (!task) throw notFound("task", id);
+    if (!task.botId || (task.status !== "assigned" && task.status !== "in_progress")) {
+      throw new AppError("invalid_transition", `task ${id} is ${task.status} and held by no bot; assign it first`, { task_id: id, status: task.status });
+    }
+    const delivered = await botStub(ctx, task.botId).taskAssigned(task.botId, id);
+    if (!delivered) throw new AppError("bot_not_connected", `bot ${task.botId} has no open control socket`, { bot_id: task.botId });
+    return c.json({ task_id: id, bot_id: task.botId, delivered }, 200);
+  },
+);

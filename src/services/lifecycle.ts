@@ -1,0 +1,93 @@
+/**
+ * Applies a task action end to end: read → pure transition → guarded write,
+ * retrying a lost race a few times. Returns what the caller must do next
+ * (free a bot, dispatch a released workflow step) instead of doing it, so a
+ * bot's Durable Object can handle its own bot locally.
+ */
+import { transitionTask, type TaskAction } from "../core/task-machine";
+import { planAfterStepChange } from "../core/workflow";
+import { getTask, writeTransition } from "../db/tasks";
+import { stepStates } from "../db/workflows";
+import type { TaskWithWaiting } from "../db/serialize";
+import { tasks } from "../db/schema";
+import { and, eq } from "drizzle-orm";
+import { AppError, notFound } from "../errors";
+import type { Ctx } from "./context";
+
+export interface TransitionOutcome {
+  task: TaskWithWaiting;
+  /** Bot that held the task and must be freed / told. */
+  releasedBotId: string | null;
+  /** Tell the releasing bot to stop working on it (cancel, timeout, delete). */
+  notifyBot: boolean;
+  /** Set when the task went back to pending with a backoff. */
+  retryAtMs: number | null;
+  /** Workflow step released by this completion, to dispatch now. */
+  releasedStepTaskId: string | null;
+}
+
+export interface ActionOptions {
+  /** The acting bot must hold the task (bot tokens, WebSocket messages). */
+  actingBotId?: string;
+}
+
+const MAX_RACE_RETRIES = 4;
+
+export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskAction, opts: ActionOptions = {}): Promise<TransitionOutcome> {
+  for (let attempt = 0; attempt < MAX_RACE_RETRIES; attempt++) {
+    const nowMs = ctx.now();
+    const task = await getTask(ctx.db, taskId, nowMs);
+    if (!task) throw notFound("task", taskId);
+    if (opts.actingBotId && task.botId !== opts.actingBotId) {
+      throw new AppError("forbidden", `task ${taskId} is not held by bot ${opts.actingBotId}`, { task_id: taskId, status: task.status });
+    }
+    const result = transitionTask(
+      { status: task.status as never, botId: task.botId, attempts: task.attempts, maxAttempts: task.maxAttempts, startedAtMs: task.startedAt },
+      action,
+      nowMs,
+      ctx.config.backoff,
+    );
+    if (!result.ok) throw new AppError("invalid_transition", result.message, { task_id: taskId, status: task.status, action: action.kind });
+    const { patch, events, releasedBotId } = result.transition;
+
+    const workflowPlan =
+      task.workflowId && task.stepIndex !== null && patch.status !== task.status
+        ? planAfterStepChange(await stepStates(ctx.db, task.workflowId), task.stepIndex, patch.status)
+        : null;
+    const eventData: Record<string, unknown> = { bot_id: task.botId, attempt: task.attempts };
+    if (action.kind === "fail") Object.assign(eventData, { error_code: action.code, error: action.error });
+    if (action.kind === "cancel") eventData.reason = action.reason;
+
+    const won = await writeTransition(ctx.db, { task, patch, events, eventData, releasedBotId, workflowPlan, nowMs });
+    if (!won) continue; // someone changed the task since we read it: re-read and re-decide
+
+    const updated = (await getTask(ctx.db, taskId, ctx.now()))!;
+    ctx.log.info("task transition", {
+      task_id: taskId,
+      bot_id: task.botId,
+      workflow_id: task.workflowId,
+      from: task.status,
+      to: patch.status,
+      action: action.kind,
+      ...(action.kind === "fail" ? { error_code: action.code } : {}),
+      ...(workflowPlan ? { workflow_status: workflowPlan.status } : {}),
+    });
+    let releasedStepTaskId: string | null = null;
+    if (workflowPlan?.release != null) {
+      const next = await ctx.db
+        .select({ id: tasks.id })
+        .from(tasks)
+        .where(and(eq(tasks.workflowId, task.workflowId!), eq(tasks.stepIndex, workflowPlan.release)))
+        .get();
+      releasedStepTaskId = next?.id ?? null;
+    }
+    return {
+      task: updated,
+      releasedBotId,
+      notifyBot: action.kind === "cancel" || (action.kind === "fail" && action.code === "timeout"),
+      retryAtMs: patch.status === "pending" ? (patch.runAfterMs ?? null) : null,
+      releasedStepTaskId,
+    };
+  }
+  throw new AppError("conflict", `task ${taskId} kept changing while we updated it; try again`, { task_id: taskId });
+}

@@ -1,0 +1,148 @@
+/** Helpers for integration tests: authenticated calls through the real Worker, real WebSockets. */
+import { SELF } from "cloudflare:test";
+import { expect } from "vitest";
+
+export const ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
+const BASE = "http://coordinator.test";
+
+export interface CallOptions {
+  token?: string | null;
+  headers?: Record<string, string>;
+  rawBody?: string;
+}
+
+export async function call(method: string, path: string, body?: unknown, opts: CallOptions = {}) {
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  const token = opts.token === undefined ? ADMIN_TOKEN : opts.token;
+  if (token) headers.Authorization = `Bearer ${token}`;
+  let payload: string | undefined = opts.rawBody;
+  if (body !== undefined) payload = JSON.stringify(body);
+  if (payload !== undefined && !headers["Content-Type"]) headers["Content-Type"] = "application/json";
+  const res = await SELF.fetch(`${BASE}${path}`, { method, headers, body: payload });
+  const text = await res.text();
+  let json: any = null;
+  try {
+    json = text ? JSON.parse(text) : null;
+  } catch {
+    json = text;
+  }
+  return { status: res.status, body: json, headers: res.headers };
+}
+
+export const get = (path: string, opts?: CallOptions) => call("GET", path, undefined, opts);
+export const post = (path: string, body?: unknown, opts?: CallOptions) => call("POST", path, body, opts);
+export const del = (path: string, opts?: CallOptions) => call("DELETE", path, undefined, opts);
+
+/** Asserts the error envelope and returns it. */
+export function expectError(res: { status: number; body: any }, status: number, code: string) {
+  expect(res.status, JSON.stringify(res.body)).toBe(status);
+  expect(res.body.error.code).toBe(code);
+  expect(typeof res.body.error.message).toBe("string");
+  expect(res.body.error.details).toBeTypeOf("object");
+  return res.body.error;
+}
+
+let uniq = 0;
+/** A capability no other test uses, so dispatch in one test never reaches another test's bots. */
+export const uniqueCapability = (prefix = "cap") => `${prefix}-${Date.now().toString(36)}-${++uniq}`;
+
+export async function registerBot(capabilities: string[] = [], name = "test-bot") {
+  const res = await post("/api/v1/bots", { name, capabilities, metadata: { test: true } });
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body as { id: string; token: string; status: string; capabilities: string[] };
+}
+
+export async function createTask(body: Record<string, unknown>) {
+  const res = await post("/api/v1/tasks", body);
+  expect(res.status, JSON.stringify(res.body)).toBe(201);
+  return res.body;
+}
+
+/** Polls until `check` returns a truthy value; fails after `timeoutMs`. Bounded, never hangs. */
+export async function eventually<T>(check: () => Promise<T | null | undefined | false>, timeoutMs = 5000, what = "condition"): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const value = await check();
+      if (value) return value;
+    } catch (err) {
+      last = err;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
+}
+
+export async function taskStatus(id: string): Promise<any> {
+  return (await get(`/api/v1/tasks/${id}`)).body;
+}
+
+/** A real WebSocket connection to the bot control endpoint, with a message inbox. */
+export class BotSocket {
+  readonly inbox: any[] = [];
+  private waiters: Array<() => void> = [];
+  closed: { code: number; reason: string } | null = null;
+
+  private constructor(readonly ws: WebSocket) {
+    ws.addEventListener("message", (e) => {
+      this.inbox.push(JSON.parse(typeof e.data === "string" ? e.data : new TextDecoder().decode(e.data as ArrayBuffer)));
+      this.waiters.splice(0).forEach((w) => w());
+    });
+    ws.addEventListener("close", (e) => {
+      this.closed = { code: e.code, reason: e.reason };
+      this.waiters.splice(0).forEach((w) => w());
+    });
+  }
+
+  static async open(botId: string, token: string | null, via: "header" | "query" = "header"): Promise<BotSocket> {
+    const res = await BotSocket.upgrade(botId, token, via);
+    expect(res.status).toBe(101);
+    const ws = res.webSocket!;
+    ws.accept();
+    return new BotSocket(ws);
+  }
+
+  static async upgrade(botId: string, token: string | null, via: "header" | "query" = "header"): Promise<Response> {
+    const headers: Record<string, string> = { Upgrade: "websocket" };
+    let url = `${BASE}/api/v1/ws/control?bot_id=${encodeURIComponent(botId)}`;
+    if (token && via === "header") headers.Authorization = `Bearer ${token}`;
+    if (token && via === "query") url += `&token=${encodeURIComponent(token)}`;
+    return SELF.fetch(url, { headers });
+  }
+
+  send(msg: unknown): void {
+    this.ws.send(typeof msg === "string" ? msg : JSON.stringify(msg));
+  }
+
+  /** Next message of `type` not yet taken (removes it from the inbox). */
+  async next(type: string, timeoutMs = 5000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const i = this.inbox.findIndex((m) => m.type === type);
+      if (i >= 0) return this.inbox.splice(i, 1)[0];
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no '${type}' message within ${timeoutMs}ms; inbox: ${JSON.stringify(this.inbox)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 250));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  async complete(taskId: string, result: unknown = { ok: true }, success = true): Promise<any> {
+    this.send({ type: "task_complete", payload: { task_id: taskId, success, result } });
+    return this.next("task_ack");
+  }
+
+  close(): void {
+    try {
+      this.ws.close(1000, "test done");
+    } catch {
+      /* already closed */
+    }
+  }
+}

@@ -1,0 +1,55 @@
+/**
+ * Two projects:
+ * - `workers`: unit + integration tests inside workerd (miniflare) via the Workers pool;
+ * - `e2e`: Node-pool tests that run real processes (wrangler dev, bot clients).
+ */
+import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
+import { defineConfig } from "vitest/config";
+
+export const TEST_ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
+
+export default defineConfig(async () => {
+  const migrations = await readD1Migrations("./migrations");
+  return {
+    test: {
+      projects: [
+        {
+          plugins: [
+            cloudflareTest({
+              main: "./src/index.ts",
+              wrangler: { configPath: "./wrangler.toml" },
+              miniflare: {
+                bindings: {
+                  TEST_MIGRATIONS: migrations,
+                  ADMIN_TOKEN: TEST_ADMIN_TOKEN,
+                  // Short windows so timeouts, grace and retries are observable in seconds.
+                  BOT_RECONNECT_GRACE_S: "1",
+                  RETRY_BASE_DELAY_MS: "300",
+                  RETRY_MAX_DELAY_MS: "600",
+                  LOG_LEVEL: "warn",
+                },
+              },
+            }),
+          ],
+          test: {
+            name: "workers",
+            include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
+            setupFiles: ["./test/helpers/setup.ts"],
+            testTimeout: 20_000,
+          },
+        },
+        {
+          test: {
+            name: "e2e",
+            include: ["test/e2e/**/*.test.ts"],
+            environment: "node",
+            pool: "forks",
+            testTimeout: 240_000,
+            hookTimeout: 120_000,
+            fileParallelism: false,
+          },
+        },
+      ],
+    },
+  };
+});
