@@ -2,6 +2,7 @@
 import { and, asc, eq, isNull, sql, type SQL } from "drizzle-orm";
 import type { BotStatus } from "../core/bot-status";
 import type { Db } from "./client";
+import { runBatch, type Statement } from "./batch";
 import { afterCursor, newestFirst, page, type Cursor } from "./pagination";
 import { bots, events, tokens, type BotRow } from "./schema";
 
@@ -18,7 +19,7 @@ export const hasCapability = (capability: string): SQL =>
   sql`EXISTS (SELECT 1 FROM json_each(${bots.capabilities}) WHERE value = ${capability})`;
 
 export async function insertBot(db: Db, row: typeof bots.$inferInsert, tokenRow: typeof tokens.$inferInsert): Promise<void> {
-  await db.batch([
+  await runBatch(db, [
     db.insert(bots).values(row),
     db.insert(tokens).values(tokenRow),
     db.insert(events).values({ entityType: "bot", entityId: row.id, type: "bot_registered", data: { name: row.name }, createdAt: row.createdAt }),
@@ -78,14 +79,14 @@ export async function listConnectedBotIds(db: Db): Promise<string[]> {
 }
 
 export async function markConnected(db: Db, id: string, nowMs: number): Promise<void> {
-  await db.batch([
+  await runBatch(db, [
     db.update(bots).set({ connected: true, connectedAt: nowMs, lastHeartbeatAt: nowMs, updatedAt: nowMs }).where(eq(bots.id, id)),
     db.insert(events).values({ entityType: "bot", entityId: id, type: "bot_connected", data: {}, createdAt: nowMs }),
   ]);
 }
 
 export async function markDisconnected(db: Db, id: string, nowMs: number, reason: string): Promise<void> {
-  await db.batch([
+  await runBatch(db, [
     db.update(bots).set({ connected: false, disconnectedAt: nowMs, updatedAt: nowMs }).where(eq(bots.id, id)),
     db.insert(events).values({ entityType: "bot", entityId: id, type: "bot_disconnected", data: { reason }, createdAt: nowMs }),
   ]);
@@ -103,14 +104,14 @@ export async function recordHeartbeat(db: Db, id: string, nowMs: number, throttl
 }
 
 export async function setHeld(db: Db, id: string, held: boolean, nowMs: number): Promise<void> {
-  await db.batch([
+  await runBatch(db, [
     db.update(bots).set({ held, updatedAt: nowMs }).where(eq(bots.id, id)),
     db.insert(events).values({ entityType: "bot", entityId: id, type: held ? "bot_held" : "bot_released", data: {}, createdAt: nowMs }),
   ]);
 }
 
 export async function deleteBotRows(db: Db, id: string, nowMs: number): Promise<void> {
-  await db.batch([
+  await runBatch(db, [
     db.delete(bots).where(eq(bots.id, id)),
     db.update(tokens).set({ revokedAt: nowMs }).where(and(eq(tokens.botId, id), isNull(tokens.revokedAt))),
     db.insert(events).values({ entityType: "bot", entityId: id, type: "bot_deleted", data: {}, createdAt: nowMs }),

@@ -9,6 +9,7 @@ import type { BatchItem } from "drizzle-orm/batch";
 import type { TaskPatch, TransitionEvent } from "../core/task-machine";
 import type { StepPlan } from "../core/workflow";
 import { changedRows, type Db } from "./client";
+import { runBatch, type Statement } from "./batch";
 import { afterCursor, newestFirst, page, type Cursor } from "./pagination";
 import { bots, events, tasks, workflows, type TaskRow } from "./schema";
 import type { TaskWithWaiting } from "./serialize";
@@ -164,10 +165,8 @@ function patchColumns(patch: TaskPatch): Partial<typeof tasks.$inferInsert> {
 }
 
 function guardedEvent(db: Db, taskId: string, version: number, type: string, data: Record<string, unknown>, nowMs: number) {
-  return db.run(
-    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
-        SELECT 'task', ${taskId}, ${type}, ${JSON.stringify(data)}, ${nowMs} WHERE ${guard(taskId, version)}`,
-  );
+  return sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+        SELECT 'task', ${taskId}, ${type}, ${JSON.stringify(data)}, ${nowMs} WHERE ${guard(taskId, version)}`;
 }
 
 export interface GuardedWrite {
@@ -184,7 +183,7 @@ export interface GuardedWrite {
 export async function writeTransition(db: Db, w: GuardedWrite): Promise<boolean> {
   const { task, nowMs } = w;
   const next = task.version + 1;
-  const statements: BatchItem<"sqlite">[] = [
+  const statements: Statement[] = [
     db
       .update(tasks)
       .set({ ...patchColumns(w.patch), version: next, updatedAt: nowMs })
@@ -200,12 +199,12 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<boolean>
   }
   for (const type of w.events) statements.push(guardedEvent(db, task.id, next, type, { ...w.eventData, status: w.patch.status }, nowMs));
   if (w.workflowPlan && task.workflowId) statements.push(...workflowStatements(db, task.workflowId, w.workflowPlan, task.id, next, nowMs));
-  const results = await db.batch(statements as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+  const results = await runBatch(db, statements);
   return changedRows(results[0]) === 1;
 }
 
-function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: string, version: number, nowMs: number): BatchItem<"sqlite">[] {
-  const out: BatchItem<"sqlite">[] = [];
+function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: string, version: number, nowMs: number): Statement[] {
+  const out: Statement[] = [];
   if (plan.release !== null) {
     out.push(
       db
@@ -239,7 +238,7 @@ function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: 
  */
 export async function claimTask(db: Db, task: TaskRow, botId: string, nowMs: number, requireConnected: boolean): Promise<boolean> {
   const next = task.version + 1;
-  const results = await db.batch([
+  const results = await runBatch(db, [
     db
       .update(bots)
       .set({ currentTaskId: task.id, lastAssignedAt: nowMs, updatedAt: nowMs })
@@ -269,17 +268,17 @@ export async function recordProgress(db: Db, taskId: string, botId: string, prog
   return changedRows(res) === 1;
 }
 
-export async function insertTasks(db: Db, rows: (typeof tasks.$inferInsert)[], extra: BatchItem<"sqlite">[] = []): Promise<void> {
-  const statements: BatchItem<"sqlite">[] = [...extra];
+export async function insertTasks(db: Db, rows: (typeof tasks.$inferInsert)[], extra: Statement[] = []): Promise<void> {
+  const statements: Statement[] = [...extra];
   for (const row of rows) {
     statements.push(db.insert(tasks).values(row));
     statements.push(db.insert(events).values({ entityType: "task", entityId: row.id!, type: "task_created", data: { workflow_id: row.workflowId ?? null }, createdAt: row.createdAt }));
   }
-  await db.batch(statements as [BatchItem<"sqlite">, ...BatchItem<"sqlite">[]]);
+  await runBatch(db, statements);
 }
 
 export async function deleteTaskRow(db: Db, taskId: string, nowMs: number): Promise<void> {
-  await db.batch([
+  await runBatch(db, [
     db.update(bots).set({ currentTaskId: null, updatedAt: nowMs }).where(eq(bots.currentTaskId, taskId)),
     db.delete(tasks).where(eq(tasks.id, taskId)),
     db.insert(events).values({ entityType: "task", entityId: taskId, type: "task_deleted", data: {}, createdAt: nowMs }),

@@ -3,6 +3,7 @@ import { and, eq, inArray, sql } from "drizzle-orm";
 import type { StepState } from "../core/workflow";
 import type { TaskStatus } from "../core/task-machine";
 import { changedRows, type Db } from "./client";
+import { runBatch, type Statement } from "./batch";
 import { afterCursor, newestFirst, page, type Cursor } from "./pagination";
 import { bots, events, tasks, workflows, type WorkflowRow } from "./schema";
 import { insertTasks } from "./tasks";
@@ -60,7 +61,7 @@ export async function listWorkflows(db: Db, f: WorkflowFilter) {
 
 /** Starts a pending workflow: releases step 0. Conditional, so a double start is a no-op. */
 export async function startWorkflow(db: Db, id: string, nowMs: number): Promise<boolean> {
-  const results = await db.batch([
+  const results = await runBatch(db, [
     db.update(workflows).set({ status: "in_progress", startedAt: nowMs, updatedAt: nowMs }).where(and(eq(workflows.id, id), eq(workflows.status, "pending"))),
     db
       .update(tasks)
@@ -73,17 +74,15 @@ export async function startWorkflow(db: Db, id: string, nowMs: number): Promise<
           sql`EXISTS (SELECT 1 FROM workflows WHERE id = ${id} AND status = 'in_progress' AND started_at = ${nowMs})`,
         ),
       ),
-    db.run(
-      sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
           SELECT 'workflow', ${id}, 'workflow_started', '{}', ${nowMs}
           WHERE EXISTS (SELECT 1 FROM workflows WHERE id = ${id} AND started_at = ${nowMs})`,
-    ),
   ]);
   return changedRows(results[0]) === 1;
 }
 
 export async function deleteWorkflowRows(db: Db, id: string, nowMs: number): Promise<void> {
-  await db.batch([
+  await runBatch(db, [
     // Free any bot running a step first, or it would stay busy with a task that no longer exists.
     db.update(bots).set({ currentTaskId: null, updatedAt: nowMs }).where(sql`${bots.currentTaskId} IN (SELECT id FROM tasks WHERE workflow_id = ${id})`),
     db.delete(tasks).where(eq(tasks.workflowId, id)),
