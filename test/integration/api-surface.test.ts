@@ -1,0 +1,43 @@
+import { describe, expect, it } from "vitest";
+import { expectError, get } from "../helpers/api";
+
+describe("service surface", () => {
+  it("GET / keeps seed 001's JSON; /health checks D1", async () => {
+    const root = await get("/", { token: null });
+    expect(root.body).toMatchObject({ service: "ClawBot Coordinator", status: "running" });
+    const health = await get("/health", { token: null });
+    expect(health.body).toMatchObject({ status: "healthy", checks: { database: { status: "ok" } } });
+    expect(health.headers.get("X-Request-Id")).toBeTruthy();
+  });
+
+  it("serves an OpenAPI 3.1 document generated from the zod schemas", async () => {
+    const spec = (await get("/openapi.json", { token: null })).body;
+    expect(spec.openapi).toBe("3.1.0");
+    for (const path of [
+      "/api/v1/bots", "/api/v1/bots/available", "/api/v1/bots/{id}", "/api/v1/bots/{id}/heartbeat", "/api/v1/bots/{id}/busy",
+      "/api/v1/bots/{id}/available", "/api/v1/tasks", "/api/v1/tasks/pending", "/api/v1/tasks/{id}/assign", "/api/v1/tasks/{id}/start",
+      "/api/v1/tasks/{id}/complete", "/api/v1/tasks/{id}/fail", "/api/v1/tasks/{id}/cancel", "/api/v1/workflows", "/api/v1/workflows/{id}/tasks",
+      "/api/v1/workflows/{id}/start", "/api/v1/ws/connections", "/api/v1/ws/broadcast/task/{id}", "/health",
+    ]) {
+      expect(spec.paths[path], path).toBeDefined();
+    }
+    expect(spec.components.schemas.TaskCreate.properties.timeout_seconds).toMatchObject({ minimum: 1, maximum: 3600 });
+  });
+
+  it("serves an interactive docs page with no external assets", async () => {
+    const res = await get("/docs", { token: null });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toContain("text/html");
+    expect(res.body).toContain("/openapi.json");
+    expect(res.body).not.toMatch(/<script[^>]+src=|<link[^>]+href="http|https?:\/\/(?!localhost)/);
+  });
+
+  it("unknown routes and methods get the JSON envelope", async () => {
+    expectError(await get("/api/v1/nothing"), 404, "not_found");
+    expectError(await get("/nowhere", { token: null }), 404, "not_found");
+  });
+
+  it("the WebSocket endpoint explains itself to plain HTTP", async () => {
+    expectError(await get("/api/v1/ws/control?bot_id=x"), 426, "upgrade_required");
+  });
+});

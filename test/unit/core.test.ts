@@ -1,0 +1,53 @@
+import { describe, expect, it } from "vitest";
+import { deriveBotStatus } from "../../src/core/bot-status";
+import { nextWakeMs, takeDue } from "../../src/core/schedule";
+import { aggregateWorkflowStatus, planAfterStepChange, type StepState } from "../../src/core/workflow";
+
+describe("bot status", () => {
+  const base = { connected: false, held: false, currentTaskId: null, lastHeartbeatAtMs: null, disconnectedAtMs: null };
+  const STALE = 90_000;
+  it("socket means online; a fresh REST heartbeat too; stale means offline", () => {
+    expect(deriveBotStatus(base, 1000, STALE)).toBe("offline");
+    expect(deriveBotStatus({ ...base, connected: true }, 1000, STALE)).toBe("online");
+    expect(deriveBotStatus({ ...base, lastHeartbeatAtMs: 1000 }, 1000 + STALE - 1, STALE)).toBe("online");
+    expect(deriveBotStatus({ ...base, lastHeartbeatAtMs: 1000 }, 1000 + STALE, STALE)).toBe("offline");
+  });
+  it("a closed socket wins over an older heartbeat", () => {
+    expect(deriveBotStatus({ ...base, lastHeartbeatAtMs: 1000, disconnectedAtMs: 1000 }, 1500, STALE)).toBe("offline");
+    expect(deriveBotStatus({ ...base, lastHeartbeatAtMs: 2000, disconnectedAtMs: 1000 }, 2500, STALE)).toBe("online");
+  });
+  it("held or holding a task means busy, but only when live", () => {
+    expect(deriveBotStatus({ ...base, connected: true, held: true }, 0, STALE)).toBe("busy");
+    expect(deriveBotStatus({ ...base, connected: true, currentTaskId: "t" }, 0, STALE)).toBe("busy");
+    expect(deriveBotStatus({ ...base, currentTaskId: "t" }, 0, STALE)).toBe("offline");
+  });
+});
+
+describe("workflow planning", () => {
+  const steps = (...statuses: [string, boolean][]): StepState[] => statuses.map(([status, released], stepIndex) => ({ stepIndex, status: status as never, released }));
+  it("aggregates", () => {
+    expect(aggregateWorkflowStatus(steps(["pending", false], ["pending", false]))).toBe("pending");
+    expect(aggregateWorkflowStatus(steps(["assigned", true], ["pending", false]))).toBe("in_progress");
+    expect(aggregateWorkflowStatus(steps(["completed", true], ["completed", true]))).toBe("completed");
+    expect(aggregateWorkflowStatus(steps(["completed", true], ["failed", true]))).toBe("failed");
+    expect(aggregateWorkflowStatus(steps(["cancelled", true], ["cancelled", false]))).toBe("cancelled");
+  });
+  it("completing a step releases the next; the last completes the workflow", () => {
+    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false], ["pending", false]), 0, "completed")).toEqual({ release: 1, cancel: [], status: "in_progress" });
+    expect(planAfterStepChange(steps(["completed", true], ["in_progress", true]), 1, "completed")).toEqual({ release: null, cancel: [], status: "completed" });
+  });
+  it("a failed step cancels the unstarted rest", () => {
+    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false], ["pending", false]), 0, "failed")).toEqual({ release: null, cancel: [1, 2], status: "failed" });
+  });
+  it("a retry (back to pending) changes nothing else", () => {
+    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false]), 0, "pending")).toEqual({ release: null, cancel: [], status: "in_progress" });
+  });
+});
+
+describe("alarm schedule", () => {
+  it("arms for the earliest entry and splits due from pending", () => {
+    expect(nextWakeMs({})).toBeNull();
+    expect(nextWakeMs({ a: 30, b: 10, c: 20 })).toBe(10);
+    expect(takeDue({ a: 30, b: 10, c: 20 }, 20)).toEqual({ due: ["b", "c"], remaining: { a: 30 } });
+  });
+});

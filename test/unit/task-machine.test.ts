@@ -1,0 +1,90 @@
+import { describe, expect, it } from "vitest";
+import { retryDelayMs } from "../../src/core/backoff";
+import { canApply, taskDeadlineMs, transitionTask, type TaskState, type TaskStatus } from "../../src/core/task-machine";
+
+const backoff = { baseDelayMs: 1000, maxDelayMs: 8000 };
+const task = (over: Partial<TaskState> = {}): TaskState => ({ status: "pending", botId: null, attempts: 0, maxAttempts: 3, startedAtMs: null, ...over });
+const NOW = 1_000_000;
+
+describe("task state machine", () => {
+  it("allows exactly the documented transitions", () => {
+    const table: Record<TaskStatus, string[]> = {
+      pending: ["assign", "cancel"],
+      assigned: ["start", "complete", "fail", "cancel"],
+      in_progress: ["complete", "fail", "cancel"],
+      completed: [],
+      failed: [],
+      cancelled: [],
+    };
+    for (const [status, allowed] of Object.entries(table)) {
+      for (const action of ["assign", "start", "complete", "fail", "cancel"] as const) {
+        expect(canApply(status as TaskStatus, action), `${action} from ${status}`).toBe(allowed.includes(action));
+      }
+    }
+  });
+
+  it("assign counts an attempt and records the bot and time", () => {
+    const r = transitionTask(task(), { kind: "assign", botId: "b1" }, NOW, backoff);
+    expect(r.ok && r.transition).toEqual({
+      patch: { status: "assigned", botId: "b1", assignedAtMs: NOW, attempts: 1, progress: null, progressMessage: null },
+      events: ["task_assigned"],
+      releasedBotId: null,
+    });
+  });
+
+  it("complete from assigned records the start first and frees the bot", () => {
+    const r = transitionTask(task({ status: "assigned", botId: "b1", attempts: 1 }), { kind: "complete", result: { x: 1 } }, NOW, backoff);
+    if (!r.ok) throw new Error(r.message);
+    expect(r.transition.events).toEqual(["task_started", "task_completed"]);
+    expect(r.transition.patch).toMatchObject({ status: "completed", startedAtMs: NOW, completedAtMs: NOW, result: { x: 1 } });
+    expect(r.transition.releasedBotId).toBe("b1");
+  });
+
+  it("complete from in_progress keeps the original start", () => {
+    const r = transitionTask(task({ status: "in_progress", botId: "b1", attempts: 1, startedAtMs: 5 }), { kind: "complete", result: null }, NOW, backoff);
+    expect(r.ok && r.transition.patch.startedAtMs).toBe(5);
+    expect(r.ok && r.transition.events).toEqual(["task_completed"]);
+  });
+
+  it("a failure with attempts left re-queues with backoff; without, it is final", () => {
+    const retry = transitionTask(task({ status: "in_progress", botId: "b1", attempts: 1 }), { kind: "fail", code: "timeout", error: "slow", retry: true }, NOW, backoff, () => 0);
+    if (!retry.ok) throw new Error(retry.message);
+    expect(retry.transition.patch).toMatchObject({ status: "pending", botId: null, runAfterMs: NOW + 500, errorCode: "timeout" });
+    expect(retry.transition.events).toEqual(["task_retry_scheduled"]);
+
+    const last = transitionTask(task({ status: "in_progress", botId: "b1", attempts: 3 }), { kind: "fail", code: "bot_lost", error: "gone", retry: true }, NOW, backoff);
+    expect(last.ok && last.transition.patch).toMatchObject({ status: "failed", failedAtMs: NOW, errorCode: "bot_lost" });
+
+    const noRetry = transitionTask(task({ status: "assigned", botId: "b1", attempts: 1 }), { kind: "fail", code: "bot_error", error: "x", retry: false }, NOW, backoff);
+    expect(noRetry.ok && noRetry.transition.patch.status).toBe("failed");
+  });
+
+  it("refuses illegal transitions with a clear message", () => {
+    const r = transitionTask(task({ status: "completed" }), { kind: "cancel", reason: "x" }, NOW, backoff);
+    expect(r).toEqual({ ok: false, code: "invalid_transition", message: "cannot cancel a task that is completed (allowed from: pending, assigned, in_progress)" });
+  });
+
+  it("cancel of a pending task frees no bot; of a held task frees its bot", () => {
+    const pending = transitionTask(task(), { kind: "cancel", reason: "x" }, NOW, backoff);
+    expect(pending.ok && pending.transition.releasedBotId).toBeNull();
+    const held = transitionTask(task({ status: "assigned", botId: "b9", attempts: 1 }), { kind: "cancel", reason: "x" }, NOW, backoff);
+    expect(held.ok && held.transition.releasedBotId).toBe("b9");
+  });
+
+  it("deadline counts from start, else from assignment", () => {
+    expect(taskDeadlineMs({ assignedAtMs: 100, startedAtMs: null, timeoutSeconds: 2 })).toBe(2100);
+    expect(taskDeadlineMs({ assignedAtMs: 100, startedAtMs: 500, timeoutSeconds: 2 })).toBe(2500);
+    expect(taskDeadlineMs({ assignedAtMs: null, startedAtMs: null, timeoutSeconds: 2 })).toBeNull();
+  });
+});
+
+describe("retry backoff", () => {
+  it("doubles per attempt, is capped, and jitters within [d/2, d]", () => {
+    expect(retryDelayMs(1, backoff, () => 0)).toBe(500);
+    expect(retryDelayMs(1, backoff, () => 1)).toBe(1000);
+    expect(retryDelayMs(2, backoff, () => 1)).toBe(2000);
+    expect(retryDelayMs(3, backoff, () => 1)).toBe(4000);
+    expect(retryDelayMs(10, backoff, () => 1)).toBe(8000);
+    expect(retryDelayMs(1000, backoff, () => 0.5)).toBe(6000);
+  });
+});
