@@ -6,6 +6,9 @@
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-pool-workers";
 import { defineConfig } from "vitest/config";
 
+// No network beyond loopback: miniflare must not fetch the `cf` object from Cloudflare.
+process.env.CLOUDFLARE_CF_FETCH_ENABLED = "false";
+
 export const TEST_ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
 
 export default defineConfig(async () => {
@@ -40,8 +43,8 @@ export default defineConfig(async () => {
         },
         {
           test: {
-            name: "e2e",
-            include: ["test/e2e/**/*.test.ts"],
+            name: "node",
+            include: ["test/node/**/*.test.ts", "test/e2e/**/*.test.ts"],
             environment: "node",
             pool: "forks",
             testTimeout: 240_000,

@@ -4,9 +4,7 @@
  */
 import { z } from "zod";
 
-/** The exact heartbeat frame the runtime answers without waking the bot's Durable Object. */
-export const HEARTBEAT_FRAME = '{"type":"heartbeat"}';
-export const HEARTBEAT_ACK_FRAME = '{"type":"heartbeat_ack"}';
+export { HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, MAX_MESSAGE_BYTES } from "./ws-frames";
 
 export const BotMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("heartbeat"), payload: z.unknown().optional() }),
@@ -45,6 +43,3 @@ export type ServerMessage =
   | { type: "task_ack"; payload: { task_id: string; status: string; applied: boolean } }
   | { type: "heartbeat_ack" }
   | { type: "error"; payload: { code: string; message: string; details?: Record<string, unknown> } };
-
-/** Largest WebSocket message a bot may send (same cap as HTTP bodies). */
-export const MAX_MESSAGE_BYTES = 256 * 1024;

@@ -73,6 +73,11 @@ export const tasks = sqliteTable(
     idempotencyKey: text("idempotency_key"),
     /** Optimistic concurrency: every write is `WHERE version = <read version>`. */
     version: integer("version").notNull().default(0),
+    /**
+     * Unique id of the last guarded write. Follow-up statements in the same batch
+     * check it (not the version, which a competing writer may also have reached).
+     */
+    writeId: text("write_id"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
     assignedAt: integer("assigned_at"),

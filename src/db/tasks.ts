@@ -144,7 +144,8 @@ export async function findOrphanedHeldTasks(db: Db, limit: number): Promise<Task
     .limit(limit);
 }
 
-const guard = (taskId: string, version: number) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${taskId} AND version = ${version})`;
+/** True only inside the batch whose own write stamped `writeId` on the task. */
+const guard = (taskId: string, writeId: string) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${taskId} AND write_id = ${writeId})`;
 
 function patchColumns(patch: TaskPatch): Partial<typeof tasks.$inferInsert> {
   const cols: Partial<typeof tasks.$inferInsert> = { status: patch.status };
@@ -164,9 +165,9 @@ function patchColumns(patch: TaskPatch): Partial<typeof tasks.$inferInsert> {
   return cols;
 }
 
-function guardedEvent(db: Db, taskId: string, version: number, type: string, data: Record<string, unknown>, nowMs: number) {
+function guardedEvent(taskId: string, writeId: string, type: string, data: Record<string, unknown>, nowMs: number) {
   return sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
-        SELECT 'task', ${taskId}, ${type}, ${JSON.stringify(data)}, ${nowMs} WHERE ${guard(taskId, version)}`;
+        SELECT 'task', ${taskId}, ${type}, ${JSON.stringify(data)}, ${nowMs} WHERE ${guard(taskId, writeId)}`;
 }
 
 export interface GuardedWrite {
@@ -182,11 +183,11 @@ export interface GuardedWrite {
 /** Applies a transition if nobody changed the task since it was read. Returns false on a lost race. */
 export async function writeTransition(db: Db, w: GuardedWrite): Promise<boolean> {
   const { task, nowMs } = w;
-  const next = task.version + 1;
+  const writeId = crypto.randomUUID();
   const statements: Statement[] = [
     db
       .update(tasks)
-      .set({ ...patchColumns(w.patch), version: next, updatedAt: nowMs })
+      .set({ ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs })
       .where(and(eq(tasks.id, task.id), eq(tasks.version, task.version))),
   ];
   if (w.releasedBotId) {
@@ -194,23 +195,26 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<boolean>
       db
         .update(bots)
         .set({ currentTaskId: null, updatedAt: nowMs })
-        .where(and(eq(bots.id, w.releasedBotId), eq(bots.currentTaskId, task.id), guard(task.id, next))),
+        .where(and(eq(bots.id, w.releasedBotId), eq(bots.currentTaskId, task.id), guard(task.id, writeId))),
     );
   }
-  for (const type of w.events) statements.push(guardedEvent(db, task.id, next, type, { ...w.eventData, status: w.patch.status }, nowMs));
-  if (w.workflowPlan && task.workflowId) statements.push(...workflowStatements(db, task.workflowId, w.workflowPlan, task.id, next, nowMs));
+  for (const type of w.events) {
+    const status = type === "task_started" ? "in_progress" : w.patch.status;
+    statements.push(guardedEvent(task.id, writeId, type, { ...w.eventData, status }, nowMs));
+  }
+  if (w.workflowPlan && task.workflowId) statements.push(...workflowStatements(db, task.workflowId, w.workflowPlan, task.id, writeId, nowMs));
   const results = await runBatch(db, statements);
   return changedRows(results[0]) === 1;
 }
 
-function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: string, version: number, nowMs: number): Statement[] {
+function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: string, writeId: string, nowMs: number): Statement[] {
   const out: Statement[] = [];
   if (plan.release !== null) {
     out.push(
       db
         .update(tasks)
         .set({ ready: true, updatedAt: nowMs, version: sql`${tasks.version} + 1` })
-        .where(and(eq(tasks.workflowId, workflowId), eq(tasks.stepIndex, plan.release), eq(tasks.status, "pending"), guard(taskId, version))),
+        .where(and(eq(tasks.workflowId, workflowId), eq(tasks.stepIndex, plan.release), eq(tasks.status, "pending"), guard(taskId, writeId))),
     );
   }
   if (plan.cancel.length) {
@@ -218,7 +222,7 @@ function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: 
       db
         .update(tasks)
         .set({ status: "cancelled", cancelledAt: nowMs, error: "an earlier workflow step did not complete", errorCode: "cancelled", updatedAt: nowMs, version: sql`${tasks.version} + 1` })
-        .where(and(eq(tasks.workflowId, workflowId), inArray(tasks.stepIndex, plan.cancel), eq(tasks.status, "pending"), guard(taskId, version))),
+        .where(and(eq(tasks.workflowId, workflowId), inArray(tasks.stepIndex, plan.cancel), eq(tasks.status, "pending"), guard(taskId, writeId))),
     );
   }
   const terminal = plan.status === "completed" || plan.status === "failed" || plan.status === "cancelled";
@@ -226,7 +230,7 @@ function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: 
     db
       .update(workflows)
       .set({ status: plan.status, updatedAt: nowMs, ...(terminal ? { finishedAt: nowMs } : {}) })
-      .where(and(eq(workflows.id, workflowId), guard(taskId, version))),
+      .where(and(eq(workflows.id, workflowId), guard(taskId, writeId))),
   );
   return out;
 }
@@ -237,7 +241,7 @@ function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: 
  * still the version we read; the task moves only if the bot took it.
  */
 export async function claimTask(db: Db, task: TaskRow, botId: string, nowMs: number, requireConnected: boolean): Promise<boolean> {
-  const next = task.version + 1;
+  const writeId = crypto.randomUUID();
   const results = await runBatch(db, [
     db
       .update(bots)
@@ -253,9 +257,9 @@ export async function claimTask(db: Db, task: TaskRow, botId: string, nowMs: num
       ),
     db
       .update(tasks)
-      .set({ status: "assigned", botId, assignedAt: nowMs, startedAt: null, attempts: task.attempts + 1, progress: null, progressMessage: null, version: next, updatedAt: nowMs })
+      .set({ status: "assigned", botId, assignedAt: nowMs, startedAt: null, attempts: task.attempts + 1, progress: null, progressMessage: null, version: task.version + 1, writeId, updatedAt: nowMs })
       .where(and(eq(tasks.id, task.id), eq(tasks.version, task.version), sql`EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND current_task_id = ${task.id})`)),
-    guardedEvent(db, task.id, next, "task_assigned", { bot_id: botId, attempt: task.attempts + 1 }, nowMs),
+    guardedEvent(task.id, writeId, "task_assigned", { bot_id: botId, attempt: task.attempts + 1 }, nowMs),
   ]);
   return changedRows(results[1]) === 1;
 }

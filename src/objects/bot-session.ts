@@ -96,7 +96,16 @@ export class BotSession extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
+  /** A bot's messages are applied one at a time, in the order it sent them (start before complete). */
+  private inbox: Promise<void> = Promise.resolve();
+
   async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    const handled = this.inbox.then(() => this.handleMessage(ws, raw));
+    this.inbox = handled.catch(() => undefined);
+    return handled;
+  }
+
+  private async handleMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     const { botId } = ws.deserializeAttachment() as SocketAttachment;
     const ctx = this.scoped(botId);
     const size = typeof raw === "string" ? raw.length : raw.byteLength;
@@ -141,7 +150,7 @@ export class BotSession extends DurableObject<Env> {
       if (err instanceof AppError) {
         // A late or duplicate completion is answered, never applied twice.
         const current = err.details.status as string | undefined;
-        if (msg.type === "task_complete" && err.code === "invalid_transition" && current) {
+        if ((msg.type === "task_complete" || msg.type === "task_started") && err.code === "invalid_transition" && current) {
           this.send(ws, { type: "task_ack", payload: { task_id: msg.payload.task_id, status: current, applied: false } });
           return;
         }

@@ -68,4 +68,19 @@ describe("dispatch races", () => {
     expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
     await eventually(async () => (await get(`/api/v1/bots/${bot.id}`)).body.status === "busy", 2000, "busy");
   });
+
+  it("racing start and complete on one task record each transition once (guards are per write, not per version)", async () => {
+    const cap = uniqueCapability("guard");
+    const bot = await registerBot([cap]);
+    await post(`/api/v1/bots/${bot.id}/heartbeat`, undefined, { token: bot.token });
+    for (let round = 0; round < 5; round++) {
+      const task = (await post("/api/v1/tasks", { payload: { round }, capability: cap })).body;
+      expect((await post(`/api/v1/tasks/${task.id}/assign`, { bot_id: bot.id })).status).toBe(200);
+      await Promise.all([post(`/api/v1/tasks/${task.id}/start`), post(`/api/v1/tasks/${task.id}/complete`, { result: round })]);
+      const events = (await get(`/api/v1/tasks/${task.id}/events`)).body.map((e: any) => e.type);
+      expect(events.filter((t: string) => t === "task_completed")).toHaveLength(1);
+      expect(events.filter((t: string) => t === "task_started")).toHaveLength(1);
+      expect((await get(`/api/v1/bots/${bot.id}`)).body.current_task_id).toBeNull();
+    }
+  });
 });

@@ -1,0 +1,1 @@
+ALTER TABLE `tasks` ADD `write_id` text;

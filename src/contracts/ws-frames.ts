@@ -1,0 +1,8 @@
+/** Constants of the bot control WebSocket, dependency-free so the bot client bundle stays small. */
+
+/** The exact heartbeat frame the runtime answers without waking the bot's Durable Object. */
+export const HEARTBEAT_FRAME = '{"type":"heartbeat"}';
+export const HEARTBEAT_ACK_FRAME = '{"type":"heartbeat_ack"}';
+
+/** Largest WebSocket message a bot may send (same cap as HTTP bodies). */
+export const MAX_MESSAGE_BYTES = 256 * 1024;

@@ -1,0 +1,103 @@
+/** Shared by the e2e tests and the benchmark: a coordinator on a free port plus API helpers. */
+import { spawn, type ChildProcess } from "node:child_process";
+import { createWriteStream, mkdtempSync } from "node:fs";
+import { createServer } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { ROOT, startCoordinator, type Coordinator } from "../../scripts/lib/coordinator";
+
+export const E2E_ADMIN_TOKEN = "e2e-admin-token-abcdefghijklmnop";
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.once("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface Harness {
+  coordinator: Coordinator;
+  port: number;
+  persistDir: string;
+  logFile: string;
+  restart(): Promise<void>;
+  api(method: string, p: string, body?: unknown): Promise<{ status: number; body: any; headers: Headers }>;
+}
+
+export async function startHarness(vars: Record<string, string> = {}): Promise<Harness> {
+  const port = await freePort();
+  const persistDir = mkdtempSync(path.join(os.tmpdir(), "cbc-e2e-"));
+  const logFile = path.join(persistDir, "wrangler.log");
+  const allVars = { ADMIN_TOKEN: E2E_ADMIN_TOKEN, LOG_LEVEL: "warn", ...vars };
+  const h: Harness = {
+    coordinator: await startCoordinator({ port, persistDir, vars: allVars, logFile }),
+    port,
+    persistDir,
+    logFile,
+    async restart() {
+      h.coordinator = await startCoordinator({ port, persistDir, vars: allVars, logFile });
+    },
+    async api(method, p, body) {
+      const res = await fetch(`${h.coordinator.url}${p}`, {
+        method,
+        headers: { Authorization: `Bearer ${E2E_ADMIN_TOKEN}`, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(30_000),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+    },
+  };
+  return h;
+}
+
+/** Starts `node dist/bot.cjs` as a real bot process that registers itself. */
+export function spawnBot(url: string, name: string, capabilities: string[], extra: string[] = [], logFile?: string): ChildProcess {
+  const child = spawn(process.execPath, [path.join(ROOT, "dist/bot.cjs"), "--url", url, "--token", E2E_ADMIN_TOKEN, "--name", name, "--capabilities", capabilities.join(","), ...extra], {
+    cwd: ROOT,
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  if (logFile) {
+    const sink = createWriteStream(logFile, { flags: "a" });
+    child.stdout!.pipe(sink);
+    child.stderr!.pipe(sink);
+  } else {
+    child.stdout!.resume();
+    child.stderr!.resume();
+  }
+  return child;
+}
+
+export async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | null | undefined | false>, intervalMs = 200): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await check();
+      if (v) return v;
+    } catch (err) {
+      lastError = err;
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${lastError ? ` (${String(lastError)})` : ""}`);
+}
+
+/** Runs `fn` over `items` with at most `limit` in flight. */
+export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]!, i);
+      }
+    }),
+  );
+  return out;
+}
