@@ -180,8 +180,8 @@ export interface GuardedWrite {
   nowMs: number;
 }
 
-/** Applies a transition if nobody changed the task since it was read. Returns false on a lost race. */
-export async function writeTransition(db: Db, w: GuardedWrite): Promise<boolean> {
+/** Applies a transition if nobody changed the task since it was read. Returns the new row, or null on a lost race. */
+export async function writeTransition(db: Db, w: GuardedWrite): Promise<TaskRow | null> {
   const { task, nowMs } = w;
   const writeId = crypto.randomUUID();
   const statements: Statement[] = [
@@ -204,7 +204,8 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<boolean>
   }
   if (w.workflowPlan && task.workflowId) statements.push(...workflowStatements(db, task.workflowId, w.workflowPlan, task.id, writeId, nowMs));
   const results = await runBatch(db, statements);
-  return changedRows(results[0]) === 1;
+  if (changedRows(results[0]) !== 1) return null;
+  return { ...task, ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs } as TaskRow;
 }
 
 function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: string, writeId: string, nowMs: number): Statement[] {
@@ -240,8 +241,12 @@ function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: 
  * only if it is idle (and connected, for automatic dispatch) and the task is
  * still the version we read; the task moves only if the bot took it.
  */
-export async function claimTask(db: Db, task: TaskRow, botId: string, nowMs: number, requireConnected: boolean): Promise<boolean> {
+export async function claimTask(db: Db, task: TaskRow, botId: string, nowMs: number, requireConnected: boolean): Promise<TaskRow | null> {
   const writeId = crypto.randomUUID();
+  const claimed: TaskRow = {
+    ...task, status: "assigned", botId, assignedAt: nowMs, startedAt: null, attempts: task.attempts + 1,
+    progress: null, progressMessage: null, version: task.version + 1, writeId, updatedAt: nowMs,
+  };
   const results = await runBatch(db, [
     db
       .update(bots)
@@ -257,11 +262,11 @@ export async function claimTask(db: Db, task: TaskRow, botId: string, nowMs: num
       ),
     db
       .update(tasks)
-      .set({ status: "assigned", botId, assignedAt: nowMs, startedAt: null, attempts: task.attempts + 1, progress: null, progressMessage: null, version: task.version + 1, writeId, updatedAt: nowMs })
+      .set({ status: claimed.status, botId, assignedAt: nowMs, startedAt: null, attempts: claimed.attempts, progress: null, progressMessage: null, version: claimed.version, writeId, updatedAt: nowMs })
       .where(and(eq(tasks.id, task.id), eq(tasks.version, task.version), sql`EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND current_task_id = ${task.id})`)),
     guardedEvent(task.id, writeId, "task_assigned", { bot_id: botId, attempt: task.attempts + 1 }, nowMs),
   ]);
-  return changedRows(results[1]) === 1;
+  return changedRows(results[1]) === 1 ? claimed : null;
 }
 
 export async function recordProgress(db: Db, taskId: string, botId: string, progress: number, message: string | null, nowMs: number): Promise<boolean> {

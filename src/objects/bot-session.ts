@@ -22,6 +22,7 @@ import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
 
 const SCHEDULE_KEY = "schedule";
 const BOT_ID_KEY = "botId";
+const CAPABILITIES_KEY = "capabilities";
 const DEADLINE = "deadline";
 const GRACE = "grace";
 const RETRY_PREFIX = "retry:";
@@ -66,6 +67,7 @@ export class BotSession extends DurableObject<Env> {
     const ctx = this.scoped(botId);
     const bot = await getBot(ctx.db, botId);
     if (!bot) return new Response("unknown bot", { status: 404 });
+    await this.ctx.storage.put(CAPABILITIES_KEY, bot.capabilities);
 
     // A reconnect replaces an older socket (a bot holds one connection).
     for (const old of this.ctx.getWebSockets()) old.close(4000, "replaced by a newer connection");
@@ -185,14 +187,14 @@ export class BotSession extends DurableObject<Env> {
 
   // ---------------------------------------------------------------- RPC
 
-  /** Automatic dispatch: take this task if this bot is connected and idle. */
-  async offerTask(botId: string, taskId: string): Promise<boolean> {
+  /**
+   * Automatic dispatch: take this task if this bot is connected and idle. The
+   * caller's row is enough: the claim is conditional on its version.
+   */
+  async offerTask(botId: string, task: TaskRow): Promise<boolean> {
     const ws = this.openSockets()[0];
-    if (!ws) return false;
-    const ctx = this.scoped(botId);
-    const task = await this.readTask(ctx, taskId);
-    if (!task || task.status !== "pending") return false;
-    return this.claimAndSend(ctx, ws, task);
+    if (!ws || task.status !== "pending") return false;
+    return this.claimAndSend(this.scoped(botId), ws, task);
   }
 
   /**
@@ -320,14 +322,16 @@ export class BotSession extends DurableObject<Env> {
     return outcome;
   }
 
-  /** Takes the best pending task this bot can run, if it is connected, idle and not held. */
+  /**
+   * Takes the best pending task this bot can run. Whether the bot is idle and
+   * not held is decided by the claim itself (conditional in D1), so no read of
+   * the bot row is needed; its capabilities were cached when it connected.
+   */
   private async pullNextTask(ctx: Ctx): Promise<void> {
     const ws = this.openSockets()[0];
-    const botId = await this.ctx.storage.get<string>(BOT_ID_KEY);
-    if (!ws || !botId) return;
-    const bot = await getBot(ctx.db, botId);
-    if (!bot || bot.held || bot.currentTaskId || !bot.connected) return;
-    for (const task of await findDispatchableTasks(ctx.db, bot.capabilities, ctx.now(), PULL_BATCH)) {
+    if (!ws) return;
+    const capabilities = (await this.ctx.storage.get<string[]>(CAPABILITIES_KEY)) ?? [];
+    for (const task of await findDispatchableTasks(ctx.db, capabilities, ctx.now(), PULL_BATCH)) {
       if (await this.claimAndSend(ctx, ws, task)) return;
     }
   }
@@ -336,11 +340,10 @@ export class BotSession extends DurableObject<Env> {
     const botId = (ws.deserializeAttachment() as SocketAttachment).botId;
     const claimed = await claimTask(ctx.db, task, botId, ctx.now(), true);
     if (!claimed) return false;
-    const fresh = (await this.readTask(ctx, task.id))!;
-    this.sendAssignment(ws, fresh);
-    await this.trackDeadline(fresh);
+    this.sendAssignment(ws, claimed);
+    await this.trackDeadline(claimed);
     await this.unschedule(RETRY_PREFIX + task.id);
-    ctx.log.info("task dispatched", { task_id: task.id, bot_id: botId, attempt: fresh.attempts, workflow_id: fresh.workflowId });
+    ctx.log.info("task dispatched", { task_id: task.id, bot_id: botId, attempt: claimed.attempts, workflow_id: claimed.workflowId });
     return true;
   }
 

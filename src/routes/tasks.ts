@@ -10,6 +10,7 @@ import { decodeCursor } from "../db/pagination";
 import { iso, taskJson } from "../db/serialize";
 import { claimTask, deleteTaskRow, getTask, getTaskByIdempotencyKey, insertTasks, listPendingTasks, listTaskEvents, listTasks } from "../db/tasks";
 import { AppError, notFound } from "../errors";
+import type { TaskRow } from "../db/schema";
 import { createRouter, jsonBody, jsonResponse, setNextCursor, type AppContext } from "../http";
 import { botStub, type Ctx } from "../services/context";
 import { dispatchTask, settleOutcome } from "../services/dispatch";
@@ -48,14 +49,16 @@ tasks.openapi(
     }
     const nowMs = ctx.now();
     const id = crypto.randomUUID();
+    const row: TaskRow = {
+      id, payload: body.payload ?? {}, capability: body.capability ?? null, priority: body.priority,
+      timeoutSeconds: body.timeout_seconds, maxAttempts: body.max_attempts, idempotencyKey: key ?? null,
+      createdAt: nowMs, updatedAt: nowMs, attempts: 0, status: "pending", botId: null, workflowId: null, jobId: null,
+      stepIndex: null, ready: true, runAfter: 0, result: null, error: null, errorCode: null, progress: null,
+      progressMessage: null, version: 0, writeId: null, assignedAt: null, startedAt: null, completedAt: null,
+      failedAt: null, cancelledAt: null,
+    };
     try {
-      await insertTasks(ctx.db, [
-        {
-          id, payload: body.payload ?? {}, capability: body.capability ?? null, priority: body.priority,
-          timeoutSeconds: body.timeout_seconds, maxAttempts: body.max_attempts, idempotencyKey: key ?? null,
-          createdAt: nowMs, updatedAt: nowMs,
-        },
-      ]);
+      await insertTasks(ctx.db, [row]);
     } catch (err) {
       // Two creates with one key raced: the loser returns the winner's task.
       const winner = key ? await getTaskByIdempotencyKey(ctx.db, key, ctx.now()) : undefined;
@@ -63,7 +66,7 @@ tasks.openapi(
       throw err;
     }
     ctx.log.info("task created", { task_id: id, capability: body.capability ?? null, priority: body.priority });
-    await dispatchTask(ctx, id);
+    await dispatchTask(ctx, row);
     return c.json(taskJson(await loadTask(ctx, id)), 201);
   },
 );

@@ -5,7 +5,7 @@
  */
 import { findDueTasks } from "../db/tasks";
 import { findIdleConnectedBots } from "../db/bots";
-import { tasks } from "../db/schema";
+import { tasks, type TaskRow } from "../db/schema";
 import { eq } from "drizzle-orm";
 import { botStub, type Ctx } from "./context";
 import type { TransitionOutcome } from "./lifecycle";
@@ -14,18 +14,18 @@ import type { TransitionOutcome } from "./lifecycle";
 const CANDIDATES_PER_TASK = 5;
 
 /** Offers a pending task to idle capable bots. Returns the bot that took it, or null. */
-export async function dispatchTask(ctx: Ctx, taskId: string): Promise<string | null> {
-  const task = await ctx.db.select().from(tasks).where(eq(tasks.id, taskId)).get();
+export async function dispatchTask(ctx: Ctx, taskOrId: string | TaskRow): Promise<string | null> {
+  const task = typeof taskOrId === "string" ? await ctx.db.select().from(tasks).where(eq(tasks.id, taskOrId)).get() : taskOrId;
   if (!task || task.status !== "pending" || !task.ready || task.runAfter > ctx.now()) return null;
   const candidates = await findIdleConnectedBots(ctx.db, task.capability, CANDIDATES_PER_TASK);
   for (const bot of candidates) {
     try {
-      if (await botStub(ctx, bot.id).offerTask(bot.id, taskId)) return bot.id;
+      if (await botStub(ctx, bot.id).offerTask(bot.id, task)) return bot.id;
     } catch (err) {
-      ctx.log.warn("offer to bot failed", { bot_id: bot.id, task_id: taskId, error: String(err) });
+      ctx.log.warn("offer to bot failed", { bot_id: bot.id, task_id: task.id, error: String(err) });
     }
   }
-  ctx.log.debug("task left pending", { task_id: taskId, capability: task.capability, candidates: candidates.length });
+  ctx.log.debug("task left pending", { task_id: task.id, capability: task.capability, candidates: candidates.length });
   return null;
 }
 
@@ -33,7 +33,7 @@ export async function dispatchTask(ctx: Ctx, taskId: string): Promise<string | n
 export async function dispatchDueTasks(ctx: Ctx, limit: number): Promise<number> {
   let assigned = 0;
   for (const task of await findDueTasks(ctx.db, ctx.now(), limit)) {
-    if (await dispatchTask(ctx, task.id)) assigned++;
+    if (await dispatchTask(ctx, task)) assigned++;
   }
   return assigned;
 }

@@ -6,7 +6,7 @@
  */
 import { transitionTask, type TaskAction } from "../core/task-machine";
 import { planAfterStepChange } from "../core/workflow";
-import { getTask, writeTransition } from "../db/tasks";
+import { writeTransition } from "../db/tasks";
 import { stepStates } from "../db/workflows";
 import type { TaskWithWaiting } from "../db/serialize";
 import { tasks } from "../db/schema";
@@ -36,7 +36,7 @@ const MAX_RACE_RETRIES = 4;
 export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskAction, opts: ActionOptions = {}): Promise<TransitionOutcome> {
   for (let attempt = 0; attempt < MAX_RACE_RETRIES; attempt++) {
     const nowMs = ctx.now();
-    const task = await getTask(ctx.db, taskId, nowMs);
+    const task = await ctx.db.select().from(tasks).where(eq(tasks.id, taskId)).get();
     if (!task) throw notFound("task", taskId);
     if (opts.actingBotId && task.botId !== opts.actingBotId) {
       throw new AppError("forbidden", `task ${taskId} is not held by bot ${opts.actingBotId}`, { task_id: taskId, status: task.status });
@@ -58,10 +58,10 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
     if (action.kind === "fail") Object.assign(eventData, { error_code: action.code, error: action.error });
     if (action.kind === "cancel") eventData.reason = action.reason;
 
-    const won = await writeTransition(ctx.db, { task, patch, events, eventData, releasedBotId, workflowPlan, nowMs });
-    if (!won) continue; // someone changed the task since we read it: re-read and re-decide
-
-    const updated = (await getTask(ctx.db, taskId, ctx.now()))!;
+    const written = await writeTransition(ctx.db, { task, patch, events, eventData, releasedBotId, workflowPlan, nowMs });
+    if (!written) continue; // someone changed the task since we read it: re-read and re-decide
+    // waiting_for of a re-queued task is computed on the next read (routes re-read for their response).
+    const updated: TaskWithWaiting = { ...written, waitingFor: null };
     ctx.log.info("task transition", {
       task_id: taskId,
       bot_id: task.botId,

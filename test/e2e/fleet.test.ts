@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mapLimit, spawnBot, startHarness, until, type Harness } from "./harness";
+import { mapLimit, spawnBot, startHarness, until, type Harness } from "../../scripts/lib/harness";
 
 const BOTS = 4;
 const TASKS = 200;

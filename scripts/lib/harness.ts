@@ -4,7 +4,7 @@ import { createWriteStream, mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { ROOT, startCoordinator, type Coordinator } from "../../scripts/lib/coordinator";
+import { ROOT, startCoordinator, type Coordinator } from "./coordinator";
 
 export const E2E_ADMIN_TOKEN = "e2e-admin-token-abcdefghijklmnop";
 

@@ -1,0 +1,183 @@
+/**
+ * `npm run bench`: task round trip and throughput through a real `wrangler dev`
+ * coordinator with N in-process bot clients (real WebSockets over loopback),
+ * next to a plain Node `ws` echo server as the floor on the same machine.
+ *
+ * round trip = POST /tasks → the bot receives task_assigned → the bot's
+ * completion is acknowledged (committed to D1, so visible to GET /tasks/{id}).
+ * Writes bench/results.json and prints a table. Loopback only; every loop is bounded.
+ */
+import { writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { WebSocketServer, WebSocket } from "ws";
+import { BotClient } from "../bot/src/client";
+import { echoHandler } from "../bot/src/handlers";
+import { ROOT } from "../scripts/lib/coordinator";
+import { E2E_ADMIN_TOKEN, mapLimit, startHarness, type Harness } from "../scripts/lib/harness";
+
+const BOT_COUNTS = (process.env.BENCH_BOTS ?? "1,10,50").split(",").map(Number);
+const LATENCY_SAMPLES = Number(process.env.BENCH_SAMPLES ?? 100);
+const THROUGHPUT_TASKS_PER_BOT = 10;
+const THROUGHPUT_MAX_TASKS = 500;
+const CREATE_CONCURRENCY = 16;
+const ROUND_TIMEOUT_MS = 120_000;
+
+const pct = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
+const stats = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return { p50_ms: round(pct(s, 50)), p99_ms: round(pct(s, 99)), samples: s.length };
+};
+const round = (x: number) => Math.round(x * 100) / 100;
+const now = () => performance.now();
+
+async function wsEchoFloor(clients: number, messages: number) {
+  const server = new WebSocketServer({ host: "127.0.0.1", port: 0 });
+  await new Promise((r) => server.once("listening", r));
+  server.on("connection", (ws) => ws.on("message", (d) => ws.send(d)));
+  const { port } = server.address() as { port: number };
+  const sockets = await Promise.all(
+    Array.from({ length: clients }, () => new Promise<WebSocket>((resolve, reject) => {
+      const ws = new WebSocket(`ws://127.0.0.1:${port}`);
+      ws.once("open", () => resolve(ws));
+      ws.once("error", reject);
+    })),
+  );
+  const rtt = (ws: WebSocket) => new Promise<number>((resolve) => {
+    const t0 = now();
+    ws.once("message", () => resolve(now() - t0));
+    ws.send(JSON.stringify({ type: "task_assigned", payload: { task_id: "x", task_payload: {} } }));
+  });
+  const latencies: number[] = [];
+  for (let i = 0; i < messages; i++) latencies.push(await rtt(sockets[0]!));
+  const perClient = Math.ceil((messages * 5) / clients);
+  const t0 = now();
+  await Promise.all(sockets.map(async (ws) => { for (let i = 0; i < perClient; i++) await rtt(ws); }));
+  const seconds = (now() - t0) / 1000;
+  sockets.forEach((s) => s.close());
+  await new Promise((r) => server.close(r));
+  return { ...stats(latencies), per_second: round((perClient * clients) / seconds) };
+}
+
+interface Tracker {
+  received: Map<string, number>;
+  acked: Map<string, number>;
+  waiters: Map<string, () => void>;
+}
+
+async function startBots(h: Harness, n: number, capability: string, tracker: Tracker): Promise<BotClient[]> {
+  const bots = await mapLimit(Array.from({ length: n }, (_, i) => i), 8, async (i) => {
+    const res = await h.api("POST", "/api/v1/bots", { name: `bench-${capability}-${i}`, capabilities: [capability] });
+    if (res.status !== 201) throw new Error(`register failed: ${res.status}`);
+    const client = new BotClient({
+      url: h.coordinator.url,
+      botId: res.body.id,
+      token: res.body.token,
+      handlers: { echo: echoHandler },
+      log: () => {},
+      onMessage: (msg) => {
+        if (msg.type === "task_assigned") tracker.received.set(msg.payload.task_id, now());
+        if (msg.type === "task_ack" && msg.payload.status === "completed") {
+          tracker.acked.set(msg.payload.task_id, now());
+          tracker.waiters.get(msg.payload.task_id)?.();
+        }
+      },
+    });
+    await client.start();
+    return client;
+  });
+  return bots;
+}
+
+function waitAck(tracker: Tracker, taskId: string, timeoutMs: number): Promise<void> {
+  if (tracker.acked.has(taskId)) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`task ${taskId} not completed within ${timeoutMs}ms`)), timeoutMs);
+    tracker.waiters.set(taskId, () => {
+      clearTimeout(timer);
+      tracker.waiters.delete(taskId);
+      resolve();
+    });
+  });
+}
+
+async function coordinatorRound(h: Harness, n: number) {
+  const capability = `bench${n}-${Date.now().toString(36)}`;
+  const tracker: Tracker = { received: new Map(), acked: new Map(), waiters: new Map() };
+  const bots = await startBots(h, n, capability, tracker);
+  try {
+    // Latency: one task at a time, so the figure is the path, not queueing.
+    const toBot: number[] = [];
+    const roundTrip: number[] = [];
+    for (let i = 0; i < LATENCY_SAMPLES; i++) {
+      const t0 = now();
+      const res = await h.api("POST", "/api/v1/tasks", { payload: { i }, capability });
+      const id = res.body.id as string;
+      await waitAck(tracker, id, 30_000);
+      toBot.push(tracker.received.get(id)! - t0);
+      roundTrip.push(tracker.acked.get(id)! - t0);
+    }
+    // Throughput: many tasks in flight over all N bots.
+    const total = Math.min(THROUGHPUT_MAX_TASKS, Math.max(100, n * THROUGHPUT_TASKS_PER_BOT));
+    const t0 = now();
+    const ids = await mapLimit(Array.from({ length: total }, (_, i) => i), CREATE_CONCURRENCY, async (i) => {
+      const res = await h.api("POST", "/api/v1/tasks", { payload: { i }, capability });
+      return res.body.id as string;
+    });
+    await Promise.all(ids.map((id) => waitAck(tracker, id, ROUND_TIMEOUT_MS)));
+    const seconds = (now() - t0) / 1000;
+    return { bots: n, create_to_bot: stats(toBot), round_trip: stats(roundTrip), throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds) } };
+  } finally {
+    bots.forEach((b) => b.stop());
+  }
+}
+
+async function main() {
+  const started = new Date();
+  console.log("ws echo floor …");
+  const floor = await wsEchoFloor(10, LATENCY_SAMPLES);
+  console.log("starting wrangler dev …");
+  const h = await startHarness({ LOG_LEVEL: "error" });
+  const rounds = [];
+  let workerFloor;
+  try {
+    // One request through wrangler dev with one D1 query (`GET /health` runs SELECT 1): the local per-request floor.
+    const healthMs: number[] = [];
+    for (let i = 0; i < LATENCY_SAMPLES; i++) {
+      const t0 = now();
+      await fetch(`${h.coordinator.url}/health`);
+      healthMs.push(now() - t0);
+    }
+    workerFloor = stats(healthMs);
+    for (const n of BOT_COUNTS) {
+      console.log(`coordinator with ${n} bot(s) …`);
+      rounds.push(await coordinatorRound(h, n));
+    }
+  } finally {
+    await h.coordinator.stop();
+  }
+  const results = {
+    date: started.toISOString(),
+    machine: { cpu: os.cpus()[0]?.model ?? "unknown", cores: os.cpus().length, memory_gib: round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
+    method: "wrangler dev (local workerd + local D1) on 127.0.0.1; bots are in-process BotClient instances over real WebSockets; latency = one task at a time",
+    ws_echo_floor: floor,
+    worker_d1_floor: workerFloor,
+    coordinator: rounds,
+  };
+  const out = path.join(ROOT, "bench/results.json");
+  writeFileSync(out, JSON.stringify(results, null, 2) + "\n");
+  console.log(`\n${results.date}  ${results.machine.cpu} × ${results.machine.cores}, node ${results.machine.node}`);
+  console.log("| setup | create→bot p50 / p99 (ms) | round trip p50 / p99 (ms) | tasks/s |");
+  console.log("|---|---|---|---|");
+  console.log(`| Node ws echo (floor) | – | ${floor.p50_ms} / ${floor.p99_ms} | ${floor.per_second} msg/s |`);
+  console.log(`| GET /health via wrangler dev (1 D1 query) | – | ${workerFloor!.p50_ms} / ${workerFloor!.p99_ms} | – |`);
+  for (const r of rounds) {
+    console.log(`| coordinator, ${r.bots} bot(s) | ${r.create_to_bot.p50_ms} / ${r.create_to_bot.p99_ms} | ${r.round_trip.p50_ms} / ${r.round_trip.p99_ms} | ${r.throughput.per_second} |`);
+  }
+  console.log(`\nwritten to ${path.relative(process.cwd(), out)}`);
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
