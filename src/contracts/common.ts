@@ -37,3 +37,5 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   409: "Conflict (illegal transition, busy bot, reused idempotency key)",
   413: "Body larger than 256 KiB",
 };
+
+export const DeletedSchema = z.object({ id: z.string(), deleted: z.boolean() }).openapi("Deleted");

@@ -77,6 +77,11 @@ const ALLOWED_FROM: Record<TaskAction["kind"], readonly TaskStatus[]> = {
   cancel: ["pending", "assigned", "in_progress"],
 };
 
+/** Assigned or in progress: a bot holds it. */
+export function isHeld(status: string): boolean {
+  return (HELD_TASK_STATUSES as readonly string[]).includes(status);
+}
+
 export function isTerminal(status: TaskStatus): boolean {
   return TERMINAL_TASK_STATUSES.includes(status);
 }

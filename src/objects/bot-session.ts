@@ -9,7 +9,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { nextWakeMs, takeDue, type Schedule } from "../core/schedule";
-import { taskDeadlineMs } from "../core/task-machine";
+import { isHeld, taskDeadlineMs } from "../core/task-machine";
 import { BotMessage, HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, MAX_MESSAGE_BYTES, type ServerMessage } from "../contracts/ws";
 import { getBot, markConnected, markDisconnected } from "../db/bots";
 import { claimTask, findDispatchableTasks, recordProgress } from "../db/tasks";
@@ -88,7 +88,7 @@ export class BotSession extends DurableObject<Env> {
     if (bot.currentTaskId) {
       // Back within the grace period: tell the bot its task again.
       const task = await this.readTask(ctx, bot.currentTaskId);
-      if (task && (task.status === "assigned" || task.status === "in_progress") && task.botId === botId) {
+      if (task && isHeld(task.status) && task.botId === botId) {
         this.sendAssignment(server, task);
         await this.trackDeadline(task);
       }
@@ -193,7 +193,11 @@ export class BotSession extends DurableObject<Env> {
    */
   async offerTask(botId: string, task: TaskRow): Promise<boolean> {
     const ws = this.openSockets()[0];
-    if (!ws || task.status !== "pending") return false;
+    if (!ws) {
+      await this.wake(botId); // D1 thought this bot was connected: correct it so dispatch stops offering
+      return false;
+    }
+    if (task.status !== "pending") return false;
     return this.claimAndSend(this.scoped(botId), ws, task);
   }
 
@@ -205,7 +209,7 @@ export class BotSession extends DurableObject<Env> {
     await this.ctx.storage.put(BOT_ID_KEY, botId);
     const ctx = this.scoped(botId);
     const task = await this.readTask(ctx, taskId);
-    if (!task || task.botId !== botId || (task.status !== "assigned" && task.status !== "in_progress")) return false;
+    if (!task || task.botId !== botId || !isHeld(task.status)) return false;
     await this.trackDeadline(task);
     const ws = this.openSockets()[0];
     if (ws && push) this.sendAssignment(ws, task);
@@ -269,7 +273,7 @@ export class BotSession extends DurableObject<Env> {
     const bot = await getBot(ctx.db, botId);
     if (!bot?.currentTaskId) return;
     const task = await this.readTask(ctx, bot.currentTaskId);
-    if (!task || task.botId !== botId || (task.status !== "assigned" && task.status !== "in_progress")) return;
+    if (!task || task.botId !== botId || !isHeld(task.status)) return;
     const deadline = taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });
     if (deadline !== null && deadline > ctx.now()) return this.schedule(DEADLINE, deadline); // restarted: not due yet
     const outcome = await this.settleOwnTask(ctx, task.id, {
@@ -349,7 +353,7 @@ export class BotSession extends DurableObject<Env> {
 
   private async trackDeadline(task: TaskRow): Promise<void> {
     const deadline = taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });
-    if (deadline !== null && (task.status === "assigned" || task.status === "in_progress")) await this.schedule(DEADLINE, deadline);
+    if (deadline !== null && isHeld(task.status)) await this.schedule(DEADLINE, deadline);
   }
 
   private sendAssignment(ws: WebSocket, task: TaskRow): void {

@@ -2,7 +2,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
 import { AvailableQuery, BotListQuery, BotRegisterBody, BotRegisteredSchema, BotSchema } from "../contracts/bots";
-import { errorResponses, IdParam } from "../contracts/common";
+import { DeletedSchema, errorResponses, IdParam } from "../contracts/common";
 import { deleteBotRows, getBot, insertBot, listAvailableBots, listBots, recordHeartbeat, setHeld } from "../db/bots";
 import { decodeCursor } from "../db/pagination";
 import { botJson } from "../db/serialize";
@@ -138,7 +138,7 @@ bots.openapi(
   createRoute({
     method: "delete", path: "/{id}", tags, summary: "Delete a bot (its task is re-queued, its token revoked, its socket closed)",
     request: { params: IdParam },
-    responses: { 200: jsonResponse(z.object({ id: z.string(), deleted: z.boolean() }), "Deleted"), ...errorResponses(401, 403, 404) },
+    responses: { 200: jsonResponse(DeletedSchema, "Deleted"), ...errorResponses(401, 403, 404) },
   }),
   async (c) => {
     requireAdmin(c);

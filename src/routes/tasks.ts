@@ -1,9 +1,9 @@
 /** /api/v1/tasks — create, query and drive a task through its lifecycle. */
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
-import { errorResponses, IdParam, PageQuery } from "../contracts/common";
+import { DeletedSchema, errorResponses, IdParam, PageQuery } from "../contracts/common";
 import { TaskAssignBody, TaskCancelBody, TaskCompleteBody, TaskCreateBody, TaskEventSchema, TaskFailBody, TaskListQuery, TaskSchema } from "../contracts/tasks";
-import type { TaskAction } from "../core/task-machine";
+import { isHeld, type TaskAction } from "../core/task-machine";
 import { deriveBotStatus } from "../core/bot-status";
 import { getBot } from "../db/bots";
 import { decodeCursor } from "../db/pagination";
@@ -13,7 +13,7 @@ import { AppError, notFound } from "../errors";
 import type { TaskRow } from "../db/schema";
 import { createRouter, jsonBody, jsonResponse, setNextCursor, type AppContext } from "../http";
 import { botStub, type Ctx } from "../services/context";
-import { dispatchTask, settleOutcome } from "../services/dispatch";
+import { dispatchTask, releaseDeletedTask, settleOutcome } from "../services/dispatch";
 import { applyTaskAction } from "../services/lifecycle";
 
 const tags = ["Tasks"];
@@ -193,7 +193,7 @@ tasks.openapi(
   createRoute({
     method: "delete", path: "/{id}", tags, summary: "Delete a task (a running one is cancelled on its bot first)",
     request: { params: IdParam },
-    responses: { 200: jsonResponse(z.object({ id: z.string(), deleted: z.boolean() }), "Deleted"), ...errorResponses(401, 403, 404) },
+    responses: { 200: jsonResponse(DeletedSchema, "Deleted"), ...errorResponses(401, 403, 404) },
   }),
   async (c) => {
     requireAdmin(c);
@@ -201,9 +201,7 @@ tasks.openapi(
     const { id } = c.req.valid("param");
     const task = await loadTask(ctx, id);
     await deleteTaskRow(ctx.db, id, ctx.now());
-    if (task.botId && (task.status === "assigned" || task.status === "in_progress")) {
-      await botStub(ctx, task.botId).taskReleased(task.botId, id, { notify: true, reason: "deleted", retryAtMs: null });
-    }
+    if (task.botId && isHeld(task.status)) await releaseDeletedTask(ctx, task.botId, id);
     ctx.log.info("task deleted", { task_id: id, bot_id: task.botId });
     return c.json({ id, deleted: true }, 200);
   },

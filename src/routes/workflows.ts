@@ -1,7 +1,8 @@
 /** /api/v1/workflows — sequential steps; step N+1 runs only after step N completed. */
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
-import { errorResponses, IdParam } from "../contracts/common";
+import { DeletedSchema, errorResponses, IdParam } from "../contracts/common";
+import { isHeld } from "../core/task-machine";
 import { WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
 import { decodeCursor } from "../db/pagination";
 import { taskJson, workflowJson } from "../db/serialize";
@@ -9,8 +10,8 @@ import { listWorkflowTasks } from "../db/tasks";
 import { deleteWorkflowRows, getWorkflow, getWorkflowByIdempotencyKey, insertWorkflow, listWorkflows, startWorkflow, taskIdsOf } from "../db/workflows";
 import { AppError, notFound } from "../errors";
 import { createRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
-import { botStub, type Ctx } from "../services/context";
-import { dispatchTask } from "../services/dispatch";
+import type { Ctx } from "../services/context";
+import { dispatchTask, releaseDeletedTask } from "../services/dispatch";
 import { idempotencyKey } from "./tasks";
 
 const tags = ["Workflows"];
@@ -137,18 +138,16 @@ workflows.openapi(
   createRoute({
     method: "delete", path: "/{id}", tags, summary: "Delete a workflow and its tasks (a running step is cancelled on its bot)",
     request: { params: IdParam },
-    responses: { 200: jsonResponse(z.object({ id: z.string(), deleted: z.boolean() }), "Deleted"), ...errorResponses(401, 403, 404) },
+    responses: { 200: jsonResponse(DeletedSchema, "Deleted"), ...errorResponses(401, 403, 404) },
   }),
   async (c) => {
     requireAdmin(c);
     const ctx = c.get("ctx");
     const { id } = c.req.valid("param");
     await loadWorkflow(ctx, id);
-    const running = (await listWorkflowTasks(ctx.db, id, ctx.now())).filter((t) => t.botId && (t.status === "assigned" || t.status === "in_progress"));
+    const running = (await listWorkflowTasks(ctx.db, id, ctx.now())).filter((t) => t.botId && isHeld(t.status));
     await deleteWorkflowRows(ctx.db, id, ctx.now());
-    for (const t of running) {
-      await botStub(ctx, t.botId!).taskReleased(t.botId!, t.id, { notify: true, reason: "deleted", retryAtMs: null });
-    }
+    for (const t of running) await releaseDeletedTask(ctx, t.botId!, t.id);
     ctx.log.info("workflow deleted", { workflow_id: id, running_steps_cancelled: running.length });
     return c.json({ id, deleted: true }, 200);
   },

@@ -3,6 +3,7 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
 import { errorResponses, IdParam } from "../contracts/common";
+import { isHeld } from "../core/task-machine";
 import { getBot } from "../db/bots";
 import { bots as botsTable } from "../db/schema";
 import { iso } from "../db/serialize";
@@ -66,7 +67,7 @@ ws.openapi(
     const { id } = c.req.valid("param");
     const task = await getTask(ctx.db, id, ctx.now());
     if (!task) throw notFound("task", id);
-    if (!task.botId || (task.status !== "assigned" && task.status !== "in_progress")) {
+    if (!task.botId || !isHeld(task.status)) {
       throw new AppError("invalid_transition", `task ${id} is ${task.status} and held by no bot; assign it first`, { task_id: id, status: task.status });
     }
     const delivered = await botStub(ctx, task.botId).taskAssigned(task.botId, id);

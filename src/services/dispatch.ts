@@ -57,3 +57,8 @@ export async function settleOutcome(ctx: Ctx, outcome: TransitionOutcome): Promi
   }
   if (outcome.releasedStepTaskId) await dispatchTask(ctx, outcome.releasedStepTaskId);
 }
+
+/** A held task was deleted (alone or with its workflow): tell its bot to stop and let it take other work. */
+export async function releaseDeletedTask(ctx: Ctx, botId: string, taskId: string): Promise<void> {
+  await botStub(ctx, botId).taskReleased(botId, taskId, { notify: true, reason: "deleted", retryAtMs: null });
+}
