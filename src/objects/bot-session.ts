@@ -383,8 +383,9 @@ export class BotSession extends DurableObject<Env> {
     this.send(ws, { type: "error", payload: { code, message, details } });
   }
 
+  /** Each event this object handles (message, RPC, alarm) gets its own request_id for the logs. */
   private scoped(botId: string): Ctx {
-    return { ...this.ctxBase, log: this.ctxBase.log.child({ bot_id: botId, component: "bot_session" }) };
+    return { ...this.ctxBase, log: this.ctxBase.log.child({ bot_id: botId, component: "bot_session", request_id: crypto.randomUUID() }) };
   }
 
   private async loadSchedule(): Promise<Schedule> {

@@ -2,7 +2,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { eq } from "drizzle-orm";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
-import { errorResponses, IdParam } from "../contracts/common";
+import { ErrorSchema, errorResponses, IdParam } from "../contracts/common";
 import { isHeld } from "../core/task-machine";
 import { getBot } from "../db/bots";
 import { bots as botsTable } from "../db/schema";
@@ -31,6 +31,25 @@ ws.get("/control", async (c) => {
   const headers = new Headers(c.req.raw.headers);
   headers.set("X-Bot-Id", botId);
   return botStub(ctx, botId).fetch(new Request(c.req.raw.url, { headers }));
+});
+
+// Documented by hand: the upgrade is not a JSON route, but clients should find it in /openapi.json.
+ws.openAPIRegistry.registerPath({
+  method: "get",
+  path: "/control",
+  tags,
+  summary: "Bot control WebSocket (Upgrade: websocket). Messages: see the README's protocol table.",
+  request: {
+    query: z.object({
+      bot_id: z.string().openapi({ description: "The connecting bot's id" }),
+      token: z.string().optional().openapi({ description: "The bot's token, for clients that cannot set Authorization" }),
+    }),
+  },
+  responses: {
+    101: { description: "Switching protocols; the server sends {\"type\":\"connected\"} first" },
+    ...errorResponses(400, 401, 403, 404),
+    426: { description: "Not a WebSocket upgrade", content: { "application/json": { schema: ErrorSchema } } },
+  },
 });
 
 const Connection = z.object({ bot_id: z.string(), name: z.string(), connected_at: z.string().nullable() });

@@ -17,7 +17,7 @@ describe("service surface", () => {
       "/api/v1/bots", "/api/v1/bots/available", "/api/v1/bots/{id}", "/api/v1/bots/{id}/heartbeat", "/api/v1/bots/{id}/busy",
       "/api/v1/bots/{id}/available", "/api/v1/tasks", "/api/v1/tasks/pending", "/api/v1/tasks/{id}/assign", "/api/v1/tasks/{id}/start",
       "/api/v1/tasks/{id}/complete", "/api/v1/tasks/{id}/fail", "/api/v1/tasks/{id}/cancel", "/api/v1/workflows", "/api/v1/workflows/{id}/tasks",
-      "/api/v1/workflows/{id}/start", "/api/v1/ws/connections", "/api/v1/ws/broadcast/task/{id}", "/health",
+      "/api/v1/workflows/{id}/start", "/api/v1/ws/control", "/api/v1/ws/connections", "/api/v1/ws/broadcast/task/{id}", "/health",
     ]) {
       expect(spec.paths[path], path).toBeDefined();
     }
