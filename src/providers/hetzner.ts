@@ -1,0 +1,105 @@
+/**
+ * Hetzner Cloud (api.hetzner.cloud/v1). Ordering is creating a server: it is
+ * "delivered" at once, and found again by its name. Rebuild keeps the SSH
+ * keys given at creation, so the key is registered and attached up front.
+ */
+import { ProviderError, requestJson } from "./http";
+import type { ActionState, OrderState, Plan, PlanChoice, Server, VpsProvider } from "./types";
+
+interface HServer {
+  id: number;
+  name: string;
+  status: string;
+  public_net: { ipv4: { ip: string } | null };
+}
+
+export interface HetznerOptions {
+  token: string;
+  baseUrl?: string;
+  image?: string;
+  fetchImpl?: typeof fetch;
+}
+
+export class HetznerProvider implements VpsProvider {
+  readonly name = "hetzner";
+  private readonly baseUrl: string;
+  private readonly image: string;
+
+  constructor(private readonly opts: HetznerOptions) {
+    this.baseUrl = (opts.baseUrl ?? "https://api.hetzner.cloud/v1").replace(/\/$/, "");
+    this.image = opts.image ?? "ubuntu-24.04";
+  }
+
+  private call<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<T> {
+    return requestJson<T>({ method, url: `${this.baseUrl}${path}`, headers: { Authorization: `Bearer ${this.opts.token}` }, body }, this.opts.fetchImpl);
+  }
+
+  async findPlan({ plan, region }: PlanChoice): Promise<Plan> {
+    const res = await this.call<{ server_types: { id: number; name: string; description: string; prices: { location: string }[] }[] }>(
+      "GET",
+      `/server_types?name=${encodeURIComponent(plan)}`,
+    );
+    const type = res.server_types.find((t) => t.name === plan);
+    if (!type) throw new ProviderError(`no Hetzner server type '${plan}'`, false);
+    if (type.prices.length && !type.prices.some((p) => p.location === region)) {
+      throw new ProviderError(`server type '${plan}' is not offered in '${region}'`, false);
+    }
+    return { id: type.name, description: type.description };
+  }
+
+  private async ensureSshKey(name: string, publicKey: string): Promise<number> {
+    const found = await this.call<{ ssh_keys: { id: number; name: string }[] }>("GET", `/ssh_keys?name=${encodeURIComponent(name)}`);
+    if (found.ssh_keys[0]) return found.ssh_keys[0].id;
+    const created = await this.call<{ ssh_key: { id: number } }>("POST", "/ssh_keys", { name, public_key: publicKey });
+    return created.ssh_key.id;
+  }
+
+  private async serverByName(name: string): Promise<HServer | null> {
+    const res = await this.call<{ servers: HServer[] }>("GET", `/servers?name=${encodeURIComponent(name)}`);
+    return res.servers.find((s) => s.name === name) ?? null;
+  }
+
+  async order({ planId, region, name, sshPublicKey }: { planId: string; region: string; name: string; sshPublicKey: string }) {
+    const existing = await this.serverByName(name);
+    if (existing) return { orderId: String(existing.id) };
+    const keyId = await this.ensureSshKey(name, sshPublicKey);
+    const res = await this.call<{ server: HServer }>("POST", "/servers", {
+      name, server_type: planId, location: region, image: this.image, ssh_keys: [keyId], labels: { "managed-by": "clawbot-coordinator" },
+    });
+    return { orderId: String(res.server.id) };
+  }
+
+  async orderState(orderId: string): Promise<OrderState> {
+    try {
+      await this.getServer(orderId);
+      return { state: "delivered", serviceId: orderId };
+    } catch (err) {
+      if (err instanceof ProviderError && err.status === 404) return { state: "failed", reason: `server ${orderId} no longer exists` };
+      throw err;
+    }
+  }
+
+  async getServer(serviceId: string): Promise<Server> {
+    const { server } = await this.call<{ server: HServer }>("GET", `/servers/${encodeURIComponent(serviceId)}`);
+    return { serviceId: String(server.id), ip: server.public_net.ipv4?.ip ?? null, status: server.status };
+  }
+
+  async rebuild(serviceId: string): Promise<{ actionId: string }> {
+    const res = await this.call<{ action: { id: number } }>("POST", `/servers/${encodeURIComponent(serviceId)}/actions/rebuild`, { image: this.image });
+    return { actionId: String(res.action.id) };
+  }
+
+  async actionState(_serviceId: string, actionId: string): Promise<ActionState> {
+    const { action } = await this.call<{ action: { status: "running" | "success" | "error" } }>("GET", `/actions/${encodeURIComponent(actionId)}`);
+    return action.status === "success" ? "done" : action.status === "error" ? "failed" : "pending";
+  }
+
+  async destroy(serviceId: string): Promise<void> {
+    try {
+      await this.call("DELETE", `/servers/${encodeURIComponent(serviceId)}`);
+    } catch (err) {
+      if (err instanceof ProviderError && err.status === 404) return;
+      throw err;
+    }
+  }
+}
