@@ -44,7 +44,7 @@ export default defineConfig(async () => {
         {
           test: {
             name: "node",
-            include: ["test/node/**/*.test.ts", "test/e2e/**/*.test.ts"],
+            include: ["test/node/**/*.test.ts", "relay/test/**/*.test.ts", "test/e2e/**/*.test.ts"],
             environment: "node",
             pool: "forks",
             testTimeout: 240_000,

@@ -4,12 +4,15 @@
  * - applies D1 migrations to the local database under .wrangler/state;
  * - runs `wrangler dev` in its own process group;
  * - calls the cron handler every minute (crons do not fire under wrangler dev);
+ * - runs the SSH relay (port+2) and the provider/OpenRouter stand-ins (port+1) as local processes;
  * - prints where everything is. Ctrl-C stops it all.
  * PORT (default 8787) and AUTH_MODE=open (local only, no auth) are read from the environment.
  */
+import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
+import { startStandins } from "../standins/server";
 import { ROOT, startCoordinator, triggerCron } from "./lib/coordinator";
 
 const CRON_INTERVAL_MS = 60_000;
@@ -17,17 +20,33 @@ const port = Number(process.env.PORT ?? 8787);
 const persistDir = path.join(ROOT, ".wrangler/state");
 const devVarsPath = path.join(ROOT, ".dev.vars");
 
-function ensureAdminToken(): string {
+/** Reads a secret from .dev.vars, or generates it there on first start (git-ignored, reused after). */
+function ensureDevSecret(name: string, generate: () => string): string {
   const existing = existsSync(devVarsPath) ? readFileSync(devVarsPath, "utf8") : "";
-  const match = /^ADMIN_TOKEN=(.+)$/m.exec(existing);
+  const match = new RegExp(`^${name}=(.+)$`, "m").exec(existing);
   if (match) return match[1]!.trim().replace(/^"|"$/g, "");
-  const token = `cbc_admin_${randomBytes(24).toString("base64url")}`;
-  writeFileSync(devVarsPath, `${existing}${existing && !existing.endsWith("\n") ? "\n" : ""}ADMIN_TOKEN=${token}\n`, { mode: 0o600 });
-  return token;
+  const value = generate();
+  writeFileSync(devVarsPath, `${existing}${existing && !existing.endsWith("\n") ? "\n" : ""}${name}=${value}\n`, { mode: 0o600 });
+  return value;
+}
+
+/** The SSH relay as a local Node process (a Container in production), in its own process group. */
+function startRelayProcess(port: number, secret: string): ChildProcess {
+  const child = spawn(process.execPath, [path.join(ROOT, "relay/dist/relay.cjs")], {
+    cwd: ROOT,
+    detached: true,
+    stdio: ["ignore", "inherit", "inherit"],
+    // Local VPSes are SSH servers on 127.0.0.1, which a production relay refuses.
+    env: { ...process.env, RELAY_SECRET: secret, RELAY_PORT: String(port), RELAY_HOST: "127.0.0.1", RELAY_ALLOW_PRIVATE_TARGETS: "1" },
+  });
+  return child;
 }
 
 async function main() {
-  const adminToken = ensureAdminToken();
+  const adminToken = ensureDevSecret("ADMIN_TOKEN", () => `cbc_admin_${randomBytes(24).toString("base64url")}`);
+  const relaySecret = ensureDevSecret("RELAY_SECRET", () => randomBytes(32).toString("base64url"));
+  const standins = await startStandins({ port: port + 1, stateFile: path.join(ROOT, ".wrangler/standins.json"), vpsIp: "127.0.0.1" });
+  const relay = startRelayProcess(port + 2, relaySecret);
   const authMode = process.env.AUTH_MODE === "open" ? "open" : "token";
   if (authMode === "open") console.warn("WARNING: AUTH_MODE=open — the API accepts requests without a token. Never use this outside local development.");
   console.log(`starting the coordinator on port ${port} (local D1 in ${path.relative(ROOT, persistDir)}) …`);
@@ -43,6 +62,8 @@ async function main() {
     health     ${coordinator.url}/health
     API docs   ${coordinator.url}/docs   (OpenAPI: ${coordinator.url}/openapi.json)
     admin token ${adminToken}   (from .dev.vars)${authMode === "open" ? "\n    AUTH_MODE  open (no token needed)" : ""}
+    SSH relay  http://127.0.0.1:${port + 2}   (local process; private targets allowed)
+    stand-ins  ${standins.url}/hetzner/v1, /ovh/1.0, /openrouter/api/v1   (state: .wrangler/standins.json)
 
   run a bot:   npx clawbot-bot --url ${coordinator.url} --token ${adminToken} --name my-bot --capabilities python
   Ctrl-C stops everything.
@@ -54,6 +75,8 @@ async function main() {
     stopping = true;
     clearInterval(cron);
     console.log("stopping …");
+    stopGroup(relay);
+    await standins.close();
     await coordinator.stop();
     process.exit(0);
   };
@@ -63,8 +86,17 @@ async function main() {
     if (stopping) return;
     console.error(`wrangler dev exited (${code}); stopping`);
     clearInterval(cron);
+    stopGroup(relay);
     process.exit(1);
   });
+}
+
+function stopGroup(child: ChildProcess): void {
+  try {
+    process.kill(-child.pid!, "SIGTERM");
+  } catch {
+    /* already gone */
+  }
 }
 
 main().catch((err) => {

@@ -4,6 +4,7 @@ import { createCtx } from "./services/context";
 import { sweep } from "./services/sweeper";
 
 export { BotSession } from "./objects/bot-session";
+export { RelayContainer } from "./objects/relay-container";
 
 const app = createApp();
 

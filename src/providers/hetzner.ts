@@ -4,7 +4,7 @@
  * keys given at creation, so the key is registered and attached up front.
  */
 import { ProviderError, requestJson } from "./http";
-import type { ActionState, OrderState, Plan, PlanChoice, Server, VpsProvider } from "./types";
+import type { ActionState, OrderRequest, OrderState, Plan, PlanChoice, Server, VpsProvider } from "./types";
 
 interface HServer {
   id: number;
@@ -59,7 +59,7 @@ export class HetznerProvider implements VpsProvider {
     return res.servers.find((s) => s.name === name) ?? null;
   }
 
-  async order({ planId, region, name, sshPublicKey }: { planId: string; region: string; name: string; sshPublicKey: string }) {
+  async order({ planId, region, name, sshPublicKey }: OrderRequest) {
     const existing = await this.serverByName(name);
     if (existing) return { orderId: String(existing.id) };
     const keyId = await this.ensureSshKey(name, sshPublicKey);
@@ -84,7 +84,8 @@ export class HetznerProvider implements VpsProvider {
     return { serviceId: String(server.id), ip: server.public_net.ipv4?.ip ?? null, status: server.status };
   }
 
-  async rebuild(serviceId: string): Promise<{ actionId: string }> {
+  /** Hetzner's rebuild keeps the SSH keys attached at creation (see order()). */
+  async rebuild(serviceId: string, _sshPublicKey: string, _keyName: string): Promise<{ actionId: string }> {
     const res = await this.call<{ action: { id: number } }>("POST", `/servers/${encodeURIComponent(serviceId)}/actions/rebuild`, { image: this.image });
     return { actionId: String(res.action.id) };
   }

@@ -4,7 +4,7 @@
  * goes through a cart, and the delivered VPS is the order's associated object.
  */
 import { ProviderError, requestJson } from "./http";
-import type { ActionState, OrderState, Plan, PlanChoice, Server, VpsProvider } from "./types";
+import type { ActionState, OrderRequest, OrderState, Plan, PlanChoice, Server, VpsProvider } from "./types";
 
 export interface OvhOptions {
   appKey: string;
@@ -70,7 +70,8 @@ export class OvhProvider implements VpsProvider {
     return { id: found.planCode, description: found.invoiceName };
   }
 
-  async order({ planId, region, name }: { planId: string; region: string; name: string }) {
+  /** OVH takes the SSH key at rebuild time, not at order time. */
+  async order({ planId, region, name }: OrderRequest) {
     // The cart's description carries our name, so a resumed stage finds the order it placed.
     const existing = await this.findOrderByName(name);
     if (existing) return { orderId: existing };
@@ -105,7 +106,7 @@ export class OvhProvider implements VpsProvider {
     return { serviceId, ip: ips.find((ip) => /^\d+\.\d+\.\d+\.\d+$/.test(ip)) ?? null, status: vps.state };
   }
 
-  async rebuild(serviceId: string, sshPublicKey: string): Promise<{ actionId: string }> {
+  async rebuild(serviceId: string, sshPublicKey: string, _keyName: string): Promise<{ actionId: string }> {
     const images = await this.call<string[]>("GET", `/vps/${encodeURIComponent(serviceId)}/images/available`);
     const wanted = this.opts.imageName ?? "Ubuntu 24.04";
     let imageId: string | null = null;

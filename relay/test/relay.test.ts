@@ -1,0 +1,113 @@
+/** The SSH relay against a real SSH server: signed, allow-listed operations only, host key pinned. */
+import { mkdtempSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { signRelayBody, type RelayRequestInput } from "../../src/contracts/relay";
+import { generateSshKeyPair } from "../../src/crypto/ssh-keys";
+import { startRelay, type RunningRelay } from "../src/server";
+import { startTestSshServer, type TestSshServer } from "./ssh-server";
+
+const SECRET = "relay-test-secret-0123456789";
+let relay: RunningRelay;
+let strictRelay: RunningRelay;
+let sshd: TestSshServer;
+let key: Awaited<ReturnType<typeof generateSshKeyPair>>;
+
+beforeAll(async () => {
+  key = await generateSshKeyPair("relay-test");
+  sshd = await startTestSshServer(key.publicKeyLine);
+  relay = await startRelay({ secret: SECRET, allowPrivateTargets: true, opTimeoutMs: 10_000, log: () => {} });
+  strictRelay = await startRelay({ secret: SECRET, allowPrivateTargets: false, log: () => {} });
+});
+afterAll(async () => {
+  await relay.close();
+  await strictRelay.close();
+  await sshd.close();
+});
+
+const target = (over: Partial<RelayRequestInput> = {}) => ({
+  nonce: crypto.randomUUID(),
+  deployment_id: "dep-1", host: "127.0.0.1", port: sshd.port, username: "root", private_key: key.privateKeyPem, host_key_sha256: sshd.hostKeySha256, ...over,
+});
+
+async function send(body: unknown, opts: { relayUrl?: string; secret?: string; timestampS?: number; headers?: Record<string, string>; raw?: string } = {}) {
+  const text = opts.raw ?? JSON.stringify(body);
+  const headers = opts.headers ?? (await signRelayBody(opts.secret ?? SECRET, text, opts.timestampS ?? Math.floor(Date.now() / 1000)));
+  const res = await fetch(`${opts.relayUrl ?? relay.url}/v1/ops`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: text });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+describe("SSH relay", () => {
+  it("check_ready reports the host key, so the coordinator can pin it", async () => {
+    const res = await send({ op: "check_ready", ...target({ host_key_sha256: null }) });
+    expect(res).toEqual({ status: 200, body: { ok: true, result: { op: "check_ready", ready: true, host_key_sha256: sshd.hostKeySha256 } } });
+    expect((await send({ op: "check_ready", ...target() })).status).toBe(200);
+  });
+
+  it("a changed host key fails with host_key_mismatch and runs nothing", async () => {
+    const before = sshd.commands.length;
+    const res = await send({ op: "check_ready", ...target({ host_key_sha256: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" }) });
+    expect(res.status).toBe(502);
+    expect(res.body.error.code).toBe("host_key_mismatch");
+    expect(sshd.commands.length).toBe(before);
+  });
+
+  it("uploads a script, launches it detached and reads its markers", async () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), "cbc-relay-"));
+    const script = `#!/bin/bash\nset -e\necho STARTED > ${dir}/.openclaw-setup-started\nsleep 0.2\necho tok-123 > ${dir}/.openclaw-setup-token\necho COMPLETE > ${dir}/.openclaw-setup-complete\n`;
+    const up = await send({ op: "upload_script", ...target(), path: `${dir}/setup.sh`, script_b64: Buffer.from(script).toString("base64") });
+    expect(up.body).toEqual({ ok: true, result: { op: "upload_script", bytes: script.length } });
+    expect(readFileSync(`${dir}/setup.sh`, "utf8")).toBe(script);
+
+    const launched = await send({ op: "launch_detached", ...target(), path: `${dir}/setup.sh`, log_path: `${dir}/setup.log` });
+    expect(launched.body.result).toEqual({ op: "launch_detached", launched: true });
+
+    let markers: any = null;
+    for (let i = 0; i < 50; i++) {
+      markers = (await send({ op: "read_markers", ...target(), marker_dir: dir })).body.result.markers;
+      if (markers.complete) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(markers).toEqual({ started: "STARTED", progress: null, complete: "COMPLETE", error: null, token: "tok-123" });
+    const empty = await send({ op: "read_markers", ...target(), marker_dir: "/nonexistent/markers" });
+    expect(empty.body.result.markers).toEqual({ started: null, progress: null, complete: null, error: null, token: null });
+  });
+
+  it("refuses unsigned, badly signed, stale and replayed requests", async () => {
+    const body = { op: "check_ready", ...target() };
+    expect((await send(body, { headers: {} })).body.error.code).toBe("bad_signature");
+    expect((await send(body, { secret: "another-secret-of-length" })).status).toBe(401);
+    expect((await send(body, { timestampS: Math.floor(Date.now() / 1000) - 600 })).body.error.code).toBe("stale_request");
+    const text = JSON.stringify(body);
+    const headers = await signRelayBody(SECRET, text, Math.floor(Date.now() / 1000));
+    expect((await send(null, { raw: text, headers })).status).toBe(200);
+    const replay = await send(null, { raw: text, headers });
+    expect(replay).toMatchObject({ status: 409, body: { error: { code: "replayed_request" } } });
+  });
+
+  it("runs only allow-listed operations with safe arguments", async () => {
+    const before = sshd.commands.length;
+    expect((await send({ op: "run", ...target(), command: "id" })).body.error.code).toBe("validation_failed");
+    expect((await send({ op: "check_ready", ...target({ nonce: "short" }) })).status).toBe(400);
+    const injection = await send({ op: "launch_detached", ...target(), path: "/tmp/x; rm -rf /", log_path: "/tmp/log" });
+    expect(injection).toMatchObject({ status: 400, body: { error: { code: "validation_failed" } } });
+    expect((await send({ op: "read_markers", ...target(), marker_dir: "/tmp/../etc" })).status).toBe(400);
+    expect((await send({ op: "check_ready", ...target({ username: "root;id" }) })).status).toBe(400);
+    expect(sshd.commands.length).toBe(before);
+  });
+
+  it("refuses loopback and private targets unless allowed for local dev", async () => {
+    for (const host of ["127.0.0.1", "10.1.2.3", "192.168.0.10", "::1", "169.254.169.254"]) {
+      const res = await send({ op: "check_ready", ...target({ host }) }, { relayUrl: strictRelay.url });
+      expect(res.status, host).toBe(403);
+      expect(res.body.error.code).toBe("target_refused");
+    }
+  });
+
+  it("a key the VPS does not accept fails with ssh_auth_failed", async () => {
+    const other = await generateSshKeyPair("intruder");
+    const res = await send({ op: "check_ready", ...target({ private_key: other.privateKeyPem }) });
+    expect(res).toMatchObject({ status: 502, body: { error: { code: "ssh_auth_failed" } } });
+  });
+});

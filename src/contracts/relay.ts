@@ -1,0 +1,76 @@
+/**
+ * The coordinator ↔ SSH relay contract. The relay runs only these operations,
+ * and only for requests signed with the shared RELAY_SECRET:
+ *   X-Relay-Timestamp: unix seconds, X-Relay-Signature: hex HMAC-SHA256(secret, `${timestamp}.${body}`).
+ * The signed body names the deployment and its VPS address together, so the
+ * relay only ever reaches the host the coordinator signed for.
+ */
+import { z } from "zod";
+
+/** Paths on the VPS: absolute, plain characters only (they end up in a command line). */
+const SafePath = z.string().regex(/^\/[A-Za-z0-9._/-]{1,200}$/, "an absolute path of letters, digits, . _ / -").refine((p) => !p.includes(".."), "no '..'");
+
+const Target = z.object({
+  /** Random per request: identical operations (marker polls) still sign differently, so replays are detectable. */
+  nonce: z.string().min(16).max(100),
+  deployment_id: z.string().min(1).max(100),
+  host: z.string().min(1).max(253),
+  port: z.number().int().min(1).max(65535).default(22),
+  username: z.string().regex(/^[a-z_][a-z0-9_-]{0,31}$/),
+  private_key: z.string().min(1).max(10_000),
+  /** SHA-256 of the host key (base64, as ssh-keygen shows it without the prefix). Absent only at ssh_ready, which pins it. */
+  host_key_sha256: z.string().max(100).nullable().default(null),
+});
+
+export const RelayRequest = z.discriminatedUnion("op", [
+  Target.extend({ op: z.literal("check_ready") }),
+  Target.extend({ op: z.literal("upload_script"), path: SafePath, script_b64: z.string().max(512 * 1024).regex(/^[A-Za-z0-9+/=]*$/) }),
+  Target.extend({ op: z.literal("launch_detached"), path: SafePath, log_path: SafePath }),
+  Target.extend({ op: z.literal("read_markers"), marker_dir: SafePath }),
+]);
+export type RelayRequest = z.infer<typeof RelayRequest>;
+export type RelayRequestInput = z.input<typeof RelayRequest>;
+
+export const MARKER_FILES = {
+  started: ".openclaw-setup-started",
+  progress: ".openclaw-setup-progress",
+  complete: ".openclaw-setup-complete",
+  error: ".openclaw-setup-error",
+  token: ".openclaw-setup-token",
+} as const;
+export type Markers = { [K in keyof typeof MARKER_FILES]: string | null };
+
+export type RelayResult =
+  | { op: "check_ready"; ready: true; host_key_sha256: string }
+  | { op: "upload_script"; bytes: number }
+  | { op: "launch_detached"; launched: true }
+  | { op: "read_markers"; markers: Markers };
+
+export const RELAY_ERROR_CODES = [
+  "bad_signature", "stale_request", "replayed_request", "validation_failed", "target_refused",
+  "host_key_mismatch", "ssh_unreachable", "ssh_auth_failed", "command_failed", "internal_error",
+] as const;
+export type RelayErrorCode = (typeof RELAY_ERROR_CODES)[number];
+
+/** Requests older or newer than this are refused (replays, skewed clocks). */
+export const RELAY_MAX_SKEW_S = 60;
+
+async function hmacHex(secret: string, message: string): Promise<string> {
+  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
+  const sig = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(message));
+  return [...new Uint8Array(sig)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+export async function signRelayBody(secret: string, body: string, timestampS: number): Promise<Record<string, string>> {
+  return { "X-Relay-Timestamp": String(timestampS), "X-Relay-Signature": await hmacHex(secret, `${timestampS}.${body}`) };
+}
+
+export async function verifyRelaySignature(secret: string, body: string, timestamp: string | undefined, signature: string | undefined, nowS: number): Promise<RelayErrorCode | null> {
+  if (!timestamp || !signature || !/^\d+$/.test(timestamp)) return "bad_signature";
+  if (Math.abs(nowS - Number(timestamp)) > RELAY_MAX_SKEW_S) return "stale_request";
+  const expected = await hmacHex(secret, `${timestamp}.${body}`);
+  if (expected.length !== signature.length) return "bad_signature";
+  let diff = 0;
+  for (let i = 0; i < expected.length; i++) diff |= expected.charCodeAt(i) ^ signature.charCodeAt(i);
+  return diff === 0 ? null : "bad_signature";
+}
