@@ -127,3 +127,71 @@ export type BotRow = typeof bots.$inferSelect;
 export type TaskRow = typeof tasks.$inferSelect;
 export type WorkflowRow = typeof workflows.$inferSelect;
 export type TokenRow = typeof tokens.$inferSelect;
+
+/**
+ * Deployments (seed 002). The row is the durable state of the stage machine;
+ * its Durable Object is the only writer while it runs and keeps nothing else
+ * but its alarm. Intent columns (`*_name`, order id) are written *before* each
+ * paid or external action so a resumed stage finds what it started.
+ */
+export const deployments = sqliteTable(
+  "deployments",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    provider: text("provider").notNull(),
+    region: text("region").notNull(),
+    plan: text("plan").notNull(),
+    status: text("status").notNull().default("PENDING"),
+    /** Last completed stage (seed 002's provisionStage). */
+    stage: text("stage"),
+    error: text("error"),
+    stageStartedAt: integer("stage_started_at"),
+    lastProgressAt: integer("last_progress_at").notNull(),
+    transientErrors: integer("transient_errors").notNull().default(0),
+    sshPublicKey: text("ssh_public_key"),
+    sshPrivateKeySealed: text("ssh_private_key_sealed"),
+    sshUsername: text("ssh_username").notNull().default("root"),
+    sshPort: integer("ssh_port").notNull().default(22),
+    hostKeySha256: text("host_key_sha256"),
+    openrouterKeyName: text("openrouter_key_name"),
+    openrouterKeyHash: text("openrouter_key_hash"),
+    openrouterKeySealed: text("openrouter_key_sealed"),
+    planId: text("plan_id"),
+    vpsName: text("vps_name"),
+    vpsOrderId: text("vps_order_id"),
+    vpsServiceId: text("vps_service_id"),
+    vpsIp: text("vps_ip"),
+    rebuildActionId: text("rebuild_action_id"),
+    botId: text("bot_id"),
+    botTokenId: text("bot_token_id"),
+    /** Bumped at every setup-script launch; the callback token is bound to it. */
+    launchCount: integer("launch_count").notNull().default(0),
+    idempotencyKey: text("idempotency_key"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    finishedAt: integer("finished_at"),
+  },
+  (t) => [
+    uniqueIndex("deployments_idempotency_idx").on(t.idempotencyKey),
+    index("deployments_status_idx").on(t.status, t.updatedAt),
+    index("deployments_created_idx").on(t.createdAt, t.id),
+  ],
+);
+
+/** The deployment's step log (`GET /deployments/{id}/logs`). */
+export const deploymentEvents = sqliteTable(
+  "deployment_events",
+  {
+    id: integer("id").primaryKey({ autoIncrement: true }),
+    deploymentId: text("deployment_id").notNull(),
+    level: text("level").notNull().default("info"),
+    type: text("type").notNull(),
+    stage: text("stage"),
+    message: text("message").notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [index("deployment_events_idx").on(t.deploymentId, t.id)],
+);
+
+export type DeploymentRow = typeof deployments.$inferSelect;
