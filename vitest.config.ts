@@ -18,11 +18,13 @@ export default defineConfig(async () => {
       projects: [
         {
           plugins: [
-            cloudflareTest({
+            cloudflareTest(async ({ inject }) => ({
               main: "./src/index.ts",
               wrangler: { configPath: "./wrangler.toml" },
               miniflare: {
                 bindings: {
+                  // Stand-ins, relay and a local SSH "VPS" started by test/helpers/deploy-services.ts.
+                  ...inject("deployEnv"),
                   TEST_MIGRATIONS: migrations,
                   ADMIN_TOKEN: TEST_ADMIN_TOKEN,
                   // Short windows so timeouts, grace and retries are observable in seconds.
@@ -32,10 +34,11 @@ export default defineConfig(async () => {
                   LOG_LEVEL: "warn",
                 },
               },
-            }),
+            })),
           ],
           test: {
             name: "workers",
+            globalSetup: ["./test/helpers/deploy-services.ts"],
             include: ["test/unit/**/*.test.ts", "test/integration/**/*.test.ts"],
             setupFiles: ["./test/helpers/setup.ts"],
             testTimeout: 20_000,

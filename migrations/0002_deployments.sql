@@ -39,6 +39,7 @@ CREATE TABLE `deployments` (
 	`bot_token_id` text,
 	`launch_count` integer DEFAULT 0 NOT NULL,
 	`idempotency_key` text,
+	`write_id` text,
 	`created_at` integer NOT NULL,
 	`updated_at` integer NOT NULL,
 	`finished_at` integer

@@ -12,6 +12,8 @@ import { tasks } from "./routes/tasks";
 import { tokensRouter } from "./routes/tokens";
 import { workflows } from "./routes/workflows";
 import { ws } from "./routes/ws";
+import { deploymentsRouter } from "./routes/deployments";
+import { BOT_BUNDLE, BOT_BUNDLE_SHA256 } from "./generated/bot-bundle";
 import { createCtx } from "./services/context";
 
 export const MAX_BODY_BYTES = MAX_MESSAGE_BYTES;
@@ -69,6 +71,14 @@ export function createApp() {
   app.route("/api/v1/workflows", workflows);
   app.route("/api/v1/ws", ws);
   app.route("/api/v1/tokens", tokensRouter);
+  app.route("/api/v1/deployments", deploymentsRouter);
+
+  // The bot client, one bundled file, for VPS setup scripts to download (public: it holds no secret).
+  app.get("/bot/clawbot-bot.cjs", (c) => {
+    c.header("Content-Type", "application/javascript; charset=utf-8");
+    c.header("ETag", `"${BOT_BUNDLE_SHA256}"`);
+    return c.body(BOT_BUNDLE);
+  });
 
   app.openAPIRegistry.registerComponent("securitySchemes", "bearer", { type: "http", scheme: "bearer" });
   app.doc31("/openapi.json", {

@@ -36,8 +36,12 @@ function presentedToken(c: AppContext): string | null {
   return null;
 }
 
+/** API paths with their own authentication (the setup script's callback token). */
+const SELF_AUTHENTICATED = /^\/api\/v1\/deployments\/[^/]+\/callback$/;
+
 export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   const ctx = c.get("ctx");
+  if (SELF_AUTHENTICATED.test(c.req.path)) return next();
   if (ctx.config.authMode === "open") {
     if (!warnedOpen) {
       warnedOpen = true;

@@ -5,5 +5,27 @@ declare namespace Cloudflare {
     ADMIN_TOKEN?: string;
     /** Shared with the SSH relay; signs every relay request. */
     RELAY_SECRET?: string;
+    /** Seals SSH keys and OpenRouter secrets at rest; signs setup callbacks. */
+    DEPLOY_SECRET_KEY?: string;
+    HETZNER_TOKEN?: string;
+    OVH_APP_KEY?: string;
+    OVH_APP_SECRET?: string;
+    OVH_CONSUMER_KEY?: string;
+    OPENROUTER_PROVISIONING_KEY?: string;
+    /** Optional settings (wrangler.toml [vars] or --var). */
+    VPS_PROVIDER?: string;
+    PROVIDER_API_URL?: string;
+    OPENROUTER_API_URL?: string;
+    OPENROUTER_KEY_LIMIT_USD?: string;
+    STANDINS_URL?: string;
+    RELAY_URL?: string;
+    PUBLIC_URL?: string;
+    DEPLOY_POLL_INTERVAL_S?: string;
+    SETUP_TIMEOUT_S?: string;
+    VPS_SSH_PORT?: string;
+    VPS_SSH_USERNAME?: string;
+    SETUP_MARKER_DIR?: string;
+    SETUP_INSTALL_DIR?: string;
+    OPENCLAW_BIN?: string;
   }
 }

@@ -55,3 +55,23 @@ export function errorEnvelope(code: string, message: string, details: Record<str
 
 export const notFound = (what: "bot" | "task" | "workflow" | "token", id: string) =>
   new AppError(`${what}_not_found`, `${what} ${id} does not exist`, { id });
+
+/**
+ * Errors do not keep their class across Durable Object RPC, so an object's
+ * methods return this envelope and the Worker turns it back into an AppError.
+ */
+export type RpcResult<T> = { ok: true; value: T } | { ok: false; code: ErrorCode; message: string; details: Record<string, unknown> };
+
+export async function asRpcResult<T>(work: () => Promise<T>): Promise<RpcResult<T>> {
+  try {
+    return { ok: true, value: await work() };
+  } catch (err) {
+    if (err instanceof AppError) return { ok: false, code: err.code, message: err.message, details: err.details };
+    throw err;
+  }
+}
+
+export function unwrapRpc<T>(result: RpcResult<T>): T {
+  if (result.ok) return result.value;
+  throw new AppError(result.code, result.message, result.details);
+}

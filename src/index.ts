@@ -5,6 +5,7 @@ import { sweep } from "./services/sweeper";
 
 export { BotSession } from "./objects/bot-session";
 export { RelayContainer } from "./objects/relay-container";
+export { DeploymentRunner } from "./objects/deployment-runner";
 
 const app = createApp();
 

@@ -10,6 +10,7 @@
  * adapter tests.
  */
 import { createHash } from "node:crypto";
+import { appendFileSync, existsSync, readFileSync } from "node:fs";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { StateStore } from "./state";
 
@@ -22,6 +23,8 @@ export interface StandinOptions {
   hetznerToken?: string;
   ovh?: { appKey: string; appSecret: string; consumerKey: string };
   openrouterKey?: string;
+  /** Where "delivered" servers get their SSH keys installed (the local SSH server's authorized_keys). */
+  authorizedKeysFile?: string;
   /** How long OVH takes to deliver an order and a rebuild/Hetzner action takes to finish. */
   deliveryDelayMs?: number;
   actionDelayMs?: number;
@@ -53,6 +56,11 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
   const ovhCreds = opts.ovh ?? STANDIN_DEFAULTS.ovh;
   const openrouterKey = opts.openrouterKey ?? STANDIN_DEFAULTS.openrouterKey;
   const deliveryDelayMs = opts.deliveryDelayMs ?? 0;
+  const installKey = (publicKey: string | undefined) => {
+    if (!opts.authorizedKeysFile || !publicKey) return;
+    const existing = existsSync(opts.authorizedKeysFile) ? readFileSync(opts.authorizedKeysFile, "utf8") : "";
+    if (!existing.includes(publicKey.trim())) appendFileSync(opts.authorizedKeysFile, `${publicKey.trim()}\n`, { mode: 0o600 });
+  };
   const actionDelayMs = opts.actionDelayMs ?? 0;
   const routes: { method: string; pattern: RegExp; keys: string[]; auth: "hetzner" | "ovh" | "openrouter" | "none"; handler: Handler }[] = [];
   const route = (method: string, path: string, auth: "hetzner" | "ovh" | "openrouter" | "none", handler: Handler) => {
@@ -96,6 +104,7 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
     if (s().hetzner.servers.some((x) => x.name === body.name)) return json(409, { error: { code: "uniqueness_error", message: "server name is already used" } });
     const server = { id: store.nextId(), name: body.name, server_type: body.server_type, location: body.location ?? "fsn1", status: "running", ip: vpsIp, ssh_keys: body.ssh_keys ?? [], created: new Date().toISOString() };
     s().hetzner.servers.push(server);
+    for (const keyId of server.ssh_keys) installKey(s().hetzner.sshKeys.find((k) => k.id === keyId)?.public_key);
     const action = { id: store.nextId(), command: "create_server", server: server.id, readyAtMs: Date.now() + actionDelayMs, status: "running" as const };
     s().hetzner.actions.push(action);
     store.save();
@@ -116,6 +125,8 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
     const server = s().hetzner.servers.find((x) => String(x.id) === p.id);
     if (!server) return notFound("server");
     if (!body?.image) return json(400, { error: { code: "invalid_input", message: "image is required" } });
+    // A rebuild reinstalls the OS with the server's SSH keys.
+    for (const keyId of server.ssh_keys) installKey(s().hetzner.sshKeys.find((k) => k.id === keyId)?.public_key);
     const action = { id: store.nextId(), command: "rebuild_server", server: server.id, readyAtMs: Date.now() + actionDelayMs, status: "running" as const };
     s().hetzner.actions.push(action);
     store.save();
@@ -196,6 +207,7 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
   route("POST", "/ovh/1.0/vps/{name}/rebuild", "ovh", (_r, body, p) => {
     if (!vpsOf(p.name!)) return notFound("vps");
     if (!body?.imageId) return json(400, { message: "imageId is required" });
+    installKey(body.publicSshKey);
     const task = { id: store.nextId(), vps: p.name!, readyAtMs: Date.now() + actionDelayMs };
     s().ovh.tasks.push(task);
     store.save();

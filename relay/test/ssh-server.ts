@@ -1,6 +1,7 @@
 /** A real SSH server for tests (ssh2 Server): public-key auth for one key, exec runs bash locally. */
 import { spawn } from "node:child_process";
 import { timingSafeEqual } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
 import { Server, utils, type Connection } from "ssh2";
 import { hostKeyFingerprint } from "../src/ssh";
 
@@ -11,13 +12,19 @@ export interface TestSshServer {
   close(): Promise<void>;
 }
 
-export async function startTestSshServer(authorizedPublicKeyLine: string): Promise<TestSshServer> {
-  const host = utils.generateKeyPairSync("ed25519");
+/** `authorized`: one public key line, or `{ file }` read at every login (a provider stand-in appends to it). */
+export async function startTestSshServer(authorized: string | { file: string }, opts: { port?: number; hostKey?: string; home?: string } = {}): Promise<TestSshServer & { hostKey: string }> {
+  const hostKey = opts.hostKey ?? utils.generateKeyPairSync("ed25519").private;
+  const host = { private: hostKey };
   const parsedHost = utils.parseKey(host.private);
   if (parsedHost instanceof Error) throw parsedHost;
-  const allowed = utils.parseKey(authorizedPublicKeyLine);
-  if (allowed instanceof Error) throw allowed;
-  const allowedKey = Array.isArray(allowed) ? allowed[0]! : allowed;
+  const allowedKeys = () => {
+    const lines = typeof authorized === "string" ? [authorized] : existsSync(authorized.file) ? readFileSync(authorized.file, "utf8").split("\n") : [];
+    return lines.map((l) => l.trim()).filter(Boolean).flatMap((l) => {
+      const k = utils.parseKey(l);
+      return k instanceof Error ? [] : Array.isArray(k) ? k : [k];
+    });
+  };
   const commands: string[] = [];
   const connections = new Set<Connection>();
 
@@ -27,8 +34,8 @@ export async function startTestSshServer(authorizedPublicKeyLine: string): Promi
     client.on("error", () => undefined);
     client.on("authentication", (ctx) => {
       if (ctx.method !== "publickey") return ctx.reject(["publickey"]);
-      const same = ctx.key.algo === allowedKey.type && ctx.key.data.length === allowedKey.getPublicSSH().length && timingSafeEqual(ctx.key.data, allowedKey.getPublicSSH());
-      if (!same) return ctx.reject(["publickey"]);
+      const allowedKey = allowedKeys().find((k) => ctx.key.algo === k.type && ctx.key.data.length === k.getPublicSSH().length && timingSafeEqual(ctx.key.data, k.getPublicSSH()));
+      if (!allowedKey) return ctx.reject(["publickey"]);
       if (ctx.signature && !allowedKey.verify(ctx.blob!, ctx.signature, ctx.hashAlgo)) return ctx.reject(["publickey"]);
       ctx.accept();
     });
@@ -38,7 +45,7 @@ export async function startTestSshServer(authorizedPublicKeyLine: string): Promi
         session.on("exec", (acceptExec, _reject, info) => {
           const stream = acceptExec();
           commands.push(info.command);
-          const child = spawn("bash", ["-c", info.command], { stdio: ["pipe", "pipe", "pipe"] });
+          const child = spawn("bash", ["-c", info.command], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...(opts.home ? { HOME: opts.home } : {}) } });
           stream.pipe(child.stdin);
           child.stdout.pipe(stream, { end: false });
           child.stderr.pipe(stream.stderr, { end: false });
@@ -50,9 +57,10 @@ export async function startTestSshServer(authorizedPublicKeyLine: string): Promi
       });
     });
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  await new Promise<void>((resolve) => server.listen(opts.port ?? 0, "127.0.0.1", resolve));
   const hostPublic = Array.isArray(parsedHost) ? parsedHost[0]! : parsedHost;
   return {
+    hostKey,
     port: (server.address() as { port: number }).port,
     hostKeySha256: hostKeyFingerprint(hostPublic.getPublicSSH()),
     commands,

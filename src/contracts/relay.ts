@@ -74,3 +74,6 @@ export async function verifyRelaySignature(secret: string, body: string, timesta
   for (let i = 0; i < expected.length; i++) diff |= expected.charCodeAt(i) ^ signature.charCodeAt(i);
   return diff === 0 ? null : "bad_signature";
 }
+
+/** A relay request before the client adds its nonce (distributes over the union of operations). */
+export type RelayOp = RelayRequestInput extends infer T ? (T extends unknown ? Omit<T, "nonce"> : never) : never;

@@ -168,6 +168,8 @@ export const deployments = sqliteTable(
     /** Bumped at every setup-script launch; the callback token is bound to it. */
     launchCount: integer("launch_count").notNull().default(0),
     idempotencyKey: text("idempotency_key"),
+    /** Unique id of the last write; the log lines of a write are inserted only if it is there. */
+    writeId: text("write_id"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
     finishedAt: integer("finished_at"),

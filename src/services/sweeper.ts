@@ -5,6 +5,7 @@
  * Every step is bounded so one run stays well inside a cron's CPU budget.
  */
 import { listConnectedBotIds } from "../db/bots";
+import { listActiveDeploymentIds } from "../db/deployments";
 import { findOrphanedHeldTasks, findOverdueTasks, findTasksOfLostBots } from "../db/tasks";
 import { AppError } from "../errors";
 import { botStub, type Ctx } from "./context";
@@ -20,10 +21,11 @@ export interface SweepReport {
   lostBotTasks: number;
   botsChecked: number;
   dispatched: number;
+  deploymentsKicked: number;
 }
 
 export async function sweep(ctx: Ctx): Promise<SweepReport> {
-  const report: SweepReport = { timedOut: 0, lostBotTasks: 0, botsChecked: 0, dispatched: 0 };
+  const report: SweepReport = { timedOut: 0, lostBotTasks: 0, botsChecked: 0, dispatched: 0, deploymentsKicked: 0 };
   const nowMs = ctx.now();
 
   for (const task of await findOverdueTasks(ctx.db, nowMs, SWEEP_SLACK_MS, SWEEP_BATCH)) {
@@ -45,6 +47,13 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
   }
 
   report.dispatched = await dispatchDueTasks(ctx, SWEEP_BATCH);
+
+  // Deployments: re-arm lost alarms and apply the 45-minute stale rule (each runner decides).
+  for (const id of await listActiveDeploymentIds(ctx.db, SWEEP_BATCH)) {
+    const stub = ctx.env.DEPLOYMENT_RUNNER.get(ctx.env.DEPLOYMENT_RUNNER.idFromName(id));
+    const result = await stub.kick(id).catch((err) => (ctx.log.warn("sweeper could not reach deployment", { deployment_id: id, error: String(err) }), "ok"));
+    if (result !== "ok") report.deploymentsKicked++;
+  }
   ctx.log.info("sweep finished", { ...report });
   return report;
 }

@@ -51,7 +51,7 @@ function setup(over: Partial<SetupScriptInput> = {}) {
 /** Async: the callback server runs in this process and must keep answering while the script runs. */
 function run(script: string, home: string): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn("bash", [script], { env: { PATH: process.env.PATH!, HOME: home }, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn("bash", [script], { env: { PATH: process.env.PATH!, HOME: home } as unknown as NodeJS.ProcessEnv, stdio: ["ignore", "ignore", "pipe"] });
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);

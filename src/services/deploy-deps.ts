@@ -1,0 +1,110 @@
+/**
+ * What a deployment talks to, chosen by configuration: the VPS provider
+ * (`local` stand-in, `hetzner`, `ovh`), OpenRouter (real or stand-in URL) and
+ * the SSH relay (a local URL in dev, the RelayContainer in production).
+ */
+import { getContainer } from "@cloudflare/containers";
+import { signRelayBody, type RelayOp, type RelayResult } from "../contracts/relay";
+import { HetznerProvider } from "../providers/hetzner";
+import { ProviderError } from "../providers/http";
+import { OpenRouterKeysApi } from "../providers/openrouter";
+import { OvhProvider } from "../providers/ovh";
+import type { OpenRouterKeys, VpsProvider } from "../providers/types";
+
+export interface DeployConfig {
+  provider: "local" | "hetzner" | "ovh";
+  /** The coordinator's URL as the VPS sees it (bot download, callback, bot connection). */
+  publicUrl: string;
+  secretKey: string;
+  pollIntervalMs: number;
+  setupTimeoutMs: number;
+  sshPort: number;
+  sshUsername: string;
+  markerDir: string;
+  installDir: string;
+  openclawBin: string;
+  openrouterLimitUsd: number | null;
+}
+
+export interface DeployDeps {
+  config: DeployConfig;
+  provider: VpsProvider;
+  openrouter: OpenRouterKeys;
+  relay: RelayClient;
+}
+
+const num = (v: string | undefined, fallback: number) => (v !== undefined && v !== "" && Number.isFinite(Number(v)) ? Number(v) : fallback);
+
+export function readDeployConfig(env: Env): DeployConfig {
+  const provider = env.VPS_PROVIDER === "hetzner" || env.VPS_PROVIDER === "ovh" ? env.VPS_PROVIDER : "local";
+  return {
+    provider,
+    publicUrl: (env.PUBLIC_URL ?? "http://127.0.0.1:8787").replace(/\/$/, ""),
+    secretKey: env.DEPLOY_SECRET_KEY ?? "",
+    pollIntervalMs: num(env.DEPLOY_POLL_INTERVAL_S, 30) * 1000,
+    setupTimeoutMs: num(env.SETUP_TIMEOUT_S, 20 * 60) * 1000,
+    sshPort: num(env.VPS_SSH_PORT, 22),
+    sshUsername: env.VPS_SSH_USERNAME || "root",
+    markerDir: env.SETUP_MARKER_DIR || "/root",
+    installDir: env.SETUP_INSTALL_DIR || "/opt/clawbot",
+    openclawBin: env.OPENCLAW_BIN || "openclaw",
+    openrouterLimitUsd: env.OPENROUTER_KEY_LIMIT_USD ? Number(env.OPENROUTER_KEY_LIMIT_USD) : null,
+  };
+}
+
+/** The local stand-ins' fixed credentials (see standins/server.ts). */
+const STANDIN_CREDENTIALS = { hetzner: "standin-hetzner-token", openrouter: "standin-openrouter-provisioning-key" };
+
+export function createDeployDeps(env: Env, deploymentId: string): DeployDeps {
+  const base = readDeployConfig(env);
+  // `{deployment_id}` in the setup directories keeps deployments apart where several share one host (tests, local dev).
+  const config = { ...base, markerDir: base.markerDir.replaceAll("{deployment_id}", deploymentId), installDir: base.installDir.replaceAll("{deployment_id}", deploymentId) };
+  const standins = (env.STANDINS_URL ?? "http://127.0.0.1:8788").replace(/\/$/, "");
+  let provider: VpsProvider;
+  if (config.provider === "hetzner") provider = new HetznerProvider({ token: env.HETZNER_TOKEN ?? "", baseUrl: env.PROVIDER_API_URL });
+  else if (config.provider === "ovh") {
+    provider = new OvhProvider({ appKey: env.OVH_APP_KEY ?? "", appSecret: env.OVH_APP_SECRET ?? "", consumerKey: env.OVH_CONSUMER_KEY ?? "", baseUrl: env.PROVIDER_API_URL });
+  } else provider = new HetznerProvider({ token: STANDIN_CREDENTIALS.hetzner, baseUrl: `${standins}/hetzner/v1` });
+  const openrouter = env.OPENROUTER_PROVISIONING_KEY
+    ? new OpenRouterKeysApi({ provisioningKey: env.OPENROUTER_PROVISIONING_KEY, baseUrl: env.OPENROUTER_API_URL })
+    : new OpenRouterKeysApi({ provisioningKey: STANDIN_CREDENTIALS.openrouter, baseUrl: `${standins}/openrouter/api/v1` });
+  const relayFetch: typeof fetch = env.RELAY_URL
+    ? (input, init) => fetch(new URL("/v1/ops", env.RELAY_URL).toString(), init)
+    : (input, init) => getContainer(env.RELAY, deploymentId).fetch(new Request("http://relay/v1/ops", init));
+  return { config, provider, openrouter, relay: new RelayClient(env.RELAY_SECRET ?? "", relayFetch) };
+}
+
+export class RelayError extends ProviderError {
+  constructor(
+    readonly code: string,
+    message: string,
+    transient: boolean,
+  ) {
+    super(message, transient);
+  }
+}
+
+/** Signs and sends one relay operation. */
+export class RelayClient {
+  constructor(
+    private readonly secret: string,
+    private readonly fetchImpl: typeof fetch,
+  ) {}
+
+  async run<R extends RelayResult>(req: RelayOp): Promise<R> {
+    const body = JSON.stringify({ ...req, nonce: crypto.randomUUID() });
+    const headers = await signRelayBody(this.secret, body, Math.floor(Date.now() / 1000));
+    let res: Response;
+    try {
+      res = await this.fetchImpl("http://relay/v1/ops", { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body, signal: AbortSignal.timeout(60_000) });
+    } catch (err) {
+      throw new RelayError("relay_unreachable", `relay unreachable: ${(err as Error).message}`, true);
+    }
+    const json = (await res.json().catch(() => null)) as { ok: boolean; result?: R; error?: { code: string; message: string } } | null;
+    if (json?.ok && json.result) return json.result;
+    const code = json?.error?.code ?? `http_${res.status}`;
+    // SSH not up yet or a flaky network is worth retrying; a wrong host key or a refused request is not.
+    const transient = code === "ssh_unreachable" || code === "internal_error" || res.status >= 500 && code.startsWith("http_");
+    throw new RelayError(code, json?.error?.message ?? `relay answered ${res.status}`, transient);
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Global setup for the Workers-pool project (runs in Node): the real local
+ * services a deployment talks to — provider and OpenRouter stand-ins, the SSH
+ * relay, an ssh2 SSH server playing the VPS (it accepts the keys the provider
+ * stand-in installs), and a small server playing the coordinator's public URL
+ * for the setup script (bot download, callbacks). Their addresses reach the
+ * Worker as bindings through `provide`.
+ */
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
+import os from "node:os";
+import path from "node:path";
+import type { TestProject } from "vitest/node";
+import { startRelay } from "../../relay/src/server";
+import { startTestSshServer } from "../../relay/test/ssh-server";
+import { startStandins } from "../../standins/server";
+
+export const TEST_RELAY_SECRET = "workers-test-relay-secret-0123";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    deployEnv: Record<string, string>;
+  }
+}
+
+export default async function setup(project: TestProject) {
+  const dir = mkdtempSync(path.join(os.tmpdir(), "cbc-deploy-"));
+  const home = path.join(dir, "home");
+  mkdirSync(home);
+  const authorizedKeysFile = path.join(dir, "authorized_keys");
+  const standins = await startStandins({ authorizedKeysFile, vpsIp: "127.0.0.1" });
+  const sshd = await startTestSshServer({ file: authorizedKeysFile }, { home });
+  const relay = await startRelay({ secret: TEST_RELAY_SECRET, allowPrivateTargets: true, opTimeoutMs: 15_000, log: () => {} });
+  const openclaw = path.join(dir, "openclaw");
+  writeFileSync(openclaw, `#!/bin/bash\nmkdir -p "$HOME/.openclaw" && echo '{}' > "$HOME/.openclaw/openclaw.json"\n`);
+  chmodSync(openclaw, 0o755);
+  // The coordinator's public URL as the "VPS" sees it: the bot download and the callbacks.
+  const publicUrl = createServer((req, res) => {
+    req.resume();
+    if (req.url === "/bot/clawbot-bot.cjs") return res.end("setTimeout(() => {}, 120000); // stand-in bot client for the Workers-pool tests\n");
+    // Test-only window onto the "VPS" disk: what the setup script installed for the bot.
+    const botEnv = /^\/_test\/vps\/([0-9a-f-]{36})\/bot\.env$/.exec(req.url ?? "");
+    if (botEnv) {
+      const file = path.join(dir, "vps", botEnv[1]!, "install/bot.env");
+      if (!existsSync(file)) return res.writeHead(404).end();
+      return res.end(readFileSync(file, "utf8"));
+    }
+    res.writeHead(200, { "Content-Type": "application/json" });
+    res.end("{}");
+  });
+  await new Promise<void>((r) => publicUrl.listen(0, "127.0.0.1", r));
+
+  project.provide("deployEnv", {
+    VPS_PROVIDER: "local",
+    STANDINS_URL: standins.url,
+    RELAY_URL: relay.url,
+    RELAY_SECRET: TEST_RELAY_SECRET,
+    DEPLOY_SECRET_KEY: "workers-test-deploy-secret-key-0123",
+    PUBLIC_URL: `http://127.0.0.1:${(publicUrl.address() as { port: number }).port}`,
+    VPS_SSH_PORT: String(sshd.port),
+    SETUP_MARKER_DIR: path.join(dir, "vps/{deployment_id}/markers"),
+    SETUP_INSTALL_DIR: path.join(dir, "vps/{deployment_id}/install"),
+    OPENCLAW_BIN: openclaw,
+    DEPLOY_POLL_INTERVAL_S: "1",
+    TEST_DEPLOY_DIR: dir,
+  });
+
+  return async () => {
+    // Stop the stand-in bots the setup scripts started.
+    const vps = path.join(dir, "vps");
+    for (const id of existsSync(vps) ? readdirSync(vps) : []) {
+      const pidFile = path.join(vps, id, "install/bot.pid");
+      if (existsSync(pidFile)) {
+        try {
+          process.kill(Number(readFileSync(pidFile, "utf8")));
+        } catch {
+          /* already gone */
+        }
+      }
+    }
+    publicUrl.closeAllConnections();
+    standins.server.closeAllConnections();
+    relay.server.closeAllConnections();
+    await Promise.all([relay.close(), standins.close(), sshd.close(), new Promise((r) => publicUrl.close(r))]);
+  };
+}

@@ -1,0 +1,161 @@
+/**
+ * Deployments through the real Worker and the deployment Durable Object, with
+ * real local services (test/helpers/deploy-services.ts): the Hetzner-shaped
+ * stand-in "delivers" a VPS that is an SSH server on 127.0.0.1, the relay runs
+ * the setup script there with bash, and the installed bot connects back.
+ */
+import { env, SELF } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { BotSocket, del, eventually, expectError, get, post } from "../helpers/api";
+
+const standinsUrl = () => (env as unknown as { STANDINS_URL: string }).STANDINS_URL;
+const deployDir = () => (env as unknown as { TEST_DEPLOY_DIR: string }).TEST_DEPLOY_DIR;
+const standinState = async () => (await fetch(`${standinsUrl()}/_standin/state`)).json() as Promise<any>;
+
+const publicUrl = () => (env as unknown as { PUBLIC_URL: string }).PUBLIC_URL;
+
+/** The bot credentials the setup script installed on the "VPS" (read through the test helper). */
+async function installedBot(deploymentId: string): Promise<{ id: string; token: string }> {
+  const text = await eventually(async () => {
+    const res = await fetch(`${publicUrl()}/_test/vps/${deploymentId}/bot.env`);
+    return res.ok ? res.text() : null;
+  }, 10_000, "bot.env on the VPS");
+  const get = (k: string) => new RegExp(`^${k}=(.*)$`, "m").exec(text)![1]!;
+  return { id: get("CLAWBOT_BOT_ID"), token: get("CLAWBOT_TOKEN") };
+}
+
+async function waitFor(id: string, check: (d: any) => boolean, what: string, timeoutMs = 15_000) {
+  return eventually(async () => {
+    const d = (await get(`/api/v1/deployments/${id}`)).body;
+    return check(d) ? d : null;
+  }, timeoutMs, what);
+}
+
+async function createDeployment(body: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
+  return post("/api/v1/deployments", { name: "openclaw-test", region: "fsn1", plan: "cx22", ...body }, { headers });
+}
+
+describe("deployments", () => {
+  it("validates input and needs an admin token", async () => {
+    expectError(await post("/api/v1/deployments", { name: "" }), 400, "validation_failed");
+    expectError(await post("/api/v1/deployments", { name: "bad;name" }), 400, "validation_failed");
+    expectError(await post("/api/v1/deployments", { name: "x", provider: "aws" }), 400, "validation_failed");
+    expectError(await post("/api/v1/deployments", { name: "x", provider: "ovh" }), 400, "validation_failed");
+    const viewer = (await post("/api/v1/tokens", { kind: "viewer", name: "v" })).body.token;
+    expectError(await post("/api/v1/deployments", { name: "x" }, { token: viewer }), 403, "forbidden");
+    expectError(await get("/api/v1/deployments/nope"), 404, "not_found");
+    expectError(await get("/api/v1/deployments?status=DONE"), 400, "validation_failed");
+  });
+
+  it("provisions through all ten stages to READY with its bot online, then DELETE tears everything down", async () => {
+    const res = await createDeployment({ name: "full-run" });
+    expect(res.status).toBe(202);
+    expect(res.headers.get("Location")).toBe(`/api/v1/deployments/${res.body.id}`);
+    expect(res.body).toMatchObject({ name: "full-run", provider: "local", status: "ORDERING", status_url: `/api/v1/deployments/${res.body.id}` });
+    const id = res.body.id as string;
+
+    // The script completes on the "VPS"; READY waits for the installed bot to connect.
+    const launched = await eventually(async () => {
+      const d = (await get(`/api/v1/deployments/${id}`)).body;
+      return d.stage === "setup_script_launched" ? d : null;
+    }, 15_000, "setup script launched");
+    expect(launched).toMatchObject({ status: "INSTALLING", vps: { ip: "127.0.0.1" } });
+    expect(launched.vps.host_key_sha256).toMatch(/^[A-Za-z0-9+/]{43}$/);
+    expect(launched.bot_id).toBeTruthy();
+    expect(launched.bot_online).toBe(false);
+
+    const logs = (await get(`/api/v1/deployments/${id}/logs?limit=500`)).body;
+    const completed = logs.filter((l: any) => l.type === "stage_completed").map((l: any) => l.stage);
+    expect(completed).toEqual(["ssh_key_generated", "openrouter_key_created", "plan_found", "vps_ordered", "vps_delivered", "vps_ip_acquired", "vps_rebuilt", "ssh_ready", "setup_script_launched"]);
+    expect(JSON.stringify(logs)).not.toMatch(/BEGIN OPENSSH PRIVATE KEY|sk-or-v1-/);
+
+    // Exactly one server, one SSH key and one OpenRouter key were created.
+    const state = await standinState();
+    expect(state.hetzner.servers.filter((s: any) => s.name === `clawbot-${id}`)).toHaveLength(1);
+    expect(state.hetzner.sshKeys.filter((k: any) => k.name === `clawbot-${id}`)).toHaveLength(1);
+    expect(state.openrouter.keys.filter((k: any) => k.name === `clawbot-deployment-${id}`)).toHaveLength(1);
+
+    // The deployment's private key and OpenRouter secret are sealed at rest.
+    const row = await env.DB.prepare("SELECT ssh_private_key_sealed AS k, openrouter_key_sealed AS o FROM deployments WHERE id = ?").bind(id).first<{ k: string; o: string }>();
+    expect(row!.k).toMatch(/^v1:/);
+    expect(row!.o).toMatch(/^v1:/);
+
+    // The installed bot connects back with the token made for this deployment: READY, bot online.
+    const bot = await installedBot(id);
+    expect(bot.id).toBe(launched.bot_id);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    await sock.next("connected");
+    const ready = await waitFor(id, (d) => d.status === "READY", "READY");
+    expect(ready).toMatchObject({ stage: "setup_complete", next_stage: null, bot_online: true, error: null });
+    expect(ready.finished_at).not.toBeNull();
+    const readyLog = (await get(`/api/v1/deployments/${id}/logs?limit=500`)).body.at(-1);
+    expect(readyLog).toMatchObject({ type: "deployment_ready", stage: "setup_complete" });
+
+    // DELETE tears everything down: the server, the OpenRouter key, the bot and its token.
+    expect((await del(`/api/v1/deployments/${id}`)).body).toEqual({ id, deleted: true });
+    const after = await standinState();
+    expect(after.hetzner.servers.filter((s: any) => s.name === `clawbot-${id}`)).toHaveLength(0);
+    expect(after.openrouter.keys.filter((k: any) => k.name === `clawbot-deployment-${id}`)).toHaveLength(0);
+    expectError(await get(`/api/v1/bots/${bot.id}`), 404, "bot_not_found");
+    expect((await BotSocket.upgrade(bot.id, bot.token)).status).toBe(401);
+    expectError(await get(`/api/v1/deployments/${id}`), 404, "not_found");
+    sock.close();
+  });
+
+  it("a double click buys one VPS: the idempotency key returns the first deployment", async () => {
+    const key = `deploy-${Date.now()}`;
+    const [a, b] = await Promise.all([createDeployment({ name: "twice" }, { "Idempotency-Key": key }), createDeployment({ name: "twice" }, { "Idempotency-Key": key })]);
+    expect([a.status, b.status].sort()).toEqual([200, 202]);
+    expect(a.body.id).toBe(b.body.id);
+    const id = a.body.id;
+    await waitFor(id, (d) => d.stage === "vps_ordered" || d.status === "INSTALLING" || d.status === "READY", "ordered");
+    expect((await standinState()).hetzner.servers.filter((s: any) => s.name === `clawbot-${id}`)).toHaveLength(1);
+    await post(`/api/v1/deployments/${id}/cancel`).catch(() => undefined);
+  });
+
+  it("cancel stops the machine; retry resumes it, reusing the VPS and key it already has", async () => {
+    const id = (await createDeployment({ name: "cancel-retry" })).body.id;
+    await waitFor(id, (d) => d.stage === "vps_ordered" || d.stage === "vps_delivered" || d.status === "INSTALLING", "ordered");
+    const cancelled = await post(`/api/v1/deployments/${id}/cancel`);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({ status: "ERROR", error: "cancelled" });
+    const stageAtCancel = cancelled.body.stage;
+    await new Promise((r) => setTimeout(r, 1500));
+    expect((await get(`/api/v1/deployments/${id}`)).body).toMatchObject({ status: "ERROR", stage: stageAtCancel });
+    expectError(await post(`/api/v1/deployments/${id}/cancel`), 409, "invalid_transition");
+
+    const retried = await post(`/api/v1/deployments/${id}/retry`);
+    expect(retried.status).toBe(200);
+    await waitFor(id, (d) => d.stage === "setup_script_launched" || d.status === "READY", "launched after retry");
+    const state = await standinState();
+    expect(state.hetzner.servers.filter((s: any) => s.name === `clawbot-${id}`)).toHaveLength(1);
+    expect(state.openrouter.keys.filter((k: any) => k.name === `clawbot-deployment-${id}`)).toHaveLength(1);
+    const logTypes = (await get(`/api/v1/deployments/${id}/logs?limit=500`)).body.map((l: any) => l.type);
+    expect(logTypes).toContain("deployment_cancelled");
+    expect(logTypes).toContain("deployment_retry");
+    expectError(await post(`/api/v1/deployments/${id}/retry`), 409, "invalid_transition");
+    await post(`/api/v1/deployments/${id}/cancel`);
+  });
+
+  it("the setup callback needs its deployment's token", async () => {
+    const id = (await createDeployment({ name: "callback" })).body.id;
+    const call = (token: string | null, body: unknown) =>
+      SELF.fetch(`http://coordinator.test/api/v1/deployments/${id}/callback`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json", ...(token ? { Authorization: `Bearer ${token}` } : {}) },
+        body: JSON.stringify(body),
+      });
+    expect((await call(null, { event: "progress" })).status).toBe(401);
+    expect((await call("0".repeat(64), { event: "progress" })).status).toBe(401);
+    expect((await call("test-admin-token-0123456789abcdef", { event: "complete" })).status).toBe(401);
+    expect((await call("x", { event: "launch" })).status).toBe(400);
+    await post(`/api/v1/deployments/${id}/cancel`).catch(() => undefined);
+  });
+
+  it("lists and filters deployments", async () => {
+    const list = await get("/api/v1/deployments?status=ERROR&limit=200");
+    expect(list.status).toBe(200);
+    expect(list.body.every((d: any) => d.status === "ERROR")).toBe(true);
+    expect(list.body.length).toBeGreaterThan(0);
+  });
+});
