@@ -13,6 +13,8 @@ import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startStandins } from "../standins/server";
+import { startTestSshServer } from "../standins/ssh-vps";
+import { localDeployVars, localVpsHostKey, prepareLocalVps } from "./lib/local-vps";
 import { ROOT, startCoordinator, triggerCron } from "./lib/coordinator";
 
 const CRON_INTERVAL_MS = 60_000;
@@ -45,12 +47,17 @@ function startRelayProcess(port: number, secret: string): ChildProcess {
 async function main() {
   const adminToken = ensureDevSecret("ADMIN_TOKEN", () => `cbc_admin_${randomBytes(24).toString("base64url")}`);
   const relaySecret = ensureDevSecret("RELAY_SECRET", () => randomBytes(32).toString("base64url"));
-  const standins = await startStandins({ port: port + 1, stateFile: path.join(ROOT, ".wrangler/standins.json"), vpsIp: "127.0.0.1" });
+  ensureDevSecret("DEPLOY_SECRET_KEY", () => randomBytes(32).toString("base64url"));
+  // The local "VPS": a real SSH server on 127.0.0.1 that accepts the keys the provider stand-in installs.
+  const vps = prepareLocalVps(path.join(ROOT, ".wrangler/local-vps"));
+  const standins = await startStandins({ port: port + 1, stateFile: path.join(ROOT, ".wrangler/standins.json"), vpsIp: "127.0.0.1", authorizedKeysFile: vps.authorizedKeysFile });
   const relay = startRelayProcess(port + 2, relaySecret);
+  const sshVps = await startTestSshServer({ file: vps.authorizedKeysFile }, { port: port + 3, hostKey: localVpsHostKey(vps.baseDir) });
+  const deployVars = localDeployVars({ paths: vps, coordinatorUrl: `http://127.0.0.1:${port}`, standinsUrl: standins.url, relayUrl: `http://127.0.0.1:${port + 2}`, sshPort: sshVps.port });
   const authMode = process.env.AUTH_MODE === "open" ? "open" : "token";
   if (authMode === "open") console.warn("WARNING: AUTH_MODE=open — the API accepts requests without a token. Never use this outside local development.");
   console.log(`starting the coordinator on port ${port} (local D1 in ${path.relative(ROOT, persistDir)}) …`);
-  const coordinator = await startCoordinator({ port, persistDir, vars: { AUTH_MODE: authMode }, logFile: "inherit" });
+  const coordinator = await startCoordinator({ port, persistDir, vars: { AUTH_MODE: authMode, ...deployVars }, logFile: "inherit" });
 
   const cron = setInterval(() => {
     triggerCron(coordinator.url).catch((err) => console.error(JSON.stringify({ level: "warn", msg: "cron trigger failed", error: String(err) })));
@@ -63,8 +70,10 @@ async function main() {
     API docs   ${coordinator.url}/docs   (OpenAPI: ${coordinator.url}/openapi.json)
     admin token ${adminToken}   (from .dev.vars)${authMode === "open" ? "\n    AUTH_MODE  open (no token needed)" : ""}
     SSH relay  http://127.0.0.1:${port + 2}   (local process; private targets allowed)
+    local VPS  ssh://127.0.0.1:${sshVps.port}   (deployments "deliver" this machine; files in .wrangler/local-vps)
     stand-ins  ${standins.url}/hetzner/v1, /ovh/1.0, /openrouter/api/v1   (state: .wrangler/standins.json)
 
+  deploy:      curl -X POST ${coordinator.url}/api/v1/deployments -H "Authorization: Bearer ${adminToken}" -H 'Content-Type: application/json' -d '{"name":"my-openclaw"}'
   run a bot:   npx clawbot-bot --url ${coordinator.url} --token ${adminToken} --name my-bot --capabilities python
   Ctrl-C stops everything.
 `);
@@ -76,6 +85,7 @@ async function main() {
     clearInterval(cron);
     console.log("stopping …");
     stopGroup(relay);
+    await sshVps.close();
     await standins.close();
     await coordinator.stop();
     process.exit(0);

@@ -27,5 +27,6 @@ declare namespace Cloudflare {
     SETUP_MARKER_DIR?: string;
     SETUP_INSTALL_DIR?: string;
     OPENCLAW_BIN?: string;
+    SETUP_HOME_DIR?: string;
   }
 }

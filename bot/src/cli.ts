@@ -62,6 +62,8 @@ async function main() {
     handlers: { echo: echoHandler, shell: shellHandler({ allow, timeoutMs: 10 * 60_000, maxOutputBytes: 64 * 1024 }) },
     defaultHandler: values["default-handler"],
     heartbeatIntervalMs: Number(values["heartbeat-s"]) * 1000,
+    // Deleted or refused: exit, so a service manager does not keep a dead bot around.
+    onStopped: (reason) => setTimeout(() => process.exit(reason === "stopped" || reason === "bot deleted" ? 0 : 2), 100).unref(),
   });
   const stop = () => {
     client.stop();

@@ -20,7 +20,12 @@ export interface BotClientOptions {
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   /** Called for every message from the coordinator (tests, benchmarks). */
   onMessage?: (msg: any) => void;
+  /** Called once when the client gives up for good (bot deleted, token refused). */
+  onStopped?: (reason: string) => void;
 }
+
+/** Close code the coordinator uses when this bot was deleted: reconnecting is pointless. */
+export const CLOSE_BOT_DELETED = 4004;
 
 export class BotClient {
   private ws: WebSocket | null = null;
@@ -43,7 +48,9 @@ export class BotClient {
     return this.connectedOnce;
   }
 
-  stop(): void {
+  /** Stops for good: no reconnect, running task aborted. */
+  stop(reason = "stopped"): void {
+    if (!this.stopped) this.opts.onStopped?.(reason);
     this.stopped = true;
     if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
     if (this.heartbeat) clearInterval(this.heartbeat);
@@ -70,7 +77,7 @@ export class BotClient {
       this.log("warn", "coordinator refused the connection", { status: res.statusCode });
       if (res.statusCode === 401 || res.statusCode === 403 || res.statusCode === 404) {
         this.log("error", "not retrying: check the bot id and token");
-        this.stopped = true;
+        this.stop(`refused with ${res.statusCode}`);
       }
     });
     ws.on("error", (err) => this.log("warn", "socket error", { error: err.message }));
@@ -79,6 +86,11 @@ export class BotClient {
       this.heartbeat = null;
       if (this.ws === ws) this.ws = null;
       if (this.stopped) return;
+      if (code === CLOSE_BOT_DELETED) {
+        this.log("warn", "this bot was deleted on the coordinator; stopping");
+        this.stop("bot deleted");
+        return;
+      }
       const delayMs = reconnectDelayMs(this.attempt++, this.opts.reconnectBaseMs ?? 500, this.opts.reconnectMaxMs ?? 30_000);
       this.log("info", "disconnected; reconnecting", { code, reason: reason.toString(), delay_ms: delayMs });
       this.reconnectTimer = setTimeout(() => this.connect(), delayMs);

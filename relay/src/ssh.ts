@@ -1,6 +1,8 @@
 /** One SSH session per operation: connect (host key checked), run one command, disconnect. */
 import { createHash } from "node:crypto";
-import { Client } from "ssh2";
+import ssh2 from "ssh2";
+
+const { Client } = ssh2;
 
 export class SshError extends Error {
   constructor(

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { signRelayBody, type RelayRequestInput } from "../../src/contracts/relay";
 import { generateSshKeyPair } from "../../src/crypto/ssh-keys";
 import { startRelay, type RunningRelay } from "../src/server";
-import { startTestSshServer, type TestSshServer } from "./ssh-server";
+import { startTestSshServer, type TestSshServer } from "../../standins/ssh-vps";
 
 const SECRET = "relay-test-secret-0123456789";
 let relay: RunningRelay;

@@ -49,6 +49,18 @@ const columnsOf = (m: MachineState, nowMs: number): DeploymentPatch => ({
 export type CallbackEvent = "progress" | "complete" | "error";
 
 export class DeploymentRunner extends DurableObject<Env> {
+  /**
+   * Alarm steps and RPCs (callback, cancel, retry, teardown) run one at a time:
+   * a setup-script callback must not slip between a stage's start and its write.
+   */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private exclusive<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work, work);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
   constructor(state: DurableObjectState, env: Env) {
     super(state, env);
     state.blockConcurrencyWhile(async () => {
@@ -78,6 +90,10 @@ export class DeploymentRunner extends DurableObject<Env> {
 
   /** Starts (or resumes) the machine. Idempotent: a pending deployment begins, any other keeps its state. */
   async start(id: string): Promise<void> {
+    return this.exclusive(() => this.doStart(id));
+  }
+
+  private async doStart(id: string): Promise<void> {
     await this.ctx.storage.put(ID_KEY, id);
     const ctx = this.ctxFor(id);
     const row = await this.load(ctx, id);
@@ -89,6 +105,10 @@ export class DeploymentRunner extends DurableObject<Env> {
 
   /** Sweeper: re-arm a lost alarm, and apply the 45-minute stale rule. */
   async kick(id: string): Promise<"rearmed" | "stale" | "ok"> {
+    return this.exclusive(() => this.doKick(id));
+  }
+
+  private async doKick(id: string): Promise<"rearmed" | "stale" | "ok"> {
     await this.ctx.storage.put(ID_KEY, id);
     const ctx = this.ctxFor(id);
     const row = await getDeployment(ctx.db, id);
@@ -109,7 +129,7 @@ export class DeploymentRunner extends DurableObject<Env> {
 
   /** seed 002's retryDeploy: start clean, reusing live resources (stages find them by their intent records). */
   async retry(id: string): Promise<RpcResult<DeploymentRow>> {
-    return asRpcResult(() => this.doRetry(id));
+    return this.exclusive(() => asRpcResult(() => this.doRetry(id)));
   }
 
   private async doRetry(id: string): Promise<DeploymentRow> {
@@ -130,7 +150,7 @@ export class DeploymentRunner extends DurableObject<Env> {
 
   /** Stops the machine: ERROR with error `cancelled`. Resources stay until DELETE. */
   async cancel(id: string): Promise<RpcResult<DeploymentRow>> {
-    return asRpcResult(() => this.doCancel(id));
+    return this.exclusive(() => asRpcResult(() => this.doCancel(id)));
   }
 
   private async doCancel(id: string): Promise<DeploymentRow> {
@@ -148,10 +168,12 @@ export class DeploymentRunner extends DurableObject<Env> {
 
   /** DELETE: stop, destroy the VPS, delete the OpenRouter key, remove the bot and its tokens, forget the deployment. */
   async teardown(id: string): Promise<RpcResult<null>> {
-    return asRpcResult(async () => {
-      await this.doTeardown(id);
-      return null;
-    });
+    return this.exclusive(() =>
+      asRpcResult(async () => {
+        await this.doTeardown(id);
+        return null;
+      }),
+    );
   }
 
   private async doTeardown(id: string): Promise<void> {
@@ -183,6 +205,10 @@ export class DeploymentRunner extends DurableObject<Env> {
 
   /** The setup script's push: progress counts for the stale rule; complete/error make the machine look now. */
   async callback(id: string, event: CallbackEvent, message: string): Promise<void> {
+    return this.exclusive(() => this.doCallback(id, event, message));
+  }
+
+  private async doCallback(id: string, event: CallbackEvent, message: string): Promise<void> {
     const ctx = this.ctxFor(id);
     const row = await this.load(ctx, id);
     if (row.status !== "INSTALLING") return;
@@ -196,6 +222,10 @@ export class DeploymentRunner extends DurableObject<Env> {
   // ---------------------------------------------------------------- alarm
 
   async alarm(): Promise<void> {
+    return this.exclusive(() => this.runAlarm());
+  }
+
+  private async runAlarm(): Promise<void> {
     const id = await this.ctx.storage.get<string>(ID_KEY);
     if (!id) return;
     const ctx = this.ctxFor(id);
@@ -210,6 +240,11 @@ export class DeploymentRunner extends DurableObject<Env> {
         row = (await getDeployment(ctx.db, id))!;
       }
       const wakeAtMs = await this.step(ctx, deps, timings, row);
+      if (wakeAtMs === "conflict") {
+        // Someone else wrote the row meanwhile: look again shortly (a cancel makes the next look stop).
+        await this.ctx.storage.setAlarm(Date.now() + 1000);
+        return;
+      }
       if (wakeAtMs === null) return;
       if (wakeAtMs > ctx.now()) {
         await this.ctx.storage.setAlarm(wakeAtMs);
@@ -220,7 +255,7 @@ export class DeploymentRunner extends DurableObject<Env> {
   }
 
   /** Runs the next stage once and records the result. Returns when to run again (null: stop). */
-  private async step(ctx: Ctx, deps: DeployDeps, timings: StageTimings, row: DeploymentRow): Promise<number | null> {
+  private async step(ctx: Ctx, deps: DeployDeps, timings: StageTimings, row: DeploymentRow): Promise<number | null | "conflict"> {
     const stage = nextStage(row.stage as MachineState["stage"]);
     if (!stage) return null;
     let readUpdatedAt = row.updatedAt;
@@ -243,7 +278,7 @@ export class DeploymentRunner extends DurableObject<Env> {
       patch = run.patch ?? {};
       log = run.log;
     } catch (err) {
-      if (err instanceof AppError && err.code === "conflict") return null; // cancelled or retried meanwhile: that writer owns the next step
+      if (err instanceof AppError && err.code === "conflict") return "conflict";
       const message = err instanceof Error ? err.message : String(err);
       outcome = err instanceof ProviderError && !err.transient ? { kind: "failed", error: `${stage}: ${message}` } : { kind: "transient_error", error: message };
     }
@@ -254,7 +289,7 @@ export class DeploymentRunner extends DurableObject<Env> {
       const level = next.event.type === "deployment_failed" ? "error" : next.event.type === "stage_retry" ? "warn" : "info";
       events.push({ type: next.event.type, stage: next.event.stage, message: log && next.event.type !== "deployment_failed" ? `${next.event.message}: ${log}` : next.event.message, level });
     }
-    if (!(await writeDeployment(ctx.db, row.id, readUpdatedAt, { ...patch, ...columnsOf(next.state, nowMs) }, events, nowMs))) return null;
+    if (!(await writeDeployment(ctx.db, row.id, readUpdatedAt, { ...patch, ...columnsOf(next.state, nowMs) }, events, nowMs))) return "conflict";
     if (next.event) {
       const fields = { stage: next.event.stage, status: next.state.status, message: next.event.message };
       if (next.event.type === "deployment_failed") ctx.log.error("deployment stage", fields);

@@ -23,6 +23,8 @@ export interface DeployConfig {
   markerDir: string;
   installDir: string;
   openclawBin: string;
+  /** Local dev and tests only (the "VPS" is this machine): HOME for the setup script. */
+  homeDir: string | null;
   openrouterLimitUsd: number | null;
 }
 
@@ -48,6 +50,7 @@ export function readDeployConfig(env: Env): DeployConfig {
     markerDir: env.SETUP_MARKER_DIR || "/root",
     installDir: env.SETUP_INSTALL_DIR || "/opt/clawbot",
     openclawBin: env.OPENCLAW_BIN || "openclaw",
+    homeDir: env.SETUP_HOME_DIR || null,
     openrouterLimitUsd: env.OPENROUTER_KEY_LIMIT_USD ? Number(env.OPENROUTER_KEY_LIMIT_USD) : null,
   };
 }
@@ -58,7 +61,8 @@ const STANDIN_CREDENTIALS = { hetzner: "standin-hetzner-token", openrouter: "sta
 export function createDeployDeps(env: Env, deploymentId: string): DeployDeps {
   const base = readDeployConfig(env);
   // `{deployment_id}` in the setup directories keeps deployments apart where several share one host (tests, local dev).
-  const config = { ...base, markerDir: base.markerDir.replaceAll("{deployment_id}", deploymentId), installDir: base.installDir.replaceAll("{deployment_id}", deploymentId) };
+  const perDeployment = (dir: string) => dir.replaceAll("{deployment_id}", deploymentId);
+  const config = { ...base, markerDir: perDeployment(base.markerDir), installDir: perDeployment(base.installDir), homeDir: base.homeDir && perDeployment(base.homeDir) };
   const standins = (env.STANDINS_URL ?? "http://127.0.0.1:8788").replace(/\/$/, "");
   let provider: VpsProvider;
   if (config.provider === "hetzner") provider = new HetznerProvider({ token: env.HETZNER_TOKEN ?? "", baseUrl: env.PROVIDER_API_URL });

@@ -157,6 +157,7 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
       installDir: deps.config.installDir,
       openclawBin: deps.config.openclawBin,
       botCapabilities: ["openclaw"],
+      homeDir: deps.config.homeDir,
     });
     const target = await relayTarget({ ...d, botId }, env, true);
     const scriptPath = `${deps.config.installDir}/openclaw-setup.sh`;
@@ -172,7 +173,7 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
     if (!m.complete) return waiting();
     // Ready means the installed bot is connected to us, not just that the script ended.
     const bot = d.botId ? await env.ctx.db.select({ connected: bots.connected }).from(bots).where(eq(bots.id, d.botId)).get() : undefined;
-    return bot?.connected ? done(undefined, `setup complete; bot ${d.botId} online`) : waiting();
+    return bot?.connected ? done(undefined, `bot ${d.botId} online`) : waiting();
   },
 };
 

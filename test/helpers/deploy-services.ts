@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { startRelay } from "../../relay/src/server";
-import { startTestSshServer } from "../../relay/test/ssh-server";
+import { startTestSshServer } from "../../standins/ssh-vps";
 import { startStandins } from "../../standins/server";
 
 export const TEST_RELAY_SECRET = "workers-test-relay-secret-0123";

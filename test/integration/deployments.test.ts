@@ -6,6 +6,7 @@
  */
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { callbackToken } from "../../src/services/deployment-stages";
 import { BotSocket, del, eventually, expectError, get, post } from "../helpers/api";
 
 const standinsUrl = () => (env as unknown as { STANDINS_URL: string }).STANDINS_URL;
@@ -149,6 +150,33 @@ describe("deployments", () => {
     expect((await call("0".repeat(64), { event: "progress" })).status).toBe(401);
     expect((await call("test-admin-token-0123456789abcdef", { event: "complete" })).status).toBe(401);
     expect((await call("x", { event: "launch" })).status).toBe(400);
+    await post(`/api/v1/deployments/${id}/cancel`).catch(() => undefined);
+  });
+
+  it("callbacks racing the launch never relaunch the setup script (the runner serializes its work)", async () => {
+    const id = (await createDeployment({ name: "callback-race" })).body.id;
+    const secret = (env as unknown as { DEPLOY_SECRET_KEY: string }).DEPLOY_SECRET_KEY;
+    const token = await callbackToken(secret, id, 1); // valid from the moment launch 1 is recorded
+    let stop = false;
+    const hammer = (async () => {
+      for (let i = 0; i < 2000 && !stop; i++) {
+        const event = i % 25 === 24 ? "complete" : "progress";
+        await SELF.fetch(`http://coordinator.test/api/v1/deployments/${id}/callback`, {
+          method: "POST",
+          headers: { "Content-Type": "application/json", Authorization: `Bearer ${token}` },
+          body: JSON.stringify({ event, message: `step ${i}` }),
+        });
+      }
+    })();
+    await waitFor(id, (d) => d.stage === "setup_script_launched" || d.status === "READY", "launched");
+    await new Promise((r) => setTimeout(r, 2500)); // several poll intervals with callbacks still arriving
+    stop = true;
+    await hammer;
+    const logs = (await get(`/api/v1/deployments/${id}/logs?limit=500`)).body;
+    expect(logs.filter((l: any) => l.type === "stage_completed" && l.stage === "setup_script_launched")).toHaveLength(1);
+    const row = await env.DB.prepare("SELECT launch_count AS n FROM deployments WHERE id = ?").bind(id).first<{ n: number }>();
+    expect(row!.n).toBe(1);
+    expect(logs.some((l: any) => l.type === "script_progress")).toBe(true);
     await post(`/api/v1/deployments/${id}/cancel`).catch(() => undefined);
   });
 

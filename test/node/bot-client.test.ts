@@ -92,6 +92,18 @@ describe("bot client", () => {
     client.stop();
   });
 
+  it("stops for good when the coordinator says the bot was deleted (4004)", async () => {
+    const fake = await fakeCoordinator();
+    let stopped = "";
+    const client = new BotClient({ url: fake.url, botId: "b1", token: "t", handlers: {}, reconnectBaseMs: 10, log: () => {}, onStopped: (r) => (stopped = r) });
+    await client.start();
+    fake.connections[0]!.ws.close(4004, "bot deleted");
+    await waitFor("stop", () => stopped !== "");
+    expect(stopped).toBe("bot deleted");
+    await new Promise((r) => setTimeout(r, 100));
+    expect(fake.connections).toHaveLength(1); // no reconnect
+  });
+
   it("runs allow-listed executables with an argument vector (no shell)", async () => {
     const handler = shellHandler({ allow: ["echo"], timeoutMs: 5000, maxOutputBytes: 1000 });
     const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {} };

@@ -1,9 +1,12 @@
-/** A real SSH server for tests (ssh2 Server): public-key auth for one key, exec runs bash locally. */
+/** A real SSH server (ssh2 Server) playing a VPS on 127.0.0.1 for npm start and tests: public-key auth, exec runs bash on this machine. */
 import { spawn } from "node:child_process";
 import { timingSafeEqual } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
-import { Server, utils, type Connection } from "ssh2";
-import { hostKeyFingerprint } from "../src/ssh";
+// ssh2 is CommonJS: a default import works under both tsx (Node ESM) and the bundlers.
+import ssh2, { type Connection } from "ssh2";
+
+const { Server, utils } = ssh2;
+import { hostKeyFingerprint } from "../relay/src/ssh";
 
 export interface TestSshServer {
   port: number;
