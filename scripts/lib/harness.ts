@@ -28,8 +28,8 @@ export interface Harness {
   api(method: string, p: string, body?: unknown): Promise<{ status: number; body: any; headers: Headers }>;
 }
 
-export async function startHarness(vars: Record<string, string> = {}): Promise<Harness> {
-  const port = await freePort();
+export async function startHarness(vars: Record<string, string> = {}, fixedPort?: number): Promise<Harness> {
+  const port = fixedPort ?? (await freePort());
   const persistDir = mkdtempSync(path.join(os.tmpdir(), "cbc-e2e-"));
   const logFile = path.join(persistDir, "wrangler.log");
   const allVars = { ADMIN_TOKEN: E2E_ADMIN_TOKEN, LOG_LEVEL: "warn", ...vars };

@@ -73,7 +73,9 @@ if ! command -v node >/dev/null 2>&1; then
 fi
 
 progress "installing the bot client"
-curl -fsS -m 120 -o "$INSTALL_DIR/clawbot-bot.cjs.tmp" "$COORDINATOR_URL/bot/clawbot-bot.cjs"
+# The coordinator may be restarting (deploys, crashes): keep trying for up to 10 minutes.
+curl -fsS -m 120 --retry 60 --retry-delay 5 --retry-connrefused --retry-max-time 600 \
+  -o "$INSTALL_DIR/clawbot-bot.cjs.tmp" "$COORDINATOR_URL/bot/clawbot-bot.cjs"
 mv "$INSTALL_DIR/clawbot-bot.cjs.tmp" "$INSTALL_DIR/clawbot-bot.cjs"
 cat > "$INSTALL_DIR/bot.env" <<ENV
 CLAWBOT_URL=$COORDINATOR_URL

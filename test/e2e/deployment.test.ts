@@ -1,0 +1,134 @@
+/**
+ * Deployments end to end: wrangler dev + the SSH relay + OpenSSH sshd on
+ * 127.0.0.1 as the VPS (the provider stand-in installs the deployment's key).
+ * The real setup script runs over SSH (OpenClaw replaced by a stand-in
+ * executable), the markers appear, the installed bot client connects back and
+ * the deployment reaches READY with its bot online. Then the coordinator is
+ * killed (-9) during INSTALLING and during ordering, restarted, and each
+ * deployment still reaches READY with exactly one VPS and one key.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startRelay, type RunningRelay } from "../../relay/src/server";
+import { startStandins, type RunningStandins } from "../../standins/server";
+import { freePort, startHarness, until, type Harness } from "../../scripts/lib/harness";
+import { localDeployVars, prepareLocalVps } from "../../scripts/lib/local-vps";
+import { startOpenSshVps, type OpenSshVps } from "../../scripts/lib/openssh-vps";
+
+const RELAY_SECRET = "e2e-relay-secret-0123456789abcdef";
+
+describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
+  let dir: string;
+  let standins: RunningStandins;
+  let relay: RunningRelay;
+  let sshd: OpenSshVps;
+  let h: Harness;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(os.tmpdir(), "cbc-e2e-deploy-"));
+    const vps = prepareLocalVps(dir);
+    standins = await startStandins({ vpsIp: "127.0.0.1", authorizedKeysFile: vps.authorizedKeysFile, stateFile: path.join(dir, "standins.json") });
+    relay = await startRelay({ secret: RELAY_SECRET, allowPrivateTargets: true, log: () => {} });
+    sshd = await startOpenSshVps(path.join(dir, "sshd"), await freePort(), vps.authorizedKeysFile);
+    const port = await freePort();
+    h = await startHarness(
+      {
+        RELAY_SECRET,
+        DEPLOY_SECRET_KEY: "e2e-deploy-secret-key-0123456789",
+        LOG_LEVEL: "info",
+        ...localDeployVars({ paths: vps, coordinatorUrl: `http://127.0.0.1:${port}`, standinsUrl: standins.url, relayUrl: relay.url, sshPort: sshd.port, pollIntervalS: 1 }),
+      },
+      port,
+    );
+  });
+
+  afterAll(async () => {
+    // The installed bots run detached on this machine (the "VPS"): stop them.
+    const vpsDir = path.join(dir, "vps");
+    for (const id of existsSync(vpsDir) ? readdirSync(vpsDir) : []) {
+      const pid = path.join(vpsDir, id, "install/bot.pid");
+      if (existsSync(pid)) {
+        try {
+          process.kill(Number(readFileSync(pid, "utf8")));
+        } catch {
+          /* gone */
+        }
+      }
+    }
+    await h?.coordinator.stop();
+    await sshd?.stop();
+    await relay?.close();
+    await standins?.close();
+  });
+
+  /** Polls a deployment, running the cron sweeper like npm start does (crons do not fire under wrangler dev). */
+  async function waitFor(id: string, check: (d: any) => boolean, what: string, timeoutMs = 60_000) {
+    let last: any = null;
+    return until(what, timeoutMs, async () => {
+      await fetch(`${h.coordinator.url}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`).catch(() => undefined);
+      last = (await h.api("GET", `/api/v1/deployments/${id}`)).body;
+      return check(last) ? last : null;
+    }, 500).catch((err) => {
+      throw new Error(`${err.message}; last: ${JSON.stringify(last)}; coordinator log: ${h.logFile}`);
+    });
+  }
+
+  const resources = async (id: string) => {
+    const s = (await (await fetch(`${standins.url}/_standin/state`)).json()) as any;
+    return {
+      servers: s.hetzner.servers.filter((x: any) => x.name === `clawbot-${id}`).length,
+      sshKeys: s.hetzner.sshKeys.filter((x: any) => x.name === `clawbot-${id}`).length,
+      openrouterKeys: s.openrouter.keys.filter((x: any) => x.name === `clawbot-deployment-${id}`).length,
+    };
+  };
+
+  it("reaches READY with the installed bot online, and DELETE tears it down", async () => {
+    const created = await h.api("POST", "/api/v1/deployments", { name: "e2e-openclaw" });
+    expect(created.status).toBe(202);
+    const id = created.body.id;
+    const ready = await waitFor(id, (d) => d.status === "READY" || d.status === "ERROR", "READY");
+    expect(ready).toMatchObject({ status: "READY", bot_online: true, error: null, vps: { ip: "127.0.0.1", ssh_port: sshd.port } });
+
+    const markers = path.join(dir, "vps", id, "markers");
+    expect(readFileSync(path.join(markers, ".openclaw-setup-complete"), "utf8").trim()).toBe("COMPLETE");
+    expect(readFileSync(path.join(markers, ".openclaw-setup-token"), "utf8").trim()).toBe(ready.bot_id);
+    expect(readFileSync(path.join(dir, "vps", id, "home/.openclaw/openclaw.json"), "utf8")).toContain("stand_in");
+    const bot = (await h.api("GET", `/api/v1/bots/${ready.bot_id}`)).body;
+    expect(bot).toMatchObject({ status: "online", capabilities: ["openclaw"], metadata: { deployment_id: id } });
+    expect(await resources(id)).toEqual({ servers: 1, sshKeys: 1, openrouterKeys: 1 });
+
+    // The installed bot runs tasks like any other.
+    const task = await h.api("POST", "/api/v1/tasks", { payload: { hello: "vps" }, capability: "openclaw" });
+    const done = await until("task done on the deployed bot", 20_000, async () => {
+      const t = (await h.api("GET", `/api/v1/tasks/${task.body.id}`)).body;
+      return t.status === "completed" ? t : null;
+    });
+    expect(done).toMatchObject({ bot_id: ready.bot_id, result: { echo: { hello: "vps" } } });
+
+    expect((await h.api("DELETE", `/api/v1/deployments/${id}`)).status).toBe(200);
+    expect(await resources(id)).toEqual({ servers: 0, sshKeys: 1, openrouterKeys: 0 });
+    expect((await h.api("GET", `/api/v1/bots/${ready.bot_id}`)).status).toBe(404);
+  });
+
+  it("survives kill -9 of the coordinator during INSTALLING and during ordering: READY, one VPS, one key", async () => {
+    const installing = (await h.api("POST", "/api/v1/deployments", { name: "e2e-kill-installing" })).body.id;
+    await waitFor(installing, (d) => d.status === "INSTALLING", "INSTALLING");
+    await h.coordinator.kill();
+    await h.restart();
+    const first = await waitFor(installing, (d) => d.status === "READY" || d.status === "ERROR", "READY after a restart in INSTALLING");
+    expect(first).toMatchObject({ status: "READY", bot_online: true });
+    expect(await resources(installing)).toEqual({ servers: 1, sshKeys: 1, openrouterKeys: 1 });
+
+    const ordering = (await h.api("POST", "/api/v1/deployments", { name: "e2e-kill-ordering" })).body.id;
+    await h.coordinator.kill(); // at once: the deployment is ORDERING
+    await h.restart();
+    const second = await waitFor(ordering, (d) => d.status === "READY" || d.status === "ERROR", "READY after a restart while ordering");
+    expect(second).toMatchObject({ status: "READY", bot_online: true });
+    expect(await resources(ordering)).toEqual({ servers: 1, sshKeys: 1, openrouterKeys: 1 });
+    const logs = (await h.api("GET", `/api/v1/deployments/${ordering}/logs?limit=500`)).body;
+    const orderedTwice = logs.filter((l: any) => l.type === "stage_completed" && l.stage === "vps_ordered").length;
+    expect(orderedTwice).toBe(1);
+  });
+});
