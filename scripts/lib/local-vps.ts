@@ -31,7 +31,11 @@ export function prepareLocalVps(baseDir: string): LocalVpsPaths {
   mkdirSync(baseDir, { recursive: true });
   const openclawBin = path.join(baseDir, "openclaw");
   // Stand-in for the OpenClaw CLI: `onboard` writes the config the setup script checks for.
-  writeFileSync(openclawBin, `#!/bin/bash\necho "openclaw stand-in: $*"\nmkdir -p "$HOME/.openclaw" && echo '{"stand_in":true}' > "$HOME/.openclaw/openclaw.json"\n`);
+  // A file named `slow-onboard` next to it makes onboarding take a while (tests that act during INSTALLING).
+  writeFileSync(
+    openclawBin,
+    `#!/bin/bash\necho "openclaw stand-in: $*"\nif [ -f ${path.join(baseDir, "slow-onboard")} ]; then sleep 8; fi\nmkdir -p "$HOME/.openclaw" && echo '{"stand_in":true}' > "$HOME/.openclaw/openclaw.json"\n`,
+  );
   chmodSync(openclawBin, 0o755);
   return { baseDir, authorizedKeysFile: path.join(baseDir, "authorized_keys"), openclawBin };
 }

@@ -4,7 +4,7 @@
  * the keys the provider stand-in writes to `authorizedKeysFile`.
  */
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import path from "node:path";
 
@@ -16,11 +16,13 @@ export interface OpenSshVps {
   stop(): Promise<void>;
 }
 
-export async function startOpenSshVps(dir: string, port: number, authorizedKeysFile: string): Promise<OpenSshVps> {
+/** `freshHostKey`: replace the host key first (a reinstalled or impersonated server). */
+export async function startOpenSshVps(dir: string, port: number, authorizedKeysFile: string, freshHostKey = false): Promise<OpenSshVps> {
   if (!existsSync(SSHD_BIN)) throw new Error(`${SSHD_BIN} not found: install openssh-server (.ci/run does)`);
   mkdirSync(dir, { recursive: true });
   mkdirSync("/run/sshd", { recursive: true }); // privilege separation directory
   const hostKey = path.join(dir, "ssh_host_ed25519_key");
+  if (freshHostKey) for (const f of [hostKey, `${hostKey}.pub`]) if (existsSync(f)) rmSync(f);
   if (!existsSync(hostKey)) spawnSync("ssh-keygen", ["-q", "-t", "ed25519", "-N", "", "-f", hostKey], { stdio: "ignore" });
   const config = path.join(dir, "sshd_config");
   writeFileSync(

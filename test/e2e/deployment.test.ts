@@ -7,7 +7,7 @@
  * killed (-9) during INSTALLING and during ordering, restarted, and each
  * deployment still reaches READY with exactly one VPS and one key.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -130,5 +130,23 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
     const logs = (await h.api("GET", `/api/v1/deployments/${ordering}/logs?limit=500`)).body;
     const orderedTwice = logs.filter((l: any) => l.type === "stage_completed" && l.stage === "vps_ordered").length;
     expect(orderedTwice).toBe(1);
+  });
+
+  it("a changed host key after ssh_ready fails the deployment instead of talking to the new server", async () => {
+    writeFileSync(path.join(dir, "slow-onboard"), ""); // keep the script busy while the host key changes
+    try {
+      const id = (await h.api("POST", "/api/v1/deployments", { name: "e2e-host-key" })).body.id;
+      const launched = await waitFor(id, (d) => d.stage === "setup_script_launched" || d.status === "ERROR", "setup launched");
+      expect(launched.vps.host_key_sha256).toBeTruthy();
+      await sshd.stop();
+      sshd = await startOpenSshVps(path.join(dir, "sshd"), sshd.port, path.join(dir, "authorized_keys"), true);
+      const failed = await waitFor(id, (d) => d.status !== "INSTALLING", "ERROR after the host key changed");
+      expect(failed.status).toBe("ERROR");
+      expect(failed.error).toMatch(/host key/);
+      const logs = (await h.api("GET", `/api/v1/deployments/${id}/logs?limit=500`)).body;
+      expect(logs.at(-1)).toMatchObject({ type: "deployment_failed", level: "error" });
+    } finally {
+      rmSync(path.join(dir, "slow-onboard"), { force: true });
+    }
   });
 });

@@ -180,6 +180,21 @@ describe("deployments", () => {
     await post(`/api/v1/deployments/${id}/cancel`).catch(() => undefined);
   });
 
+  it("the sweeper marks a deployment stuck INSTALLING without progress for 45 minutes as ERROR", async () => {
+    const id = (await createDeployment({ name: "stale" })).body.id;
+    // No bot connects in this test, so it waits in INSTALLING (setup_complete) for one.
+    await waitFor(id, (d) => d.stage === "setup_script_launched", "installing");
+    // Age its progress as if 46 minutes had passed with the script silent (bumping updated_at, as any writer does).
+    await env.DB.prepare("UPDATE deployments SET last_progress_at = ?, updated_at = updated_at + 1 WHERE id = ?").bind(Date.now() - 46 * 60_000, id).run();
+    const { createScheduledController, createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
+    const worker = (await import("../../src/index")).default;
+    const ctx = createExecutionContext();
+    await worker.scheduled(createScheduledController({ cron: "* * * * *" }), env, ctx);
+    await waitOnExecutionContext(ctx);
+    const d = (await get(`/api/v1/deployments/${id}`)).body;
+    expect(d).toMatchObject({ status: "ERROR", error: "no progress for 45 minutes while installing" });
+  });
+
   it("lists and filters deployments", async () => {
     const list = await get("/api/v1/deployments?status=ERROR&limit=200");
     expect(list.status).toBe(200);
