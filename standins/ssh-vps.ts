@@ -16,7 +16,7 @@ export interface TestSshServer {
 }
 
 /** `authorized`: one public key line, or `{ file }` read at every login (a provider stand-in appends to it). */
-export async function startTestSshServer(authorized: string | { file: string }, opts: { port?: number; hostKey?: string; home?: string } = {}): Promise<TestSshServer & { hostKey: string }> {
+export async function startTestSshServer(authorized: string | { file: string }, opts: { port?: number; hostKey?: string } = {}): Promise<TestSshServer & { hostKey: string }> {
   const hostKey = opts.hostKey ?? utils.generateKeyPairSync("ed25519").private;
   const host = { private: hostKey };
   const parsedHost = utils.parseKey(host.private);
@@ -48,7 +48,7 @@ export async function startTestSshServer(authorized: string | { file: string }, 
         session.on("exec", (acceptExec, _reject, info) => {
           const stream = acceptExec();
           commands.push(info.command);
-          const child = spawn("bash", ["-c", info.command], { stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, ...(opts.home ? { HOME: opts.home } : {}) } });
+          const child = spawn("bash", ["-c", info.command], { stdio: ["pipe", "pipe", "pipe"] });
           stream.pipe(child.stdin);
           child.stdout.pipe(stream, { end: false });
           child.stderr.pipe(stream.stderr, { end: false });

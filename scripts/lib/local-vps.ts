@@ -4,7 +4,7 @@
  * coordinator vars that point deployments at it and at the relay/stand-ins.
  * The setup script then runs on this machine, in per-deployment directories.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import ssh2 from "ssh2";
 
@@ -64,4 +64,18 @@ export function localDeployVars(i: DeployVarsInput): Record<string, string> {
     OPENCLAW_BIN: i.paths.openclawBin,
     DEPLOY_POLL_INTERVAL_S: String(i.pollIntervalS ?? 5),
   };
+}
+
+/** Stops the bot clients that setup scripts started on this machine (the local "VPS"). */
+export function stopLocalVpsBots(baseDir: string): void {
+  const vpsDir = path.join(baseDir, "vps");
+  for (const id of existsSync(vpsDir) ? readdirSync(vpsDir) : []) {
+    const pidFile = path.join(vpsDir, id, "install/bot.pid");
+    if (!existsSync(pidFile)) continue;
+    try {
+      process.kill(Number(readFileSync(pidFile, "utf8")));
+    } catch {
+      /* already gone */
+    }
+  }
 }

@@ -8,7 +8,6 @@
  * only if the world still needs it), and the object re-arms itself on start.
  */
 import { DurableObject } from "cloudflare:workers";
-import { nextWakeMs, takeDue, type Schedule } from "../core/schedule";
 import { isHeld, taskDeadlineMs } from "../core/task-machine";
 import { BotMessage, HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, MAX_MESSAGE_BYTES, type ServerMessage } from "../contracts/ws";
 import { getBot, markConnected, markDisconnected } from "../db/bots";
@@ -16,11 +15,11 @@ import { claimTask, findDispatchableTasks, recordProgress } from "../db/tasks";
 import { tasks, type TaskRow } from "../db/schema";
 import { eq } from "drizzle-orm";
 import { AppError } from "../errors";
+import { AlarmSchedule } from "./alarm-schedule";
 import { createCtx, type Ctx } from "../services/context";
 import { dispatchTask } from "../services/dispatch";
 import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
 
-const SCHEDULE_KEY = "schedule";
 const BOT_ID_KEY = "botId";
 const CAPABILITIES_KEY = "capabilities";
 const DEADLINE = "deadline";
@@ -42,18 +41,16 @@ export interface ReleaseInfo {
 
 export class BotSession extends DurableObject<Env> {
   private readonly ctxBase: Ctx;
+  private readonly alarms: AlarmSchedule;
 
   constructor(state: DurableObjectState, env: Env) {
     super(state, env);
     this.ctxBase = createCtx(env);
     // Answered by the runtime without waking this object: heartbeats cost nothing.
     state.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_FRAME, HEARTBEAT_ACK_FRAME));
-    state.blockConcurrencyWhile(async () => {
-      // Re-arm on start: an alarm may have been lost with a killed runtime.
-      const schedule = await this.loadSchedule();
-      const wake = nextWakeMs(schedule);
-      if (wake !== null && (await state.storage.getAlarm()) === null) await state.storage.setAlarm(wake);
-    });
+    this.alarms = new AlarmSchedule(state.storage);
+    // Re-arm on start: an alarm may have been lost with a killed runtime.
+    state.blockConcurrencyWhile(() => this.alarms.rearm());
   }
 
   // ---------------------------------------------------------------- WebSocket
@@ -78,7 +75,7 @@ export class BotSession extends DurableObject<Env> {
     const attachment: SocketAttachment = { botId, connectedAtMs: ctx.now() };
     server.serializeAttachment(attachment);
     await markConnected(ctx.db, botId, ctx.now());
-    await this.unschedule(GRACE);
+    await this.alarms.clear(GRACE);
     this.send(server, {
       type: "connected",
       payload: { bot_id: botId, heartbeat_interval_s: ctx.config.heartbeatIntervalS, server_time: new Date(ctx.now()).toISOString() },
@@ -181,7 +178,7 @@ export class BotSession extends DurableObject<Env> {
   private async startGrace(ctx: Ctx, botId: string, reason: string): Promise<void> {
     await markDisconnected(ctx.db, botId, ctx.now(), reason);
     const bot = await getBot(ctx.db, botId);
-    if (bot?.currentTaskId) await this.schedule(GRACE, ctx.now() + ctx.config.botReconnectGraceMs);
+    if (bot?.currentTaskId) await this.alarms.set(GRACE, ctx.now() + ctx.config.botReconnectGraceMs);
     ctx.log.info("bot disconnected", { bot_id: botId, reason, current_task_id: bot?.currentTaskId ?? null });
   }
 
@@ -219,10 +216,10 @@ export class BotSession extends DurableObject<Env> {
   /** A task left this bot (completed, failed, cancelled, timed out, deleted) outside this object. */
   async taskReleased(botId: string, taskId: string, info: ReleaseInfo): Promise<void> {
     const ctx = this.scoped(botId);
-    await this.unschedule(DEADLINE);
+    await this.alarms.clear(DEADLINE);
     const ws = this.openSockets()[0];
     if (ws && info.notify) this.send(ws, { type: "task_cancelled", payload: { task_id: taskId, reason: info.reason } });
-    if (info.retryAtMs !== null) await this.schedule(RETRY_PREFIX + taskId, info.retryAtMs);
+    if (info.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, info.retryAtMs);
     await this.pullNextTask(ctx);
   }
 
@@ -253,12 +250,9 @@ export class BotSession extends DurableObject<Env> {
 
   async alarm(): Promise<void> {
     const botId = await this.ctx.storage.get<string>(BOT_ID_KEY);
-    const schedule = await this.loadSchedule();
     if (!botId) return;
     const ctx = this.scoped(botId);
-    const { due, remaining } = takeDue(schedule, ctx.now());
-    await this.saveSchedule(remaining);
-    for (const key of due) {
+    for (const key of await this.alarms.takeDue(ctx.now())) {
       try {
         if (key === DEADLINE) await this.onDeadline(ctx, botId);
         else if (key === GRACE) await this.onGraceExpired(ctx, botId);
@@ -275,7 +269,7 @@ export class BotSession extends DurableObject<Env> {
     const task = await this.readTask(ctx, bot.currentTaskId);
     if (!task || task.botId !== botId || !isHeld(task.status)) return;
     const deadline = taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });
-    if (deadline !== null && deadline > ctx.now()) return this.schedule(DEADLINE, deadline); // restarted: not due yet
+    if (deadline !== null && deadline > ctx.now()) return this.alarms.set(DEADLINE, deadline); // restarted: not due yet
     const outcome = await this.settleOwnTask(ctx, task.id, {
       kind: "fail",
       code: "timeout",
@@ -319,8 +313,8 @@ export class BotSession extends DurableObject<Env> {
   private async settleOwnTask(ctx: Ctx, taskId: string, action: Parameters<typeof applyTaskAction>[2]): Promise<TransitionOutcome | null> {
     const botId = await this.ctx.storage.get<string>(BOT_ID_KEY);
     const outcome = await applyTaskAction(ctx, taskId, action, { actingBotId: botId });
-    await this.unschedule(DEADLINE);
-    if (outcome.retryAtMs !== null) await this.schedule(RETRY_PREFIX + taskId, outcome.retryAtMs);
+    await this.alarms.clear(DEADLINE);
+    if (outcome.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, outcome.retryAtMs);
     await this.pullNextTask(ctx);
     if (outcome.releasedStepTaskId) await dispatchTask(ctx, outcome.releasedStepTaskId);
     return outcome;
@@ -346,14 +340,14 @@ export class BotSession extends DurableObject<Env> {
     if (!claimed) return false;
     this.sendAssignment(ws, claimed);
     await this.trackDeadline(claimed);
-    await this.unschedule(RETRY_PREFIX + task.id);
+    await this.alarms.clear(RETRY_PREFIX + task.id);
     ctx.log.info("task dispatched", { task_id: task.id, bot_id: botId, attempt: claimed.attempts, workflow_id: claimed.workflowId });
     return true;
   }
 
   private async trackDeadline(task: TaskRow): Promise<void> {
     const deadline = taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });
-    if (deadline !== null && isHeld(task.status)) await this.schedule(DEADLINE, deadline);
+    if (deadline !== null && isHeld(task.status)) await this.alarms.set(DEADLINE, deadline);
   }
 
   private sendAssignment(ws: WebSocket, task: TaskRow): void {
@@ -388,25 +382,5 @@ export class BotSession extends DurableObject<Env> {
     return { ...this.ctxBase, log: this.ctxBase.log.child({ bot_id: botId, component: "bot_session", request_id: crypto.randomUUID() }) };
   }
 
-  private async loadSchedule(): Promise<Schedule> {
-    return (await this.ctx.storage.get<Schedule>(SCHEDULE_KEY)) ?? {};
-  }
 
-  private async saveSchedule(schedule: Schedule): Promise<void> {
-    await this.ctx.storage.put(SCHEDULE_KEY, schedule);
-    const wake = nextWakeMs(schedule);
-    if (wake === null) await this.ctx.storage.deleteAlarm();
-    else await this.ctx.storage.setAlarm(wake);
-  }
-
-  private async schedule(key: string, atMs: number): Promise<void> {
-    await this.saveSchedule({ ...(await this.loadSchedule()), [key]: atMs });
-  }
-
-  private async unschedule(key: string): Promise<void> {
-    const schedule = await this.loadSchedule();
-    if (!(key in schedule)) return;
-    delete schedule[key];
-    await this.saveSchedule(schedule);
-  }
 }

@@ -7,14 +7,14 @@
  * killed (-9) during INSTALLING and during ordering, restarted, and each
  * deployment still reaches READY with exactly one VPS and one key.
  */
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startRelay, type RunningRelay } from "../../relay/src/server";
 import { startStandins, type RunningStandins } from "../../standins/server";
 import { freePort, startHarness, until, type Harness } from "../../scripts/lib/harness";
-import { localDeployVars, prepareLocalVps } from "../../scripts/lib/local-vps";
+import { localDeployVars, prepareLocalVps, stopLocalVpsBots } from "../../scripts/lib/local-vps";
 import { startOpenSshVps, type OpenSshVps } from "../../scripts/lib/openssh-vps";
 
 const RELAY_SECRET = "e2e-relay-secret-0123456789abcdef";
@@ -45,18 +45,7 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
   });
 
   afterAll(async () => {
-    // The installed bots run detached on this machine (the "VPS"): stop them.
-    const vpsDir = path.join(dir, "vps");
-    for (const id of existsSync(vpsDir) ? readdirSync(vpsDir) : []) {
-      const pid = path.join(vpsDir, id, "install/bot.pid");
-      if (existsSync(pid)) {
-        try {
-          process.kill(Number(readFileSync(pid, "utf8")));
-        } catch {
-          /* gone */
-        }
-      }
-    }
+    stopLocalVpsBots(dir); // the installed bots run detached on this machine (the "VPS")
     await h?.coordinator.stop();
     await sshd?.stop();
     await relay?.close();

@@ -6,7 +6,7 @@
  * for the setup script (bot download, callbacks). Their addresses reach the
  * Worker as bindings through `provide`.
  */
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { createServer } from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -14,6 +14,7 @@ import type { TestProject } from "vitest/node";
 import { startRelay } from "../../relay/src/server";
 import { startTestSshServer } from "../../standins/ssh-vps";
 import { startStandins } from "../../standins/server";
+import { localDeployVars, prepareLocalVps, stopLocalVpsBots } from "../../scripts/lib/local-vps";
 
 export const TEST_RELAY_SECRET = "workers-test-relay-secret-0123";
 
@@ -25,15 +26,10 @@ declare module "vitest" {
 
 export default async function setup(project: TestProject) {
   const dir = mkdtempSync(path.join(os.tmpdir(), "cbc-deploy-"));
-  const home = path.join(dir, "home");
-  mkdirSync(home);
-  const authorizedKeysFile = path.join(dir, "authorized_keys");
-  const standins = await startStandins({ authorizedKeysFile, vpsIp: "127.0.0.1" });
-  const sshd = await startTestSshServer({ file: authorizedKeysFile }, { home });
+  const vps = prepareLocalVps(dir);
+  const standins = await startStandins({ authorizedKeysFile: vps.authorizedKeysFile, vpsIp: "127.0.0.1" });
+  const sshd = await startTestSshServer({ file: vps.authorizedKeysFile });
   const relay = await startRelay({ secret: TEST_RELAY_SECRET, allowPrivateTargets: true, opTimeoutMs: 15_000, log: () => {} });
-  const openclaw = path.join(dir, "openclaw");
-  writeFileSync(openclaw, `#!/bin/bash\nmkdir -p "$HOME/.openclaw" && echo '{}' > "$HOME/.openclaw/openclaw.json"\n`);
-  chmodSync(openclaw, 0o755);
   // The coordinator's public URL as the "VPS" sees it: the bot download and the callbacks.
   const publicUrl = createServer((req, res) => {
     req.resume();
@@ -50,34 +46,16 @@ export default async function setup(project: TestProject) {
   });
   await new Promise<void>((r) => publicUrl.listen(0, "127.0.0.1", r));
 
+  const publicUrlAddress = `http://127.0.0.1:${(publicUrl.address() as { port: number }).port}`;
   project.provide("deployEnv", {
-    VPS_PROVIDER: "local",
-    STANDINS_URL: standins.url,
-    RELAY_URL: relay.url,
+    ...localDeployVars({ paths: vps, coordinatorUrl: publicUrlAddress, standinsUrl: standins.url, relayUrl: relay.url, sshPort: sshd.port, pollIntervalS: 1 }),
     RELAY_SECRET: TEST_RELAY_SECRET,
     DEPLOY_SECRET_KEY: "workers-test-deploy-secret-key-0123",
-    PUBLIC_URL: `http://127.0.0.1:${(publicUrl.address() as { port: number }).port}`,
-    VPS_SSH_PORT: String(sshd.port),
-    SETUP_MARKER_DIR: path.join(dir, "vps/{deployment_id}/markers"),
-    SETUP_INSTALL_DIR: path.join(dir, "vps/{deployment_id}/install"),
-    OPENCLAW_BIN: openclaw,
-    DEPLOY_POLL_INTERVAL_S: "1",
     TEST_DEPLOY_DIR: dir,
   });
 
   return async () => {
-    // Stop the stand-in bots the setup scripts started.
-    const vps = path.join(dir, "vps");
-    for (const id of existsSync(vps) ? readdirSync(vps) : []) {
-      const pidFile = path.join(vps, id, "install/bot.pid");
-      if (existsSync(pidFile)) {
-        try {
-          process.kill(Number(readFileSync(pidFile, "utf8")));
-        } catch {
-          /* already gone */
-        }
-      }
-    }
+    stopLocalVpsBots(dir); // the stand-in bots the setup scripts started
     publicUrl.closeAllConnections();
     standins.server.closeAllConnections();
     relay.server.closeAllConnections();
