@@ -3,6 +3,7 @@
  * (acts only as itself). `AUTH_MODE=open` turns auth off for local dev only.
  */
 import { createMiddleware } from "hono/factory";
+import { constantTimeEqual } from "./crypto/compare";
 import { findActiveToken } from "./db/tokens";
 import { AppError } from "./errors";
 import type { AppContext, AppEnv } from "./http";
@@ -12,15 +13,6 @@ export type Principal =
   | { kind: "viewer"; tokenId: string }
   | { kind: "bot"; tokenId: string; botId: string }
   | { kind: "open" };
-
-function timingSafeEqual(a: string, b: string): boolean {
-  const ea = new TextEncoder().encode(a);
-  const eb = new TextEncoder().encode(b);
-  if (ea.length !== eb.length) return false;
-  let diff = 0;
-  for (let i = 0; i < ea.length; i++) diff |= ea[i]! ^ eb[i]!;
-  return diff === 0;
-}
 
 let warnedOpen = false;
 
@@ -52,7 +44,7 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   }
   const token = presentedToken(c);
   if (!token) throw new AppError("unauthorized", "missing API token (Authorization: Bearer <token>)");
-  if (ctx.config.adminToken && timingSafeEqual(token, ctx.config.adminToken)) {
+  if (ctx.config.adminToken && constantTimeEqual(token, ctx.config.adminToken)) {
     c.set("principal", { kind: "admin", tokenId: null });
     return next();
   }

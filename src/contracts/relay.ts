@@ -6,6 +6,7 @@
  * relay only ever reaches the host the coordinator signed for.
  */
 import { z } from "zod";
+import { constantTimeEqual } from "../crypto/compare";
 
 /** Paths on the VPS: absolute, plain characters only (they end up in a command line). */
 const SafePath = z.string().regex(/^\/[A-Za-z0-9._/-]{1,200}$/, "an absolute path of letters, digits, . _ / -").refine((p) => !p.includes(".."), "no '..'");
@@ -68,11 +69,7 @@ export async function signRelayBody(secret: string, body: string, timestampS: nu
 export async function verifyRelaySignature(secret: string, body: string, timestamp: string | undefined, signature: string | undefined, nowS: number): Promise<RelayErrorCode | null> {
   if (!timestamp || !signature || !/^\d+$/.test(timestamp)) return "bad_signature";
   if (Math.abs(nowS - Number(timestamp)) > RELAY_MAX_SKEW_S) return "stale_request";
-  const expected = await hmacHex(secret, `${timestamp}.${body}`);
-  if (expected.length !== signature.length) return "bad_signature";
-  let diff = 0;
-  for (let i = 0; i < expected.length; i++) diff |= expected.charCodeAt(i) ^ signature.charCodeAt(i);
-  return diff === 0 ? null : "bad_signature";
+  return constantTimeEqual(await hmacHex(secret, `${timestamp}.${body}`), signature) ? null : "bad_signature";
 }
 
 /** A relay request before the client adds its nonce (distributes over the union of operations). */

@@ -8,6 +8,7 @@ import { getDeployment, getDeploymentByIdempotencyKey, insertDeployment, listDep
 import { decodeCursor } from "../db/pagination";
 import type { DeploymentRow } from "../db/schema";
 import { iso } from "../db/serialize";
+import { constantTimeEqual } from "../crypto/compare";
 import { AppError, unwrapRpc } from "../errors";
 import { createRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
 import { deploymentBotOnline } from "../objects/deployment-runner";
@@ -192,7 +193,7 @@ deploymentsRouter.openapi(
     const row = await load(ctx, id);
     const presented = /^Bearer\s+(\S+)$/i.exec(c.req.header("Authorization") ?? "")?.[1] ?? "";
     const expected = await callbackToken(readDeployConfig(ctx.env).secretKey, id, row.launchCount);
-    if (!presented || presented.length !== expected.length || presented !== expected) throw new AppError("unauthorized", "invalid callback token");
+    if (!presented || !constantTimeEqual(presented, expected)) throw new AppError("unauthorized", "invalid callback token");
     await runner(ctx, id).callback(id, body.event, body.message);
     return c.json({ accepted: true }, 200);
   },

@@ -108,7 +108,7 @@ export class RelayClient {
     if (json?.ok && json.result) return json.result;
     const code = json?.error?.code ?? `http_${res.status}`;
     // SSH not up yet or a flaky network is worth retrying; a wrong host key or a refused request is not.
-    const transient = code === "ssh_unreachable" || code === "internal_error" || res.status >= 500 && code.startsWith("http_");
+    const transient = code === "ssh_unreachable" || code === "internal_error" || (res.status >= 500 && code.startsWith("http_"));
     throw new RelayError(code, json?.error?.message ?? `relay answered ${res.status}`, transient);
   }
 }

@@ -51,3 +51,15 @@ describe("alarm schedule", () => {
     expect(takeDue({ a: 30, b: 10, c: 20 }, 20)).toEqual({ due: ["b", "c"], remaining: { a: 30 } });
   });
 });
+
+import { constantTimeEqual } from "../../src/crypto/compare";
+
+describe("constant-time compare", () => {
+  it("is equality, including lengths and empty strings", () => {
+    expect(constantTimeEqual("abc", "abc")).toBe(true);
+    expect(constantTimeEqual("abc", "abd")).toBe(false);
+    expect(constantTimeEqual("abc", "abcd")).toBe(false);
+    expect(constantTimeEqual("", "")).toBe(true);
+    expect(constantTimeEqual("", "a")).toBe(false);
+  });
+});
