@@ -11,7 +11,6 @@ import { retryDelayMs, type BackoffPolicy } from "./backoff";
 export const TASK_STATUSES = ["pending", "assigned", "in_progress", "completed", "failed", "cancelled"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
 
-export const TERMINAL_TASK_STATUSES: readonly TaskStatus[] = ["completed", "failed", "cancelled"];
 export const HELD_TASK_STATUSES: readonly TaskStatus[] = ["assigned", "in_progress"];
 
 /** Why an attempt ended without success; recorded on the task and its attempt. */
@@ -80,10 +79,6 @@ const ALLOWED_FROM: Record<TaskAction["kind"], readonly TaskStatus[]> = {
 /** Assigned or in progress: a bot holds it. */
 export function isHeld(status: string): boolean {
   return (HELD_TASK_STATUSES as readonly string[]).includes(status);
-}
-
-export function isTerminal(status: TaskStatus): boolean {
-  return TERMINAL_TASK_STATUSES.includes(status);
 }
 
 export function canApply(status: TaskStatus, action: TaskAction["kind"]): boolean {

@@ -8,7 +8,7 @@
 import { and, eq, isNull } from "drizzle-orm";
 import type { DeploymentStage, StageOutcome } from "../core/deployment-machine";
 import { buildSetupScript } from "../core/setup-script";
-import { MARKER_FILES, type RelayResult } from "../contracts/relay";
+import type { RelayResult } from "../contracts/relay";
 import { open, seal } from "../crypto/seal";
 import { generateSshKeyPair } from "../crypto/ssh-keys";
 import { runBatch } from "../db/batch";
@@ -23,7 +23,7 @@ export type DeploymentPatch = Partial<Omit<DeploymentRow, "id" | "createdAt">>;
 export interface StageRun {
   outcome: StageOutcome;
   patch?: DeploymentPatch;
-  /** Written before the external action, in its own write (intent). */
+  /** Detail for the stage's log line (what was found or created). */
   log?: string;
 }
 
@@ -176,5 +176,3 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
     return bot?.connected ? done(undefined, `bot ${d.botId} online`) : waiting();
   },
 };
-
-export const MARKERS = MARKER_FILES;
