@@ -9,14 +9,12 @@
  * `updated_at`, so an alarm step and a cancel/retry cannot both land.
  */
 import { DurableObject } from "cloudflare:workers";
-import { eq } from "drizzle-orm";
 import {
   advance, begin, cancel, DEFAULT_TIMINGS, isStale, isTerminalStatus, nextStage, retry, type DeploymentStatus, type MachineState, type StageOutcome, type StageTimings,
 } from "../core/deployment-machine";
 import { deleteBotRows } from "../db/bots";
 import { deleteDeploymentRows, getDeployment, writeDeployment, type DeploymentEventInput } from "../db/deployments";
 import type { DeploymentRow } from "../db/schema";
-import { bots } from "../db/schema";
 import { AppError, asRpcResult, type RpcResult } from "../errors";
 import { ProviderError } from "../providers/http";
 import { botStub, createCtx, type Ctx } from "../services/context";
@@ -297,11 +295,4 @@ export class DeploymentRunner extends DurableObject<Env> {
     }
     return next.wakeAtMs;
   }
-}
-
-/** Reads the bot's connection for status responses. */
-export async function deploymentBotOnline(ctx: Ctx, botId: string | null): Promise<boolean> {
-  if (!botId) return false;
-  const bot = await ctx.db.select({ connected: bots.connected }).from(bots).where(eq(bots.id, botId)).get();
-  return Boolean(bot?.connected);
 }

@@ -6,12 +6,12 @@ import { CallbackBody, DeploymentCreateBody, DeploymentListQuery, DeploymentLogE
 import { nextStage, type DeploymentStage, type DeploymentStatus } from "../core/deployment-machine";
 import { getDeployment, getDeploymentByIdempotencyKey, insertDeployment, listDeploymentEvents, listDeployments } from "../db/deployments";
 import { decodeCursor } from "../db/pagination";
-import type { DeploymentRow } from "../db/schema";
+import { bots, type DeploymentRow } from "../db/schema";
+import { and, eq, inArray } from "drizzle-orm";
 import { iso } from "../db/serialize";
 import { constantTimeEqual } from "../crypto/compare";
 import { AppError, unwrapRpc } from "../errors";
 import { createRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
-import { deploymentBotOnline } from "../objects/deployment-runner";
 import type { Ctx } from "../services/context";
 import { callbackToken } from "../services/deployment-stages";
 import { readDeployConfig } from "../services/deploy-deps";
@@ -29,7 +29,19 @@ async function load(ctx: Ctx, id: string): Promise<DeploymentRow> {
   return row;
 }
 
+/** Which of these bots are connected: one query for a whole page of deployments. */
+async function onlineBots(ctx: Ctx, botIds: (string | null)[]): Promise<Set<string>> {
+  const ids = botIds.filter((id): id is string => Boolean(id));
+  if (!ids.length) return new Set();
+  const rows = await ctx.db.select({ id: bots.id }).from(bots).where(and(inArray(bots.id, ids), eq(bots.connected, true)));
+  return new Set(rows.map((r) => r.id));
+}
+
 async function show(ctx: Ctx, d: DeploymentRow) {
+  return view(d, await onlineBots(ctx, [d.botId]));
+}
+
+function view(d: DeploymentRow, online: Set<string>) {
   return {
     id: d.id,
     name: d.name,
@@ -42,7 +54,7 @@ async function show(ctx: Ctx, d: DeploymentRow) {
     error: d.error,
     vps: { order_id: d.vpsOrderId, service_id: d.vpsServiceId, ip: d.vpsIp, ssh_port: d.sshPort, host_key_sha256: d.hostKeySha256 },
     bot_id: d.botId,
-    bot_online: await deploymentBotOnline(ctx, d.botId),
+    bot_online: d.botId !== null && online.has(d.botId),
     status_url: statusUrl(d.id),
     created_at: iso(d.createdAt)!,
     updated_at: iso(d.updatedAt)!,
@@ -102,7 +114,8 @@ deploymentsRouter.openapi(
     const q = c.req.valid("query");
     const { items, nextCursor } = await listDeployments(ctx.db, { status: q.status, limit: q.limit, cursor: decodeCursor(q.cursor) });
     setNextCursor(c, nextCursor);
-    return c.json(await Promise.all(items.map((d) => show(ctx, d))), 200);
+    const online = await onlineBots(ctx, items.map((d) => d.botId));
+    return c.json(items.map((d) => view(d, online)), 200);
   },
 );
 

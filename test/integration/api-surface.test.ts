@@ -18,6 +18,8 @@ describe("service surface", () => {
       "/api/v1/bots/{id}/available", "/api/v1/tasks", "/api/v1/tasks/pending", "/api/v1/tasks/{id}/assign", "/api/v1/tasks/{id}/start",
       "/api/v1/tasks/{id}/complete", "/api/v1/tasks/{id}/fail", "/api/v1/tasks/{id}/cancel", "/api/v1/workflows", "/api/v1/workflows/{id}/tasks",
       "/api/v1/workflows/{id}/start", "/api/v1/ws/control", "/api/v1/ws/connections", "/api/v1/ws/broadcast/task/{id}", "/health",
+      "/api/v1/deployments", "/api/v1/deployments/{id}", "/api/v1/deployments/{id}/logs", "/api/v1/deployments/{id}/retry",
+      "/api/v1/deployments/{id}/cancel", "/api/v1/deployments/{id}/callback", "/api/v1/tokens",
     ]) {
       expect(spec.paths[path], path).toBeDefined();
     }
@@ -30,6 +32,14 @@ describe("service surface", () => {
     expect(res.headers.get("Content-Type")).toContain("text/html");
     expect(res.body).toContain("/openapi.json");
     expect(res.body).not.toMatch(/<script[^>]+src=|<link[^>]+href="http|https?:\/\/(?!localhost)/);
+  });
+
+  it("serves the bundled bot client for setup scripts", async () => {
+    const res = await get("/bot/clawbot-bot.cjs", { token: null });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("Content-Type")).toContain("javascript");
+    expect(res.headers.get("ETag")).toMatch(/^"[0-9a-f]{64}"$/);
+    expect(String(res.body)).toContain("clawbot-bot");
   });
 
   it("unknown routes and methods get the JSON envelope", async () => {
