@@ -4,7 +4,8 @@
  * coordinator vars that point deployments at it and at the relay/stand-ins.
  * The setup script then runs on this machine, in per-deployment directories.
  */
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import ssh2 from "ssh2";
 
@@ -66,16 +67,12 @@ export function localDeployVars(i: DeployVarsInput): Record<string, string> {
   };
 }
 
-/** Stops the bot clients that setup scripts started on this machine (the local "VPS"). */
+/**
+ * Stops what deployments started on this machine (the local "VPS"): setup scripts still running
+ * (one may start its bot after a test has finished) and the bot clients, found by their paths.
+ */
 export function stopLocalVpsBots(baseDir: string): void {
   const vpsDir = path.join(baseDir, "vps");
-  for (const id of existsSync(vpsDir) ? readdirSync(vpsDir) : []) {
-    const pidFile = path.join(vpsDir, id, "install/bot.pid");
-    if (!existsSync(pidFile)) continue;
-    try {
-      process.kill(Number(readFileSync(pidFile, "utf8")));
-    } catch {
-      /* already gone */
-    }
-  }
+  if (!existsSync(vpsDir)) return;
+  spawnSync("pkill", ["-TERM", "-f", `${vpsDir}/`], { stdio: "ignore" });
 }

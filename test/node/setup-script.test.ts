@@ -18,7 +18,7 @@ beforeAll(async () => {
     req.on("data", (d) => (raw += d));
     req.on("end", () => {
       if (req.url === "/bot/clawbot-bot.cjs") {
-        res.end("setInterval(() => {}, 1000); // stand-in bot client\n");
+        res.end("setTimeout(() => {}, 30000); // stand-in bot client (ends by itself, so a failed test leaves nothing behind)\n");
         return;
       }
       callbacks.push({ auth: req.headers.authorization, body: JSON.parse(raw || "{}") });
