@@ -72,20 +72,7 @@ export function spawnBot(url: string, name: string, capabilities: string[], extr
   return child;
 }
 
-export async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | null | undefined | false>, intervalMs = 200): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await check();
-      if (v) return v;
-    } catch (err) {
-      lastError = err;
-    }
-    await new Promise((r) => setTimeout(r, intervalMs));
-  }
-  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${lastError ? ` (${String(lastError)})` : ""}`);
-}
+export { until } from "./wait";
 
 /** Runs `fn` over `items` with at most `limit` in flight. */
 export async function mapLimit<T, R>(items: T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {

@@ -3,7 +3,7 @@
  * "delivered" at once, and found again by its name. Rebuild keeps the SSH
  * keys given at creation, so the key is registered and attached up front.
  */
-import { ProviderError, requestJson } from "./http";
+import { ignoreNotFound, ProviderError, requestJson } from "./http";
 import type { ActionState, OrderRequest, OrderState, Plan, PlanChoice, Server, VpsProvider } from "./types";
 
 interface HServer {
@@ -96,11 +96,6 @@ export class HetznerProvider implements VpsProvider {
   }
 
   async destroy(serviceId: string): Promise<void> {
-    try {
-      await this.call("DELETE", `/servers/${encodeURIComponent(serviceId)}`);
-    } catch (err) {
-      if (err instanceof ProviderError && err.status === 404) return;
-      throw err;
-    }
+    await ignoreNotFound(() => this.call("DELETE", `/servers/${encodeURIComponent(serviceId)}`));
   }
 }

@@ -40,3 +40,13 @@ export async function requestJson<T>(req: JsonRequest, fetchImpl: typeof fetch =
   }
   return (text ? JSON.parse(text) : null) as T;
 }
+
+/** Runs a delete/destroy call; a 404 means it is already gone, which is what the caller wanted. */
+export async function ignoreNotFound(call: () => Promise<unknown>): Promise<void> {
+  try {
+    await call();
+  } catch (err) {
+    if (err instanceof ProviderError && err.status === 404) return;
+    throw err;
+  }
+}

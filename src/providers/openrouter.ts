@@ -1,5 +1,5 @@
 /** OpenRouter's key management API (provisioning key): create, find by name, delete. */
-import { ProviderError, requestJson } from "./http";
+import { ignoreNotFound, requestJson } from "./http";
 import type { OpenRouterKey, OpenRouterKeys } from "./types";
 
 export interface OpenRouterOptions {
@@ -38,11 +38,6 @@ export class OpenRouterKeysApi implements OpenRouterKeys {
   }
 
   async delete(hash: string): Promise<void> {
-    try {
-      await this.call("DELETE", `/keys/${encodeURIComponent(hash)}`);
-    } catch (err) {
-      if (err instanceof ProviderError && err.status === 404) return;
-      throw err;
-    }
+    await ignoreNotFound(() => this.call("DELETE", `/keys/${encodeURIComponent(hash)}`));
   }
 }

@@ -3,7 +3,7 @@
  * (`$1$` + SHA1(appSecret+consumerKey+METHOD+URL+BODY+timestamp)), ordering
  * goes through a cart, and the delivered VPS is the order's associated object.
  */
-import { ProviderError, requestJson } from "./http";
+import { ignoreNotFound, ProviderError, requestJson } from "./http";
 import type { ActionState, OrderRequest, OrderState, Plan, PlanChoice, Server, VpsProvider } from "./types";
 
 export interface OvhOptions {
@@ -130,11 +130,6 @@ export class OvhProvider implements VpsProvider {
   }
 
   async destroy(serviceId: string): Promise<void> {
-    try {
-      await this.call("POST", `/vps/${encodeURIComponent(serviceId)}/terminate`);
-    } catch (err) {
-      if (err instanceof ProviderError && err.status === 404) return;
-      throw err;
-    }
+    await ignoreNotFound(() => this.call("POST", `/vps/${encodeURIComponent(serviceId)}/terminate`));
   }
 }

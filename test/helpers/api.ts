@@ -1,6 +1,7 @@
 /** Helpers for integration tests: authenticated calls through the real Worker, real WebSockets. */
 import { SELF } from "cloudflare:test";
 import { expect } from "vitest";
+import { until } from "../../scripts/lib/wait";
 
 export const ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
 const BASE = "http://coordinator.test";
@@ -59,20 +60,8 @@ export async function createTask(body: Record<string, unknown>) {
 }
 
 /** Polls until `check` returns a truthy value; fails after `timeoutMs`. Bounded, never hangs. */
-export async function eventually<T>(check: () => Promise<T | null | undefined | false>, timeoutMs = 5000, what = "condition"): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const value = await check();
-      if (value) return value;
-    } catch (err) {
-      last = err;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`timed out after ${timeoutMs}ms waiting for ${what}${last ? `: ${String(last)}` : ""}`);
-}
+export const eventually = <T>(check: () => Promise<T | null | undefined | false>, timeoutMs = 5000, what = "condition"): Promise<T> =>
+  until(what, timeoutMs, check, 50);
 
 export async function taskStatus(id: string): Promise<any> {
   return (await get(`/api/v1/tasks/${id}`)).body;
