@@ -10,11 +10,11 @@
 import { writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { WebSocketServer, WebSocket } from "ws";
+import { WebSocket, WebSocketServer } from "ws";
 import { BotClient } from "../bot/src/client";
 import { echoHandler } from "../bot/src/handlers";
 import { ROOT } from "../scripts/lib/coordinator";
-import { E2E_ADMIN_TOKEN, mapLimit, startHarness, type Harness } from "../scripts/lib/harness";
+import { E2E_ADMIN_TOKEN, type Harness, mapLimit, startHarness } from "../scripts/lib/harness";
 
 const BOT_COUNTS = (process.env.BENCH_BOTS ?? "1,10,50").split(",").map(Number);
 const LATENCY_SAMPLES = Number(process.env.BENCH_SAMPLES ?? 100);
@@ -37,22 +37,31 @@ async function wsEchoFloor(clients: number, messages: number) {
   server.on("connection", (ws) => ws.on("message", (d) => ws.send(d)));
   const { port } = server.address() as { port: number };
   const sockets = await Promise.all(
-    Array.from({ length: clients }, () => new Promise<WebSocket>((resolve, reject) => {
-      const ws = new WebSocket(`ws://127.0.0.1:${port}`);
-      ws.once("open", () => resolve(ws));
-      ws.once("error", reject);
-    })),
+    Array.from(
+      { length: clients },
+      () =>
+        new Promise<WebSocket>((resolve, reject) => {
+          const ws = new WebSocket(`ws://127.0.0.1:${port}`);
+          ws.once("open", () => resolve(ws));
+          ws.once("error", reject);
+        }),
+    ),
   );
-  const rtt = (ws: WebSocket) => new Promise<number>((resolve) => {
-    const t0 = now();
-    ws.once("message", () => resolve(now() - t0));
-    ws.send(JSON.stringify({ type: "task_assigned", payload: { task_id: "x", task_payload: {} } }));
-  });
+  const rtt = (ws: WebSocket) =>
+    new Promise<number>((resolve) => {
+      const t0 = now();
+      ws.once("message", () => resolve(now() - t0));
+      ws.send(JSON.stringify({ type: "task_assigned", payload: { task_id: "x", task_payload: {} } }));
+    });
   const latencies: number[] = [];
   for (let i = 0; i < messages; i++) latencies.push(await rtt(sockets[0]!));
   const perClient = Math.ceil((messages * 5) / clients);
   const t0 = now();
-  await Promise.all(sockets.map(async (ws) => { for (let i = 0; i < perClient; i++) await rtt(ws); }));
+  await Promise.all(
+    sockets.map(async (ws) => {
+      for (let i = 0; i < perClient; i++) await rtt(ws);
+    }),
+  );
   const seconds = (now() - t0) / 1000;
   sockets.forEach((s) => s.close());
   await new Promise((r) => server.close(r));
@@ -66,26 +75,30 @@ interface Tracker {
 }
 
 async function startBots(h: Harness, n: number, capability: string, tracker: Tracker): Promise<BotClient[]> {
-  const bots = await mapLimit(Array.from({ length: n }, (_, i) => i), 8, async (i) => {
-    const res = await h.api("POST", "/api/v1/bots", { name: `bench-${capability}-${i}`, capabilities: [capability] });
-    if (res.status !== 201) throw new Error(`register failed: ${res.status}`);
-    const client = new BotClient({
-      url: h.coordinator.url,
-      botId: res.body.id,
-      token: res.body.token,
-      handlers: { echo: echoHandler },
-      log: () => {},
-      onMessage: (msg) => {
-        if (msg.type === "task_assigned") tracker.received.set(msg.payload.task_id, now());
-        if (msg.type === "task_ack" && msg.payload.status === "completed") {
-          tracker.acked.set(msg.payload.task_id, now());
-          tracker.waiters.get(msg.payload.task_id)?.();
-        }
-      },
-    });
-    await client.start();
-    return client;
-  });
+  const bots = await mapLimit(
+    Array.from({ length: n }, (_, i) => i),
+    8,
+    async (i) => {
+      const res = await h.api("POST", "/api/v1/bots", { name: `bench-${capability}-${i}`, capabilities: [capability] });
+      if (res.status !== 201) throw new Error(`register failed: ${res.status}`);
+      const client = new BotClient({
+        url: h.coordinator.url,
+        botId: res.body.id,
+        token: res.body.token,
+        handlers: { echo: echoHandler },
+        log: () => {},
+        onMessage: (msg) => {
+          if (msg.type === "task_assigned") tracker.received.set(msg.payload.task_id, now());
+          if (msg.type === "task_ack" && msg.payload.status === "completed") {
+            tracker.acked.set(msg.payload.task_id, now());
+            tracker.waiters.get(msg.payload.task_id)?.();
+          }
+        },
+      });
+      await client.start();
+      return client;
+    },
+  );
   return bots;
 }
 
@@ -120,13 +133,22 @@ async function coordinatorRound(h: Harness, n: number) {
     // Throughput: many tasks in flight over all N bots.
     const total = Math.min(THROUGHPUT_MAX_TASKS, Math.max(100, n * THROUGHPUT_TASKS_PER_BOT));
     const t0 = now();
-    const ids = await mapLimit(Array.from({ length: total }, (_, i) => i), CREATE_CONCURRENCY, async (i) => {
-      const res = await h.api("POST", "/api/v1/tasks", { payload: { i }, capability });
-      return res.body.id as string;
-    });
+    const ids = await mapLimit(
+      Array.from({ length: total }, (_, i) => i),
+      CREATE_CONCURRENCY,
+      async (i) => {
+        const res = await h.api("POST", "/api/v1/tasks", { payload: { i }, capability });
+        return res.body.id as string;
+      },
+    );
     await Promise.all(ids.map((id) => waitAck(tracker, id, ROUND_TIMEOUT_MS)));
     const seconds = (now() - t0) / 1000;
-    return { bots: n, create_to_bot: stats(toBot), round_trip: stats(roundTrip), throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds) } };
+    return {
+      bots: n,
+      create_to_bot: stats(toBot),
+      round_trip: stats(roundTrip),
+      throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds) },
+    };
   } finally {
     bots.forEach((b) => b.stop());
   }
@@ -158,8 +180,15 @@ async function main() {
   }
   const results = {
     date: started.toISOString(),
-    machine: { cpu: os.cpus()[0]?.model ?? "unknown", cores: os.cpus().length, memory_gib: round(os.totalmem() / 2 ** 30), node: process.version, platform: `${os.platform()} ${os.release()}` },
-    method: "wrangler dev (local workerd + local D1) on 127.0.0.1; bots are in-process BotClient instances over real WebSockets; latency = one task at a time",
+    machine: {
+      cpu: os.cpus()[0]?.model ?? "unknown",
+      cores: os.cpus().length,
+      memory_gib: round(os.totalmem() / 2 ** 30),
+      node: process.version,
+      platform: `${os.platform()} ${os.release()}`,
+    },
+    method:
+      "wrangler dev (local workerd + local D1) on 127.0.0.1; bots are in-process BotClient instances over real WebSockets; latency = one task at a time",
     ws_echo_floor: floor,
     worker_d1_floor: workerFloor,
     coordinator: rounds,
@@ -172,7 +201,9 @@ async function main() {
   console.log(`| Node ws echo (floor) | – | ${floor.p50_ms} / ${floor.p99_ms} | ${floor.per_second} msg/s |`);
   console.log(`| GET /health via wrangler dev (1 D1 query) | – | ${workerFloor!.p50_ms} / ${workerFloor!.p99_ms} | – |`);
   for (const r of rounds) {
-    console.log(`| coordinator, ${r.bots} bot(s) | ${r.create_to_bot.p50_ms} / ${r.create_to_bot.p99_ms} | ${r.round_trip.p50_ms} / ${r.round_trip.p99_ms} | ${r.throughput.per_second} |`);
+    console.log(
+      `| coordinator, ${r.bots} bot(s) | ${r.create_to_bot.p50_ms} / ${r.create_to_bot.p99_ms} | ${r.round_trip.p50_ms} / ${r.round_trip.p99_ms} | ${r.throughput.per_second} |`,
+    );
   }
   console.log(`\nwritten to ${path.relative(process.cwd(), out)}`);
 }

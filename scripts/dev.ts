@@ -8,14 +8,14 @@
  * - prints where everything is. Ctrl-C stops it all.
  * PORT (default 8787) and AUTH_MODE=open (local only, no auth) are read from the environment.
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startStandins } from "../standins/server";
 import { startTestSshServer } from "../standins/ssh-vps";
-import { localDeployVars, localVpsHostKey, prepareLocalVps } from "./lib/local-vps";
 import { ROOT, startCoordinator, triggerCron } from "./lib/coordinator";
+import { localDeployVars, localVpsHostKey, prepareLocalVps } from "./lib/local-vps";
 
 const CRON_INTERVAL_MS = 60_000;
 const port = Number(process.env.PORT ?? 8787);
@@ -50,17 +50,31 @@ async function main() {
   ensureDevSecret("DEPLOY_SECRET_KEY", () => randomBytes(32).toString("base64url"));
   // The local "VPS": a real SSH server on 127.0.0.1 that accepts the keys the provider stand-in installs.
   const vps = prepareLocalVps(path.join(ROOT, ".wrangler/local-vps"));
-  const standins = await startStandins({ port: port + 1, stateFile: path.join(ROOT, ".wrangler/standins.json"), vpsIp: "127.0.0.1", authorizedKeysFile: vps.authorizedKeysFile });
+  const standins = await startStandins({
+    port: port + 1,
+    stateFile: path.join(ROOT, ".wrangler/standins.json"),
+    vpsIp: "127.0.0.1",
+    authorizedKeysFile: vps.authorizedKeysFile,
+  });
   const relay = startRelayProcess(port + 2, relaySecret);
   const sshVps = await startTestSshServer({ file: vps.authorizedKeysFile }, { port: port + 3, hostKey: localVpsHostKey(vps.baseDir) });
-  const deployVars = localDeployVars({ paths: vps, coordinatorUrl: `http://127.0.0.1:${port}`, standinsUrl: standins.url, relayUrl: `http://127.0.0.1:${port + 2}`, sshPort: sshVps.port });
+  const deployVars = localDeployVars({
+    paths: vps,
+    coordinatorUrl: `http://127.0.0.1:${port}`,
+    standinsUrl: standins.url,
+    relayUrl: `http://127.0.0.1:${port + 2}`,
+    sshPort: sshVps.port,
+  });
   const authMode = process.env.AUTH_MODE === "open" ? "open" : "token";
-  if (authMode === "open") console.warn("WARNING: AUTH_MODE=open — the API accepts requests without a token. Never use this outside local development.");
+  if (authMode === "open")
+    console.warn("WARNING: AUTH_MODE=open — the API accepts requests without a token. Never use this outside local development.");
   console.log(`starting the coordinator on port ${port} (local D1 in ${path.relative(ROOT, persistDir)}) …`);
   const coordinator = await startCoordinator({ port, persistDir, vars: { AUTH_MODE: authMode, ...deployVars }, logFile: "inherit" });
 
   const cron = setInterval(() => {
-    triggerCron(coordinator.url).catch((err) => console.error(JSON.stringify({ level: "warn", msg: "cron trigger failed", error: String(err) })));
+    triggerCron(coordinator.url).catch((err) =>
+      console.error(JSON.stringify({ level: "warn", msg: "cron trigger failed", error: String(err) })),
+    );
   }, CRON_INTERVAL_MS);
 
   console.log(`

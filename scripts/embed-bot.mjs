@@ -1,7 +1,8 @@
 // Embeds the bundled bot client (dist/bot.cjs) in the Worker as a module, so the
 // coordinator can serve it to VPS setup scripts (GET /bot/clawbot-bot.cjs).
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+
 import { createHash } from "node:crypto";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 
 const source = readFileSync(new URL("../dist/bot.cjs", import.meta.url), "utf8");
 const sha256 = createHash("sha256").update(source).digest("hex");

@@ -1,19 +1,20 @@
 /** The Worker's HTTP surface: middleware, routers per resource, OpenAPI, errors. */
-import { HTTPException } from "hono/http-exception";
+
 import { bodyLimit } from "hono/body-limit";
+import { HTTPException } from "hono/http-exception";
 import { authenticate } from "./auth";
 import { MAX_MESSAGE_BYTES } from "./contracts/ws";
 import { AppError, errorEnvelope } from "./errors";
+import { BOT_BUNDLE, BOT_BUNDLE_SHA256 } from "./generated/bot-bundle";
 import { createRouter } from "./http";
 import { bots } from "./routes/bots";
+import { deploymentsRouter } from "./routes/deployments";
 import { DOCS_HTML } from "./routes/docs-page";
 import { health, SERVICE_NAME, SERVICE_VERSION } from "./routes/health";
 import { tasks } from "./routes/tasks";
 import { tokensRouter } from "./routes/tokens";
 import { workflows } from "./routes/workflows";
 import { ws } from "./routes/ws";
-import { deploymentsRouter } from "./routes/deployments";
-import { BOT_BUNDLE, BOT_BUNDLE_SHA256 } from "./generated/bot-bundle";
 import { createCtx } from "./services/context";
 
 export const MAX_BODY_BYTES = MAX_MESSAGE_BYTES;
@@ -86,7 +87,8 @@ export function createApp() {
     info: {
       title: SERVICE_NAME,
       version: SERVICE_VERSION,
-      description: "Coordinates a fleet of OpenClaw bots: bots, tasks, workflows and the bot control WebSocket. Send `Authorization: Bearer <token>`.",
+      description:
+        "Coordinates a fleet of OpenClaw bots: bots, tasks, workflows and the bot control WebSocket. Send `Authorization: Bearer <token>`.",
     },
     security: [{ bearer: [] }],
   });
@@ -102,7 +104,14 @@ export function createApp() {
     if (err instanceof HTTPException) {
       // hono's own validators: malformed JSON bodies and the like are the client's fault.
       const status = err.status;
-      const code = status === 400 && /json/i.test(err.message) ? "invalid_json" : status === 415 ? "unsupported_media_type" : status === 413 ? "payload_too_large" : "bad_request";
+      const code =
+        status === 400 && /json/i.test(err.message)
+          ? "invalid_json"
+          : status === 415
+            ? "unsupported_media_type"
+            : status === 413
+              ? "payload_too_large"
+              : "bad_request";
       return c.json(errorEnvelope(code, err.message || "bad request", {}, requestId), status >= 500 ? 500 : status);
     }
     c.get("ctx")?.log.error("unhandled error", { error: String(err), stack: (err as Error)?.stack, path: c.req.path });

@@ -1,6 +1,7 @@
 /** Typed configuration read from the Worker's vars and secrets, with defaults. */
-import { parseLogLevel, type LogLevel } from "./log";
+
 import type { BackoffPolicy } from "./core/backoff";
+import { type LogLevel, parseLogLevel } from "./log";
 
 export interface Config {
   authMode: "token" | "open";

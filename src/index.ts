@@ -4,8 +4,8 @@ import { createCtx } from "./services/context";
 import { sweep } from "./services/sweeper";
 
 export { BotSession } from "./objects/bot-session";
-export { RelayContainer } from "./objects/relay-container";
 export { DeploymentRunner } from "./objects/deployment-runner";
+export { RelayContainer } from "./objects/relay-container";
 
 const app = createApp();
 

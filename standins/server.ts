@@ -36,7 +36,12 @@ export const STANDIN_DEFAULTS = {
   openrouterKey: "standin-openrouter-provisioning-key",
 };
 
-type Handler = (req: IncomingMessage, body: any, params: Record<string, string>, url: URL) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>;
+type Handler = (
+  req: IncomingMessage,
+  body: any,
+  params: Record<string, string>,
+  url: URL,
+) => { status: number; body: unknown } | Promise<{ status: number; body: unknown }>;
 
 const json = (status: number, body: unknown) => ({ status, body });
 const notFound = (what: string) => json(404, { error: { code: "not_found", message: `${what} not found` } });
@@ -62,7 +67,8 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
     if (!existing.includes(publicKey.trim())) appendFileSync(opts.authorizedKeysFile, `${publicKey.trim()}\n`, { mode: 0o600 });
   };
   const actionDelayMs = opts.actionDelayMs ?? 0;
-  const routes: { method: string; pattern: RegExp; keys: string[]; auth: "hetzner" | "ovh" | "openrouter" | "none"; handler: Handler }[] = [];
+  const routes: { method: string; pattern: RegExp; keys: string[]; auth: "hetzner" | "ovh" | "openrouter" | "none"; handler: Handler }[] =
+    [];
   const route = (method: string, path: string, auth: "hetzner" | "ovh" | "openrouter" | "none", handler: Handler) => {
     const keys: string[] = [];
     const pattern = new RegExp(`^${path.replace(/\{(\w+)\}/g, (_, k) => (keys.push(k), "([^/]+)"))}$`);
@@ -71,10 +77,21 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
 
   // ---- Hetzner Cloud
   const hServer = (x: StandinState["hetzner"]["servers"][number]) => ({
-    id: x.id, name: x.name, status: x.status, created: x.created, server_type: { name: x.server_type }, datacenter: { location: { name: x.location } },
-    public_net: { ipv4: { ip: x.ip } }, labels: {},
+    id: x.id,
+    name: x.name,
+    status: x.status,
+    created: x.created,
+    server_type: { name: x.server_type },
+    datacenter: { location: { name: x.location } },
+    public_net: { ipv4: { ip: x.ip } },
+    labels: {},
   });
-  const hAction = (a: { id: number; command: string; status: string }) => ({ id: a.id, command: a.command, status: a.status, progress: a.status === "success" ? 100 : 0 });
+  const hAction = (a: { id: number; command: string; status: string }) => ({
+    id: a.id,
+    command: a.command,
+    status: a.status,
+    progress: a.status === "success" ? 100 : 0,
+  });
   route("GET", "/hetzner/v1/server_types", "hetzner", (_r, _b, _p, url) => {
     const all = [
       { id: 104, name: "cx22", description: "CX22", prices: [{ location: "fsn1" }, { location: "nbg1" }, { location: "hel1" }] },
@@ -88,8 +105,10 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
     return json(200, { ssh_keys: s().hetzner.sshKeys.filter((k) => !name || k.name === name) });
   });
   route("POST", "/hetzner/v1/ssh_keys", "hetzner", (_r, body) => {
-    if (!body?.name || !body?.public_key) return json(400, { error: { code: "invalid_input", message: "name and public_key are required" } });
-    if (s().hetzner.sshKeys.some((k) => k.name === body.name)) return json(409, { error: { code: "uniqueness_error", message: "SSH key with the same name already exists" } });
+    if (!body?.name || !body?.public_key)
+      return json(400, { error: { code: "invalid_input", message: "name and public_key are required" } });
+    if (s().hetzner.sshKeys.some((k) => k.name === body.name))
+      return json(409, { error: { code: "uniqueness_error", message: "SSH key with the same name already exists" } });
     const key = { id: store.nextId(), name: body.name, public_key: body.public_key };
     s().hetzner.sshKeys.push(key);
     store.save();
@@ -97,15 +116,36 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
   });
   route("GET", "/hetzner/v1/servers", "hetzner", (_r, _b, _p, url) => {
     const name = url.searchParams.get("name");
-    return json(200, { servers: s().hetzner.servers.filter((x) => !name || x.name === name).map(hServer) });
+    return json(200, {
+      servers: s()
+        .hetzner.servers.filter((x) => !name || x.name === name)
+        .map(hServer),
+    });
   });
   route("POST", "/hetzner/v1/servers", "hetzner", (_r, body) => {
-    for (const field of ["name", "server_type", "image"]) if (!body?.[field]) return json(400, { error: { code: "invalid_input", message: `${field} is required` } });
-    if (s().hetzner.servers.some((x) => x.name === body.name)) return json(409, { error: { code: "uniqueness_error", message: "server name is already used" } });
-    const server = { id: store.nextId(), name: body.name, server_type: body.server_type, location: body.location ?? "fsn1", status: "running", ip: vpsIp, ssh_keys: body.ssh_keys ?? [], created: new Date().toISOString() };
+    for (const field of ["name", "server_type", "image"])
+      if (!body?.[field]) return json(400, { error: { code: "invalid_input", message: `${field} is required` } });
+    if (s().hetzner.servers.some((x) => x.name === body.name))
+      return json(409, { error: { code: "uniqueness_error", message: "server name is already used" } });
+    const server = {
+      id: store.nextId(),
+      name: body.name,
+      server_type: body.server_type,
+      location: body.location ?? "fsn1",
+      status: "running",
+      ip: vpsIp,
+      ssh_keys: body.ssh_keys ?? [],
+      created: new Date().toISOString(),
+    };
     s().hetzner.servers.push(server);
     for (const keyId of server.ssh_keys) installKey(s().hetzner.sshKeys.find((k) => k.id === keyId)?.public_key);
-    const action = { id: store.nextId(), command: "create_server", server: server.id, readyAtMs: Date.now() + actionDelayMs, status: "running" as const };
+    const action = {
+      id: store.nextId(),
+      command: "create_server",
+      server: server.id,
+      readyAtMs: Date.now() + actionDelayMs,
+      status: "running" as const,
+    };
     s().hetzner.actions.push(action);
     store.save();
     return json(201, { server: hServer(server), action: hAction(action), root_password: null });
@@ -127,7 +167,13 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
     if (!body?.image) return json(400, { error: { code: "invalid_input", message: "image is required" } });
     // A rebuild reinstalls the OS with the server's SSH keys.
     for (const keyId of server.ssh_keys) installKey(s().hetzner.sshKeys.find((k) => k.id === keyId)?.public_key);
-    const action = { id: store.nextId(), command: "rebuild_server", server: server.id, readyAtMs: Date.now() + actionDelayMs, status: "running" as const };
+    const action = {
+      id: store.nextId(),
+      command: "rebuild_server",
+      server: server.id,
+      readyAtMs: Date.now() + actionDelayMs,
+      status: "running" as const,
+    };
     s().hetzner.actions.push(action);
     store.save();
     return json(201, { action: hAction(action), root_password: null });
@@ -148,7 +194,11 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
   route("GET", "/ovh/1.0/order/catalog/public/vps", "ovh", () =>
     json(200, {
       plans: [
-        { planCode: "vps-le-2-2-40", invoiceName: "VPS Le 2-2-40", configurations: [{ name: "vps_datacenter", values: ["GRA", "SBG", "BHS"] }] },
+        {
+          planCode: "vps-le-2-2-40",
+          invoiceName: "VPS Le 2-2-40",
+          configurations: [{ name: "vps_datacenter", values: ["GRA", "SBG", "BHS"] }],
+        },
         { planCode: "vps-2025-model1", invoiceName: "VPS-1", configurations: [{ name: "vps_datacenter", values: ["GRA", "WAW"] }] },
       ],
     }),
@@ -179,14 +229,27 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
     const cart = s().ovh.carts[p.cart!];
     if (!cart || !cart.items[0]) return notFound("cart");
     const orderId = store.nextId();
-    s().ovh.orders.push({ orderId, description: cart.description, planCode: cart.items[0].planCode, datacenter: cart.items[0].datacenter ?? "GRA", createdAtMs: Date.now(), vps: `vps-${orderId}.vps.ovh.net`, cancelled: false });
+    s().ovh.orders.push({
+      orderId,
+      description: cart.description,
+      planCode: cart.items[0].planCode,
+      datacenter: cart.items[0].datacenter ?? "GRA",
+      createdAtMs: Date.now(),
+      vps: `vps-${orderId}.vps.ovh.net`,
+      cancelled: false,
+    });
     delete s().ovh.carts[p.cart!];
     store.save();
     return json(200, { orderId, url: `https://www.ovh.com/cgi-bin/order/display-order.cgi?orderId=${orderId}`, prices: {} });
   });
   route("GET", "/ovh/1.0/me/order", "ovh", (_r, _b, _p, url) => {
     const description = url.searchParams.get("description");
-    return json(200, s().ovh.orders.filter((o) => !description || o.description === description).map((o) => o.orderId));
+    return json(
+      200,
+      s()
+        .ovh.orders.filter((o) => !description || o.description === description)
+        .map((o) => o.orderId),
+    );
   });
   route("GET", "/ovh/1.0/me/order/{id}/status", "ovh", (_r, _b, p) => {
     const order = s().ovh.orders.find((o) => String(o.orderId) === p.id);
@@ -198,9 +261,13 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
     if (!order || Date.now() - order.createdAtMs < deliveryDelayMs) return notFound("associated object");
     return json(200, { type: "VPS", id: order.vps });
   });
-  route("GET", "/ovh/1.0/vps/{name}", "ovh", (_r, _b, p) => (vpsOf(p.name!) ? json(200, { name: p.name, state: "running", model: {} }) : notFound("vps")));
+  route("GET", "/ovh/1.0/vps/{name}", "ovh", (_r, _b, p) =>
+    vpsOf(p.name!) ? json(200, { name: p.name, state: "running", model: {} }) : notFound("vps"),
+  );
   route("GET", "/ovh/1.0/vps/{name}/ips", "ovh", (_r, _b, p) => (vpsOf(p.name!) ? json(200, [vpsIp, "2001:db8::1"]) : notFound("vps")));
-  route("GET", "/ovh/1.0/vps/{name}/images/available", "ovh", (_r, _b, p) => (vpsOf(p.name!) ? json(200, ["img-debian12", "img-ubuntu2404"]) : notFound("vps")));
+  route("GET", "/ovh/1.0/vps/{name}/images/available", "ovh", (_r, _b, p) =>
+    vpsOf(p.name!) ? json(200, ["img-debian12", "img-ubuntu2404"]) : notFound("vps"),
+  );
   route("GET", "/ovh/1.0/vps/{name}/images/available/{img}", "ovh", (_r, _b, p) =>
     json(200, { id: p.img, name: p.img === "img-ubuntu2404" ? "Ubuntu 24.04" : "Debian 12" }),
   );
@@ -227,7 +294,11 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
   // ---- OpenRouter key management
   route("GET", "/openrouter/api/v1/keys", "openrouter", (_r, _b, _p, url) => {
     const offset = Number(url.searchParams.get("offset") ?? 0);
-    return json(200, { data: s().openrouter.keys.slice(offset, offset + 100).map((k) => ({ ...k, label: `sk-or-v1-${k.hash.slice(0, 3)}...`, disabled: false, usage: 0 })) });
+    return json(200, {
+      data: s()
+        .openrouter.keys.slice(offset, offset + 100)
+        .map((k) => ({ ...k, label: `sk-or-v1-${k.hash.slice(0, 3)}...`, disabled: false, usage: 0 })),
+    });
   });
   route("POST", "/openrouter/api/v1/keys", "openrouter", (_r, body) => {
     if (!body?.name) return json(400, { error: { code: 400, message: "name is required" } });
@@ -253,7 +324,8 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
     if (kind === "openrouter") return req.headers.authorization === `Bearer ${openrouterKey}` ? null : "unauthorized";
     const ts = String(req.headers["x-ovh-timestamp"] ?? "");
     const expected = `$1$${createHash("sha1").update([ovhCreds.appSecret, ovhCreds.consumerKey, req.method, fullUrl, rawBody, ts].join("+")).digest("hex")}`;
-    if (req.headers["x-ovh-application"] !== ovhCreds.appKey || req.headers["x-ovh-consumer"] !== ovhCreds.consumerKey) return "invalid application or consumer key";
+    if (req.headers["x-ovh-application"] !== ovhCreds.appKey || req.headers["x-ovh-consumer"] !== ovhCreds.consumerKey)
+      return "invalid application or consumer key";
     if (Math.abs(Number(ts) - Date.now() / 1000) > 60) return "timestamp out of range";
     return req.headers["x-ovh-signature"] === expected ? null : "invalid signature";
   };

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from "node:fs";
 import ssh2, { type Connection } from "ssh2";
 
 const { Server, utils } = ssh2;
+
 import { hostKeyFingerprint } from "../relay/src/ssh";
 
 export interface TestSshServer {
@@ -16,17 +17,24 @@ export interface TestSshServer {
 }
 
 /** `authorized`: one public key line, or `{ file }` read at every login (a provider stand-in appends to it). */
-export async function startTestSshServer(authorized: string | { file: string }, opts: { port?: number; hostKey?: string } = {}): Promise<TestSshServer & { hostKey: string }> {
+export async function startTestSshServer(
+  authorized: string | { file: string },
+  opts: { port?: number; hostKey?: string } = {},
+): Promise<TestSshServer & { hostKey: string }> {
   const hostKey = opts.hostKey ?? utils.generateKeyPairSync("ed25519").private;
   const host = { private: hostKey };
   const parsedHost = utils.parseKey(host.private);
   if (parsedHost instanceof Error) throw parsedHost;
   const allowedKeys = () => {
-    const lines = typeof authorized === "string" ? [authorized] : existsSync(authorized.file) ? readFileSync(authorized.file, "utf8").split("\n") : [];
-    return lines.map((l) => l.trim()).filter(Boolean).flatMap((l) => {
-      const k = utils.parseKey(l);
-      return k instanceof Error ? [] : Array.isArray(k) ? k : [k];
-    });
+    const lines =
+      typeof authorized === "string" ? [authorized] : existsSync(authorized.file) ? readFileSync(authorized.file, "utf8").split("\n") : [];
+    return lines
+      .map((l) => l.trim())
+      .filter(Boolean)
+      .flatMap((l) => {
+        const k = utils.parseKey(l);
+        return k instanceof Error ? [] : Array.isArray(k) ? k : [k];
+      });
   };
   const commands: string[] = [];
   const connections = new Set<Connection>();
@@ -37,7 +45,10 @@ export async function startTestSshServer(authorized: string | { file: string }, 
     client.on("error", () => undefined);
     client.on("authentication", (ctx) => {
       if (ctx.method !== "publickey") return ctx.reject(["publickey"]);
-      const allowedKey = allowedKeys().find((k) => ctx.key.algo === k.type && ctx.key.data.length === k.getPublicSSH().length && timingSafeEqual(ctx.key.data, k.getPublicSSH()));
+      const allowedKey = allowedKeys().find(
+        (k) =>
+          ctx.key.algo === k.type && ctx.key.data.length === k.getPublicSSH().length && timingSafeEqual(ctx.key.data, k.getPublicSSH()),
+      );
       if (!allowedKey) return ctx.reject(["publickey"]);
       if (ctx.signature && !allowedKey.verify(ctx.blob!, ctx.signature, ctx.hashAlgo)) return ctx.reject(["publickey"]);
       ctx.accept();

@@ -4,12 +4,29 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 export interface StandinState {
   nextId: number;
   hetzner: {
-    servers: { id: number; name: string; server_type: string; location: string; status: string; ip: string; ssh_keys: number[]; created: string }[];
+    servers: {
+      id: number;
+      name: string;
+      server_type: string;
+      location: string;
+      status: string;
+      ip: string;
+      ssh_keys: number[];
+      created: string;
+    }[];
     sshKeys: { id: number; name: string; public_key: string }[];
     actions: { id: number; command: string; server: number; readyAtMs: number; status: "running" | "success" | "error" }[];
   };
   ovh: {
-    orders: { orderId: number; description: string; planCode: string; datacenter: string; createdAtMs: number; vps: string; cancelled: boolean }[];
+    orders: {
+      orderId: number;
+      description: string;
+      planCode: string;
+      datacenter: string;
+      createdAtMs: number;
+      vps: string;
+      cancelled: boolean;
+    }[];
     carts: Record<string, { description: string; items: { itemId: number; planCode: string; datacenter?: string }[] }>;
     tasks: { id: number; vps: string; readyAtMs: number }[];
     terminated: string[];

@@ -42,19 +42,27 @@ async function register(url: string, adminToken: string, name: string, capabilit
     signal: AbortSignal.timeout(15_000),
   });
   const body = (await res.json()) as { id?: string; token?: string; error?: { message: string } };
-  if (res.status !== 201 || !body.id || !body.token) throw new Error(`registration failed (${res.status}): ${body.error?.message ?? "unknown error"}`);
-  console.log(JSON.stringify({ level: "info", msg: "registered; keep this token, it is shown once", bot_id: body.id, bot_token: body.token }));
+  if (res.status !== 201 || !body.id || !body.token)
+    throw new Error(`registration failed (${res.status}): ${body.error?.message ?? "unknown error"}`);
+  console.log(
+    JSON.stringify({ level: "info", msg: "registered; keep this token, it is shown once", bot_id: body.id, bot_token: body.token }),
+  );
   return { id: body.id, token: body.token };
 }
 
 async function main() {
   if (values.help) usage(0);
   if (!values.url || !values.token) usage(2);
-  const capabilities = values.capabilities!.split(",").map((s) => s.trim()).filter(Boolean);
+  const capabilities = values
+    .capabilities!.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const identity = values["bot-id"]
     ? { id: values["bot-id"], token: values.token }
     : await register(values.url, values.token, values.name ?? `bot-${process.pid}`, capabilities);
-  const allow = values["allow-shell"]!.split(",").map((s) => s.trim()).filter(Boolean);
+  const allow = values["allow-shell"]!.split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
   const client = new BotClient({
     url: values.url,
     botId: identity.id,

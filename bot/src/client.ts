@@ -70,7 +70,10 @@ export class BotClient {
     this.ws = ws;
     ws.on("open", () => {
       this.attempt = 0;
-      this.heartbeat = setInterval(() => ws.readyState === WebSocket.OPEN && ws.send(HEARTBEAT_FRAME), this.opts.heartbeatIntervalMs ?? 30_000);
+      this.heartbeat = setInterval(
+        () => ws.readyState === WebSocket.OPEN && ws.send(HEARTBEAT_FRAME),
+        this.opts.heartbeatIntervalMs ?? 30_000,
+      );
     });
     ws.on("message", (data) => this.onMessage(data.toString()));
     ws.on("unexpected-response", (_req, res) => {
@@ -146,7 +149,8 @@ export class BotClient {
         taskId: p.task_id,
         attempt: p.attempt ?? 1,
         signal: abort.signal,
-        progress: (percent, message) => this.send({ type: "task_progress", payload: { task_id: p.task_id, progress: Math.max(0, Math.min(100, percent)), message } }),
+        progress: (percent, message) =>
+          this.send({ type: "task_progress", payload: { task_id: p.task_id, progress: Math.max(0, Math.min(100, percent)), message } }),
       });
       if (abort.signal.aborted) return;
       this.send({ type: "task_complete", payload: { task_id: p.task_id, success: true, result: result ?? null } });

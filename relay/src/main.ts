@@ -15,7 +15,15 @@ async function main() {
     host: process.env.RELAY_HOST ?? "0.0.0.0",
     allowPrivateTargets,
   });
-  console.log(JSON.stringify({ level: allowPrivateTargets ? "warn" : "info", component: "relay", msg: "relay listening", url: relay.url, allow_private_targets: allowPrivateTargets }));
+  console.log(
+    JSON.stringify({
+      level: allowPrivateTargets ? "warn" : "info",
+      component: "relay",
+      msg: "relay listening",
+      url: relay.url,
+      allow_private_targets: allowPrivateTargets,
+    }),
+  );
   for (const signal of ["SIGINT", "SIGTERM"] as const) process.on(signal, () => relay.close().then(() => process.exit(0)));
 }
 

@@ -5,7 +5,14 @@
  * targets unless local dev allows them.
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
-import { MARKER_FILES, RelayRequest, verifyRelaySignature, type Markers, type RelayErrorCode, type RelayResult } from "../../src/contracts/relay";
+import {
+  MARKER_FILES,
+  type Markers,
+  type RelayErrorCode,
+  RelayRequest,
+  type RelayResult,
+  verifyRelaySignature,
+} from "../../src/contracts/relay";
 import { execOnce, SshError, type SshTarget } from "./ssh";
 import { resolveTarget } from "./targets";
 
@@ -21,12 +28,23 @@ export interface RelayOptions {
 
 const MAX_BODY_BYTES = 1024 * 1024;
 const STATUS: Record<RelayErrorCode, number> = {
-  bad_signature: 401, stale_request: 401, replayed_request: 409, validation_failed: 400, target_refused: 403,
-  host_key_mismatch: 502, ssh_unreachable: 502, ssh_auth_failed: 502, command_failed: 502, internal_error: 500,
+  bad_signature: 401,
+  stale_request: 401,
+  replayed_request: 409,
+  validation_failed: 400,
+  target_refused: 403,
+  host_key_mismatch: 502,
+  ssh_unreachable: 502,
+  ssh_auth_failed: 502,
+  command_failed: 502,
+  internal_error: 500,
 };
 
 class RelayFailure extends Error {
-  constructor(readonly code: RelayErrorCode, message: string) {
+  constructor(
+    readonly code: RelayErrorCode,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -41,17 +59,26 @@ function commandFor(req: RelayRequest): { command: string; stdin: Buffer | null 
     case "upload_script": {
       const dir = req.path.slice(0, req.path.lastIndexOf("/")) || "/";
       return {
-        command: asRoot(req.username, `umask 077 && mkdir -p ${dir} && base64 -d > ${req.path}.tmp && chmod 700 ${req.path}.tmp && mv ${req.path}.tmp ${req.path}`),
+        command: asRoot(
+          req.username,
+          `umask 077 && mkdir -p ${dir} && base64 -d > ${req.path}.tmp && chmod 700 ${req.path}.tmp && mv ${req.path}.tmp ${req.path}`,
+        ),
         stdin: Buffer.from(req.script_b64, "utf8"),
       };
     }
     case "launch_detached":
       // Detached from the SSH session: it survives the connection (and the coordinator) going away.
-      return { command: asRoot(req.username, `setsid nohup bash ${req.path} > ${req.log_path} 2>&1 < /dev/null & echo launched`), stdin: null };
+      return {
+        command: asRoot(req.username, `setsid nohup bash ${req.path} > ${req.log_path} 2>&1 < /dev/null & echo launched`),
+        stdin: null,
+      };
     case "read_markers": {
       const names = Object.values(MARKER_FILES).join(" ");
       return {
-        command: asRoot(req.username, `cd ${req.marker_dir} 2>/dev/null || exit 0; for f in ${names}; do if [ -f "$f" ]; then echo "$f $(head -c 65536 "$f" | base64 -w0)"; fi; done`),
+        command: asRoot(
+          req.username,
+          `cd ${req.marker_dir} 2>/dev/null || exit 0; for f in ${names}; do if [ -f "$f" ]; then echo "$f $(head -c 65536 "$f" | base64 -w0)"; fi; done`,
+        ),
         stdin: null,
       };
     }
@@ -96,7 +123,8 @@ export async function startRelay(opts: RelayOptions): Promise<RunningRelay> {
     const nowS = Math.floor(Date.now() / 1000);
     const signature = req.headers["x-relay-signature"] as string | undefined;
     const sigError = await verifyRelaySignature(opts.secret, body, req.headers["x-relay-timestamp"] as string | undefined, signature, nowS);
-    if (sigError) throw new RelayFailure(sigError, sigError === "stale_request" ? "request timestamp is too far from now" : "bad or missing signature");
+    if (sigError)
+      throw new RelayFailure(sigError, sigError === "stale_request" ? "request timestamp is too far from now" : "bad or missing signature");
     for (const [sig, at] of seen) if (at < nowS - 120) seen.delete(sig);
     if (seen.has(signature!)) throw new RelayFailure("replayed_request", "this signed request was already used");
     seen.set(signature!, nowS);
@@ -108,7 +136,8 @@ export async function startRelay(opts: RelayOptions): Promise<RunningRelay> {
       throw new RelayFailure("validation_failed", "body is not JSON");
     }
     const parsed = RelayRequest.safeParse(json);
-    if (!parsed.success) throw new RelayFailure("validation_failed", parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
+    if (!parsed.success)
+      throw new RelayFailure("validation_failed", parsed.error.issues.map((i) => `${i.path.join(".")}: ${i.message}`).join("; "));
     const op = parsed.data;
 
     let address: string;
@@ -117,14 +146,28 @@ export async function startRelay(opts: RelayOptions): Promise<RunningRelay> {
     } catch (err) {
       throw new RelayFailure("target_refused", (err as Error).message);
     }
-    const target: SshTarget = { address, port: op.port, username: op.username, privateKey: op.private_key, hostKeySha256: op.host_key_sha256 };
+    const target: SshTarget = {
+      address,
+      port: op.port,
+      username: op.username,
+      privateKey: op.private_key,
+      hostKeySha256: op.host_key_sha256,
+    };
     const { command, stdin } = commandFor(op);
     const started = Date.now();
     const res = await execOnce(target, command, stdin, opTimeoutMs).catch((err) => {
       if (err instanceof SshError) throw new RelayFailure(err.code, err.message);
       throw err;
     });
-    log({ level: "info", msg: "relay op", op: op.op, deployment_id: op.deployment_id, host: op.host, exit_code: res.code, duration_ms: Date.now() - started });
+    log({
+      level: "info",
+      msg: "relay op",
+      op: op.op,
+      deployment_id: op.deployment_id,
+      host: op.host,
+      exit_code: res.code,
+      duration_ms: Date.now() - started,
+    });
     if (res.code !== 0) throw new RelayFailure("command_failed", `exit ${res.code}: ${res.stderr.slice(0, 500)}`);
     switch (op.op) {
       case "check_ready":
@@ -144,7 +187,8 @@ export async function startRelay(opts: RelayOptions): Promise<RunningRelay> {
       res.end(JSON.stringify(body));
     };
     if (req.method === "GET" && req.url === "/health") return reply(200, { status: "ok" });
-    if (req.method !== "POST" || req.url !== "/v1/ops") return reply(404, { ok: false, error: { code: "not_found", message: "POST /v1/ops only" } });
+    if (req.method !== "POST" || req.url !== "/v1/ops")
+      return reply(404, { ok: false, error: { code: "not_found", message: "POST /v1/ops only" } });
     handle(req).then(
       (result) => reply(200, { ok: true, result }),
       (err) => {

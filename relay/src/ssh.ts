@@ -50,7 +50,9 @@ export function execOnce(target: SshTarget, command: string, stdin: Buffer | nul
     const timer = setTimeout(() => finish(new SshError("ssh_unreachable", `no answer within ${timeoutMs}ms`)), timeoutMs);
     client.on("error", (err: Error & { level?: string }) => {
       if (hostKeyRejected) {
-        return finish(new SshError("host_key_mismatch", `host key SHA256:${seenKey} does not match the pinned SHA256:${target.hostKeySha256}`));
+        return finish(
+          new SshError("host_key_mismatch", `host key SHA256:${seenKey} does not match the pinned SHA256:${target.hostKeySha256}`),
+        );
       }
       if (err.level === "client-authentication") return finish(new SshError("ssh_auth_failed", "the VPS refused our SSH key"));
       finish(new SshError("ssh_unreachable", err.message));

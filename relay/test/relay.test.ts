@@ -3,10 +3,10 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { signRelayBody, type RelayRequestInput } from "../../src/contracts/relay";
+import { type RelayRequestInput, signRelayBody } from "../../src/contracts/relay";
 import { generateSshKeyPair } from "../../src/crypto/ssh-keys";
-import { startRelay, type RunningRelay } from "../src/server";
 import { startTestSshServer, type TestSshServer } from "../../standins/ssh-vps";
+import { type RunningRelay, startRelay } from "../src/server";
 
 const SECRET = "relay-test-secret-0123456789";
 let relay: RunningRelay;
@@ -28,20 +28,36 @@ afterAll(async () => {
 
 const target = (over: Partial<RelayRequestInput> = {}) => ({
   nonce: crypto.randomUUID(),
-  deployment_id: "dep-1", host: "127.0.0.1", port: sshd.port, username: "root", private_key: key.privateKeyPem, host_key_sha256: sshd.hostKeySha256, ...over,
+  deployment_id: "dep-1",
+  host: "127.0.0.1",
+  port: sshd.port,
+  username: "root",
+  private_key: key.privateKeyPem,
+  host_key_sha256: sshd.hostKeySha256,
+  ...over,
 });
 
-async function send(body: unknown, opts: { relayUrl?: string; secret?: string; timestampS?: number; headers?: Record<string, string>; raw?: string } = {}) {
+async function send(
+  body: unknown,
+  opts: { relayUrl?: string; secret?: string; timestampS?: number; headers?: Record<string, string>; raw?: string } = {},
+) {
   const text = opts.raw ?? JSON.stringify(body);
   const headers = opts.headers ?? (await signRelayBody(opts.secret ?? SECRET, text, opts.timestampS ?? Math.floor(Date.now() / 1000)));
-  const res = await fetch(`${opts.relayUrl ?? relay.url}/v1/ops`, { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body: text });
+  const res = await fetch(`${opts.relayUrl ?? relay.url}/v1/ops`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json", ...headers },
+    body: text,
+  });
   return { status: res.status, body: (await res.json()) as any };
 }
 
 describe("SSH relay", () => {
   it("check_ready reports the host key, so the coordinator can pin it", async () => {
     const res = await send({ op: "check_ready", ...target({ host_key_sha256: null }) });
-    expect(res).toEqual({ status: 200, body: { ok: true, result: { op: "check_ready", ready: true, host_key_sha256: sshd.hostKeySha256 } } });
+    expect(res).toEqual({
+      status: 200,
+      body: { ok: true, result: { op: "check_ready", ready: true, host_key_sha256: sshd.hostKeySha256 } },
+    });
     expect((await send({ op: "check_ready", ...target() })).status).toBe(200);
   });
 
@@ -56,7 +72,12 @@ describe("SSH relay", () => {
   it("uploads a script, launches it detached and reads its markers", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), "cbc-relay-"));
     const script = `#!/bin/bash\nset -e\necho STARTED > ${dir}/.openclaw-setup-started\nsleep 0.2\necho tok-123 > ${dir}/.openclaw-setup-token\necho COMPLETE > ${dir}/.openclaw-setup-complete\n`;
-    const up = await send({ op: "upload_script", ...target(), path: `${dir}/setup.sh`, script_b64: Buffer.from(script).toString("base64") });
+    const up = await send({
+      op: "upload_script",
+      ...target(),
+      path: `${dir}/setup.sh`,
+      script_b64: Buffer.from(script).toString("base64"),
+    });
     expect(up.body).toEqual({ ok: true, result: { op: "upload_script", bytes: script.length } });
     expect(readFileSync(`${dir}/setup.sh`, "utf8")).toBe(script);
 

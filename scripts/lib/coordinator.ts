@@ -4,7 +4,7 @@
  * wrangler runs in its own process group: stopping kills the whole group, or
  * an orphan `workerd` would keep the port.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { createWriteStream, mkdirSync } from "node:fs";
 import path from "node:path";
 
@@ -31,7 +31,14 @@ export interface Coordinator {
   kill(): Promise<void>;
 }
 
-const quietEnv = () => ({ ...process.env, WRANGLER_SEND_METRICS: "false", CLOUDFLARE_CF_FETCH_ENABLED: "false", CI: process.env.CI ?? "true", NO_COLOR: "1", FORCE_COLOR: "0" });
+const quietEnv = () => ({
+  ...process.env,
+  WRANGLER_SEND_METRICS: "false",
+  CLOUDFLARE_CF_FETCH_ENABLED: "false",
+  CI: process.env.CI ?? "true",
+  NO_COLOR: "1",
+  FORCE_COLOR: "0",
+});
 
 export function applyMigrations(persistDir: string): void {
   mkdirSync(persistDir, { recursive: true });
@@ -46,7 +53,17 @@ export function applyMigrations(persistDir: string): void {
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
   applyMigrations(opts.persistDir);
-  const args = [WRANGLER, "dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--persist-to", opts.persistDir, "--show-interactive-dev-session=false"];
+  const args = [
+    WRANGLER,
+    "dev",
+    "--ip",
+    "127.0.0.1",
+    "--port",
+    String(opts.port),
+    "--persist-to",
+    opts.persistDir,
+    "--show-interactive-dev-session=false",
+  ];
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
   const child = spawn(process.execPath, args, { cwd: ROOT, env: quietEnv(), detached: true, stdio: ["ignore", "pipe", "pipe"] });
   if (opts.logFile === "inherit") {

@@ -1,10 +1,10 @@
 /** Shared by the e2e tests and the benchmark: a coordinator on a free port plus API helpers. */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdtempSync } from "node:fs";
 import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
-import { ROOT, startCoordinator, type Coordinator } from "./coordinator";
+import { type Coordinator, ROOT, startCoordinator } from "./coordinator";
 
 export const E2E_ADMIN_TOKEN = "e2e-admin-token-abcdefghijklmnop";
 
@@ -57,10 +57,25 @@ export async function startHarness(vars: Record<string, string> = {}, fixedPort?
 
 /** Starts `node dist/bot.cjs` as a real bot process that registers itself. */
 export function spawnBot(url: string, name: string, capabilities: string[], extra: string[] = [], logFile?: string): ChildProcess {
-  const child = spawn(process.execPath, [path.join(ROOT, "dist/bot.cjs"), "--url", url, "--token", E2E_ADMIN_TOKEN, "--name", name, "--capabilities", capabilities.join(","), ...extra], {
-    cwd: ROOT,
-    stdio: ["ignore", "pipe", "pipe"],
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      path.join(ROOT, "dist/bot.cjs"),
+      "--url",
+      url,
+      "--token",
+      E2E_ADMIN_TOKEN,
+      "--name",
+      name,
+      "--capabilities",
+      capabilities.join(","),
+      ...extra,
+    ],
+    {
+      cwd: ROOT,
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
   if (logFile) {
     const sink = createWriteStream(logFile, { flags: "a" });
     child.stdout!.pipe(sink);

@@ -3,7 +3,7 @@
  * .ci/run with apt-get install openssh-server). Public-key login as root with
  * the keys the provider stand-in writes to `authorizedKeysFile`.
  */
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { createConnection } from "node:net";
 import path from "node:path";

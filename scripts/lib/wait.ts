@@ -2,7 +2,12 @@
  * Bounded polling shared by the tests (Workers and Node pools), the e2e harness and the benchmark.
  * Runtime-agnostic: no Node imports, so workerd tests can use it too.
  */
-export async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | null | undefined | false>, intervalMs = 200): Promise<T> {
+export async function until<T>(
+  what: string,
+  timeoutMs: number,
+  check: () => Promise<T | null | undefined | false>,
+  intervalMs = 200,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   while (Date.now() < deadline) {

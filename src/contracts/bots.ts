@@ -7,7 +7,11 @@ const Capability = z.string().trim().min(1).max(64);
 export const BotRegisterBody = z
   .object({
     name: z.string().trim().min(1).max(200).openapi({ example: "build-bot-01" }),
-    capabilities: z.array(Capability).max(50).default([]).openapi({ example: ["python", "docker"] }),
+    capabilities: z
+      .array(Capability)
+      .max(50)
+      .default([])
+      .openapi({ example: ["python", "docker"] }),
     metadata: JsonObject.default({}),
   })
   .openapi("BotRegister");

@@ -1,6 +1,12 @@
 import { z } from "@hono/zod-openapi";
 
-export const IdParam = z.object({ id: z.string().min(1).max(100).openapi({ param: { name: "id", in: "path" }, example: "0b6f4c1e-2f7a-4a53-9e0e-6c9a0f3d7b21" }) });
+export const IdParam = z.object({
+  id: z
+    .string()
+    .min(1)
+    .max(100)
+    .openapi({ param: { name: "id", in: "path" }, example: "0b6f4c1e-2f7a-4a53-9e0e-6c9a0f3d7b21" }),
+});
 
 export const ErrorSchema = z
   .object({

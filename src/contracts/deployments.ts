@@ -4,7 +4,12 @@ import { PageQuery } from "./common";
 
 export const DeploymentCreateBody = z
   .object({
-    name: z.string().trim().min(1).max(100).regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, "letters, digits, space, . _ -"),
+    name: z
+      .string()
+      .trim()
+      .min(1)
+      .max(100)
+      .regex(/^[A-Za-z0-9][A-Za-z0-9 ._-]*$/, "letters, digits, space, . _ -"),
     provider: z.enum(["local", "hetzner", "ovh"]).optional().openapi({ description: "Defaults to the coordinator's VPS_PROVIDER" }),
     region: z.string().trim().min(1).max(50).default("fsn1"),
     plan: z.string().trim().min(1).max(100).default("cx22"),
@@ -23,7 +28,13 @@ export const DeploymentSchema = z
     stage: z.enum(DEPLOYMENT_STAGES).nullable().openapi({ description: "Last completed stage" }),
     next_stage: z.enum(DEPLOYMENT_STAGES).nullable(),
     error: z.string().nullable(),
-    vps: z.object({ order_id: z.string().nullable(), service_id: z.string().nullable(), ip: z.string().nullable(), ssh_port: z.number().int(), host_key_sha256: z.string().nullable() }),
+    vps: z.object({
+      order_id: z.string().nullable(),
+      service_id: z.string().nullable(),
+      ip: z.string().nullable(),
+      ssh_port: z.number().int(),
+      host_key_sha256: z.string().nullable(),
+    }),
     bot_id: z.string().nullable(),
     bot_online: z.boolean(),
     status_url: z.string(),
@@ -42,7 +53,14 @@ export const DeploymentLogsQuery = z.object({
 });
 
 export const DeploymentLogEntry = z
-  .object({ id: z.number().int(), level: z.string(), type: z.string(), stage: z.string().nullable(), message: z.string(), created_at: z.string() })
+  .object({
+    id: z.number().int(),
+    level: z.string(),
+    type: z.string(),
+    stage: z.string().nullable(),
+    message: z.string(),
+    created_at: z.string(),
+  })
   .openapi("DeploymentLogEntry");
 
 export const CallbackBody = z.object({ event: z.enum(["progress", "complete", "error"]), message: z.string().max(1000).default("") });

@@ -9,7 +9,10 @@ import { z } from "zod";
 import { constantTimeEqual } from "../crypto/compare";
 
 /** Paths on the VPS: absolute, plain characters only (they end up in a command line). */
-const SafePath = z.string().regex(/^\/[A-Za-z0-9._/-]{1,200}$/, "an absolute path of letters, digits, . _ / -").refine((p) => !p.includes(".."), "no '..'");
+const SafePath = z
+  .string()
+  .regex(/^\/[A-Za-z0-9._/-]{1,200}$/, "an absolute path of letters, digits, . _ / -")
+  .refine((p) => !p.includes(".."), "no '..'");
 
 const Target = z.object({
   /** Random per request: identical operations (marker polls) still sign differently, so replays are detectable. */
@@ -25,7 +28,14 @@ const Target = z.object({
 
 export const RelayRequest = z.discriminatedUnion("op", [
   Target.extend({ op: z.literal("check_ready") }),
-  Target.extend({ op: z.literal("upload_script"), path: SafePath, script_b64: z.string().max(512 * 1024).regex(/^[A-Za-z0-9+/=]*$/) }),
+  Target.extend({
+    op: z.literal("upload_script"),
+    path: SafePath,
+    script_b64: z
+      .string()
+      .max(512 * 1024)
+      .regex(/^[A-Za-z0-9+/=]*$/),
+  }),
   Target.extend({ op: z.literal("launch_detached"), path: SafePath, log_path: SafePath }),
   Target.extend({ op: z.literal("read_markers"), marker_dir: SafePath }),
 ]);
@@ -48,8 +58,16 @@ export type RelayResult =
   | { op: "read_markers"; markers: Markers };
 
 export const RELAY_ERROR_CODES = [
-  "bad_signature", "stale_request", "replayed_request", "validation_failed", "target_refused",
-  "host_key_mismatch", "ssh_unreachable", "ssh_auth_failed", "command_failed", "internal_error",
+  "bad_signature",
+  "stale_request",
+  "replayed_request",
+  "validation_failed",
+  "target_refused",
+  "host_key_mismatch",
+  "ssh_unreachable",
+  "ssh_auth_failed",
+  "command_failed",
+  "internal_error",
 ] as const;
 export type RelayErrorCode = (typeof RELAY_ERROR_CODES)[number];
 
@@ -66,7 +84,13 @@ export async function signRelayBody(secret: string, body: string, timestampS: nu
   return { "X-Relay-Timestamp": String(timestampS), "X-Relay-Signature": await hmacHex(secret, `${timestampS}.${body}`) };
 }
 
-export async function verifyRelaySignature(secret: string, body: string, timestamp: string | undefined, signature: string | undefined, nowS: number): Promise<RelayErrorCode | null> {
+export async function verifyRelaySignature(
+  secret: string,
+  body: string,
+  timestamp: string | undefined,
+  signature: string | undefined,
+  nowS: number,
+): Promise<RelayErrorCode | null> {
   if (!timestamp || !signature || !/^\d+$/.test(timestamp)) return "bad_signature";
   if (Math.abs(nowS - Number(timestamp)) > RELAY_MAX_SKEW_S) return "stale_request";
   return constantTimeEqual(await hmacHex(secret, `${timestamp}.${body}`), signature) ? null : "bad_signature";

@@ -50,8 +50,6 @@ export const WorkflowSchema = z
   })
   .openapi("Workflow");
 
-export const WorkflowWithTasksSchema = z
-  .object({ workflow: WorkflowSchema, tasks: z.array(TaskSchema) })
-  .openapi("WorkflowWithTasks");
+export const WorkflowWithTasksSchema = z.object({ workflow: WorkflowSchema, tasks: z.array(TaskSchema) }).openapi("WorkflowWithTasks");
 
 export const WorkflowListQuery = PageQuery.extend({ status: z.enum(WORKFLOW_STATUSES).optional() });

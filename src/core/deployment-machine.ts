@@ -83,7 +83,11 @@ export interface Step {
   /** When to run the machine again; null when it stops (READY or ERROR). */
   wakeAtMs: number | null;
   /** Log-worthy change: a stage completed, the status changed or it failed. */
-  event: { type: "stage_completed" | "deployment_ready" | "deployment_failed" | "stage_waiting" | "stage_retry"; stage: DeploymentStage | null; message: string } | null;
+  event: {
+    type: "stage_completed" | "deployment_ready" | "deployment_failed" | "stage_waiting" | "stage_retry";
+    stage: DeploymentStage | null;
+    message: string;
+  } | null;
 }
 
 export function initialState(nowMs: number): MachineState {
@@ -116,13 +120,28 @@ export function advance(state: MachineState, outcome: StageOutcome, nowMs: numbe
       const following = nextStage(running);
       if (following === null) {
         return {
-          state: { ...state, stage: running, status: "READY", stageStartedAtMs: null, lastProgressAtMs: nowMs, transientErrors: 0, error: null },
+          state: {
+            ...state,
+            stage: running,
+            status: "READY",
+            stageStartedAtMs: null,
+            lastProgressAtMs: nowMs,
+            transientErrors: 0,
+            error: null,
+          },
           wakeAtMs: null,
           event: { type: "deployment_ready", stage: running, message: "setup complete; the deployment is ready" },
         };
       }
       return {
-        state: { ...state, stage: running, status: STATUS_WHILE_RUNNING[following], stageStartedAtMs: nowMs, lastProgressAtMs: nowMs, transientErrors: 0 },
+        state: {
+          ...state,
+          stage: running,
+          status: STATUS_WHILE_RUNNING[following],
+          stageStartedAtMs: nowMs,
+          lastProgressAtMs: nowMs,
+          transientErrors: 0,
+        },
         wakeAtMs: nowMs, // run the next stage at once
         event: { type: "stage_completed", stage: running, message: `${running} done` },
       };
@@ -130,7 +149,8 @@ export function advance(state: MachineState, outcome: StageOutcome, nowMs: numbe
     case "waiting": {
       const startedAt = state.stageStartedAtMs ?? nowMs;
       const timeoutMs = t.stageTimeoutMs[running] ?? t.defaultStageTimeoutMs;
-      if (nowMs - startedAt >= timeoutMs) return fail(state, running, `${running} did not finish within ${Math.round(timeoutMs / 60_000)} min`, nowMs);
+      if (nowMs - startedAt >= timeoutMs)
+        return fail(state, running, `${running} did not finish within ${Math.round(timeoutMs / 60_000)} min`, nowMs);
       return {
         state: { ...state, stageStartedAtMs: startedAt, lastProgressAtMs: outcome.progressed ? nowMs : state.lastProgressAtMs },
         wakeAtMs: nowMs + t.pollIntervalMs,

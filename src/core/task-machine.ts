@@ -6,7 +6,7 @@
  * A failure with attempts left (timeout, lost bot, bot error) goes back to
  * `pending` with a backoff; `failed`, `completed` and `cancelled` are final.
  */
-import { retryDelayMs, type BackoffPolicy } from "./backoff";
+import { type BackoffPolicy, retryDelayMs } from "./backoff";
 
 export const TASK_STATUSES = ["pending", "assigned", "in_progress", "completed", "failed", "cancelled"] as const;
 export type TaskStatus = (typeof TASK_STATUSES)[number];
@@ -103,7 +103,14 @@ export function transitionTask(
   switch (action.kind) {
     case "assign":
       return ok(
-        { status: "assigned", botId: action.botId, assignedAtMs: nowMs, attempts: task.attempts + 1, progress: null, progressMessage: null },
+        {
+          status: "assigned",
+          botId: action.botId,
+          assignedAtMs: nowMs,
+          attempts: task.attempts + 1,
+          progress: null,
+          progressMessage: null,
+        },
         ["task_assigned"],
         null,
       );
@@ -144,7 +151,11 @@ export function transitionTask(
       return ok({ status: "failed", failedAtMs: nowMs, error: action.error, errorCode: action.code }, ["task_failed"], releasedBotId);
     }
     case "cancel":
-      return ok({ status: "cancelled", cancelledAtMs: nowMs, error: action.reason, errorCode: "cancelled" }, ["task_cancelled"], releasedBotId);
+      return ok(
+        { status: "cancelled", cancelledAtMs: nowMs, error: action.reason, errorCode: "cancelled" },
+        ["task_cancelled"],
+        releasedBotId,
+      );
   }
 }
 

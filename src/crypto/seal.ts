@@ -22,7 +22,11 @@ async function deriveKey(secret: string): Promise<CryptoKey> {
 export async function seal(secret: string, plaintext: string, boundTo: string): Promise<string> {
   const iv = crypto.getRandomValues(new Uint8Array(12));
   const key = await deriveKey(secret);
-  const ct = await crypto.subtle.encrypt({ name: "AES-GCM", iv, additionalData: new TextEncoder().encode(boundTo) }, key, new TextEncoder().encode(plaintext));
+  const ct = await crypto.subtle.encrypt(
+    { name: "AES-GCM", iv, additionalData: new TextEncoder().encode(boundTo) },
+    key,
+    new TextEncoder().encode(plaintext),
+  );
   return `${VERSION}:${toBase64(iv)}:${toBase64(new Uint8Array(ct))}`;
 }
 
@@ -30,6 +34,10 @@ export async function open(secret: string, sealed: string, boundTo: string): Pro
   const [version, ivB64, ctB64] = sealed.split(":");
   if (version !== VERSION || !ivB64 || !ctB64) throw new Error("not a sealed value");
   const key = await deriveKey(secret);
-  const pt = await crypto.subtle.decrypt({ name: "AES-GCM", iv: fromBase64(ivB64), additionalData: new TextEncoder().encode(boundTo) }, key, fromBase64(ctB64));
+  const pt = await crypto.subtle.decrypt(
+    { name: "AES-GCM", iv: fromBase64(ivB64), additionalData: new TextEncoder().encode(boundTo) },
+    key,
+    fromBase64(ctB64),
+  );
   return new TextDecoder().decode(pt);
 }

@@ -63,10 +63,20 @@ export async function generateSshKeyPair(comment: string): Promise<SshKeyPair> {
 export async function encodeOpenSshKeyPair(seed: Uint8Array, publicKey: Uint8Array, comment: string): Promise<SshKeyPair> {
   const publicBlob = ed25519PublicBlob(publicKey);
   const check = crypto.getRandomValues(new Uint8Array(4));
-  let privateSection = concat(check, check, sshString("ssh-ed25519"), sshString(publicKey), sshString(concat(seed, publicKey)), sshString(comment));
+  let privateSection = concat(
+    check,
+    check,
+    sshString("ssh-ed25519"),
+    sshString(publicKey),
+    sshString(concat(seed, publicKey)),
+    sshString(comment),
+  );
   // Pad to the cipher block size (8 for "none") with 1, 2, 3, …
   const padding = (8 - (privateSection.length % 8)) % 8;
-  privateSection = concat(privateSection, Uint8Array.from({ length: padding }, (_, i) => i + 1));
+  privateSection = concat(
+    privateSection,
+    Uint8Array.from({ length: padding }, (_, i) => i + 1),
+  );
   const body = concat(
     enc.encode("openssh-key-v1\0"),
     sshString("none"),
@@ -76,7 +86,9 @@ export async function encodeOpenSshKeyPair(seed: Uint8Array, publicKey: Uint8Arr
     sshString(publicBlob),
     sshString(privateSection),
   );
-  const b64 = toBase64(body).replace(/(.{70})/g, "$1\n").replace(/\n$/, "");
+  const b64 = toBase64(body)
+    .replace(/(.{70})/g, "$1\n")
+    .replace(/\n$/, "");
   const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", publicBlob));
   return {
     privateKeyPem: `-----BEGIN OPENSSH PRIVATE KEY-----\n${b64}\n-----END OPENSSH PRIVATE KEY-----\n`,

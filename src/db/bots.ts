@@ -1,10 +1,10 @@
 /** Bot queries. Status is derived in SQL with the same rule as core/bot-status. */
-import { and, asc, eq, isNull, sql, type SQL } from "drizzle-orm";
+import { and, asc, eq, isNull, type SQL, sql } from "drizzle-orm";
 import type { BotStatus } from "../core/bot-status";
-import type { Db } from "./client";
 import { runBatch, type Statement } from "./batch";
-import { afterCursor, newestFirst, page, type Cursor } from "./pagination";
-import { bots, events, tokens, type BotRow } from "./schema";
+import type { Db } from "./client";
+import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
+import { type BotRow, bots, events, tokens } from "./schema";
 
 /** SQL twin of deriveBotStatus(); keep the two in step (the integration tests compare them). */
 function derivedStatus(nowMs: number, staleAfterMs: number): SQL<BotStatus> {
@@ -22,7 +22,9 @@ export async function insertBot(db: Db, row: typeof bots.$inferInsert, tokenRow:
   await runBatch(db, [
     db.insert(bots).values(row),
     db.insert(tokens).values(tokenRow),
-    db.insert(events).values({ entityType: "bot", entityId: row.id, type: "bot_registered", data: { name: row.name }, createdAt: row.createdAt }),
+    db
+      .insert(events)
+      .values({ entityType: "bot", entityId: row.id, type: "bot_registered", data: { name: row.name }, createdAt: row.createdAt }),
   ]);
 }
 
@@ -58,7 +60,9 @@ export async function findIdleConnectedBots(db: Db, capability: string | null, l
   return db
     .select()
     .from(bots)
-    .where(and(eq(bots.connected, true), eq(bots.held, false), isNull(bots.currentTaskId), capability ? hasCapability(capability) : undefined))
+    .where(
+      and(eq(bots.connected, true), eq(bots.held, false), isNull(bots.currentTaskId), capability ? hasCapability(capability) : undefined),
+    )
     .orderBy(asc(bots.lastAssignedAt))
     .limit(limit);
 }
@@ -100,7 +104,12 @@ export async function recordHeartbeat(db: Db, id: string, nowMs: number, throttl
   await db
     .update(bots)
     .set({ lastHeartbeatAt: nowMs, updatedAt: nowMs })
-    .where(and(eq(bots.id, id), sql`(${bots.lastHeartbeatAt} IS NULL OR ${bots.lastHeartbeatAt} < ${nowMs - throttleMs} OR ${bots.lastHeartbeatAt} <= COALESCE(${bots.disconnectedAt}, 0))`));
+    .where(
+      and(
+        eq(bots.id, id),
+        sql`(${bots.lastHeartbeatAt} IS NULL OR ${bots.lastHeartbeatAt} < ${nowMs - throttleMs} OR ${bots.lastHeartbeatAt} <= COALESCE(${bots.disconnectedAt}, 0))`,
+      ),
+    );
 }
 
 export async function setHeld(db: Db, id: string, held: boolean, nowMs: number): Promise<void> {
@@ -113,7 +122,10 @@ export async function setHeld(db: Db, id: string, held: boolean, nowMs: number):
 export async function deleteBotRows(db: Db, id: string, nowMs: number): Promise<void> {
   await runBatch(db, [
     db.delete(bots).where(eq(bots.id, id)),
-    db.update(tokens).set({ revokedAt: nowMs }).where(and(eq(tokens.botId, id), isNull(tokens.revokedAt))),
+    db
+      .update(tokens)
+      .set({ revokedAt: nowMs })
+      .where(and(eq(tokens.botId, id), isNull(tokens.revokedAt))),
     db.insert(events).values({ entityType: "bot", entityId: id, type: "bot_deleted", data: {}, createdAt: nowMs }),
   ]);
 }

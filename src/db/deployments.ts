@@ -2,8 +2,8 @@
 import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
 import { runBatch } from "./batch";
 import { changedRows, type Db } from "./client";
-import { afterCursor, newestFirst, page, type Cursor } from "./pagination";
-import { deploymentEvents, deployments, type DeploymentRow } from "./schema";
+import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
+import { type DeploymentRow, deploymentEvents, deployments } from "./schema";
 
 export interface DeploymentEventInput {
   type: string;
@@ -15,13 +15,23 @@ export interface DeploymentEventInput {
 export async function insertDeployment(db: Db, row: typeof deployments.$inferInsert): Promise<void> {
   await runBatch(db, [
     db.insert(deployments).values(row),
-    db.insert(deploymentEvents).values({ deploymentId: row.id, type: "deployment_created", stage: null, message: `deployment created (${row.provider}, ${row.plan} in ${row.region})`, createdAt: row.createdAt }),
+    db
+      .insert(deploymentEvents)
+      .values({
+        deploymentId: row.id,
+        type: "deployment_created",
+        stage: null,
+        message: `deployment created (${row.provider}, ${row.plan} in ${row.region})`,
+        createdAt: row.createdAt,
+      }),
   ]);
 }
 
-export const getDeployment = (db: Db, id: string): Promise<DeploymentRow | undefined> => db.select().from(deployments).where(eq(deployments.id, id)).get();
+export const getDeployment = (db: Db, id: string): Promise<DeploymentRow | undefined> =>
+  db.select().from(deployments).where(eq(deployments.id, id)).get();
 
-export const getDeploymentByIdempotencyKey = (db: Db, key: string) => db.select().from(deployments).where(eq(deployments.idempotencyKey, key)).get();
+export const getDeploymentByIdempotencyKey = (db: Db, key: string) =>
+  db.select().from(deployments).where(eq(deployments.idempotencyKey, key)).get();
 
 export async function listDeployments(db: Db, f: { status?: string; limit: number; cursor: Cursor | null }) {
   const rows = await db
@@ -52,13 +62,24 @@ export async function listActiveDeploymentIds(db: Db, limit: number): Promise<st
 }
 
 /** Writes `patch` (and its log lines) only if nobody wrote the row since it was read at `readUpdatedAt`. */
-export async function writeDeployment(db: Db, id: string, readUpdatedAt: number, patch: Partial<DeploymentRow>, events: DeploymentEventInput[], nowMs: number): Promise<boolean> {
+export async function writeDeployment(
+  db: Db,
+  id: string,
+  readUpdatedAt: number,
+  patch: Partial<DeploymentRow>,
+  events: DeploymentEventInput[],
+  nowMs: number,
+): Promise<boolean> {
   const updatedAt = Math.max(nowMs, readUpdatedAt + 1); // strictly increasing: the next reader's guard
   const writeId = crypto.randomUUID();
   const results = await runBatch(db, [
-    db.update(deployments).set({ ...patch, updatedAt, writeId }).where(and(eq(deployments.id, id), eq(deployments.updatedAt, readUpdatedAt))),
-    ...events.map((e) =>
-      sql`INSERT INTO deployment_events (deployment_id, level, type, stage, message, created_at)
+    db
+      .update(deployments)
+      .set({ ...patch, updatedAt, writeId })
+      .where(and(eq(deployments.id, id), eq(deployments.updatedAt, readUpdatedAt))),
+    ...events.map(
+      (e) =>
+        sql`INSERT INTO deployment_events (deployment_id, level, type, stage, message, created_at)
           SELECT ${id}, ${e.level ?? "info"}, ${e.type}, ${e.stage}, ${e.message}, ${nowMs}
           WHERE EXISTS (SELECT 1 FROM deployments WHERE id = ${id} AND write_id = ${writeId})`,
     ),
@@ -67,5 +88,8 @@ export async function writeDeployment(db: Db, id: string, readUpdatedAt: number,
 }
 
 export async function deleteDeploymentRows(db: Db, id: string): Promise<void> {
-  await runBatch(db, [db.delete(deploymentEvents).where(eq(deploymentEvents.deploymentId, id)), db.delete(deployments).where(eq(deployments.id, id))]);
+  await runBatch(db, [
+    db.delete(deploymentEvents).where(eq(deploymentEvents.deploymentId, id)),
+    db.delete(deployments).where(eq(deployments.id, id)),
+  ]);
 }

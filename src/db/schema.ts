@@ -26,7 +26,10 @@ export const bots = sqliteTable(
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },
-  (t) => [index("bots_idle_idx").on(t.connected, t.held, t.currentTaskId, t.lastAssignedAt), index("bots_created_idx").on(t.createdAt, t.id)],
+  (t) => [
+    index("bots_idle_idx").on(t.connected, t.held, t.currentTaskId, t.lastAssignedAt),
+    index("bots_created_idx").on(t.createdAt, t.id),
+  ],
 );
 
 export const workflows = sqliteTable(

@@ -12,7 +12,13 @@ export function botJson(row: BotRow, nowMs: number, staleAfterMs: number) {
     name: row.name,
     capabilities: row.capabilities,
     status: deriveBotStatus(
-      { connected: row.connected, held: row.held, currentTaskId: row.currentTaskId, lastHeartbeatAtMs: row.lastHeartbeatAt, disconnectedAtMs: row.disconnectedAt },
+      {
+        connected: row.connected,
+        held: row.held,
+        currentTaskId: row.currentTaskId,
+        lastHeartbeatAtMs: row.lastHeartbeatAt,
+        disconnectedAtMs: row.disconnectedAt,
+      },
       nowMs,
       staleAfterMs,
     ),

@@ -4,14 +4,14 @@
  * task's `version`; the others are conditional on that write having happened
  * (`EXISTS … version = v + 1`). Two writers can never both win.
  */
-import { and, asc, desc, eq, inArray, lte, or, sql, type SQL } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, lte, or, type SQL, sql } from "drizzle-orm";
 import type { BatchItem } from "drizzle-orm/batch";
 import type { TaskPatch, TransitionEvent } from "../core/task-machine";
 import type { StepPlan } from "../core/workflow";
-import { changedRows, type Db } from "./client";
 import { runBatch, type Statement } from "./batch";
-import { afterCursor, newestFirst, page, type Cursor } from "./pagination";
-import { bots, events, tasks, workflows, type TaskRow } from "./schema";
+import { changedRows, type Db } from "./client";
+import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
+import { bots, events, type TaskRow, tasks, workflows } from "./schema";
 import type { TaskWithWaiting } from "./serialize";
 
 /** Why a pending task is not running, computed in SQL so lists stay one query. */
@@ -202,7 +202,8 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<TaskRow 
     const status = type === "task_started" ? "in_progress" : w.patch.status;
     statements.push(guardedEvent(task.id, writeId, type, { ...w.eventData, status }, nowMs));
   }
-  if (w.workflowPlan && task.workflowId) statements.push(...workflowStatements(db, task.workflowId, w.workflowPlan, task.id, writeId, nowMs));
+  if (w.workflowPlan && task.workflowId)
+    statements.push(...workflowStatements(db, task.workflowId, w.workflowPlan, task.id, writeId, nowMs));
   const results = await runBatch(db, statements);
   if (changedRows(results[0]) !== 1) return null;
   return { ...task, ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs } as TaskRow;
@@ -215,15 +216,26 @@ function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: 
       db
         .update(tasks)
         .set({ ready: true, updatedAt: nowMs, version: sql`${tasks.version} + 1` })
-        .where(and(eq(tasks.workflowId, workflowId), eq(tasks.stepIndex, plan.release), eq(tasks.status, "pending"), guard(taskId, writeId))),
+        .where(
+          and(eq(tasks.workflowId, workflowId), eq(tasks.stepIndex, plan.release), eq(tasks.status, "pending"), guard(taskId, writeId)),
+        ),
     );
   }
   if (plan.cancel.length) {
     out.push(
       db
         .update(tasks)
-        .set({ status: "cancelled", cancelledAt: nowMs, error: "an earlier workflow step did not complete", errorCode: "cancelled", updatedAt: nowMs, version: sql`${tasks.version} + 1` })
-        .where(and(eq(tasks.workflowId, workflowId), inArray(tasks.stepIndex, plan.cancel), eq(tasks.status, "pending"), guard(taskId, writeId))),
+        .set({
+          status: "cancelled",
+          cancelledAt: nowMs,
+          error: "an earlier workflow step did not complete",
+          errorCode: "cancelled",
+          updatedAt: nowMs,
+          version: sql`${tasks.version} + 1`,
+        })
+        .where(
+          and(eq(tasks.workflowId, workflowId), inArray(tasks.stepIndex, plan.cancel), eq(tasks.status, "pending"), guard(taskId, writeId)),
+        ),
     );
   }
   const terminal = plan.status === "completed" || plan.status === "failed" || plan.status === "cancelled";
@@ -244,8 +256,17 @@ function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: 
 export async function claimTask(db: Db, task: TaskRow, botId: string, nowMs: number, requireConnected: boolean): Promise<TaskRow | null> {
   const writeId = crypto.randomUUID();
   const claimed: TaskRow = {
-    ...task, status: "assigned", botId, assignedAt: nowMs, startedAt: null, attempts: task.attempts + 1,
-    progress: null, progressMessage: null, version: task.version + 1, writeId, updatedAt: nowMs,
+    ...task,
+    status: "assigned",
+    botId,
+    assignedAt: nowMs,
+    startedAt: null,
+    attempts: task.attempts + 1,
+    progress: null,
+    progressMessage: null,
+    version: task.version + 1,
+    writeId,
+    updatedAt: nowMs,
   };
   const results = await runBatch(db, [
     db
@@ -262,14 +283,38 @@ export async function claimTask(db: Db, task: TaskRow, botId: string, nowMs: num
       ),
     db
       .update(tasks)
-      .set({ status: claimed.status, botId, assignedAt: nowMs, startedAt: null, attempts: claimed.attempts, progress: null, progressMessage: null, version: claimed.version, writeId, updatedAt: nowMs })
-      .where(and(eq(tasks.id, task.id), eq(tasks.version, task.version), sql`EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND current_task_id = ${task.id})`)),
+      .set({
+        status: claimed.status,
+        botId,
+        assignedAt: nowMs,
+        startedAt: null,
+        attempts: claimed.attempts,
+        progress: null,
+        progressMessage: null,
+        version: claimed.version,
+        writeId,
+        updatedAt: nowMs,
+      })
+      .where(
+        and(
+          eq(tasks.id, task.id),
+          eq(tasks.version, task.version),
+          sql`EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND current_task_id = ${task.id})`,
+        ),
+      ),
     guardedEvent(task.id, writeId, "task_assigned", { bot_id: botId, attempt: task.attempts + 1 }, nowMs),
   ]);
   return changedRows(results[1]) === 1 ? claimed : null;
 }
 
-export async function recordProgress(db: Db, taskId: string, botId: string, progress: number, message: string | null, nowMs: number): Promise<boolean> {
+export async function recordProgress(
+  db: Db,
+  taskId: string,
+  botId: string,
+  progress: number,
+  message: string | null,
+  nowMs: number,
+): Promise<boolean> {
   const res = await db
     .update(tasks)
     .set({ progress: Math.round(progress), progressMessage: message, updatedAt: nowMs })
@@ -281,7 +326,17 @@ export async function insertTasks(db: Db, rows: (typeof tasks.$inferInsert)[], e
   const statements: Statement[] = [...extra];
   for (const row of rows) {
     statements.push(db.insert(tasks).values(row));
-    statements.push(db.insert(events).values({ entityType: "task", entityId: row.id!, type: "task_created", data: { workflow_id: row.workflowId ?? null }, createdAt: row.createdAt }));
+    statements.push(
+      db
+        .insert(events)
+        .values({
+          entityType: "task",
+          entityId: row.id!,
+          type: "task_created",
+          data: { workflow_id: row.workflowId ?? null },
+          createdAt: row.createdAt,
+        }),
+    );
   }
   await runBatch(db, statements);
 }

@@ -1,13 +1,16 @@
 /** API tokens: random, shown once, stored as SHA-256. */
 import { and, desc, eq, isNull } from "drizzle-orm";
 import type { Db } from "./client";
-import { tokens, type TokenRow } from "./schema";
+import { type TokenRow, tokens } from "./schema";
 
 export type TokenKind = "admin" | "viewer" | "bot";
 
 export function newTokenSecret(kind: TokenKind): string {
   const bytes = crypto.getRandomValues(new Uint8Array(32));
-  const body = btoa(String.fromCharCode(...bytes)).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+  const body = btoa(String.fromCharCode(...bytes))
+    .replace(/=+$/, "")
+    .replace(/\+/g, "-")
+    .replace(/\//g, "_");
   return `cbc_${kind}_${body}`;
 }
 
@@ -18,7 +21,11 @@ export async function sha256Hex(text: string): Promise<string> {
 
 export async function findActiveToken(db: Db, secret: string): Promise<TokenRow | undefined> {
   const hash = await sha256Hex(secret);
-  return db.select().from(tokens).where(and(eq(tokens.tokenHash, hash), isNull(tokens.revokedAt))).get();
+  return db
+    .select()
+    .from(tokens)
+    .where(and(eq(tokens.tokenHash, hash), isNull(tokens.revokedAt)))
+    .get();
 }
 
 export async function insertToken(db: Db, row: typeof tokens.$inferInsert): Promise<void> {
@@ -30,6 +37,9 @@ export async function listTokens(db: Db): Promise<TokenRow[]> {
 }
 
 export async function revokeToken(db: Db, id: string, nowMs: number): Promise<boolean> {
-  const res = await db.update(tokens).set({ revokedAt: nowMs }).where(and(eq(tokens.id, id), isNull(tokens.revokedAt)));
+  const res = await db
+    .update(tokens)
+    .set({ revokedAt: nowMs })
+    .where(and(eq(tokens.id, id), isNull(tokens.revokedAt)));
   return ((res as { meta?: { changes?: number } }).meta?.changes ?? 0) === 1;
 }

@@ -1,17 +1,25 @@
 /** Workflow queries. A workflow's steps are tasks with `workflow_id` + `step_index`. */
 import { and, eq, inArray, sql } from "drizzle-orm";
-import type { StepState } from "../core/workflow";
 import type { TaskStatus } from "../core/task-machine";
-import { changedRows, type Db } from "./client";
+import type { StepState } from "../core/workflow";
 import { runBatch, type Statement } from "./batch";
-import { afterCursor, newestFirst, page, type Cursor } from "./pagination";
-import { bots, events, tasks, workflows, type WorkflowRow } from "./schema";
+import { changedRows, type Db } from "./client";
+import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
+import { bots, events, tasks, type WorkflowRow, workflows } from "./schema";
 import { insertTasks } from "./tasks";
 
 export async function insertWorkflow(db: Db, row: typeof workflows.$inferInsert, steps: (typeof tasks.$inferInsert)[]): Promise<void> {
   await insertTasks(db, steps, [
     db.insert(workflows).values(row),
-    db.insert(events).values({ entityType: "workflow", entityId: row.id, type: "workflow_created", data: { steps: steps.length }, createdAt: row.createdAt }),
+    db
+      .insert(events)
+      .values({
+        entityType: "workflow",
+        entityId: row.id,
+        type: "workflow_created",
+        data: { steps: steps.length },
+        createdAt: row.createdAt,
+      }),
   ]);
 }
 
@@ -62,7 +70,10 @@ export async function listWorkflows(db: Db, f: WorkflowFilter) {
 /** Starts a pending workflow: releases step 0. Conditional, so a double start is a no-op. */
 export async function startWorkflow(db: Db, id: string, nowMs: number): Promise<boolean> {
   const results = await runBatch(db, [
-    db.update(workflows).set({ status: "in_progress", startedAt: nowMs, updatedAt: nowMs }).where(and(eq(workflows.id, id), eq(workflows.status, "pending"))),
+    db
+      .update(workflows)
+      .set({ status: "in_progress", startedAt: nowMs, updatedAt: nowMs })
+      .where(and(eq(workflows.id, id), eq(workflows.status, "pending"))),
     db
       .update(tasks)
       .set({ ready: true, updatedAt: nowMs, version: sql`${tasks.version} + 1` })
@@ -84,7 +95,10 @@ export async function startWorkflow(db: Db, id: string, nowMs: number): Promise<
 export async function deleteWorkflowRows(db: Db, id: string, nowMs: number): Promise<void> {
   await runBatch(db, [
     // Free any bot running a step first, or it would stay busy with a task that no longer exists.
-    db.update(bots).set({ currentTaskId: null, updatedAt: nowMs }).where(sql`${bots.currentTaskId} IN (SELECT id FROM tasks WHERE workflow_id = ${id})`),
+    db
+      .update(bots)
+      .set({ currentTaskId: null, updatedAt: nowMs })
+      .where(sql`${bots.currentTaskId} IN (SELECT id FROM tasks WHERE workflow_id = ${id})`),
     db.delete(tasks).where(eq(tasks.workflowId, id)),
     db.delete(workflows).where(eq(workflows.id, id)),
     db.insert(events).values({ entityType: "workflow", entityId: id, type: "workflow_deleted", data: {}, createdAt: nowMs }),

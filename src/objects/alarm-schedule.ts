@@ -2,7 +2,7 @@
  * A Durable Object has one alarm. This keeps a stored schedule of named
  * deadlines and arms the alarm for the earliest (see core/schedule.ts).
  */
-import { nextWakeMs, takeDue, type Schedule } from "../core/schedule";
+import { nextWakeMs, type Schedule, takeDue } from "../core/schedule";
 
 const SCHEDULE_KEY = "schedule";
 

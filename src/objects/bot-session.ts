@@ -8,17 +8,17 @@
  * only if the world still needs it), and the object re-arms itself on start.
  */
 import { DurableObject } from "cloudflare:workers";
-import { isHeld, taskDeadlineMs } from "../core/task-machine";
-import { BotMessage, HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, MAX_MESSAGE_BYTES, type ServerMessage } from "../contracts/ws";
-import { getBot, markConnected, markDisconnected } from "../db/bots";
-import { claimTask, findDispatchableTasks, recordProgress } from "../db/tasks";
-import { tasks, type TaskRow } from "../db/schema";
 import { eq } from "drizzle-orm";
+import { BotMessage, HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, MAX_MESSAGE_BYTES, type ServerMessage } from "../contracts/ws";
+import { isHeld, taskDeadlineMs } from "../core/task-machine";
+import { getBot, markConnected, markDisconnected } from "../db/bots";
+import { type TaskRow, tasks } from "../db/schema";
+import { claimTask, findDispatchableTasks, recordProgress } from "../db/tasks";
 import { AppError } from "../errors";
-import { AlarmSchedule } from "./alarm-schedule";
-import { createCtx, type Ctx } from "../services/context";
+import { type Ctx, createCtx } from "../services/context";
 import { dispatchTask } from "../services/dispatch";
 import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
+import { AlarmSchedule } from "./alarm-schedule";
 
 const BOT_ID_KEY = "botId";
 const CAPABILITIES_KEY = "capabilities";
@@ -128,8 +128,16 @@ export class BotSession extends DurableObject<Env> {
           this.send(ws, { type: "heartbeat_ack" });
           return;
         case "task_progress": {
-          const applied = await recordProgress(ctx.db, msg.payload.task_id, botId, msg.payload.progress, msg.payload.message ?? null, ctx.now());
-          if (!applied) this.sendError(ws, "invalid_transition", "progress for a task this bot does not hold", { task_id: msg.payload.task_id });
+          const applied = await recordProgress(
+            ctx.db,
+            msg.payload.task_id,
+            botId,
+            msg.payload.progress,
+            msg.payload.message ?? null,
+            ctx.now(),
+          );
+          if (!applied)
+            this.sendError(ws, "invalid_transition", "progress for a task this bot does not hold", { task_id: msg.payload.task_id });
           return;
         }
         case "task_started": {
@@ -140,7 +148,13 @@ export class BotSession extends DurableObject<Env> {
         }
         case "task_complete": {
           const { task_id, success, result, error } = msg.payload;
-          const outcome = await this.settleOwnTask(ctx, task_id, success ? { kind: "complete", result } : { kind: "fail", code: "bot_error", error: error ?? "bot reported failure", retry: true });
+          const outcome = await this.settleOwnTask(
+            ctx,
+            task_id,
+            success
+              ? { kind: "complete", result }
+              : { kind: "fail", code: "bot_error", error: error ?? "bot reported failure", retry: true },
+          );
           if (outcome) this.send(ws, { type: "task_ack", payload: { task_id, status: outcome.task.status, applied: true } });
           return;
         }
@@ -353,7 +367,13 @@ export class BotSession extends DurableObject<Env> {
   private sendAssignment(ws: WebSocket, task: TaskRow): void {
     this.send(ws, {
       type: "task_assigned",
-      payload: { task_id: task.id, task_payload: task.payload, timeout_seconds: task.timeoutSeconds, attempt: task.attempts, capability: task.capability },
+      payload: {
+        task_id: task.id,
+        task_payload: task.payload,
+        timeout_seconds: task.timeoutSeconds,
+        attempt: task.attempts,
+        capability: task.capability,
+      },
     });
   }
 
@@ -381,6 +401,4 @@ export class BotSession extends DurableObject<Env> {
   private scoped(botId: string): Ctx {
     return { ...this.ctxBase, log: this.ctxBase.log.child({ bot_id: botId, component: "bot_session", request_id: crypto.randomUUID() }) };
   }
-
-
 }

@@ -10,16 +10,27 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import {
-  advance, begin, cancel, DEFAULT_TIMINGS, isStale, isTerminalStatus, nextStage, retry, type DeploymentStatus, type MachineState, type StageOutcome, type StageTimings,
+  advance,
+  begin,
+  cancel,
+  DEFAULT_TIMINGS,
+  type DeploymentStatus,
+  isStale,
+  isTerminalStatus,
+  type MachineState,
+  nextStage,
+  retry,
+  type StageOutcome,
+  type StageTimings,
 } from "../core/deployment-machine";
 import { deleteBotRows } from "../db/bots";
-import { deleteDeploymentRows, getDeployment, writeDeployment, type DeploymentEventInput } from "../db/deployments";
+import { type DeploymentEventInput, deleteDeploymentRows, getDeployment, writeDeployment } from "../db/deployments";
 import type { DeploymentRow } from "../db/schema";
 import { AppError, asRpcResult, type RpcResult } from "../errors";
 import { ProviderError } from "../providers/http";
-import { botStub, createCtx, type Ctx } from "../services/context";
+import { botStub, type Ctx, createCtx } from "../services/context";
 import { createDeployDeps, type DeployDeps } from "../services/deploy-deps";
-import { STAGE_EXECUTORS, type DeploymentPatch } from "../services/deployment-stages";
+import { type DeploymentPatch, STAGE_EXECUTORS } from "../services/deployment-stages";
 
 const ID_KEY = "deploymentId";
 /** Stages one alarm may run back to back before yielding (each is a few external calls). */
@@ -75,7 +86,11 @@ export class DeploymentRunner extends DurableObject<Env> {
   }
 
   private timings(deps: DeployDeps): StageTimings {
-    return { ...DEFAULT_TIMINGS, pollIntervalMs: deps.config.pollIntervalMs, stageTimeoutMs: { ...DEFAULT_TIMINGS.stageTimeoutMs, setup_complete: deps.config.setupTimeoutMs } };
+    return {
+      ...DEFAULT_TIMINGS,
+      pollIntervalMs: deps.config.pollIntervalMs,
+      stageTimeoutMs: { ...DEFAULT_TIMINGS.stageTimeoutMs, setup_complete: deps.config.setupTimeoutMs },
+    };
   }
 
   private async load(ctx: Ctx, id: string): Promise<DeploymentRow> {
@@ -113,7 +128,14 @@ export class DeploymentRunner extends DurableObject<Env> {
     if (!row || isTerminalStatus(row.status as DeploymentStatus)) return "ok";
     if (isStale(machineOf(row), ctx.now())) {
       const m = { ...machineOf(row), status: "ERROR" as const, error: "no progress for 45 minutes while installing" };
-      await writeDeployment(ctx.db, id, row.updatedAt, columnsOf(m, ctx.now()), [{ type: "deployment_failed", stage: row.stage, message: m.error!, level: "error" }], ctx.now());
+      await writeDeployment(
+        ctx.db,
+        id,
+        row.updatedAt,
+        columnsOf(m, ctx.now()),
+        [{ type: "deployment_failed", stage: row.stage, message: m.error!, level: "error" }],
+        ctx.now(),
+      );
       await this.ctx.storage.deleteAlarm();
       ctx.log.warn("deployment stale", { stage: row.stage });
       return "stale";
@@ -134,11 +156,23 @@ export class DeploymentRunner extends DurableObject<Env> {
     await this.ctx.storage.put(ID_KEY, id);
     const ctx = this.ctxFor(id);
     const row = await this.load(ctx, id);
-    if (row.status !== "ERROR") throw new AppError("invalid_transition", `only a deployment in ERROR can be retried (this one is ${row.status})`, { status: row.status });
+    if (row.status !== "ERROR")
+      throw new AppError("invalid_transition", `only a deployment in ERROR can be retried (this one is ${row.status})`, {
+        status: row.status,
+      });
     const m = retry(ctx.now());
     // Re-check the rebuild and the host key: the retry may follow a failure there.
     const patch = { ...columnsOf(m, ctx.now()), rebuildActionId: null, hostKeySha256: null };
-    if (!(await writeDeployment(ctx.db, id, row.updatedAt, patch, [{ type: "deployment_retry", stage: null, message: "retry: restarting the stage machine" }], ctx.now()))) {
+    if (
+      !(await writeDeployment(
+        ctx.db,
+        id,
+        row.updatedAt,
+        patch,
+        [{ type: "deployment_retry", stage: null, message: "retry: restarting the stage machine" }],
+        ctx.now(),
+      ))
+    ) {
       throw new AppError("conflict", "the deployment changed while retrying; try again");
     }
     ctx.log.info("deployment retry");
@@ -154,10 +188,20 @@ export class DeploymentRunner extends DurableObject<Env> {
   private async doCancel(id: string): Promise<DeploymentRow> {
     const ctx = this.ctxFor(id);
     const row = await this.load(ctx, id);
-    if (isTerminalStatus(row.status as DeploymentStatus)) throw new AppError("invalid_transition", `cannot cancel a deployment that is ${row.status}`, { status: row.status });
+    if (isTerminalStatus(row.status as DeploymentStatus))
+      throw new AppError("invalid_transition", `cannot cancel a deployment that is ${row.status}`, { status: row.status });
     await this.ctx.storage.deleteAlarm();
     const m = cancel(machineOf(row), ctx.now());
-    if (!(await writeDeployment(ctx.db, id, row.updatedAt, columnsOf(m, ctx.now()), [{ type: "deployment_cancelled", stage: row.stage, message: "cancelled by operator", level: "warn" }], ctx.now()))) {
+    if (
+      !(await writeDeployment(
+        ctx.db,
+        id,
+        row.updatedAt,
+        columnsOf(m, ctx.now()),
+        [{ type: "deployment_cancelled", stage: row.stage, message: "cancelled by operator", level: "warn" }],
+        ctx.now(),
+      ))
+    ) {
       throw new AppError("conflict", "the deployment changed while cancelling; try again");
     }
     ctx.log.info("deployment cancelled", { stage: row.stage });
@@ -189,7 +233,14 @@ export class DeploymentRunner extends DurableObject<Env> {
       }
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      await writeDeployment(ctx.db, id, row.updatedAt, {}, [{ type: "teardown_failed", stage: row.stage, message, level: "error" }], ctx.now());
+      await writeDeployment(
+        ctx.db,
+        id,
+        row.updatedAt,
+        {},
+        [{ type: "teardown_failed", stage: row.stage, message, level: "error" }],
+        ctx.now(),
+      );
       throw new AppError("service_unavailable", `teardown failed; nothing was forgotten, try DELETE again: ${message}`, { id });
     }
     if (row.botId) {
@@ -211,7 +262,14 @@ export class DeploymentRunner extends DurableObject<Env> {
     const row = await this.load(ctx, id);
     if (row.status !== "INSTALLING") return;
     if (event === "progress") {
-      await writeDeployment(ctx.db, id, row.updatedAt, { lastProgressAt: ctx.now() }, [{ type: "script_progress", stage: row.stage, message: message || "progress" }], ctx.now());
+      await writeDeployment(
+        ctx.db,
+        id,
+        row.updatedAt,
+        { lastProgressAt: ctx.now() },
+        [{ type: "script_progress", stage: row.stage, message: message || "progress" }],
+        ctx.now(),
+      );
     } else {
       await this.ctx.storage.setAlarm(Date.now());
     }
@@ -262,7 +320,8 @@ export class DeploymentRunner extends DurableObject<Env> {
       ctx,
       deps,
       recordIntent: async (patch: DeploymentPatch) => {
-        if (!(await writeDeployment(ctx.db, row.id, readUpdatedAt, patch, [], ctx.now()))) throw new AppError("conflict", "deployment changed under the running stage");
+        if (!(await writeDeployment(ctx.db, row.id, readUpdatedAt, patch, [], ctx.now())))
+          throw new AppError("conflict", "deployment changed under the running stage");
         current = (await getDeployment(ctx.db, row.id))!;
         readUpdatedAt = current.updatedAt;
       },
@@ -278,16 +337,25 @@ export class DeploymentRunner extends DurableObject<Env> {
     } catch (err) {
       if (err instanceof AppError && err.code === "conflict") return "conflict";
       const message = err instanceof Error ? err.message : String(err);
-      outcome = err instanceof ProviderError && !err.transient ? { kind: "failed", error: `${stage}: ${message}` } : { kind: "transient_error", error: message };
+      outcome =
+        err instanceof ProviderError && !err.transient
+          ? { kind: "failed", error: `${stage}: ${message}` }
+          : { kind: "transient_error", error: message };
     }
     const nowMs = ctx.now();
     const next = advance(machineOf(current), outcome, nowMs, timings);
     const events: DeploymentEventInput[] = [];
     if (next.event) {
       const level = next.event.type === "deployment_failed" ? "error" : next.event.type === "stage_retry" ? "warn" : "info";
-      events.push({ type: next.event.type, stage: next.event.stage, message: log && next.event.type !== "deployment_failed" ? `${next.event.message}: ${log}` : next.event.message, level });
+      events.push({
+        type: next.event.type,
+        stage: next.event.stage,
+        message: log && next.event.type !== "deployment_failed" ? `${next.event.message}: ${log}` : next.event.message,
+        level,
+      });
     }
-    if (!(await writeDeployment(ctx.db, row.id, readUpdatedAt, { ...patch, ...columnsOf(next.state, nowMs) }, events, nowMs))) return "conflict";
+    if (!(await writeDeployment(ctx.db, row.id, readUpdatedAt, { ...patch, ...columnsOf(next.state, nowMs) }, events, nowMs)))
+      return "conflict";
     if (next.event) {
       const fields = { stage: next.event.stage, status: next.state.status, message: next.event.message };
       if (next.event.type === "deployment_failed") ctx.log.error("deployment stage", fields);

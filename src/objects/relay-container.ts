@@ -3,8 +3,9 @@
  * needs SSH; it sleeps when idle). The deployment object reaches it through
  * this class; locally `npm start` runs the same relay as a Node process instead.
  */
-import { Container } from "@cloudflare/containers";
+
 import type { DurableObject } from "cloudflare:workers";
+import { Container } from "@cloudflare/containers";
 
 export class RelayContainer extends Container<Env> {
   defaultPort = 8080;

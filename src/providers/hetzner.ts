@@ -31,7 +31,10 @@ export class HetznerProvider implements VpsProvider {
   }
 
   private call<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<T> {
-    return requestJson<T>({ method, url: `${this.baseUrl}${path}`, headers: { Authorization: `Bearer ${this.opts.token}` }, body }, this.opts.fetchImpl);
+    return requestJson<T>(
+      { method, url: `${this.baseUrl}${path}`, headers: { Authorization: `Bearer ${this.opts.token}` }, body },
+      this.opts.fetchImpl,
+    );
   }
 
   async findPlan({ plan, region }: PlanChoice): Promise<Plan> {
@@ -64,7 +67,12 @@ export class HetznerProvider implements VpsProvider {
     if (existing) return { orderId: String(existing.id) };
     const keyId = await this.ensureSshKey(name, sshPublicKey);
     const res = await this.call<{ server: HServer }>("POST", "/servers", {
-      name, server_type: planId, location: region, image: this.image, ssh_keys: [keyId], labels: { "managed-by": "clawbot-coordinator" },
+      name,
+      server_type: planId,
+      location: region,
+      image: this.image,
+      ssh_keys: [keyId],
+      labels: { "managed-by": "clawbot-coordinator" },
     });
     return { orderId: String(res.server.id) };
   }
@@ -86,12 +94,17 @@ export class HetznerProvider implements VpsProvider {
 
   /** Hetzner's rebuild keeps the SSH keys attached at creation (see order()). */
   async rebuild(serviceId: string, _sshPublicKey: string, _keyName: string): Promise<{ actionId: string }> {
-    const res = await this.call<{ action: { id: number } }>("POST", `/servers/${encodeURIComponent(serviceId)}/actions/rebuild`, { image: this.image });
+    const res = await this.call<{ action: { id: number } }>("POST", `/servers/${encodeURIComponent(serviceId)}/actions/rebuild`, {
+      image: this.image,
+    });
     return { actionId: String(res.action.id) };
   }
 
   async actionState(_serviceId: string, actionId: string): Promise<ActionState> {
-    const { action } = await this.call<{ action: { status: "running" | "success" | "error" } }>("GET", `/actions/${encodeURIComponent(actionId)}`);
+    const { action } = await this.call<{ action: { status: "running" | "success" | "error" } }>(
+      "GET",
+      `/actions/${encodeURIComponent(actionId)}`,
+    );
     return action.status === "success" ? "done" : action.status === "error" ? "failed" : "pending";
   }
 

@@ -19,11 +19,17 @@ export class OpenRouterKeysApi implements OpenRouterKeys {
   }
 
   private call<T>(method: "GET" | "POST" | "DELETE", path: string, body?: unknown): Promise<T> {
-    return requestJson<T>({ method, url: `${this.baseUrl}${path}`, headers: { Authorization: `Bearer ${this.opts.provisioningKey}` }, body }, this.opts.fetchImpl);
+    return requestJson<T>(
+      { method, url: `${this.baseUrl}${path}`, headers: { Authorization: `Bearer ${this.opts.provisioningKey}` }, body },
+      this.opts.fetchImpl,
+    );
   }
 
   async create(name: string, limitUsd: number | null) {
-    const res = await this.call<{ data: { hash: string; name: string }; key: string }>("POST", "/keys", { name, ...(limitUsd !== null ? { limit: limitUsd } : {}) });
+    const res = await this.call<{ data: { hash: string; name: string }; key: string }>("POST", "/keys", {
+      name,
+      ...(limitUsd !== null ? { limit: limitUsd } : {}),
+    });
     return { hash: res.data.hash, name: res.data.name, key: res.key };
   }
 

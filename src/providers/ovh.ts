@@ -22,7 +22,14 @@ async function sha1Hex(text: string): Promise<string> {
   return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
-export async function ovhSignature(appSecret: string, consumerKey: string, method: string, url: string, body: string, timestampS: number): Promise<string> {
+export async function ovhSignature(
+  appSecret: string,
+  consumerKey: string,
+  method: string,
+  url: string,
+  body: string,
+  timestampS: number,
+): Promise<string> {
   return `$1$${await sha1Hex([appSecret, consumerKey, method, url, body, String(timestampS)].join("+"))}`;
 }
 
@@ -59,10 +66,9 @@ export class OvhProvider implements VpsProvider {
   }
 
   async findPlan({ plan, region }: PlanChoice): Promise<Plan> {
-    const catalog = await this.call<{ plans: { planCode: string; invoiceName: string; configurations?: { name: string; values: string[] }[] }[] }>(
-      "GET",
-      `/order/catalog/public/vps?ovhSubsidiary=${encodeURIComponent(this.opts.subsidiary ?? "FR")}`,
-    );
+    const catalog = await this.call<{
+      plans: { planCode: string; invoiceName: string; configurations?: { name: string; values: string[] }[] }[];
+    }>("GET", `/order/catalog/public/vps?ovhSubsidiary=${encodeURIComponent(this.opts.subsidiary ?? "FR")}`);
     const found = catalog.plans.find((p) => p.planCode === plan);
     if (!found) throw new ProviderError(`no OVH VPS plan '${plan}'`, false);
     const datacenters = found.configurations?.find((c) => c.name === "vps_datacenter")?.values;
@@ -75,11 +81,22 @@ export class OvhProvider implements VpsProvider {
     // The cart's description carries our name, so a resumed stage finds the order it placed.
     const existing = await this.findOrderByName(name);
     if (existing) return { orderId: existing };
-    const cart = await this.call<{ cartId: string }>("POST", "/order/cart", { ovhSubsidiary: this.opts.subsidiary ?? "FR", description: name });
-    const item = await this.call<{ itemId: number }>("POST", `/order/cart/${cart.cartId}/vps`, { planCode: planId, duration: "P1M", pricingMode: "default", quantity: 1 });
+    const cart = await this.call<{ cartId: string }>("POST", "/order/cart", {
+      ovhSubsidiary: this.opts.subsidiary ?? "FR",
+      description: name,
+    });
+    const item = await this.call<{ itemId: number }>("POST", `/order/cart/${cart.cartId}/vps`, {
+      planCode: planId,
+      duration: "P1M",
+      pricingMode: "default",
+      quantity: 1,
+    });
     await this.call("POST", `/order/cart/${cart.cartId}/item/${item.itemId}/configuration`, { label: "vps_datacenter", value: region });
     await this.call("POST", `/order/cart/${cart.cartId}/assign`);
-    const checkout = await this.call<{ orderId: number }>("POST", `/order/cart/${cart.cartId}/checkout`, { autoPayWithPreferredPaymentMethod: true, waiveRetractationPeriod: true });
+    const checkout = await this.call<{ orderId: number }>("POST", `/order/cart/${cart.cartId}/checkout`, {
+      autoPayWithPreferredPaymentMethod: true,
+      waiveRetractationPeriod: true,
+    });
     return { orderId: String(checkout.orderId) };
   }
 
@@ -111,14 +128,21 @@ export class OvhProvider implements VpsProvider {
     const wanted = this.opts.imageName ?? "Ubuntu 24.04";
     let imageId: string | null = null;
     for (const id of images) {
-      const image = await this.call<{ id: string; name: string }>("GET", `/vps/${encodeURIComponent(serviceId)}/images/available/${encodeURIComponent(id)}`);
+      const image = await this.call<{ id: string; name: string }>(
+        "GET",
+        `/vps/${encodeURIComponent(serviceId)}/images/available/${encodeURIComponent(id)}`,
+      );
       if (image.name === wanted) {
         imageId = image.id;
         break;
       }
     }
     if (!imageId) throw new ProviderError(`image '${wanted}' is not available for ${serviceId}`, false);
-    const task = await this.call<{ id: number }>("POST", `/vps/${encodeURIComponent(serviceId)}/rebuild`, { imageId, publicSshKey: sshPublicKey, doNotSendPassword: true });
+    const task = await this.call<{ id: number }>("POST", `/vps/${encodeURIComponent(serviceId)}/rebuild`, {
+      imageId,
+      publicSshKey: sshPublicKey,
+      doNotSendPassword: true,
+    });
     return { actionId: String(task.id) };
   }
 

@@ -8,7 +8,7 @@ import { decodeCursor } from "../db/pagination";
 import { botJson } from "../db/serialize";
 import { newTokenSecret, sha256Hex } from "../db/tokens";
 import { notFound } from "../errors";
-import { createRouter, jsonBody, jsonResponse, setNextCursor, type AppContext } from "../http";
+import { type AppContext, createRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
 import { botStub, type Ctx } from "../services/context";
 import { settleOutcome } from "../services/dispatch";
 import { applyTaskAction } from "../services/lifecycle";
@@ -29,7 +29,10 @@ const show = (c: AppContext, row: Awaited<ReturnType<typeof loadBot>>) => {
 
 bots.openapi(
   createRoute({
-    method: "post", path: "/", tags, summary: "Register a bot (returns its token once)",
+    method: "post",
+    path: "/",
+    tags,
+    summary: "Register a bot (returns its token once)",
     request: jsonBody(BotRegisterBody),
     responses: { 201: jsonResponse(BotRegisteredSchema, "Registered"), ...errorResponses(400, 401, 403, 413) },
   }),
@@ -53,7 +56,10 @@ bots.openapi(
 
 bots.openapi(
   createRoute({
-    method: "get", path: "/", tags, summary: "List bots (filter by status, capability; newest first)",
+    method: "get",
+    path: "/",
+    tags,
+    summary: "List bots (filter by status, capability; newest first)",
     request: { query: BotListQuery },
     responses: { 200: jsonResponse(z.array(BotSchema), "Bots"), ...errorResponses(400, 401, 403) },
   }),
@@ -63,13 +69,19 @@ bots.openapi(
     const q = c.req.valid("query");
     const { items, nextCursor } = await listBots(ctx.db, { ...q, cursor: decodeCursor(q.cursor) }, ctx.now(), ctx.config.botStaleAfterMs);
     setNextCursor(c, nextCursor);
-    return c.json(items.map((row) => show(c, row)), 200);
+    return c.json(
+      items.map((row) => show(c, row)),
+      200,
+    );
   },
 );
 
 bots.openapi(
   createRoute({
-    method: "get", path: "/available", tags, summary: "Online, idle bots (optionally with a capability)",
+    method: "get",
+    path: "/available",
+    tags,
+    summary: "Online, idle bots (optionally with a capability)",
     request: { query: AvailableQuery },
     responses: { 200: jsonResponse(z.array(BotSchema), "Available bots"), ...errorResponses(400, 401, 403) },
   }),
@@ -77,13 +89,19 @@ bots.openapi(
     requireReader(c);
     const ctx = c.get("ctx");
     const rows = await listAvailableBots(ctx.db, c.req.valid("query").capability, ctx.now(), ctx.config.botStaleAfterMs);
-    return c.json(rows.map((row) => show(c, row)), 200);
+    return c.json(
+      rows.map((row) => show(c, row)),
+      200,
+    );
   },
 );
 
 bots.openapi(
   createRoute({
-    method: "get", path: "/{id}", tags, summary: "Get a bot",
+    method: "get",
+    path: "/{id}",
+    tags,
+    summary: "Get a bot",
     request: { params: IdParam },
     responses: { 200: jsonResponse(BotSchema, "The bot"), ...errorResponses(401, 403, 404) },
   }),
@@ -96,7 +114,10 @@ bots.openapi(
 
 bots.openapi(
   createRoute({
-    method: "post", path: "/{id}/heartbeat", tags, summary: "Record a heartbeat (bots without a WebSocket)",
+    method: "post",
+    path: "/{id}/heartbeat",
+    tags,
+    summary: "Record a heartbeat (bots without a WebSocket)",
     request: { params: IdParam },
     responses: { 200: jsonResponse(BotSchema, "The bot"), ...errorResponses(401, 403, 404) },
   }),
@@ -111,10 +132,15 @@ bots.openapi(
   },
 );
 
-for (const [action, held] of [["busy", true], ["available", false]] as const) {
+for (const [action, held] of [
+  ["busy", true],
+  ["available", false],
+] as const) {
   bots.openapi(
     createRoute({
-      method: "post", path: `/{id}/${action}`, tags,
+      method: "post",
+      path: `/{id}/${action}`,
+      tags,
       summary: held ? "Hold the bot: it gets no tasks until /available" : "Release a hold: the bot takes tasks again",
       request: { params: IdParam },
       responses: { 200: jsonResponse(BotSchema, "The bot"), ...errorResponses(401, 403, 404) },
@@ -136,7 +162,10 @@ for (const [action, held] of [["busy", true], ["available", false]] as const) {
 
 bots.openapi(
   createRoute({
-    method: "delete", path: "/{id}", tags, summary: "Delete a bot (its task is re-queued, its token revoked, its socket closed)",
+    method: "delete",
+    path: "/{id}",
+    tags,
+    summary: "Delete a bot (its task is re-queued, its token revoked, its socket closed)",
     request: { params: IdParam },
     responses: { 200: jsonResponse(DeletedSchema, "Deleted"), ...errorResponses(401, 403, 404) },
   }),
@@ -146,7 +175,12 @@ bots.openapi(
     const ctx = c.get("ctx");
     const bot = await loadBot(ctx, id);
     if (bot.currentTaskId) {
-      const outcome = await applyTaskAction(ctx, bot.currentTaskId, { kind: "fail", code: "bot_lost", error: `bot ${id} was deleted`, retry: true }).catch(() => null);
+      const outcome = await applyTaskAction(ctx, bot.currentTaskId, {
+        kind: "fail",
+        code: "bot_lost",
+        error: `bot ${id} was deleted`,
+        retry: true,
+      }).catch(() => null);
       if (outcome) await settleOutcome(ctx, { ...outcome, releasedBotId: null });
     }
     await deleteBotRows(ctx.db, id, ctx.now());

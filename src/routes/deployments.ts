@@ -1,20 +1,27 @@
 /** /api/v1/deployments — provisioning of OpenClaw VPSes, each run by its own Durable Object. */
 import { createRoute, z } from "@hono/zod-openapi";
+import { and, eq, inArray } from "drizzle-orm";
 import { requireAdmin, requireReader } from "../auth";
 import { DeletedSchema, errorResponses, IdParam } from "../contracts/common";
-import { CallbackBody, DeploymentCreateBody, DeploymentListQuery, DeploymentLogEntry, DeploymentLogsQuery, DeploymentSchema } from "../contracts/deployments";
-import { nextStage, type DeploymentStage, type DeploymentStatus } from "../core/deployment-machine";
+import {
+  CallbackBody,
+  DeploymentCreateBody,
+  DeploymentListQuery,
+  DeploymentLogEntry,
+  DeploymentLogsQuery,
+  DeploymentSchema,
+} from "../contracts/deployments";
+import { type DeploymentStage, type DeploymentStatus, nextStage } from "../core/deployment-machine";
+import { constantTimeEqual } from "../crypto/compare";
 import { getDeployment, getDeploymentByIdempotencyKey, insertDeployment, listDeploymentEvents, listDeployments } from "../db/deployments";
 import { decodeCursor } from "../db/pagination";
 import { bots, type DeploymentRow } from "../db/schema";
-import { and, eq, inArray } from "drizzle-orm";
 import { iso } from "../db/serialize";
-import { constantTimeEqual } from "../crypto/compare";
 import { AppError, unwrapRpc } from "../errors";
 import { createRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
 import type { Ctx } from "../services/context";
-import { callbackToken } from "../services/deployment-stages";
 import { readDeployConfig } from "../services/deploy-deps";
+import { callbackToken } from "../services/deployment-stages";
 import { idempotencyKey } from "./tasks";
 
 const tags = ["Deployments"];
@@ -33,7 +40,10 @@ async function load(ctx: Ctx, id: string): Promise<DeploymentRow> {
 async function onlineBots(ctx: Ctx, botIds: (string | null)[]): Promise<Set<string>> {
   const ids = botIds.filter((id): id is string => Boolean(id));
   if (!ids.length) return new Set();
-  const rows = await ctx.db.select({ id: bots.id }).from(bots).where(and(inArray(bots.id, ids), eq(bots.connected, true)));
+  const rows = await ctx.db
+    .select({ id: bots.id })
+    .from(bots)
+    .where(and(inArray(bots.id, ids), eq(bots.connected, true)));
   return new Set(rows.map((r) => r.id));
 }
 
@@ -65,7 +75,10 @@ function view(d: DeploymentRow, online: Set<string>) {
 
 deploymentsRouter.openapi(
   createRoute({
-    method: "post", path: "/", tags, summary: "Provision an OpenClaw VPS (202: the work runs in the background)",
+    method: "post",
+    path: "/",
+    tags,
+    summary: "Provision an OpenClaw VPS (202: the work runs in the background)",
     request: jsonBody(DeploymentCreateBody),
     responses: {
       202: jsonResponse(DeploymentSchema, "Accepted; follow status_url"),
@@ -83,13 +96,25 @@ deploymentsRouter.openapi(
       if (existing) return c.json(await show(ctx, existing), 200);
     }
     const config = readDeployConfig(ctx.env);
-    if (config.secretKey.length < 16) throw new AppError("service_unavailable", "deployments are not configured: set the DEPLOY_SECRET_KEY secret (16+ characters)");
+    if (config.secretKey.length < 16)
+      throw new AppError("service_unavailable", "deployments are not configured: set the DEPLOY_SECRET_KEY secret (16+ characters)");
     const provider = body.provider ?? config.provider;
-    if (provider !== config.provider) throw new AppError("validation_failed", `this coordinator provisions with '${config.provider}'`, { provider });
+    if (provider !== config.provider)
+      throw new AppError("validation_failed", `this coordinator provisions with '${config.provider}'`, { provider });
     const nowMs = ctx.now();
     const id = crypto.randomUUID();
     try {
-      await insertDeployment(ctx.db, { id, name: body.name, provider, region: body.region, plan: body.plan, idempotencyKey: key ?? null, lastProgressAt: nowMs, createdAt: nowMs, updatedAt: nowMs });
+      await insertDeployment(ctx.db, {
+        id,
+        name: body.name,
+        provider,
+        region: body.region,
+        plan: body.plan,
+        idempotencyKey: key ?? null,
+        lastProgressAt: nowMs,
+        createdAt: nowMs,
+        updatedAt: nowMs,
+      });
     } catch (err) {
       const winner = key ? await getDeploymentByIdempotencyKey(ctx.db, key) : undefined;
       if (winner) return c.json(await show(ctx, winner), 200); // a double click raced us: one deployment, one VPS
@@ -104,7 +129,10 @@ deploymentsRouter.openapi(
 
 deploymentsRouter.openapi(
   createRoute({
-    method: "get", path: "/", tags, summary: "List deployments (filter by status; newest first)",
+    method: "get",
+    path: "/",
+    tags,
+    summary: "List deployments (filter by status; newest first)",
     request: { query: DeploymentListQuery },
     responses: { 200: jsonResponse(z.array(DeploymentSchema), "Deployments"), ...errorResponses(400, 401, 403) },
   }),
@@ -114,14 +142,23 @@ deploymentsRouter.openapi(
     const q = c.req.valid("query");
     const { items, nextCursor } = await listDeployments(ctx.db, { status: q.status, limit: q.limit, cursor: decodeCursor(q.cursor) });
     setNextCursor(c, nextCursor);
-    const online = await onlineBots(ctx, items.map((d) => d.botId));
-    return c.json(items.map((d) => view(d, online)), 200);
+    const online = await onlineBots(
+      ctx,
+      items.map((d) => d.botId),
+    );
+    return c.json(
+      items.map((d) => view(d, online)),
+      200,
+    );
   },
 );
 
 deploymentsRouter.openapi(
   createRoute({
-    method: "get", path: "/{id}", tags, summary: "A deployment: status, stage, VPS, bot, last error",
+    method: "get",
+    path: "/{id}",
+    tags,
+    summary: "A deployment: status, stage, VPS, bot, last error",
     request: { params: IdParam },
     responses: { 200: jsonResponse(DeploymentSchema, "The deployment"), ...errorResponses(401, 403, 404) },
   }),
@@ -134,7 +171,10 @@ deploymentsRouter.openapi(
 
 deploymentsRouter.openapi(
   createRoute({
-    method: "get", path: "/{id}/logs", tags, summary: "The deployment's step log, oldest first (page with ?after=<last id>)",
+    method: "get",
+    path: "/{id}/logs",
+    tags,
+    summary: "The deployment's step log, oldest first (page with ?after=<last id>)",
     request: { params: IdParam, query: DeploymentLogsQuery },
     responses: { 200: jsonResponse(z.array(DeploymentLogEntry), "Log entries"), ...errorResponses(400, 401, 403, 404) },
   }),
@@ -151,7 +191,10 @@ deploymentsRouter.openapi(
       c.header("X-Next-Cursor", next);
       c.header("Link", `<${statusUrl(id)}/logs?after=${next}&limit=${q.limit}>; rel="next"`);
     }
-    return c.json(items.map((e) => ({ id: e.id, level: e.level, type: e.type, stage: e.stage, message: e.message, created_at: iso(e.createdAt)! })), 200);
+    return c.json(
+      items.map((e) => ({ id: e.id, level: e.level, type: e.type, stage: e.stage, message: e.message, created_at: iso(e.createdAt)! })),
+      200,
+    );
   },
 );
 
@@ -161,7 +204,10 @@ for (const [action, summary] of [
 ] as const) {
   deploymentsRouter.openapi(
     createRoute({
-      method: "post", path: `/{id}/${action}`, tags, summary,
+      method: "post",
+      path: `/{id}/${action}`,
+      tags,
+      summary,
       request: { params: IdParam },
       responses: { 200: jsonResponse(DeploymentSchema, "The deployment"), ...errorResponses(401, 403, 404, 409) },
     }),
@@ -178,9 +224,16 @@ for (const [action, summary] of [
 
 deploymentsRouter.openapi(
   createRoute({
-    method: "delete", path: "/{id}", tags, summary: "Tear down: destroy the VPS, delete the OpenRouter key, remove the bot and its tokens",
+    method: "delete",
+    path: "/{id}",
+    tags,
+    summary: "Tear down: destroy the VPS, delete the OpenRouter key, remove the bot and its tokens",
     request: { params: IdParam },
-    responses: { 200: jsonResponse(DeletedSchema, "Torn down"), ...errorResponses(401, 403, 404), 503: jsonResponse(z.object({}), "Teardown failed; retry DELETE") },
+    responses: {
+      200: jsonResponse(DeletedSchema, "Torn down"),
+      ...errorResponses(401, 403, 404),
+      503: jsonResponse(z.object({}), "Teardown failed; retry DELETE"),
+    },
   }),
   async (c) => {
     requireAdmin(c);
@@ -195,7 +248,10 @@ deploymentsRouter.openapi(
 /** The setup script's callback. Authenticated by its per-deployment, per-launch token, not an API token. */
 deploymentsRouter.openapi(
   createRoute({
-    method: "post", path: "/{id}/callback", tags, summary: "Setup script callback (progress, complete, error)",
+    method: "post",
+    path: "/{id}/callback",
+    tags,
+    summary: "Setup script callback (progress, complete, error)",
     request: { params: IdParam, ...jsonBody(CallbackBody) },
     responses: { 200: jsonResponse(z.object({ accepted: z.boolean() }), "Accepted"), ...errorResponses(400, 401, 404) },
   }),

@@ -10,8 +10,13 @@ export const health = createRouter();
 
 health.openapi(
   createRoute({
-    method: "get", path: "/", tags: ["Health"], summary: "Service identity",
-    responses: { 200: jsonResponse(z.object({ service: z.string(), version: z.string(), status: z.string(), docs: z.string() }), "Service info") },
+    method: "get",
+    path: "/",
+    tags: ["Health"],
+    summary: "Service identity",
+    responses: {
+      200: jsonResponse(z.object({ service: z.string(), version: z.string(), status: z.string(), docs: z.string() }), "Service info"),
+    },
   }),
   (c) => c.json({ service: SERVICE_NAME, version: SERVICE_VERSION, status: "running", docs: "/docs" }, 200),
 );
@@ -24,18 +29,32 @@ const Health = z.object({
 
 health.openapi(
   createRoute({
-    method: "get", path: "/health", tags: ["Health"], summary: "Health, including a D1 round trip",
+    method: "get",
+    path: "/health",
+    tags: ["Health"],
+    summary: "Health, including a D1 round trip",
     responses: { 200: jsonResponse(Health, "Healthy"), 503: jsonResponse(Health, "A dependency is down") },
   }),
   async (c) => {
     const started = Date.now();
     try {
       await c.get("ctx").db.run(sql`SELECT 1`);
-      return c.json({ status: "healthy" as const, version: SERVICE_VERSION, checks: { database: { status: "ok" as const, latency_ms: Date.now() - started } } }, 200);
+      return c.json(
+        {
+          status: "healthy" as const,
+          version: SERVICE_VERSION,
+          checks: { database: { status: "ok" as const, latency_ms: Date.now() - started } },
+        },
+        200,
+      );
     } catch (err) {
       c.get("ctx").log.error("health check failed", { error: String(err) });
       return c.json(
-        { status: "unhealthy" as const, version: SERVICE_VERSION, checks: { database: { status: "error" as const, latency_ms: Date.now() - started, error: "database unreachable" } } },
+        {
+          status: "unhealthy" as const,
+          version: SERVICE_VERSION,
+          checks: { database: { status: "error" as const, latency_ms: Date.now() - started, error: "database unreachable" } },
+        },
         503,
       );
     }

@@ -2,16 +2,34 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
 import { DeletedSchema, errorResponses, IdParam, PageQuery } from "../contracts/common";
-import { TaskAssignBody, TaskCancelBody, TaskCompleteBody, TaskCreateBody, TaskEventSchema, TaskFailBody, TaskListQuery, TaskSchema } from "../contracts/tasks";
-import { isHeld, type TaskAction } from "../core/task-machine";
+import {
+  TaskAssignBody,
+  TaskCancelBody,
+  TaskCompleteBody,
+  TaskCreateBody,
+  TaskEventSchema,
+  TaskFailBody,
+  TaskListQuery,
+  TaskSchema,
+} from "../contracts/tasks";
 import { deriveBotStatus } from "../core/bot-status";
+import { isHeld, type TaskAction } from "../core/task-machine";
 import { getBot } from "../db/bots";
 import { decodeCursor } from "../db/pagination";
-import { iso, taskJson } from "../db/serialize";
-import { claimTask, deleteTaskRow, getTask, getTaskByIdempotencyKey, insertTasks, listPendingTasks, listTaskEvents, listTasks } from "../db/tasks";
-import { AppError, notFound } from "../errors";
 import type { TaskRow } from "../db/schema";
-import { createRouter, jsonBody, jsonResponse, setNextCursor, type AppContext } from "../http";
+import { iso, taskJson } from "../db/serialize";
+import {
+  claimTask,
+  deleteTaskRow,
+  getTask,
+  getTaskByIdempotencyKey,
+  insertTasks,
+  listPendingTasks,
+  listTaskEvents,
+  listTasks,
+} from "../db/tasks";
+import { AppError, notFound } from "../errors";
+import { type AppContext, createRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
 import { botStub, type Ctx } from "../services/context";
 import { dispatchTask, releaseDeletedTask, settleOutcome } from "../services/dispatch";
 import { applyTaskAction } from "../services/lifecycle";
@@ -34,9 +52,16 @@ export function idempotencyKey(c: AppContext, fromBody: string | undefined): str
 
 tasks.openapi(
   createRoute({
-    method: "post", path: "/", tags, summary: "Create a task (dispatched at once to an idle capable bot)",
+    method: "post",
+    path: "/",
+    tags,
+    summary: "Create a task (dispatched at once to an idle capable bot)",
     request: jsonBody(TaskCreateBody),
-    responses: { 201: jsonResponse(TaskSchema, "Created"), 200: jsonResponse(TaskSchema, "Replayed idempotent create"), ...errorResponses(400, 401, 403, 409, 413) },
+    responses: {
+      201: jsonResponse(TaskSchema, "Created"),
+      200: jsonResponse(TaskSchema, "Replayed idempotent create"),
+      ...errorResponses(400, 401, 403, 409, 413),
+    },
   }),
   async (c) => {
     requireAdmin(c);
@@ -50,12 +75,35 @@ tasks.openapi(
     const nowMs = ctx.now();
     const id = crypto.randomUUID();
     const row: TaskRow = {
-      id, payload: body.payload ?? {}, capability: body.capability ?? null, priority: body.priority,
-      timeoutSeconds: body.timeout_seconds, maxAttempts: body.max_attempts, idempotencyKey: key ?? null,
-      createdAt: nowMs, updatedAt: nowMs, attempts: 0, status: "pending", botId: null, workflowId: null, jobId: null,
-      stepIndex: null, ready: true, runAfter: 0, result: null, error: null, errorCode: null, progress: null,
-      progressMessage: null, version: 0, writeId: null, assignedAt: null, startedAt: null, completedAt: null,
-      failedAt: null, cancelledAt: null,
+      id,
+      payload: body.payload ?? {},
+      capability: body.capability ?? null,
+      priority: body.priority,
+      timeoutSeconds: body.timeout_seconds,
+      maxAttempts: body.max_attempts,
+      idempotencyKey: key ?? null,
+      createdAt: nowMs,
+      updatedAt: nowMs,
+      attempts: 0,
+      status: "pending",
+      botId: null,
+      workflowId: null,
+      jobId: null,
+      stepIndex: null,
+      ready: true,
+      runAfter: 0,
+      result: null,
+      error: null,
+      errorCode: null,
+      progress: null,
+      progressMessage: null,
+      version: 0,
+      writeId: null,
+      assignedAt: null,
+      startedAt: null,
+      completedAt: null,
+      failedAt: null,
+      cancelledAt: null,
     };
     try {
       await insertTasks(ctx.db, [row]);
@@ -73,7 +121,10 @@ tasks.openapi(
 
 tasks.openapi(
   createRoute({
-    method: "get", path: "/", tags, summary: "List tasks (filter by status, bot, workflow; newest first)",
+    method: "get",
+    path: "/",
+    tags,
+    summary: "List tasks (filter by status, bot, workflow; newest first)",
     request: { query: TaskListQuery },
     responses: { 200: jsonResponse(z.array(TaskSchema), "Tasks"), ...errorResponses(400, 401, 403) },
   }),
@@ -81,7 +132,11 @@ tasks.openapi(
     const q = c.req.valid("query");
     requireReader(c);
     const ctx = c.get("ctx");
-    const { items, nextCursor } = await listTasks(ctx.db, { status: q.status, botId: q.bot_id, workflowId: q.workflow_id, limit: q.limit, cursor: decodeCursor(q.cursor) }, ctx.now());
+    const { items, nextCursor } = await listTasks(
+      ctx.db,
+      { status: q.status, botId: q.bot_id, workflowId: q.workflow_id, limit: q.limit, cursor: decodeCursor(q.cursor) },
+      ctx.now(),
+    );
     setNextCursor(c, nextCursor);
     return c.json(items.map(taskJson), 200);
   },
@@ -89,7 +144,10 @@ tasks.openapi(
 
 tasks.openapi(
   createRoute({
-    method: "get", path: "/pending", tags, summary: "Pending tasks in dispatch order (priority, then age)",
+    method: "get",
+    path: "/pending",
+    tags,
+    summary: "Pending tasks in dispatch order (priority, then age)",
     request: { query: PageQuery.pick({ limit: true }) },
     responses: { 200: jsonResponse(z.array(TaskSchema), "Pending tasks"), ...errorResponses(400, 401, 403) },
   }),
@@ -102,7 +160,10 @@ tasks.openapi(
 
 tasks.openapi(
   createRoute({
-    method: "get", path: "/{id}", tags, summary: "Get a task",
+    method: "get",
+    path: "/{id}",
+    tags,
+    summary: "Get a task",
     request: { params: IdParam },
     responses: { 200: jsonResponse(TaskSchema, "The task"), ...errorResponses(401, 403, 404) },
   }),
@@ -116,7 +177,10 @@ tasks.openapi(
 
 tasks.openapi(
   createRoute({
-    method: "get", path: "/{id}/events", tags, summary: "The task's recorded transitions, oldest first",
+    method: "get",
+    path: "/{id}/events",
+    tags,
+    summary: "The task's recorded transitions, oldest first",
     request: { params: IdParam },
     responses: { 200: jsonResponse(z.array(TaskEventSchema), "Events"), ...errorResponses(401, 403, 404) },
   }),
@@ -126,13 +190,19 @@ tasks.openapi(
     const { id } = c.req.valid("param");
     await loadTask(ctx, id);
     const rows = await listTaskEvents(ctx.db, id, 500);
-    return c.json(rows.map((e) => ({ id: e.id, type: e.type, data: e.data, created_at: iso(e.createdAt)! })), 200);
+    return c.json(
+      rows.map((e) => ({ id: e.id, type: e.type, data: e.data, created_at: iso(e.createdAt)! })),
+      200,
+    );
   },
 );
 
 tasks.openapi(
   createRoute({
-    method: "post", path: "/{id}/assign", tags, summary: "Assign a pending task to an online, idle bot",
+    method: "post",
+    path: "/{id}/assign",
+    tags,
+    summary: "Assign a pending task to an online, idle bot",
     request: { params: IdParam, ...jsonBody(TaskAssignBody) },
     responses: { 200: jsonResponse(TaskSchema, "Assigned"), ...errorResponses(400, 401, 403, 404, 409) },
   }),
@@ -144,9 +214,24 @@ tasks.openapi(
     const task = await loadTask(ctx, id);
     const bot = await getBot(ctx.db, bot_id);
     if (!bot) throw notFound("bot", bot_id);
-    if (task.status !== "pending") throw new AppError("invalid_transition", `cannot assign a task that is ${task.status}`, { task_id: id, status: task.status });
-    if (!task.ready) throw new AppError("invalid_transition", "this workflow step is not released yet (its previous step has not completed)", { task_id: id, status: task.status });
-    const status = deriveBotStatus({ connected: bot.connected, held: bot.held, currentTaskId: bot.currentTaskId, lastHeartbeatAtMs: bot.lastHeartbeatAt, disconnectedAtMs: bot.disconnectedAt }, ctx.now(), ctx.config.botStaleAfterMs);
+    if (task.status !== "pending")
+      throw new AppError("invalid_transition", `cannot assign a task that is ${task.status}`, { task_id: id, status: task.status });
+    if (!task.ready)
+      throw new AppError("invalid_transition", "this workflow step is not released yet (its previous step has not completed)", {
+        task_id: id,
+        status: task.status,
+      });
+    const status = deriveBotStatus(
+      {
+        connected: bot.connected,
+        held: bot.held,
+        currentTaskId: bot.currentTaskId,
+        lastHeartbeatAtMs: bot.lastHeartbeatAt,
+        disconnectedAtMs: bot.disconnectedAt,
+      },
+      ctx.now(),
+      ctx.config.botStaleAfterMs,
+    );
     if (status !== "online") throw new AppError("bot_unavailable", `bot ${bot_id} is ${status}`, { bot_id, status });
     if (bot.capabilities && task.capability && !bot.capabilities.includes(task.capability)) {
       throw new AppError("bot_unavailable", `bot ${bot_id} lacks capability ${task.capability}`, { bot_id, capability: task.capability });
@@ -164,7 +249,10 @@ tasks.openapi(
 function lifecycleRoute(path: string, summary: string, body: z.ZodType | null, toAction: (b: any) => TaskAction) {
   tasks.openapi(
     createRoute({
-      method: "post", path: `/{id}/${path}`, tags, summary,
+      method: "post",
+      path: `/{id}/${path}`,
+      tags,
+      summary,
       request: { params: IdParam, ...(body ? jsonBody(body) : {}) },
       responses: { 200: jsonResponse(TaskSchema, "The task after the transition"), ...errorResponses(400, 401, 403, 404, 409) },
     }),
@@ -185,13 +273,22 @@ function lifecycleRoute(path: string, summary: string, body: z.ZodType | null, t
 lifecycleRoute("start", "Mark an assigned task as started", null, () => ({ kind: "start" }));
 lifecycleRoute("complete", "Complete a task with its result", TaskCompleteBody, (b) => ({ kind: "complete", result: b.result ?? null }));
 lifecycleRoute("fail", "Fail a task (re-queued with backoff while attempts remain, unless retry=false)", TaskFailBody, (b) => ({
-  kind: "fail", code: "bot_error", error: b.error, retry: b.retry,
+  kind: "fail",
+  code: "bot_error",
+  error: b.error,
+  retry: b.retry,
 }));
-lifecycleRoute("cancel", "Cancel a task (its bot is told to stop)", TaskCancelBody, (b) => ({ kind: "cancel", reason: b.reason ?? "cancelled by operator" }));
+lifecycleRoute("cancel", "Cancel a task (its bot is told to stop)", TaskCancelBody, (b) => ({
+  kind: "cancel",
+  reason: b.reason ?? "cancelled by operator",
+}));
 
 tasks.openapi(
   createRoute({
-    method: "delete", path: "/{id}", tags, summary: "Delete a task (a running one is cancelled on its bot first)",
+    method: "delete",
+    path: "/{id}",
+    tags,
+    summary: "Delete a task (a running one is cancelled on its bot first)",
     request: { params: IdParam },
     responses: { 200: jsonResponse(DeletedSchema, "Deleted"), ...errorResponses(401, 403, 404) },
   }),

@@ -12,12 +12,22 @@ export const tokensRouter = createRouter();
 
 const TokenCreate = z.object({ kind: z.enum(["admin", "viewer"]), name: z.string().trim().min(1).max(200) }).openapi("TokenCreate");
 const Token = z
-  .object({ id: z.string(), kind: z.string(), name: z.string(), bot_id: z.string().nullable(), created_at: z.string(), revoked_at: z.string().nullable() })
+  .object({
+    id: z.string(),
+    kind: z.string(),
+    name: z.string(),
+    bot_id: z.string().nullable(),
+    created_at: z.string(),
+    revoked_at: z.string().nullable(),
+  })
   .openapi("Token");
 
 tokensRouter.openapi(
   createRoute({
-    method: "post", path: "/", tags, summary: "Create an admin or read-only viewer token (shown once)",
+    method: "post",
+    path: "/",
+    tags,
+    summary: "Create an admin or read-only viewer token (shown once)",
     request: jsonBody(TokenCreate),
     responses: { 201: jsonResponse(Token.extend({ token: z.string() }), "Created"), ...errorResponses(400, 401, 403) },
   }),
@@ -36,19 +46,35 @@ tokensRouter.openapi(
 
 tokensRouter.openapi(
   createRoute({
-    method: "get", path: "/", tags, summary: "List tokens (never their secrets)",
+    method: "get",
+    path: "/",
+    tags,
+    summary: "List tokens (never their secrets)",
     responses: { 200: jsonResponse(z.array(Token), "Tokens"), ...errorResponses(401, 403) },
   }),
   async (c) => {
     requireAdmin(c);
     const rows = await listTokens(c.get("ctx").db);
-    return c.json(rows.map((t) => ({ id: t.id, kind: t.kind, name: t.name, bot_id: t.botId, created_at: iso(t.createdAt)!, revoked_at: iso(t.revokedAt) })), 200);
+    return c.json(
+      rows.map((t) => ({
+        id: t.id,
+        kind: t.kind,
+        name: t.name,
+        bot_id: t.botId,
+        created_at: iso(t.createdAt)!,
+        revoked_at: iso(t.revokedAt),
+      })),
+      200,
+    );
   },
 );
 
 tokensRouter.openapi(
   createRoute({
-    method: "delete", path: "/{id}", tags, summary: "Revoke a token",
+    method: "delete",
+    path: "/{id}",
+    tags,
+    summary: "Revoke a token",
     request: { params: IdParam },
     responses: { 200: jsonResponse(z.object({ id: z.string(), revoked: z.boolean() }), "Revoked"), ...errorResponses(401, 403, 404) },
   }),

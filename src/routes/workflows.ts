@@ -2,12 +2,20 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
 import { DeletedSchema, errorResponses, IdParam } from "../contracts/common";
-import { isHeld } from "../core/task-machine";
 import { WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
+import { isHeld } from "../core/task-machine";
 import { decodeCursor } from "../db/pagination";
 import { taskJson, workflowJson } from "../db/serialize";
 import { listWorkflowTasks } from "../db/tasks";
-import { deleteWorkflowRows, getWorkflow, getWorkflowByIdempotencyKey, insertWorkflow, listWorkflows, startWorkflow, taskIdsOf } from "../db/workflows";
+import {
+  deleteWorkflowRows,
+  getWorkflow,
+  getWorkflowByIdempotencyKey,
+  insertWorkflow,
+  listWorkflows,
+  startWorkflow,
+  taskIdsOf,
+} from "../db/workflows";
 import { AppError, notFound } from "../errors";
 import { createRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
 import type { Ctx } from "../services/context";
@@ -30,9 +38,16 @@ async function show(ctx: Ctx, id: string) {
 
 workflows.openapi(
   createRoute({
-    method: "post", path: "/", tags, summary: "Create a workflow with its sequential steps (start it with /start)",
+    method: "post",
+    path: "/",
+    tags,
+    summary: "Create a workflow with its sequential steps (start it with /start)",
     request: jsonBody(WorkflowCreateBody),
-    responses: { 201: jsonResponse(WorkflowSchema, "Created"), 200: jsonResponse(WorkflowSchema, "Replayed idempotent create"), ...errorResponses(400, 401, 403, 413) },
+    responses: {
+      201: jsonResponse(WorkflowSchema, "Created"),
+      200: jsonResponse(WorkflowSchema, "Replayed idempotent create"),
+      ...errorResponses(400, 401, 403, 413),
+    },
   }),
   async (c) => {
     requireAdmin(c);
@@ -45,10 +60,19 @@ workflows.openapi(
     }
     const nowMs = ctx.now();
     const id = crypto.randomUUID();
-    const steps = body.steps ?? (body.task_payloads ?? []).map((payload) => ({ payload, capability: undefined, timeout_seconds: undefined }));
+    const steps =
+      body.steps ?? (body.task_payloads ?? []).map((payload) => ({ payload, capability: undefined, timeout_seconds: undefined }));
     await insertWorkflow(
       ctx.db,
-      { id, name: body.name, description: body.description ?? null, metadata: body.metadata, idempotencyKey: key ?? null, createdAt: nowMs, updatedAt: nowMs },
+      {
+        id,
+        name: body.name,
+        description: body.description ?? null,
+        metadata: body.metadata,
+        idempotencyKey: key ?? null,
+        createdAt: nowMs,
+        updatedAt: nowMs,
+      },
       steps.map((step, index) => ({
         id: crypto.randomUUID(),
         payload: step.payload ?? {},
@@ -70,7 +94,10 @@ workflows.openapi(
 
 workflows.openapi(
   createRoute({
-    method: "get", path: "/", tags, summary: "List workflows (newest first)",
+    method: "get",
+    path: "/",
+    tags,
+    summary: "List workflows (newest first)",
     request: { query: WorkflowListQuery },
     responses: { 200: jsonResponse(z.array(WorkflowSchema), "Workflows"), ...errorResponses(400, 401, 403) },
   }),
@@ -79,15 +106,24 @@ workflows.openapi(
     const ctx = c.get("ctx");
     const q = c.req.valid("query");
     const { items, nextCursor } = await listWorkflows(ctx.db, { status: q.status, limit: q.limit, cursor: decodeCursor(q.cursor) });
-    const ids = await taskIdsOf(ctx.db, items.map((w) => w.id));
+    const ids = await taskIdsOf(
+      ctx.db,
+      items.map((w) => w.id),
+    );
     setNextCursor(c, nextCursor);
-    return c.json(items.map((w) => workflowJson(w, ids.get(w.id) ?? [])), 200);
+    return c.json(
+      items.map((w) => workflowJson(w, ids.get(w.id) ?? [])),
+      200,
+    );
   },
 );
 
 workflows.openapi(
   createRoute({
-    method: "get", path: "/{id}", tags, summary: "Get a workflow",
+    method: "get",
+    path: "/{id}",
+    tags,
+    summary: "Get a workflow",
     request: { params: IdParam },
     responses: { 200: jsonResponse(WorkflowSchema, "The workflow"), ...errorResponses(401, 403, 404) },
   }),
@@ -99,7 +135,10 @@ workflows.openapi(
 
 workflows.openapi(
   createRoute({
-    method: "get", path: "/{id}/tasks", tags, summary: "A workflow with its tasks in step order",
+    method: "get",
+    path: "/{id}/tasks",
+    tags,
+    summary: "A workflow with its tasks in step order",
     request: { params: IdParam },
     responses: { 200: jsonResponse(WorkflowWithTasksSchema, "Workflow and tasks"), ...errorResponses(401, 403, 404) },
   }),
@@ -115,7 +154,10 @@ workflows.openapi(
 
 workflows.openapi(
   createRoute({
-    method: "post", path: "/{id}/start", tags, summary: "Start a pending workflow: release its first step",
+    method: "post",
+    path: "/{id}/start",
+    tags,
+    summary: "Start a pending workflow: release its first step",
     request: { params: IdParam },
     responses: { 200: jsonResponse(WorkflowSchema, "Started"), ...errorResponses(401, 403, 404, 409) },
   }),
@@ -125,7 +167,10 @@ workflows.openapi(
     const { id } = c.req.valid("param");
     const before = await loadWorkflow(ctx, id);
     if (!(await startWorkflow(ctx.db, id, ctx.now()))) {
-      throw new AppError("invalid_transition", `cannot start a workflow that is ${before.status}`, { workflow_id: id, status: before.status });
+      throw new AppError("invalid_transition", `cannot start a workflow that is ${before.status}`, {
+        workflow_id: id,
+        status: before.status,
+      });
     }
     ctx.log.info("workflow started", { workflow_id: id });
     const first = (await taskIdsOf(ctx.db, [id])).get(id)?.[0];
@@ -136,7 +181,10 @@ workflows.openapi(
 
 workflows.openapi(
   createRoute({
-    method: "delete", path: "/{id}", tags, summary: "Delete a workflow and its tasks (a running step is cancelled on its bot)",
+    method: "delete",
+    path: "/{id}",
+    tags,
+    summary: "Delete a workflow and its tasks (a running step is cancelled on its bot)",
     request: { params: IdParam },
     responses: { 200: jsonResponse(DeletedSchema, "Deleted"), ...errorResponses(401, 403, 404) },
   }),

@@ -46,7 +46,7 @@ ws.openAPIRegistry.registerPath({
     }),
   },
   responses: {
-    101: { description: "Switching protocols; the server sends {\"type\":\"connected\"} first" },
+    101: { description: 'Switching protocols; the server sends {"type":"connected"} first' },
     ...errorResponses(400, 401, 403, 404),
     426: { description: "Not a WebSocket upgrade", content: { "application/json": { schema: ErrorSchema } } },
   },
@@ -56,8 +56,14 @@ const Connection = z.object({ bot_id: z.string(), name: z.string(), connected_at
 
 ws.openapi(
   createRoute({
-    method: "get", path: "/connections", tags, summary: "Bots with a live control WebSocket",
-    responses: { 200: jsonResponse(z.object({ total: z.number().int(), connections: z.array(Connection) }), "Live connections"), ...errorResponses(401, 403) },
+    method: "get",
+    path: "/connections",
+    tags,
+    summary: "Bots with a live control WebSocket",
+    responses: {
+      200: jsonResponse(z.object({ total: z.number().int(), connections: z.array(Connection) }), "Live connections"),
+      ...errorResponses(401, 403),
+    },
   }),
   async (c) => {
     requireReader(c);
@@ -67,13 +73,19 @@ ws.openapi(
       .from(botsTable)
       .where(eq(botsTable.connected, true))
       .limit(1000);
-    return c.json({ total: rows.length, connections: rows.map((r) => ({ bot_id: r.id, name: r.name, connected_at: iso(r.connectedAt) })) }, 200);
+    return c.json(
+      { total: rows.length, connections: rows.map((r) => ({ bot_id: r.id, name: r.name, connected_at: iso(r.connectedAt) })) },
+      200,
+    );
   },
 );
 
 ws.openapi(
   createRoute({
-    method: "post", path: "/broadcast/task/{id}", tags, summary: "Push an assigned task to its bot again",
+    method: "post",
+    path: "/broadcast/task/{id}",
+    tags,
+    summary: "Push an assigned task to its bot again",
     request: { params: IdParam },
     responses: {
       200: jsonResponse(z.object({ task_id: z.string(), bot_id: z.string(), delivered: z.boolean() }), "Pushed"),
@@ -87,7 +99,10 @@ ws.openapi(
     const task = await getTask(ctx.db, id, ctx.now());
     if (!task) throw notFound("task", id);
     if (!task.botId || !isHeld(task.status)) {
-      throw new AppError("invalid_transition", `task ${id} is ${task.status} and held by no bot; assign it first`, { task_id: id, status: task.status });
+      throw new AppError("invalid_transition", `task ${id} is ${task.status} and held by no bot; assign it first`, {
+        task_id: id,
+        status: task.status,
+      });
     }
     const delivered = await botStub(ctx, task.botId).taskAssigned(task.botId, id);
     if (!delivered) throw new AppError("bot_not_connected", `bot ${task.botId} has no open control socket`, { bot_id: task.botId });

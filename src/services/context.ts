@@ -1,6 +1,6 @@
 /** What every coordination step needs: bindings, D1, config, a logger and a clock. */
-import { readConfig, type Config } from "../config";
-import { getDb, type Db } from "../db/client";
+import { type Config, readConfig } from "../config";
+import { type Db, getDb } from "../db/client";
 import { createLogger, type Logger } from "../log";
 
 export interface Ctx {

@@ -4,7 +4,7 @@
  * the SSH relay (a local URL in dev, the RelayContainer in production).
  */
 import { getContainer } from "@cloudflare/containers";
-import { signRelayBody, type RelayOp, type RelayResult } from "../contracts/relay";
+import { type RelayOp, type RelayResult, signRelayBody } from "../contracts/relay";
 import { HetznerProvider } from "../providers/hetzner";
 import { ProviderError } from "../providers/http";
 import { OpenRouterKeysApi } from "../providers/openrouter";
@@ -62,12 +62,22 @@ export function createDeployDeps(env: Env, deploymentId: string): DeployDeps {
   const base = readDeployConfig(env);
   // `{deployment_id}` in the setup directories keeps deployments apart where several share one host (tests, local dev).
   const perDeployment = (dir: string) => dir.replaceAll("{deployment_id}", deploymentId);
-  const config = { ...base, markerDir: perDeployment(base.markerDir), installDir: perDeployment(base.installDir), homeDir: base.homeDir && perDeployment(base.homeDir) };
+  const config = {
+    ...base,
+    markerDir: perDeployment(base.markerDir),
+    installDir: perDeployment(base.installDir),
+    homeDir: base.homeDir && perDeployment(base.homeDir),
+  };
   const standins = (env.STANDINS_URL ?? "http://127.0.0.1:8788").replace(/\/$/, "");
   let provider: VpsProvider;
   if (config.provider === "hetzner") provider = new HetznerProvider({ token: env.HETZNER_TOKEN ?? "", baseUrl: env.PROVIDER_API_URL });
   else if (config.provider === "ovh") {
-    provider = new OvhProvider({ appKey: env.OVH_APP_KEY ?? "", appSecret: env.OVH_APP_SECRET ?? "", consumerKey: env.OVH_CONSUMER_KEY ?? "", baseUrl: env.PROVIDER_API_URL });
+    provider = new OvhProvider({
+      appKey: env.OVH_APP_KEY ?? "",
+      appSecret: env.OVH_APP_SECRET ?? "",
+      consumerKey: env.OVH_CONSUMER_KEY ?? "",
+      baseUrl: env.PROVIDER_API_URL,
+    });
   } else provider = new HetznerProvider({ token: STANDIN_CREDENTIALS.hetzner, baseUrl: `${standins}/hetzner/v1` });
   const openrouter = env.OPENROUTER_PROVISIONING_KEY
     ? new OpenRouterKeysApi({ provisioningKey: env.OPENROUTER_PROVISIONING_KEY, baseUrl: env.OPENROUTER_API_URL })
@@ -100,7 +110,12 @@ export class RelayClient {
     const headers = await signRelayBody(this.secret, body, Math.floor(Date.now() / 1000));
     let res: Response;
     try {
-      res = await this.fetchImpl("http://relay/v1/ops", { method: "POST", headers: { "Content-Type": "application/json", ...headers }, body, signal: AbortSignal.timeout(60_000) });
+      res = await this.fetchImpl("http://relay/v1/ops", {
+        method: "POST",
+        headers: { "Content-Type": "application/json", ...headers },
+        body,
+        signal: AbortSignal.timeout(60_000),
+      });
     } catch (err) {
       throw new RelayError("relay_unreachable", `relay unreachable: ${(err as Error).message}`, true);
     }

@@ -6,13 +6,13 @@
  * pure machine plus the columns to write.
  */
 import { and, eq, isNull } from "drizzle-orm";
+import type { RelayResult } from "../contracts/relay";
 import type { DeploymentStage, StageOutcome } from "../core/deployment-machine";
 import { buildSetupScript } from "../core/setup-script";
-import type { RelayResult } from "../contracts/relay";
 import { open, seal } from "../crypto/seal";
 import { generateSshKeyPair } from "../crypto/ssh-keys";
 import { runBatch } from "../db/batch";
-import { bots, tokens, type DeploymentRow } from "../db/schema";
+import { bots, type DeploymentRow, tokens } from "../db/schema";
 import { newTokenSecret, sha256Hex } from "../db/tokens";
 import { ProviderError } from "../providers/http";
 import type { Ctx } from "./context";
@@ -64,7 +64,10 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
   async ssh_key_generated(d, env) {
     if (d.sshPrivateKeySealed && d.sshPublicKey) return done();
     const pair = await generateSshKeyPair(vpsNameFor(d));
-    return done({ sshPublicKey: pair.publicKeyLine, sshPrivateKeySealed: await seal(env.deps.config.secretKey, pair.privateKeyPem, d.id) }, `SSH key ${pair.fingerprint}`);
+    return done(
+      { sshPublicKey: pair.publicKeyLine, sshPrivateKeySealed: await seal(env.deps.config.secretKey, pair.privateKeyPem, d.id) },
+      `SSH key ${pair.fingerprint}`,
+    );
   },
 
   async openrouter_key_created(d, env) {
@@ -77,7 +80,10 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
       await env.deps.openrouter.delete(existing.hash);
     }
     const created = await env.deps.openrouter.create(name, env.deps.config.openrouterLimitUsd);
-    return done({ openrouterKeyHash: created.hash, openrouterKeySealed: await seal(env.deps.config.secretKey, created.key, d.id) }, `OpenRouter key ${name}`);
+    return done(
+      { openrouterKeyHash: created.hash, openrouterKeySealed: await seal(env.deps.config.secretKey, created.key, d.id) },
+      `OpenRouter key ${name}`,
+    );
   },
 
   async plan_found(d, env) {
@@ -89,7 +95,12 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
     if (d.vpsOrderId) return done();
     const name = d.vpsName ?? vpsNameFor(d);
     if (!d.vpsName) await env.recordIntent({ vpsName: name });
-    const { orderId } = await env.deps.provider.order({ planId: d.planId ?? d.plan, region: d.region, name, sshPublicKey: d.sshPublicKey! });
+    const { orderId } = await env.deps.provider.order({
+      planId: d.planId ?? d.plan,
+      region: d.region,
+      name,
+      sshPublicKey: d.sshPublicKey!,
+    });
     return done({ vpsOrderId: orderId }, `order ${orderId} placed`);
   },
 
@@ -103,7 +114,9 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
 
   async vps_ip_acquired(d, env) {
     const server = await env.deps.provider.getServer(d.vpsServiceId!);
-    return server.ip ? done({ vpsIp: server.ip, sshPort: env.deps.config.sshPort, sshUsername: env.deps.config.sshUsername }, `IP ${server.ip}`) : waiting();
+    return server.ip
+      ? done({ vpsIp: server.ip, sshPort: env.deps.config.sshPort, sshUsername: env.deps.config.sshUsername }, `IP ${server.ip}`)
+      : waiting();
   },
 
   async vps_rebuilt(d, env) {
@@ -120,7 +133,10 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
 
   async ssh_ready(d, env) {
     try {
-      const res = await env.deps.relay.run<Extract<RelayResult, { op: "check_ready" }>>({ op: "check_ready", ...(await relayTarget(d, env, false)) });
+      const res = await env.deps.relay.run<Extract<RelayResult, { op: "check_ready" }>>({
+        op: "check_ready",
+        ...(await relayTarget(d, env, false)),
+      });
       return done({ hostKeySha256: res.host_key_sha256 }, `SSH ready; host key SHA256:${res.host_key_sha256} pinned`);
     } catch (err) {
       if (err instanceof ProviderError && err.transient) return waiting(); // sshd not up yet after the rebuild
@@ -138,10 +154,30 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
     const launch = d.launchCount + 1;
     const statements = [];
     if (!d.botId) {
-      statements.push(ctx.db.insert(bots).values({ id: botId, name: d.name, capabilities: ["openclaw"], metadata: { deployment_id: d.id }, createdAt: nowMs, updatedAt: nowMs }));
+      statements.push(
+        ctx.db
+          .insert(bots)
+          .values({
+            id: botId,
+            name: d.name,
+            capabilities: ["openclaw"],
+            metadata: { deployment_id: d.id },
+            createdAt: nowMs,
+            updatedAt: nowMs,
+          }),
+      );
     }
-    statements.push(ctx.db.update(tokens).set({ revokedAt: nowMs }).where(and(eq(tokens.botId, botId), isNull(tokens.revokedAt))));
-    statements.push(ctx.db.insert(tokens).values({ id: tokenId, kind: "bot", name: `bot:${d.name}`, botId, tokenHash: await sha256Hex(botToken), createdAt: nowMs }));
+    statements.push(
+      ctx.db
+        .update(tokens)
+        .set({ revokedAt: nowMs })
+        .where(and(eq(tokens.botId, botId), isNull(tokens.revokedAt))),
+    );
+    statements.push(
+      ctx.db
+        .insert(tokens)
+        .values({ id: tokenId, kind: "bot", name: `bot:${d.name}`, botId, tokenHash: await sha256Hex(botToken), createdAt: nowMs }),
+    );
     await runBatch(ctx.db, statements);
     await env.recordIntent({ botId, botTokenId: tokenId, launchCount: launch });
 
@@ -167,7 +203,11 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
   },
 
   async setup_complete(d, env) {
-    const res = await env.deps.relay.run<Extract<RelayResult, { op: "read_markers" }>>({ op: "read_markers", ...(await relayTarget(d, env, true)), marker_dir: env.deps.config.markerDir });
+    const res = await env.deps.relay.run<Extract<RelayResult, { op: "read_markers" }>>({
+      op: "read_markers",
+      ...(await relayTarget(d, env, true)),
+      marker_dir: env.deps.config.markerDir,
+    });
     const m = res.markers;
     if (m.error) return failed(`setup script failed: ${m.error}`);
     if (!m.complete) return waiting();

@@ -3,10 +3,11 @@
  * (it knows whether its socket is really open) and is settled by the atomic
  * claim in D1, so a task never goes to two bots and a bot never holds two tasks.
  */
-import { findDueTasks } from "../db/tasks";
-import { findIdleConnectedBots } from "../db/bots";
-import { tasks, type TaskRow } from "../db/schema";
+
 import { eq } from "drizzle-orm";
+import { findIdleConnectedBots } from "../db/bots";
+import { type TaskRow, tasks } from "../db/schema";
+import { findDueTasks } from "../db/tasks";
 import { botStub, type Ctx } from "./context";
 import type { TransitionOutcome } from "./lifecycle";
 

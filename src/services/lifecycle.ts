@@ -4,13 +4,14 @@
  * (free a bot, dispatch a released workflow step) instead of doing it, so a
  * bot's Durable Object can handle its own bot locally.
  */
-import { transitionTask, type TaskAction } from "../core/task-machine";
+
+import { and, eq } from "drizzle-orm";
+import { type TaskAction, transitionTask } from "../core/task-machine";
 import { planAfterStepChange } from "../core/workflow";
+import { tasks } from "../db/schema";
+import type { TaskWithWaiting } from "../db/serialize";
 import { writeTransition } from "../db/tasks";
 import { stepStates } from "../db/workflows";
-import type { TaskWithWaiting } from "../db/serialize";
-import { tasks } from "../db/schema";
-import { and, eq } from "drizzle-orm";
 import { AppError, notFound } from "../errors";
 import type { Ctx } from "./context";
 
@@ -42,7 +43,13 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
       throw new AppError("forbidden", `task ${taskId} is not held by bot ${opts.actingBotId}`, { task_id: taskId, status: task.status });
     }
     const result = transitionTask(
-      { status: task.status as never, botId: task.botId, attempts: task.attempts, maxAttempts: task.maxAttempts, startedAtMs: task.startedAt },
+      {
+        status: task.status as never,
+        botId: task.botId,
+        attempts: task.attempts,
+        maxAttempts: task.maxAttempts,
+        startedAtMs: task.startedAt,
+      },
       action,
       nowMs,
       ctx.config.backoff,

@@ -34,7 +34,9 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
 
   // Ask each "connected" bot's object whether its socket survived; it corrects D1 if not.
   for (const botId of await listConnectedBotIds(ctx.db)) {
-    await botStub(ctx, botId).wake(botId).catch((err) => ctx.log.warn("sweeper could not reach bot", { bot_id: botId, error: String(err) }));
+    await botStub(ctx, botId)
+      .wake(botId)
+      .catch((err) => ctx.log.warn("sweeper could not reach bot", { bot_id: botId, error: String(err) }));
     report.botsChecked++;
   }
 
@@ -51,7 +53,9 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
   // Deployments: re-arm lost alarms and apply the 45-minute stale rule (each runner decides).
   for (const id of await listActiveDeploymentIds(ctx.db, SWEEP_BATCH)) {
     const stub = ctx.env.DEPLOYMENT_RUNNER.get(ctx.env.DEPLOYMENT_RUNNER.idFromName(id));
-    const result = await stub.kick(id).catch((err) => (ctx.log.warn("sweeper could not reach deployment", { deployment_id: id, error: String(err) }), "ok"));
+    const result = await stub
+      .kick(id)
+      .catch((err) => (ctx.log.warn("sweeper could not reach deployment", { deployment_id: id, error: String(err) }), "ok"));
     if (result !== "ok") report.deploymentsKicked++;
   }
   ctx.log.info("sweep finished", { ...report });

@@ -11,11 +11,11 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startRelay, type RunningRelay } from "../../relay/src/server";
-import { startStandins, type RunningStandins } from "../../standins/server";
-import { freePort, startHarness, until, type Harness } from "../../scripts/lib/harness";
+import { type RunningRelay, startRelay } from "../../relay/src/server";
+import { freePort, type Harness, startHarness, until } from "../../scripts/lib/harness";
 import { localDeployVars, prepareLocalVps, stopLocalVpsBots } from "../../scripts/lib/local-vps";
-import { startOpenSshVps, type OpenSshVps } from "../../scripts/lib/openssh-vps";
+import { type OpenSshVps, startOpenSshVps } from "../../scripts/lib/openssh-vps";
+import { type RunningStandins, startStandins } from "../../standins/server";
 
 const RELAY_SECRET = "e2e-relay-secret-0123456789abcdef";
 
@@ -29,7 +29,11 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
   beforeAll(async () => {
     dir = mkdtempSync(path.join(os.tmpdir(), "cbc-e2e-deploy-"));
     const vps = prepareLocalVps(dir);
-    standins = await startStandins({ vpsIp: "127.0.0.1", authorizedKeysFile: vps.authorizedKeysFile, stateFile: path.join(dir, "standins.json") });
+    standins = await startStandins({
+      vpsIp: "127.0.0.1",
+      authorizedKeysFile: vps.authorizedKeysFile,
+      stateFile: path.join(dir, "standins.json"),
+    });
     relay = await startRelay({ secret: RELAY_SECRET, allowPrivateTargets: true, log: () => {} });
     sshd = await startOpenSshVps(path.join(dir, "sshd"), await freePort(), vps.authorizedKeysFile);
     const port = await freePort();
@@ -38,7 +42,14 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
         RELAY_SECRET,
         DEPLOY_SECRET_KEY: "e2e-deploy-secret-key-0123456789",
         LOG_LEVEL: "info",
-        ...localDeployVars({ paths: vps, coordinatorUrl: `http://127.0.0.1:${port}`, standinsUrl: standins.url, relayUrl: relay.url, sshPort: sshd.port, pollIntervalS: 1 }),
+        ...localDeployVars({
+          paths: vps,
+          coordinatorUrl: `http://127.0.0.1:${port}`,
+          standinsUrl: standins.url,
+          relayUrl: relay.url,
+          sshPort: sshd.port,
+          pollIntervalS: 1,
+        }),
       },
       port,
     );
@@ -55,11 +66,16 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
   /** Polls a deployment, running the cron sweeper like npm start does (crons do not fire under wrangler dev). */
   async function waitFor(id: string, check: (d: any) => boolean, what: string, timeoutMs = 60_000) {
     let last: any = null;
-    return until(what, timeoutMs, async () => {
-      await fetch(`${h.coordinator.url}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`).catch(() => undefined);
-      last = (await h.api("GET", `/api/v1/deployments/${id}`)).body;
-      return check(last) ? last : null;
-    }, 500).catch((err) => {
+    return until(
+      what,
+      timeoutMs,
+      async () => {
+        await fetch(`${h.coordinator.url}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`).catch(() => undefined);
+        last = (await h.api("GET", `/api/v1/deployments/${id}`)).body;
+        return check(last) ? last : null;
+      },
+      500,
+    ).catch((err) => {
       throw new Error(`${err.message}; last: ${JSON.stringify(last)}; coordinator log: ${h.logFile}`);
     });
   }

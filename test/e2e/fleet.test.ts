@@ -5,7 +5,7 @@
  */
 import type { ChildProcess } from "node:child_process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mapLimit, spawnBot, startHarness, until, type Harness } from "../../scripts/lib/harness";
+import { type Harness, mapLimit, spawnBot, startHarness, until } from "../../scripts/lib/harness";
 
 const BOTS = 4;
 const TASKS = 200;
@@ -17,7 +17,8 @@ describe("fleet end to end", () => {
 
   beforeAll(async () => {
     h = await startHarness({ BOT_RECONNECT_GRACE_S: "5", RETRY_BASE_DELAY_MS: "200", RETRY_MAX_DELAY_MS: "1000", LOG_LEVEL: "info" });
-    for (let i = 0; i < BOTS; i++) bots.push(spawnBot(h.coordinator.url, `e2e-bot-${i}`, [CAP], ["--heartbeat-s", "5"], `${h.persistDir}/bot-${i}.log`));
+    for (let i = 0; i < BOTS; i++)
+      bots.push(spawnBot(h.coordinator.url, `e2e-bot-${i}`, [CAP], ["--heartbeat-s", "5"], `${h.persistDir}/bot-${i}.log`));
     await until("all bots online", 30_000, async () => {
       const res = await h.api("GET", `/api/v1/bots?capability=${CAP}&status=online`);
       return res.body.length === BOTS;
@@ -40,36 +41,60 @@ describe("fleet end to end", () => {
 
     const ids: string[] = [];
     const create = (n: number) =>
-      h.api("POST", "/api/v1/tasks", { payload: { n, delay_ms: n % 10 === 0 ? 50 : 0 }, capability: CAP, idempotency_key: `e2e-${n}` }).then((r) => {
-        expect(r.status).toBe(201);
-        ids.push(r.body.id);
-      });
-    await mapLimit(Array.from({ length: TASKS / 2 }, (_, n) => n), 10, create);
+      h
+        .api("POST", "/api/v1/tasks", { payload: { n, delay_ms: n % 10 === 0 ? 50 : 0 }, capability: CAP, idempotency_key: `e2e-${n}` })
+        .then((r) => {
+          expect(r.status).toBe(201);
+          ids.push(r.body.id);
+        });
+    await mapLimit(
+      Array.from({ length: TASKS / 2 }, (_, n) => n),
+      10,
+      create,
+    );
 
     // Crash the coordinator mid-run; bots reconnect with backoff to the restarted one.
     await h.coordinator.kill();
     await h.restart();
-    await mapLimit(Array.from({ length: TASKS / 2 }, (_, n) => n + TASKS / 2), 10, create);
+    await mapLimit(
+      Array.from({ length: TASKS / 2 }, (_, n) => n + TASKS / 2),
+      10,
+      create,
+    );
 
     let unfinished: any[] = [];
-    await until("every task completed", 120_000, async () => {
-      // Crons do not fire under wrangler dev: run the sweeper like `npm start` does.
-      await fetch(`${h.coordinator.url}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`).catch(() => undefined);
-      unfinished = [];
-      for (const status of ["pending", "assigned", "in_progress"]) unfinished.push(...(await h.api("GET", `/api/v1/tasks?limit=200&status=${status}`)).body);
-      return unfinished.length === 0;
-    }, 1000).catch((err) => {
-      const sample = unfinished.slice(0, 5).map((t) => ({ id: t.id, status: t.status, waiting_for: t.waiting_for, bot: t.bot_id, attempts: t.attempts, wf: t.workflow_id }));
+    await until(
+      "every task completed",
+      120_000,
+      async () => {
+        // Crons do not fire under wrangler dev: run the sweeper like `npm start` does.
+        await fetch(`${h.coordinator.url}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`).catch(() => undefined);
+        unfinished = [];
+        for (const status of ["pending", "assigned", "in_progress"])
+          unfinished.push(...(await h.api("GET", `/api/v1/tasks?limit=200&status=${status}`)).body);
+        return unfinished.length === 0;
+      },
+      1000,
+    ).catch((err) => {
+      const sample = unfinished
+        .slice(0, 5)
+        .map((t) => ({ id: t.id, status: t.status, waiting_for: t.waiting_for, bot: t.bot_id, attempts: t.attempts, wf: t.workflow_id }));
       throw new Error(`${err.message}; ${unfinished.length} unfinished, e.g. ${JSON.stringify(sample)}; log: ${h.logFile}`);
     });
 
     const tasks = await mapLimit(ids, 10, async (id) => (await h.api("GET", `/api/v1/tasks/${id}`)).body);
     expect(tasks.filter((t) => t.status !== "completed").map((t) => `${t.id}:${t.status}:${t.error}`)).toEqual([]);
-    const completions = await mapLimit(ids, 10, async (id) => (await h.api("GET", `/api/v1/tasks/${id}/events`)).body.filter((e: any) => e.type === "task_completed").length);
+    const completions = await mapLimit(
+      ids,
+      10,
+      async (id) => (await h.api("GET", `/api/v1/tasks/${id}/events`)).body.filter((e: any) => e.type === "task_completed").length,
+    );
     const notOnce = ids.map((id, i) => ({ id, completions: completions[i] })).filter((c) => c.completions !== 1);
     if (notOnce.length) {
       const ev = (await h.api("GET", `/api/v1/tasks/${notOnce[0]!.id}/events`)).body;
-      throw new Error(`${notOnce.length} tasks not completed exactly once: ${JSON.stringify(notOnce.slice(0, 3))}; events: ${JSON.stringify(ev)}`);
+      throw new Error(
+        `${notOnce.length} tasks not completed exactly once: ${JSON.stringify(notOnce.slice(0, 3))}; events: ${JSON.stringify(ev)}`,
+      );
     }
     for (const t of tasks) expect(t.result).toEqual({ echo: t.payload });
     expect(new Set(tasks.map((t) => t.bot_id)).size).toBeGreaterThan(1); // work was spread over the fleet
@@ -78,9 +103,14 @@ describe("fleet end to end", () => {
     expect(flow.body.workflow.status).toBe("completed");
     const steps = flow.body.tasks;
     expect(steps.map((t: any) => t.payload.step)).toEqual(["build", "test", "deploy"]);
-    for (let i = 1; i < steps.length; i++) expect(Date.parse(steps[i].assigned_at)).toBeGreaterThanOrEqual(Date.parse(steps[i - 1].completed_at));
+    for (let i = 1; i < steps.length; i++)
+      expect(Date.parse(steps[i].assigned_at)).toBeGreaterThanOrEqual(Date.parse(steps[i - 1].completed_at));
 
     // The bots are back online after the crash.
-    await until("bots online after restart", 30_000, async () => (await h.api("GET", `/api/v1/bots?capability=${CAP}&status=online`)).body.length === BOTS);
+    await until(
+      "bots online after restart",
+      30_000,
+      async () => (await h.api("GET", `/api/v1/bots?capability=${CAP}&status=online`)).body.length === BOTS,
+    );
   });
 });

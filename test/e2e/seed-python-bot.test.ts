@@ -4,11 +4,11 @@
  * no heartbeat and no `start`; it completes straight from `assigned`).
  * Needs Debian's python3-websockets (`.ci/run` installs it).
  */
-import { spawn, type ChildProcess } from "node:child_process";
+import { type ChildProcess, spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startHarness, until, type Harness } from "../../scripts/lib/harness";
+import { type Harness, startHarness, until } from "../../scripts/lib/harness";
 
 const SEED_BOT = `import asyncio
 import websockets
@@ -63,10 +63,18 @@ describe("seed 001 Python example bot", () => {
   it("registers, connects without a token and completes tasks and a workflow", async () => {
     // Seed 001's curl examples, without any Authorization header.
     const post = async (p: string, body: unknown) => {
-      const res = await fetch(`${h.coordinator.url}${p}`, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+      const res = await fetch(`${h.coordinator.url}${p}`, {
+        method: "POST",
+        headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(body),
+      });
       return { status: res.status, body: (await res.json()) as any };
     };
-    const reg = await post("/api/v1/bots", { name: "build-bot-01", capabilities: ["python", "docker", "build"], metadata: { version: "1.0", region: "us-west" } });
+    const reg = await post("/api/v1/bots", {
+      name: "build-bot-01",
+      capabilities: ["python", "docker", "build"],
+      metadata: { version: "1.0", region: "us-west" },
+    });
     expect(reg.status).toBe(201);
     expect(reg.body.status).toBe("offline");
 

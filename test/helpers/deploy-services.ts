@@ -12,9 +12,9 @@ import os from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { startRelay } from "../../relay/src/server";
-import { startTestSshServer } from "../../standins/ssh-vps";
-import { startStandins } from "../../standins/server";
 import { localDeployVars, prepareLocalVps, stopLocalVpsBots } from "../../scripts/lib/local-vps";
+import { startStandins } from "../../standins/server";
+import { startTestSshServer } from "../../standins/ssh-vps";
 
 export const TEST_RELAY_SECRET = "workers-test-relay-secret-0123";
 
@@ -33,7 +33,8 @@ export default async function setup(project: TestProject) {
   // The coordinator's public URL as the "VPS" sees it: the bot download and the callbacks.
   const publicUrl = createServer((req, res) => {
     req.resume();
-    if (req.url === "/bot/clawbot-bot.cjs") return res.end("setTimeout(() => {}, 120000); // stand-in bot client for the Workers-pool tests\n");
+    if (req.url === "/bot/clawbot-bot.cjs")
+      return res.end("setTimeout(() => {}, 120000); // stand-in bot client for the Workers-pool tests\n");
     // Test-only window onto the "VPS" disk: what the setup script installed for the bot.
     const botEnv = /^\/_test\/vps\/([0-9a-f-]{36})\/bot\.env$/.exec(req.url ?? "");
     if (botEnv) {
@@ -48,7 +49,14 @@ export default async function setup(project: TestProject) {
 
   const publicUrlAddress = `http://127.0.0.1:${(publicUrl.address() as { port: number }).port}`;
   project.provide("deployEnv", {
-    ...localDeployVars({ paths: vps, coordinatorUrl: publicUrlAddress, standinsUrl: standins.url, relayUrl: relay.url, sshPort: sshd.port, pollIntervalS: 1 }),
+    ...localDeployVars({
+      paths: vps,
+      coordinatorUrl: publicUrlAddress,
+      standinsUrl: standins.url,
+      relayUrl: relay.url,
+      sshPort: sshd.port,
+      pollIntervalS: 1,
+    }),
     RELAY_SECRET: TEST_RELAY_SECRET,
     DEPLOY_SECRET_KEY: "workers-test-deploy-secret-key-0123",
     TEST_DEPLOY_DIR: dir,

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BotSocket, del, expectError, get, post, registerBot, createTask, uniqueCapability } from "../helpers/api";
+import { BotSocket, createTask, del, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
 describe("auth", () => {
   it("requires a token on the API and rejects bad ones, with a request_id", async () => {

@@ -3,9 +3,18 @@ import { BotSocket, del, expectError, get, post, registerBot, uniqueCapability }
 
 describe("bots", () => {
   it("registers a bot with seed 001's shape and returns its token once", async () => {
-    const res = await post("/api/v1/bots", { name: "build-bot-01", capabilities: ["python", "docker", "python"], metadata: { version: "1.0" } });
+    const res = await post("/api/v1/bots", {
+      name: "build-bot-01",
+      capabilities: ["python", "docker", "python"],
+      metadata: { version: "1.0" },
+    });
     expect(res.status).toBe(201);
-    expect(res.body).toMatchObject({ name: "build-bot-01", capabilities: ["python", "docker"], status: "offline", metadata: { version: "1.0" } });
+    expect(res.body).toMatchObject({
+      name: "build-bot-01",
+      capabilities: ["python", "docker"],
+      status: "offline",
+      metadata: { version: "1.0" },
+    });
     expect(res.body.id).toMatch(/^[0-9a-f-]{36}$/);
     expect(res.body.token).toMatch(/^cbc_bot_/);
     expect(res.body.created_at).toMatch(/Z$/);

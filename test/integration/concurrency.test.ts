@@ -40,7 +40,9 @@ describe("dispatch races", () => {
     const rows = await env.DB.prepare(
       `SELECT t.id, t.status, (SELECT count(*) FROM events e WHERE e.entity_id = t.id AND e.type = 'task_completed') AS completions
        FROM tasks t WHERE t.id IN (${ids.map(() => "?").join(",")})`,
-    ).bind(...ids).all<{ status: string; completions: number }>();
+    )
+      .bind(...ids)
+      .all<{ status: string; completions: number }>();
     expect(rows.results.every((r) => r.status === "completed" && r.completions === 1)).toBe(true);
     socks.forEach((s) => s.close());
   });
@@ -63,7 +65,10 @@ describe("dispatch races", () => {
     const cap = uniqueCapability("bot-race");
     const bot = await registerBot([cap]);
     await post(`/api/v1/bots/${bot.id}/heartbeat`, undefined, { token: bot.token });
-    const [t1, t2] = await Promise.all([post("/api/v1/tasks", { payload: {}, capability: cap }), post("/api/v1/tasks", { payload: {}, capability: cap })]);
+    const [t1, t2] = await Promise.all([
+      post("/api/v1/tasks", { payload: {}, capability: cap }),
+      post("/api/v1/tasks", { payload: {}, capability: cap }),
+    ]);
     const results = await Promise.all([t1, t2].map((t) => post(`/api/v1/tasks/${t.body.id}/assign`, { bot_id: bot.id })));
     expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
     await eventually(async () => (await get(`/api/v1/bots/${bot.id}`)).body.status === "busy", 2000, "busy");

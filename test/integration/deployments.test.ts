@@ -17,19 +17,27 @@ const publicUrl = () => (env as unknown as { PUBLIC_URL: string }).PUBLIC_URL;
 
 /** The bot credentials the setup script installed on the "VPS" (read through the test helper). */
 async function installedBot(deploymentId: string): Promise<{ id: string; token: string }> {
-  const text = await eventually(async () => {
-    const res = await fetch(`${publicUrl()}/_test/vps/${deploymentId}/bot.env`);
-    return res.ok ? res.text() : null;
-  }, 10_000, "bot.env on the VPS");
+  const text = await eventually(
+    async () => {
+      const res = await fetch(`${publicUrl()}/_test/vps/${deploymentId}/bot.env`);
+      return res.ok ? res.text() : null;
+    },
+    10_000,
+    "bot.env on the VPS",
+  );
   const get = (k: string) => new RegExp(`^${k}=(.*)$`, "m").exec(text)![1]!;
   return { id: get("CLAWBOT_BOT_ID"), token: get("CLAWBOT_TOKEN") };
 }
 
 async function waitFor(id: string, check: (d: any) => boolean, what: string, timeoutMs = 15_000) {
-  return eventually(async () => {
-    const d = (await get(`/api/v1/deployments/${id}`)).body;
-    return check(d) ? d : null;
-  }, timeoutMs, what);
+  return eventually(
+    async () => {
+      const d = (await get(`/api/v1/deployments/${id}`)).body;
+      return check(d) ? d : null;
+    },
+    timeoutMs,
+    what,
+  );
 }
 
 async function createDeployment(body: Record<string, unknown> = {}, headers: Record<string, string> = {}) {
@@ -52,14 +60,23 @@ describe("deployments", () => {
     const res = await createDeployment({ name: "full-run" });
     expect(res.status).toBe(202);
     expect(res.headers.get("Location")).toBe(`/api/v1/deployments/${res.body.id}`);
-    expect(res.body).toMatchObject({ name: "full-run", provider: "local", status: "ORDERING", status_url: `/api/v1/deployments/${res.body.id}` });
+    expect(res.body).toMatchObject({
+      name: "full-run",
+      provider: "local",
+      status: "ORDERING",
+      status_url: `/api/v1/deployments/${res.body.id}`,
+    });
     const id = res.body.id as string;
 
     // The script completes on the "VPS"; READY waits for the installed bot to connect.
-    const launched = await eventually(async () => {
-      const d = (await get(`/api/v1/deployments/${id}`)).body;
-      return d.stage === "setup_script_launched" ? d : null;
-    }, 15_000, "setup script launched");
+    const launched = await eventually(
+      async () => {
+        const d = (await get(`/api/v1/deployments/${id}`)).body;
+        return d.stage === "setup_script_launched" ? d : null;
+      },
+      15_000,
+      "setup script launched",
+    );
     expect(launched).toMatchObject({ status: "INSTALLING", vps: { ip: "127.0.0.1" } });
     expect(launched.vps.host_key_sha256).toMatch(/^[A-Za-z0-9+/]{43}$/);
     expect(launched.bot_id).toBeTruthy();
@@ -67,7 +84,17 @@ describe("deployments", () => {
 
     const logs = (await get(`/api/v1/deployments/${id}/logs?limit=500`)).body;
     const completed = logs.filter((l: any) => l.type === "stage_completed").map((l: any) => l.stage);
-    expect(completed).toEqual(["ssh_key_generated", "openrouter_key_created", "plan_found", "vps_ordered", "vps_delivered", "vps_ip_acquired", "vps_rebuilt", "ssh_ready", "setup_script_launched"]);
+    expect(completed).toEqual([
+      "ssh_key_generated",
+      "openrouter_key_created",
+      "plan_found",
+      "vps_ordered",
+      "vps_delivered",
+      "vps_ip_acquired",
+      "vps_rebuilt",
+      "ssh_ready",
+      "setup_script_launched",
+    ]);
     expect(JSON.stringify(logs)).not.toMatch(/BEGIN OPENSSH PRIVATE KEY|sk-or-v1-/);
 
     // Exactly one server, one SSH key and one OpenRouter key were created.
@@ -77,7 +104,9 @@ describe("deployments", () => {
     expect(state.openrouter.keys.filter((k: any) => k.name === `clawbot-deployment-${id}`)).toHaveLength(1);
 
     // The deployment's private key and OpenRouter secret are sealed at rest.
-    const row = await env.DB.prepare("SELECT ssh_private_key_sealed AS k, openrouter_key_sealed AS o FROM deployments WHERE id = ?").bind(id).first<{ k: string; o: string }>();
+    const row = await env.DB.prepare("SELECT ssh_private_key_sealed AS k, openrouter_key_sealed AS o FROM deployments WHERE id = ?")
+      .bind(id)
+      .first<{ k: string; o: string }>();
     expect(row!.k).toMatch(/^v1:/);
     expect(row!.o).toMatch(/^v1:/);
 
@@ -105,7 +134,10 @@ describe("deployments", () => {
 
   it("a double click buys one VPS: the idempotency key returns the first deployment", async () => {
     const key = `deploy-${Date.now()}`;
-    const [a, b] = await Promise.all([createDeployment({ name: "twice" }, { "Idempotency-Key": key }), createDeployment({ name: "twice" }, { "Idempotency-Key": key })]);
+    const [a, b] = await Promise.all([
+      createDeployment({ name: "twice" }, { "Idempotency-Key": key }),
+      createDeployment({ name: "twice" }, { "Idempotency-Key": key }),
+    ]);
     expect([a.status, b.status].sort()).toEqual([200, 202]);
     expect(a.body.id).toBe(b.body.id);
     const id = a.body.id;
@@ -185,7 +217,9 @@ describe("deployments", () => {
     // No bot connects in this test, so it waits in INSTALLING (setup_complete) for one.
     await waitFor(id, (d) => d.stage === "setup_script_launched", "installing");
     // Age its progress as if 46 minutes had passed with the script silent (bumping updated_at, as any writer does).
-    await env.DB.prepare("UPDATE deployments SET last_progress_at = ?, updated_at = updated_at + 1 WHERE id = ?").bind(Date.now() - 46 * 60_000, id).run();
+    await env.DB.prepare("UPDATE deployments SET last_progress_at = ?, updated_at = updated_at + 1 WHERE id = ?")
+      .bind(Date.now() - 46 * 60_000, id)
+      .run();
     const { createScheduledController, createExecutionContext, waitOnExecutionContext } = await import("cloudflare:test");
     const worker = (await import("../../src/index")).default;
     const ctx = createExecutionContext();

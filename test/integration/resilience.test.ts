@@ -1,6 +1,6 @@
 import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { BotSocket, eventually, get, post, registerBot, taskStatus, uniqueCapability, createTask } from "../helpers/api";
+import { BotSocket, createTask, eventually, get, post, registerBot, taskStatus, uniqueCapability } from "../helpers/api";
 
 const stub = (botId: string) => env.BOT_SESSION.get(env.BOT_SESSION.idFromName(botId));
 

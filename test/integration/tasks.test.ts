@@ -1,17 +1,29 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { BotSocket, del, eventually, expectError, get, post, registerBot, taskStatus, uniqueCapability, createTask } from "../helpers/api";
+import { BotSocket, createTask, del, eventually, expectError, get, post, registerBot, taskStatus, uniqueCapability } from "../helpers/api";
 
 describe("tasks: REST lifecycle", () => {
   it("creates with defaults and validates input", async () => {
     const task = await createTask({ payload: { action: "build" }, capability: uniqueCapability() });
-    expect(task).toMatchObject({ status: "pending", priority: 0, timeout_seconds: 300, max_attempts: 3, attempts: 0, bot_id: null, result: null });
+    expect(task).toMatchObject({
+      status: "pending",
+      priority: 0,
+      timeout_seconds: 300,
+      max_attempts: 3,
+      attempts: 0,
+      bot_id: null,
+      result: null,
+    });
     expect(task.waiting_for).toMatch(/^capability:/);
     for (const bad of [{ timeout_seconds: 0 }, { timeout_seconds: 3601 }, { priority: "high" }, { max_attempts: 0 }, { capability: "" }]) {
       expectError(await post("/api/v1/tasks", { payload: {}, ...bad }), 400, "validation_failed");
     }
     expectError(await post("/api/v1/tasks", undefined, { rawBody: "[1,2" }), 400, "invalid_json");
-    expectError(await post("/api/v1/tasks", undefined, { rawBody: "payload=1", headers: { "Content-Type": "text/plain" } }), 415, "unsupported_media_type");
+    expectError(
+      await post("/api/v1/tasks", undefined, { rawBody: "payload=1", headers: { "Content-Type": "text/plain" } }),
+      415,
+      "unsupported_media_type",
+    );
     expectError(await get("/api/v1/tasks/nope"), 404, "task_not_found");
   });
 
@@ -112,7 +124,11 @@ describe("tasks: REST lifecycle", () => {
 
   it("idempotency keys (header or body) return the first task instead of a second", async () => {
     const key = `idem-${Date.now()}`;
-    const first = await post("/api/v1/tasks", { payload: { a: 1 }, capability: uniqueCapability() }, { headers: { "Idempotency-Key": key } });
+    const first = await post(
+      "/api/v1/tasks",
+      { payload: { a: 1 }, capability: uniqueCapability() },
+      { headers: { "Idempotency-Key": key } },
+    );
     expect(first.status).toBe(201);
     const second = await post("/api/v1/tasks", { payload: { a: 2 }, idempotency_key: key });
     expect(second.status).toBe(200);

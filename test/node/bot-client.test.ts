@@ -1,7 +1,7 @@
 /** The bot client against a local fake coordinator (a plain `ws` server): protocol, handlers, reconnect. */
 import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
-import { WebSocketServer, type WebSocket } from "ws";
+import { type WebSocket, WebSocketServer } from "ws";
 import { reconnectDelayMs } from "../../bot/src/backoff";
 import { BotClient } from "../../bot/src/client";
 import { echoHandler, shellHandler } from "../../bot/src/handlers";
@@ -22,7 +22,9 @@ async function fakeCoordinator() {
     const conn = { ws, url: req.url!, auth: req.headers.authorization, received: [] as any[] };
     ws.on("message", (d) => conn.received.push(d.toString()));
     connections.push(conn);
-    ws.send(JSON.stringify({ type: "connected", payload: { bot_id: "b1", heartbeat_interval_s: 1, server_time: new Date().toISOString() } }));
+    ws.send(
+      JSON.stringify({ type: "connected", payload: { bot_id: "b1", heartbeat_interval_s: 1, server_time: new Date().toISOString() } }),
+    );
   });
   return { url: `http://127.0.0.1:${port}`, connections };
 }
@@ -38,7 +40,14 @@ const waitFor = async (what: string, check: () => boolean, timeoutMs = 3000) => 
 describe("bot client", () => {
   it("connects with its token, heartbeats with the exact frame, runs a task and reports it", async () => {
     const fake = await fakeCoordinator();
-    const client = new BotClient({ url: fake.url, botId: "b1", token: "t0k", handlers: { echo: echoHandler }, heartbeatIntervalMs: 50, log: () => {} });
+    const client = new BotClient({
+      url: fake.url,
+      botId: "b1",
+      token: "t0k",
+      handlers: { echo: echoHandler },
+      heartbeatIntervalMs: 50,
+      log: () => {},
+    });
     await client.start();
     const conn = fake.connections[0]!;
     expect(conn.url).toBe("/api/v1/ws/control?bot_id=b1");
@@ -56,14 +65,28 @@ describe("bot client", () => {
 
   it("reports a handler error as success=false, and an unknown handler too", async () => {
     const fake = await fakeCoordinator();
-    const client = new BotClient({ url: fake.url, botId: "b1", token: "t", handlers: { echo: echoHandler, shell: shellHandler({ allow: [], timeoutMs: 1000, maxOutputBytes: 100 }) }, log: () => {} });
+    const client = new BotClient({
+      url: fake.url,
+      botId: "b1",
+      token: "t",
+      handlers: { echo: echoHandler, shell: shellHandler({ allow: [], timeoutMs: 1000, maxOutputBytes: 100 }) },
+      log: () => {},
+    });
     await client.start();
     const conn = fake.connections[0]!;
-    conn.ws.send(JSON.stringify({ type: "task_assigned", payload: { task_id: "t2", task_payload: { handler: "shell", command: "rm", args: ["-rf", "/"] } } }));
+    conn.ws.send(
+      JSON.stringify({
+        type: "task_assigned",
+        payload: { task_id: "t2", task_payload: { handler: "shell", command: "rm", args: ["-rf", "/"] } },
+      }),
+    );
     conn.ws.send(JSON.stringify({ type: "task_assigned", payload: { task_id: "t3", task_payload: { handler: "nope" } } }));
     await waitFor("two results", () => conn.received.filter((m) => m.includes("task_complete")).length === 2);
     const results = conn.received.filter((m) => m.includes("task_complete")).map((m) => JSON.parse(m).payload);
-    expect(results.find((r) => r.task_id === "t2")).toMatchObject({ success: false, error: "command 'rm' is not allow-listed on this bot" });
+    expect(results.find((r) => r.task_id === "t2")).toMatchObject({
+      success: false,
+      error: "command 'rm' is not allow-listed on this bot",
+    });
     expect(results.find((r) => r.task_id === "t3")).toMatchObject({ success: false, error: "this bot has no 'nope' handler" });
     client.stop();
   });
@@ -83,7 +106,15 @@ describe("bot client", () => {
 
   it("reconnects with backoff after the server drops it", async () => {
     const fake = await fakeCoordinator();
-    const client = new BotClient({ url: fake.url, botId: "b1", token: "t", handlers: {}, reconnectBaseMs: 20, reconnectMaxMs: 100, log: () => {} });
+    const client = new BotClient({
+      url: fake.url,
+      botId: "b1",
+      token: "t",
+      handlers: {},
+      reconnectBaseMs: 20,
+      reconnectMaxMs: 100,
+      log: () => {},
+    });
     await client.start();
     fake.connections[0]!.ws.terminate();
     await waitFor("reconnect", () => fake.connections.length === 2);
@@ -95,7 +126,15 @@ describe("bot client", () => {
   it("stops for good when the coordinator says the bot was deleted (4004)", async () => {
     const fake = await fakeCoordinator();
     let stopped = "";
-    const client = new BotClient({ url: fake.url, botId: "b1", token: "t", handlers: {}, reconnectBaseMs: 10, log: () => {}, onStopped: (r) => (stopped = r) });
+    const client = new BotClient({
+      url: fake.url,
+      botId: "b1",
+      token: "t",
+      handlers: {},
+      reconnectBaseMs: 10,
+      log: () => {},
+      onStopped: (r) => (stopped = r),
+    });
     await client.start();
     fake.connections[0]!.ws.close(4004, "bot deleted");
     await waitFor("stop", () => stopped !== "");

@@ -1,11 +1,11 @@
 /** The real provider adapters against local stand-ins that follow each provider's documented API. */
 import { createServer } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ProviderError } from "../../src/providers/http";
 import { HetznerProvider } from "../../src/providers/hetzner";
+import { ProviderError } from "../../src/providers/http";
 import { OpenRouterKeysApi } from "../../src/providers/openrouter";
 import { OvhProvider } from "../../src/providers/ovh";
-import { STANDIN_DEFAULTS, startStandins, type RunningStandins } from "../../standins/server";
+import { type RunningStandins, STANDIN_DEFAULTS, startStandins } from "../../standins/server";
 
 let standins: RunningStandins;
 beforeAll(async () => {
@@ -58,7 +58,10 @@ describe("OVH adapter", () => {
 
   it("signs every request (the stand-in verifies the signature)", async () => {
     expect(await ovh().findPlan({ plan: "vps-le-2-2-40", region: "GRA" })).toEqual({ id: "vps-le-2-2-40", description: "VPS Le 2-2-40" });
-    await expect(ovh({ appSecret: "wrong" }).findPlan({ plan: "vps-le-2-2-40", region: "GRA" })).rejects.toMatchObject({ status: 403, transient: false });
+    await expect(ovh({ appSecret: "wrong" }).findPlan({ plan: "vps-le-2-2-40", region: "GRA" })).rejects.toMatchObject({
+      status: 403,
+      transient: false,
+    });
     await expect(ovh().findPlan({ plan: "vps-le-2-2-40", region: "WAW" })).rejects.toThrow(/not offered/);
   });
 
@@ -83,7 +86,8 @@ describe("OVH adapter", () => {
 });
 
 describe("OpenRouter keys adapter", () => {
-  const api = (key = STANDIN_DEFAULTS.openrouterKey) => new OpenRouterKeysApi({ provisioningKey: key, baseUrl: `${standins.url}/openrouter/api/v1` });
+  const api = (key = STANDIN_DEFAULTS.openrouterKey) =>
+    new OpenRouterKeysApi({ provisioningKey: key, baseUrl: `${standins.url}/openrouter/api/v1` });
 
   it("creates (secret returned once), finds by name, deletes idempotently", async () => {
     const created = await api().create("clawbot-dep-1", 5);

@@ -5,7 +5,7 @@ import { createServer } from "node:http";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { buildSetupScript, shellQuote, type SetupScriptInput } from "../../src/core/setup-script";
+import { buildSetupScript, type SetupScriptInput, shellQuote } from "../../src/core/setup-script";
 
 let base: string;
 let callbacks: { auth: string | undefined; body: any }[] = [];
@@ -36,11 +36,23 @@ function setup(over: Partial<SetupScriptInput> = {}) {
   mkdirSync(home);
   const openclaw = path.join(base, "openclaw");
   // Stand-in OpenClaw CLI: counts onboard runs and writes its config like the real one.
-  writeFileSync(openclaw, `#!/bin/bash\necho "$@" >> ${base}/openclaw-calls\nmkdir -p "$HOME/.openclaw" && echo '{}' > "$HOME/.openclaw/openclaw.json"\n`);
+  writeFileSync(
+    openclaw,
+    `#!/bin/bash\necho "$@" >> ${base}/openclaw-calls\nmkdir -p "$HOME/.openclaw" && echo '{}' > "$HOME/.openclaw/openclaw.json"\n`,
+  );
   chmodSync(openclaw, 0o755);
   const input: SetupScriptInput = {
-    deploymentId: "dep-1", coordinatorUrl: url, callbackUrl: `${url}/callback`, callbackToken: "cb-token", botId: "bot-1", botToken: "bot-token",
-    openrouterKey: "sk-or-v1-x", markerDir: path.join(base, "markers"), installDir: path.join(base, "install"), openclawBin: openclaw, botCapabilities: ["openclaw"],
+    deploymentId: "dep-1",
+    coordinatorUrl: url,
+    callbackUrl: `${url}/callback`,
+    callbackToken: "cb-token",
+    botId: "bot-1",
+    botToken: "bot-token",
+    openrouterKey: "sk-or-v1-x",
+    markerDir: path.join(base, "markers"),
+    installDir: path.join(base, "install"),
+    openclawBin: openclaw,
+    botCapabilities: ["openclaw"],
     ...over,
   };
   const script = path.join(base, "setup.sh");
@@ -51,7 +63,10 @@ function setup(over: Partial<SetupScriptInput> = {}) {
 /** Async: the callback server runs in this process and must keep answering while the script runs. */
 function run(script: string, home: string): Promise<{ status: number | null; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn("bash", [script], { env: { PATH: process.env.PATH!, HOME: home } as unknown as NodeJS.ProcessEnv, stdio: ["ignore", "ignore", "pipe"] });
+    const child = spawn("bash", [script], {
+      env: { PATH: process.env.PATH!, HOME: home } as unknown as NodeJS.ProcessEnv,
+      stdio: ["ignore", "ignore", "pipe"],
+    });
     let stderr = "";
     child.stderr.on("data", (d) => (stderr += d));
     const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);

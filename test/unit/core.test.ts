@@ -24,7 +24,8 @@ describe("bot status", () => {
 });
 
 describe("workflow planning", () => {
-  const steps = (...statuses: [string, boolean][]): StepState[] => statuses.map(([status, released], stepIndex) => ({ stepIndex, status: status as never, released }));
+  const steps = (...statuses: [string, boolean][]): StepState[] =>
+    statuses.map(([status, released], stepIndex) => ({ stepIndex, status: status as never, released }));
   it("aggregates", () => {
     expect(aggregateWorkflowStatus(steps(["pending", false], ["pending", false]))).toBe("pending");
     expect(aggregateWorkflowStatus(steps(["assigned", true], ["pending", false]))).toBe("in_progress");
@@ -33,14 +34,30 @@ describe("workflow planning", () => {
     expect(aggregateWorkflowStatus(steps(["cancelled", true], ["cancelled", false]))).toBe("cancelled");
   });
   it("completing a step releases the next; the last completes the workflow", () => {
-    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false], ["pending", false]), 0, "completed")).toEqual({ release: 1, cancel: [], status: "in_progress" });
-    expect(planAfterStepChange(steps(["completed", true], ["in_progress", true]), 1, "completed")).toEqual({ release: null, cancel: [], status: "completed" });
+    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false], ["pending", false]), 0, "completed")).toEqual({
+      release: 1,
+      cancel: [],
+      status: "in_progress",
+    });
+    expect(planAfterStepChange(steps(["completed", true], ["in_progress", true]), 1, "completed")).toEqual({
+      release: null,
+      cancel: [],
+      status: "completed",
+    });
   });
   it("a failed step cancels the unstarted rest", () => {
-    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false], ["pending", false]), 0, "failed")).toEqual({ release: null, cancel: [1, 2], status: "failed" });
+    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false], ["pending", false]), 0, "failed")).toEqual({
+      release: null,
+      cancel: [1, 2],
+      status: "failed",
+    });
   });
   it("a retry (back to pending) changes nothing else", () => {
-    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false]), 0, "pending")).toEqual({ release: null, cancel: [], status: "in_progress" });
+    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false]), 0, "pending")).toEqual({
+      release: null,
+      cancel: [],
+      status: "in_progress",
+    });
   });
 });
 

@@ -1,10 +1,29 @@
 import { describe, expect, it } from "vitest";
 import {
-  advance, begin, cancel, DEPLOYMENT_STAGES, initialState, isStale, nextStage, retry, STALE_INSTALLING_MS, type DeploymentStage, type MachineState, type StageTimings,
+  advance,
+  begin,
+  cancel,
+  DEPLOYMENT_STAGES,
+  type DeploymentStage,
+  initialState,
+  isStale,
+  type MachineState,
+  nextStage,
+  retry,
+  STALE_INSTALLING_MS,
+  type StageTimings,
 } from "../../src/core/deployment-machine";
 
-const T: StageTimings = { pollIntervalMs: 30_000, stageTimeoutMs: { setup_complete: 20 * 60_000 }, defaultStageTimeoutMs: 5 * 60_000, maxTransientErrors: 2 };
-const at = (stage: DeploymentStage | null, over: Partial<MachineState> = {}): MachineState => ({ ...begin({ ...initialState(0), stage }, 0), ...over });
+const T: StageTimings = {
+  pollIntervalMs: 30_000,
+  stageTimeoutMs: { setup_complete: 20 * 60_000 },
+  defaultStageTimeoutMs: 5 * 60_000,
+  maxTransientErrors: 2,
+};
+const at = (stage: DeploymentStage | null, over: Partial<MachineState> = {}): MachineState => ({
+  ...begin({ ...initialState(0), stage }, 0),
+  ...over,
+});
 
 describe("deployment stage machine", () => {
   it("runs the ten stages in the seed's order with the documented statuses", () => {
@@ -20,7 +39,16 @@ describe("deployment stage machine", () => {
     }
     expect(seen.map(([s]) => s)).toEqual([...DEPLOYMENT_STAGES]);
     expect(seen.map(([, s]) => s)).toEqual([
-      "ORDERING", "ORDERING", "ORDERING", "PROVISIONING", "PROVISIONING", "PROVISIONING", "PROVISIONING", "INSTALLING", "INSTALLING", "READY",
+      "ORDERING",
+      "ORDERING",
+      "ORDERING",
+      "PROVISIONING",
+      "PROVISIONING",
+      "PROVISIONING",
+      "PROVISIONING",
+      "INSTALLING",
+      "INSTALLING",
+      "READY",
     ]);
   });
 
@@ -70,7 +98,14 @@ describe("deployment stage machine", () => {
   it("retry starts clean; cancel stops with error 'cancelled'", () => {
     const failed = advance(at("vps_ordered"), { kind: "failed", error: "x" }, 5, T).state;
     expect(failed.status).toBe("ERROR");
-    expect(retry(10)).toEqual({ status: "PENDING", stage: null, stageStartedAtMs: null, lastProgressAtMs: 10, transientErrors: 0, error: null });
+    expect(retry(10)).toEqual({
+      status: "PENDING",
+      stage: null,
+      stageStartedAtMs: null,
+      lastProgressAtMs: 10,
+      transientErrors: 0,
+      error: null,
+    });
     expect(cancel(at("ssh_ready"), 7)).toMatchObject({ status: "ERROR", error: "cancelled", stage: "ssh_ready" });
   });
 

@@ -1,22 +1,51 @@
 /** Stage executors with in-memory fakes: the idempotence and intent rules of each stage. */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { seal } from "../../src/crypto/seal";
 import type { DeploymentRow } from "../../src/db/schema";
+import type { OpenRouterKeys, VpsProvider } from "../../src/providers/types";
 import { createCtx } from "../../src/services/context";
 import type { DeployDeps, RelayClient } from "../../src/services/deploy-deps";
-import { STAGE_EXECUTORS, type DeploymentPatch } from "../../src/services/deployment-stages";
-import type { OpenRouterKeys, VpsProvider } from "../../src/providers/types";
-import { seal } from "../../src/crypto/seal";
+import { type DeploymentPatch, STAGE_EXECUTORS } from "../../src/services/deployment-stages";
 
 const SECRET = "unit-test-secret-key-0123456789";
 
 function deployment(over: Partial<DeploymentRow> = {}): DeploymentRow {
   return {
-    id: "dep-1", name: "d", provider: "local", region: "fsn1", plan: "cx22", status: "ORDERING", stage: null, error: null,
-    stageStartedAt: 0, lastProgressAt: 0, transientErrors: 0, sshPublicKey: "ssh-ed25519 AAAA x", sshPrivateKeySealed: null,
-    sshUsername: "root", sshPort: 22, hostKeySha256: null, openrouterKeyName: null, openrouterKeyHash: null, openrouterKeySealed: null,
-    planId: null, vpsName: null, vpsOrderId: null, vpsServiceId: null, vpsIp: null, rebuildActionId: null, botId: null, botTokenId: null,
-    launchCount: 0, idempotencyKey: null, writeId: null, createdAt: 0, updatedAt: 0, finishedAt: null, ...over,
+    id: "dep-1",
+    name: "d",
+    provider: "local",
+    region: "fsn1",
+    plan: "cx22",
+    status: "ORDERING",
+    stage: null,
+    error: null,
+    stageStartedAt: 0,
+    lastProgressAt: 0,
+    transientErrors: 0,
+    sshPublicKey: "ssh-ed25519 AAAA x",
+    sshPrivateKeySealed: null,
+    sshUsername: "root",
+    sshPort: 22,
+    hostKeySha256: null,
+    openrouterKeyName: null,
+    openrouterKeyHash: null,
+    openrouterKeySealed: null,
+    planId: null,
+    vpsName: null,
+    vpsOrderId: null,
+    vpsServiceId: null,
+    vpsIp: null,
+    rebuildActionId: null,
+    botId: null,
+    botTokenId: null,
+    launchCount: 0,
+    idempotencyKey: null,
+    writeId: null,
+    createdAt: 0,
+    updatedAt: 0,
+    finishedAt: null,
+    ...over,
   };
 }
 
@@ -24,9 +53,21 @@ function harness(parts: { provider?: Partial<VpsProvider>; openrouter?: Partial<
   const calls: string[] = [];
   const intents: DeploymentPatch[] = [];
   const track = <T extends object>(name: string, impl: Partial<T>) =>
-    new Proxy(impl as T, { get: (t, k) => (typeof (t as any)[k] === "function" ? (...a: unknown[]) => (calls.push(`${name}.${String(k)}`), (t as any)[k](...a)) : (t as any)[k]) });
+    new Proxy(impl as T, {
+      get: (t, k) =>
+        typeof (t as any)[k] === "function"
+          ? (...a: unknown[]) => (calls.push(`${name}.${String(k)}`), (t as any)[k](...a))
+          : (t as any)[k],
+    });
   const deps = {
-    config: { secretKey: SECRET, markerDir: "/root", installDir: "/opt/clawbot", sshPort: 22, sshUsername: "root", openrouterLimitUsd: null } as DeployDeps["config"],
+    config: {
+      secretKey: SECRET,
+      markerDir: "/root",
+      installDir: "/opt/clawbot",
+      sshPort: 22,
+      sshUsername: "root",
+      openrouterLimitUsd: null,
+    } as DeployDeps["config"],
     provider: track<VpsProvider>("provider", parts.provider ?? {}),
     openrouter: track<OpenRouterKeys>("openrouter", parts.openrouter ?? {}),
     relay: { run: async (req: any) => (calls.push(`relay.${req.op}`), parts.relay?.(req)) } as unknown as RelayClient,
@@ -54,7 +95,10 @@ describe("deployment stage executors", () => {
 
   it("a saved key is kept: nothing is called", async () => {
     const h = harness({});
-    const run = await STAGE_EXECUTORS.openrouter_key_created(deployment({ openrouterKeyName: "k", openrouterKeyHash: "h", openrouterKeySealed: "v1:x:y" }), h.stageEnv);
+    const run = await STAGE_EXECUTORS.openrouter_key_created(
+      deployment({ openrouterKeyName: "k", openrouterKeyHash: "h", openrouterKeySealed: "v1:x:y" }),
+      h.stageEnv,
+    );
     expect(run.outcome.kind).toBe("done");
     expect(h.calls).toEqual([]);
   });
@@ -72,9 +116,15 @@ describe("deployment stage executors", () => {
 
   it("delivery polls the order's associated service; a failed order fails the deployment", async () => {
     const pending = harness({ provider: { orderState: async () => ({ state: "pending" as const }) } });
-    expect((await STAGE_EXECUTORS.vps_delivered(deployment({ vpsOrderId: "o" }), pending.stageEnv)).outcome).toEqual({ kind: "waiting", progressed: false });
+    expect((await STAGE_EXECUTORS.vps_delivered(deployment({ vpsOrderId: "o" }), pending.stageEnv)).outcome).toEqual({
+      kind: "waiting",
+      progressed: false,
+    });
     const failed = harness({ provider: { orderState: async () => ({ state: "failed" as const, reason: "out of stock" }) } });
-    expect((await STAGE_EXECUTORS.vps_delivered(deployment({ vpsOrderId: "o" }), failed.stageEnv)).outcome).toEqual({ kind: "failed", error: "order o failed: out of stock" });
+    expect((await STAGE_EXECUTORS.vps_delivered(deployment({ vpsOrderId: "o" }), failed.stageEnv)).outcome).toEqual({
+      kind: "failed",
+      error: "order o failed: out of stock",
+    });
   });
 
   it("the rebuild starts once, forgets the old host key pin, then polls its action", async () => {
@@ -89,9 +139,15 @@ describe("deployment stage executors", () => {
   it("setup_complete: an error marker fails, a complete marker waits for the bot to be online", async () => {
     const sealed = await seal(SECRET, "KEY", "dep-1");
     const d = deployment({ sshPrivateKeySealed: sealed, vpsIp: "203.0.113.5", hostKeySha256: "pin", botId: "no-such-bot" });
-    const markers = (m: Record<string, string | null>) => ({ op: "read_markers", markers: { started: "STARTED", progress: null, complete: null, error: null, token: null, ...m } });
+    const markers = (m: Record<string, string | null>) => ({
+      op: "read_markers",
+      markers: { started: "STARTED", progress: null, complete: null, error: null, token: null, ...m },
+    });
     const errored = harness({ relay: () => markers({ error: "FAILED: line 3: apt-get" }) });
-    expect((await STAGE_EXECUTORS.setup_complete(d, errored.stageEnv)).outcome).toEqual({ kind: "failed", error: "setup script failed: FAILED: line 3: apt-get" });
+    expect((await STAGE_EXECUTORS.setup_complete(d, errored.stageEnv)).outcome).toEqual({
+      kind: "failed",
+      error: "setup script failed: FAILED: line 3: apt-get",
+    });
     const complete = harness({ relay: (req) => (expect(req.host_key_sha256).toBe("pin"), markers({ complete: "COMPLETE" })) });
     expect((await STAGE_EXECUTORS.setup_complete(d, complete.stageEnv)).outcome.kind).toBe("waiting");
   });

@@ -1,9 +1,16 @@
 import { describe, expect, it } from "vitest";
 import { retryDelayMs } from "../../src/core/backoff";
-import { canApply, taskDeadlineMs, transitionTask, type TaskState, type TaskStatus } from "../../src/core/task-machine";
+import { canApply, type TaskState, type TaskStatus, taskDeadlineMs, transitionTask } from "../../src/core/task-machine";
 
 const backoff = { baseDelayMs: 1000, maxDelayMs: 8000 };
-const task = (over: Partial<TaskState> = {}): TaskState => ({ status: "pending", botId: null, attempts: 0, maxAttempts: 3, startedAtMs: null, ...over });
+const task = (over: Partial<TaskState> = {}): TaskState => ({
+  status: "pending",
+  botId: null,
+  attempts: 0,
+  maxAttempts: 3,
+  startedAtMs: null,
+  ...over,
+});
 const NOW = 1_000_000;
 
 describe("task state machine", () => {
@@ -41,27 +48,52 @@ describe("task state machine", () => {
   });
 
   it("complete from in_progress keeps the original start", () => {
-    const r = transitionTask(task({ status: "in_progress", botId: "b1", attempts: 1, startedAtMs: 5 }), { kind: "complete", result: null }, NOW, backoff);
+    const r = transitionTask(
+      task({ status: "in_progress", botId: "b1", attempts: 1, startedAtMs: 5 }),
+      { kind: "complete", result: null },
+      NOW,
+      backoff,
+    );
     expect(r.ok && r.transition.patch.startedAtMs).toBe(5);
     expect(r.ok && r.transition.events).toEqual(["task_completed"]);
   });
 
   it("a failure with attempts left re-queues with backoff; without, it is final", () => {
-    const retry = transitionTask(task({ status: "in_progress", botId: "b1", attempts: 1 }), { kind: "fail", code: "timeout", error: "slow", retry: true }, NOW, backoff, () => 0);
+    const retry = transitionTask(
+      task({ status: "in_progress", botId: "b1", attempts: 1 }),
+      { kind: "fail", code: "timeout", error: "slow", retry: true },
+      NOW,
+      backoff,
+      () => 0,
+    );
     if (!retry.ok) throw new Error(retry.message);
     expect(retry.transition.patch).toMatchObject({ status: "pending", botId: null, runAfterMs: NOW + 500, errorCode: "timeout" });
     expect(retry.transition.events).toEqual(["task_retry_scheduled"]);
 
-    const last = transitionTask(task({ status: "in_progress", botId: "b1", attempts: 3 }), { kind: "fail", code: "bot_lost", error: "gone", retry: true }, NOW, backoff);
+    const last = transitionTask(
+      task({ status: "in_progress", botId: "b1", attempts: 3 }),
+      { kind: "fail", code: "bot_lost", error: "gone", retry: true },
+      NOW,
+      backoff,
+    );
     expect(last.ok && last.transition.patch).toMatchObject({ status: "failed", failedAtMs: NOW, errorCode: "bot_lost" });
 
-    const noRetry = transitionTask(task({ status: "assigned", botId: "b1", attempts: 1 }), { kind: "fail", code: "bot_error", error: "x", retry: false }, NOW, backoff);
+    const noRetry = transitionTask(
+      task({ status: "assigned", botId: "b1", attempts: 1 }),
+      { kind: "fail", code: "bot_error", error: "x", retry: false },
+      NOW,
+      backoff,
+    );
     expect(noRetry.ok && noRetry.transition.patch.status).toBe("failed");
   });
 
   it("refuses illegal transitions with a clear message", () => {
     const r = transitionTask(task({ status: "completed" }), { kind: "cancel", reason: "x" }, NOW, backoff);
-    expect(r).toEqual({ ok: false, code: "invalid_transition", message: "cannot cancel a task that is completed (allowed from: pending, assigned, in_progress)" });
+    expect(r).toEqual({
+      ok: false,
+      code: "invalid_transition",
+      message: "cannot cancel a task that is completed (allowed from: pending, assigned, in_progress)",
+    });
   });
 
   it("cancel of a pending task frees no bot; of a held task frees its bot", () => {
