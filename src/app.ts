@@ -7,14 +7,14 @@ import { MAX_MESSAGE_BYTES } from "./contracts/ws";
 import { AppError, errorEnvelope } from "./errors";
 import { BOT_BUNDLE, BOT_BUNDLE_SHA256 } from "./generated/bot-bundle";
 import { createRouter } from "./http";
-import { bots } from "./routes/bots";
+import { botsRouter } from "./routes/bots";
 import { deploymentsRouter } from "./routes/deployments";
 import { DOCS_HTML } from "./routes/docs-page";
-import { health, SERVICE_NAME, SERVICE_VERSION } from "./routes/health";
-import { tasks } from "./routes/tasks";
+import { healthRouter, SERVICE_NAME, SERVICE_VERSION } from "./routes/health";
+import { tasksRouter } from "./routes/tasks";
 import { tokensRouter } from "./routes/tokens";
-import { workflows } from "./routes/workflows";
-import { ws } from "./routes/ws";
+import { workflowsRouter } from "./routes/workflows";
+import { wsRouter } from "./routes/ws";
 import { createCtx } from "./services/context";
 
 export const MAX_BODY_BYTES = MAX_MESSAGE_BYTES;
@@ -66,11 +66,11 @@ export function createApp() {
     await next();
   });
 
-  app.route("/", health);
-  app.route("/api/v1/bots", bots);
-  app.route("/api/v1/tasks", tasks);
-  app.route("/api/v1/workflows", workflows);
-  app.route("/api/v1/ws", ws);
+  app.route("/", healthRouter);
+  app.route("/api/v1/bots", botsRouter);
+  app.route("/api/v1/tasks", tasksRouter);
+  app.route("/api/v1/workflows", workflowsRouter);
+  app.route("/api/v1/ws", wsRouter);
   app.route("/api/v1/tokens", tokensRouter);
   app.route("/api/v1/deployments", deploymentsRouter);
 

@@ -15,6 +15,7 @@ export const ERROR_STATUS = {
   task_not_found: 404,
   workflow_not_found: 404,
   token_not_found: 404,
+  deployment_not_found: 404,
   method_not_allowed: 405,
   invalid_transition: 409,
   conflict: 409,
@@ -53,8 +54,16 @@ export function errorEnvelope(code: string, message: string, details: Record<str
   return { error: { code, message, details, ...(requestId ? { request_id: requestId } : {}) } };
 }
 
-export const notFound = (what: "bot" | "task" | "workflow" | "token", id: string) =>
-  new AppError(`${what}_not_found`, `${what} ${id} does not exist`, { id });
+export type ResourceKind = "bot" | "task" | "workflow" | "token" | "deployment";
+
+export const notFound = (what: ResourceKind, id: string) => new AppError(`${what}_not_found`, `${what} ${id} does not exist`, { id });
+
+/** The row a lookup found, or the resource's 404 (`<kind>_not_found`). */
+export async function loadOr404<T>(kind: ResourceKind, id: string, lookup: Promise<T | undefined>): Promise<T> {
+  const row = await lookup;
+  if (row === undefined) throw notFound(kind, id);
+  return row;
+}
 
 /**
  * Errors do not keep their class across Durable Object RPC, so an object's

@@ -25,6 +25,13 @@ export function createRouter() {
   });
 }
 
+/** The create's idempotency key: header `Idempotency-Key` wins over the body's `idempotency_key`. */
+export function idempotencyKey(c: AppContext, fromBody: string | undefined): string | undefined {
+  const header = c.req.header("Idempotency-Key")?.trim();
+  if (header && header.length > 200) throw new AppError("validation_failed", "Idempotency-Key is longer than 200 characters");
+  return header || fromBody;
+}
+
 /** Sets the pagination headers DECISIONS asks for: `Link: <…>; rel="next"` and `X-Next-Cursor`. */
 export function setNextCursor(c: AppContext, nextCursor: string | null): void {
   if (!nextCursor) return;

@@ -7,6 +7,7 @@
  */
 import { z } from "zod";
 import { constantTimeEqual } from "../crypto/compare";
+import { hmacSha256Hex } from "../crypto/encoding";
 
 /** Paths on the VPS: absolute, plain characters only (they end up in a command line). */
 const SafePath = z
@@ -74,14 +75,8 @@ export type RelayErrorCode = (typeof RELAY_ERROR_CODES)[number];
 /** Requests older or newer than this are refused (replays, skewed clocks). */
 export const RELAY_MAX_SKEW_S = 60;
 
-async function hmacHex(secret: string, message: string): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const sig = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(message));
-  return [...new Uint8Array(sig)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 export async function signRelayBody(secret: string, body: string, timestampS: number): Promise<Record<string, string>> {
-  return { "X-Relay-Timestamp": String(timestampS), "X-Relay-Signature": await hmacHex(secret, `${timestampS}.${body}`) };
+  return { "X-Relay-Timestamp": String(timestampS), "X-Relay-Signature": await hmacSha256Hex(secret, `${timestampS}.${body}`) };
 }
 
 export async function verifyRelaySignature(
@@ -93,7 +88,7 @@ export async function verifyRelaySignature(
 ): Promise<RelayErrorCode | null> {
   if (!timestamp || !signature || !/^\d+$/.test(timestamp)) return "bad_signature";
   if (Math.abs(nowS - Number(timestamp)) > RELAY_MAX_SKEW_S) return "stale_request";
-  return constantTimeEqual(await hmacHex(secret, `${timestamp}.${body}`), signature) ? null : "bad_signature";
+  return constantTimeEqual(await hmacSha256Hex(secret, `${timestamp}.${body}`), signature) ? null : "bad_signature";
 }
 
 /** A relay request before the client adds its nonce (distributes over the union of operations). */

@@ -6,3 +6,11 @@ export const HEARTBEAT_ACK_FRAME = '{"type":"heartbeat_ack"}';
 
 /** Largest WebSocket message a bot may send (same cap as HTTP bodies). */
 export const MAX_MESSAGE_BYTES = 256 * 1024;
+
+/** Close codes the coordinator uses on a bot's socket (4000–4999 are the application's). */
+export const CLOSE_CODES = {
+  /** The bot opened a newer connection; this one is obsolete. The client need not reconnect it. */
+  replaced: 4000,
+  /** The bot was deleted: reconnecting is pointless. */
+  botDeleted: 4004,
+} as const;

@@ -4,7 +4,7 @@
  */
 import { z } from "zod";
 
-export { HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, MAX_MESSAGE_BYTES } from "./ws-frames";
+export { CLOSE_CODES, HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, MAX_MESSAGE_BYTES } from "./ws-frames";
 
 export const BotMessage = z.discriminatedUnion("type", [
   z.object({ type: z.literal("heartbeat"), payload: z.unknown().optional() }),

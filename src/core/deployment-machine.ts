@@ -179,21 +179,33 @@ function fail(state: MachineState, stage: DeploymentStage, error: string, nowMs:
   };
 }
 
+/** A transition an operator asked for (retry, cancel): the new state, or why it is not allowed now. */
+export type OperatorResult = { ok: true; state: MachineState } | { ok: false; message: string };
+
 /**
- * `retry` (seed 002's retryDeploy): start clean from the first stage. Stages are
- * idempotent and the deployment keeps its intent records (key names, order
- * ids), so live resources are found and reused rather than bought again.
+ * `retry` (seed 002's retryDeploy): only from ERROR, and it starts clean from the
+ * first stage. Stages are idempotent and the deployment keeps its intent records
+ * (key names, order ids), so live resources are found and reused rather than bought again.
  */
-export function retry(nowMs: number): MachineState {
-  return { status: "PENDING", stage: null, stageStartedAtMs: null, lastProgressAtMs: nowMs, transientErrors: 0, error: null };
+export function retry(state: MachineState, nowMs: number): OperatorResult {
+  if (state.status !== "ERROR") return { ok: false, message: `only a deployment in ERROR can be retried (this one is ${state.status})` };
+  return { ok: true, state: initialState(nowMs) };
 }
 
-/** `cancel`: the machine stops; the deployment is ERROR with error `cancelled`. */
-export function cancel(state: MachineState, nowMs: number): MachineState {
-  return { ...state, status: "ERROR", error: "cancelled", stageStartedAtMs: null, lastProgressAtMs: nowMs };
+/** `cancel`: the machine stops; the deployment is ERROR with error `cancelled`. Not from READY or ERROR. */
+export function cancel(state: MachineState, nowMs: number): OperatorResult {
+  if (isTerminalStatus(state.status)) return { ok: false, message: `cannot cancel a deployment that is ${state.status}` };
+  return { ok: true, state: { ...state, status: "ERROR", error: "cancelled", stageStartedAtMs: null, lastProgressAtMs: nowMs } };
 }
 
 /** The cron sweeper's rule: INSTALLING with no progress for 45 minutes is stuck. */
 export function isStale(state: Pick<MachineState, "status" | "lastProgressAtMs">, nowMs: number, staleMs = STALE_INSTALLING_MS): boolean {
   return state.status === "INSTALLING" && nowMs - state.lastProgressAtMs >= staleMs;
+}
+
+/** The stale rule as a transition: a stuck deployment fails (with its event); null while it is not stale. */
+export function expireIfStale(state: MachineState, nowMs: number, staleMs = STALE_INSTALLING_MS): Step | null {
+  const running = nextStage(state.stage);
+  if (!running || !isStale(state, nowMs, staleMs)) return null;
+  return fail(state, running, `no progress for ${Math.round(staleMs / 60_000)} minutes while installing`, nowMs);
 }

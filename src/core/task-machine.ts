@@ -71,8 +71,8 @@ export type TransitionResult = { ok: true; transition: Transition } | { ok: fals
 const ALLOWED_FROM: Record<TaskAction["kind"], readonly TaskStatus[]> = {
   assign: ["pending"],
   start: ["assigned"],
-  complete: ["assigned", "in_progress"],
-  fail: ["assigned", "in_progress"],
+  complete: HELD_TASK_STATUSES,
+  fail: HELD_TASK_STATUSES,
   cancel: ["pending", "assigned", "in_progress"],
 };
 
@@ -107,6 +107,7 @@ export function transitionTask(
           status: "assigned",
           botId: action.botId,
           assignedAtMs: nowMs,
+          startedAtMs: null,
           attempts: task.attempts + 1,
           progress: null,
           progressMessage: null,

@@ -46,9 +46,9 @@ export function planAfterStepChange(steps: readonly StepState[], stepIndex: numb
   if (newStatus === "failed" || newStatus === "cancelled") {
     cancel = after.filter((s) => s.stepIndex !== stepIndex && s.status === "pending").map((s) => s.stepIndex);
   }
-  const final = after.map((s) => {
+  const final = after.map((s): StepState => {
     if (s.stepIndex === release) return { ...s, released: true };
-    if (cancel.includes(s.stepIndex)) return { ...s, status: "cancelled" as TaskStatus };
+    if (cancel.includes(s.stepIndex)) return { ...s, status: "cancelled" };
     return s;
   });
   return { release, cancel, status: aggregateWorkflowStatus(final) };

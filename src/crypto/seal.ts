@@ -3,7 +3,7 @@
  * a key derived from the `DEPLOY_SECRET_KEY` secret. The record id is bound as
  * additional data, so a sealed value copied to another row does not open.
  */
-import { fromBase64, toBase64 } from "./ssh-keys";
+import { fromBase64, toBase64 } from "./encoding";
 
 const VERSION = "v1";
 

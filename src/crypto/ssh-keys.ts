@@ -3,6 +3,7 @@
  * encoded as OpenSSH's `openssh-key-v1` private key and an `ssh-ed25519`
  * public key line. ssh2 cannot read PKCS#8 Ed25519 keys, hence this format.
  */
+import { toBase64 } from "./encoding";
 
 export interface SshKeyPair {
   /** `-----BEGIN OPENSSH PRIVATE KEY-----` … (unencrypted; seal it before storing). */
@@ -31,19 +32,6 @@ function concat(...parts: Uint8Array[]): Uint8Array {
     out.set(p, offset);
     offset += p.length;
   }
-  return out;
-}
-
-export function toBase64(bytes: Uint8Array): string {
-  let bin = "";
-  for (const b of bytes) bin += String.fromCharCode(b);
-  return btoa(bin);
-}
-
-export function fromBase64(text: string): Uint8Array {
-  const bin = atob(text);
-  const out = new Uint8Array(bin.length);
-  for (let i = 0; i < bin.length; i++) out[i] = bin.charCodeAt(i);
   return out;
 }
 

@@ -1,10 +1,11 @@
 /** Bot queries. Status is derived in SQL with the same rule as core/bot-status. */
 import { and, asc, eq, isNull, type SQL, sql } from "drizzle-orm";
-import type { BotStatus } from "../core/bot-status";
+import { type BotStatus, deriveBotStatus } from "../core/bot-status";
 import { runBatch, type Statement } from "./batch";
-import type { Db } from "./client";
+import { type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { type BotRow, bots, events, tokens } from "./schema";
+import { revokeBotTokens, type TokenInsert } from "./tokens";
 
 /** SQL twin of deriveBotStatus(); keep the two in step (the integration tests compare them). */
 function derivedStatus(nowMs: number, staleAfterMs: number): SQL<BotStatus> {
@@ -15,10 +16,27 @@ function derivedStatus(nowMs: number, staleAfterMs: number): SQL<BotStatus> {
     ELSE 'online' END`;
 }
 
+/** A bot's derived status (the rule of core/bot-status, applied to a row). */
+export function botStatusOf(row: BotRow, nowMs: number, staleAfterMs: number): BotStatus {
+  return deriveBotStatus(
+    {
+      connected: row.connected,
+      held: row.held,
+      currentTaskId: row.currentTaskId,
+      lastHeartbeatAtMs: row.lastHeartbeatAt,
+      disconnectedAtMs: row.disconnectedAt,
+    },
+    nowMs,
+    staleAfterMs,
+  );
+}
+
 export const hasCapability = (capability: string): SQL =>
   sql`EXISTS (SELECT 1 FROM json_each(${bots.capabilities}) WHERE value = ${capability})`;
 
-export async function insertBot(db: Db, row: typeof bots.$inferInsert, tokenRow: typeof tokens.$inferInsert): Promise<void> {
+export type BotInsert = typeof bots.$inferInsert;
+
+export async function insertBot(db: Db, row: BotInsert, tokenRow: TokenInsert): Promise<void> {
   await runBatch(db, [
     db.insert(bots).values(row),
     db.insert(tokens).values(tokenRow),
@@ -77,6 +95,38 @@ export async function listAvailableBots(db: Db, capability: string | undefined, 
     .limit(200);
 }
 
+/** Which of these bots hold a live socket. One bound parameter, whatever the list's length (JSON through json_each). */
+export async function connectedAmong(db: Db, botIds: readonly string[]): Promise<Set<string>> {
+  if (!botIds.length) return new Set();
+  const rows = await db
+    .select({ id: bots.id })
+    .from(bots)
+    .where(and(inJsonList(bots.id, botIds), eq(bots.connected, true)));
+  return new Set(rows.map((r) => r.id));
+}
+
+/** Bots with a live control socket (`GET /ws/connections`). */
+export function listConnectedBots(db: Db, limit: number): Promise<Pick<BotRow, "id" | "name" | "connectedAt">[]> {
+  return db.select({ id: bots.id, name: bots.name, connectedAt: bots.connectedAt }).from(bots).where(eq(bots.connected, true)).limit(limit);
+}
+
+/**
+ * A setup-script launch: registers the deployment's bot the first time, revokes
+ * its previous tokens and stores the new one, all in one batch.
+ */
+export async function issueLaunchToken(
+  db: Db,
+  bot: { id: string; register: BotInsert | null },
+  token: TokenInsert,
+  nowMs: number,
+): Promise<void> {
+  await runBatch(db, [
+    ...(bot.register ? [db.insert(bots).values(bot.register)] : []),
+    revokeBotTokens(db, bot.id, nowMs),
+    db.insert(tokens).values(token),
+  ]);
+}
+
 export async function listConnectedBotIds(db: Db): Promise<string[]> {
   const rows = await db.select({ id: bots.id }).from(bots).where(eq(bots.connected, true)).limit(1000);
   return rows.map((r) => r.id);
@@ -122,10 +172,7 @@ export async function setHeld(db: Db, id: string, held: boolean, nowMs: number):
 export async function deleteBotRows(db: Db, id: string, nowMs: number): Promise<void> {
   await runBatch(db, [
     db.delete(bots).where(eq(bots.id, id)),
-    db
-      .update(tokens)
-      .set({ revokedAt: nowMs })
-      .where(and(eq(tokens.botId, id), isNull(tokens.revokedAt))),
+    revokeBotTokens(db, id, nowMs),
     db.insert(events).values({ entityType: "bot", entityId: id, type: "bot_deleted", data: {}, createdAt: nowMs }),
   ]);
 }

@@ -1,29 +1,60 @@
 /** Deployment queries. Writes are conditional on `updated_at`, so an alarm step and a cancel/retry never both land. */
 import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
+import {
+  DEPLOYMENT_STATUSES,
+  type DeploymentStage,
+  type DeploymentStatus,
+  isTerminalStatus,
+  type MachineState,
+} from "../core/deployment-machine";
 import { runBatch } from "./batch";
 import { changedRows, type Db } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { type DeploymentRow, deploymentEvents, deployments } from "./schema";
 
+const ACTIVE_STATUSES = DEPLOYMENT_STATUSES.filter((s) => !isTerminalStatus(s));
+
+/** Columns a stage or an operator action may change. */
+export type DeploymentPatch = Partial<Omit<DeploymentRow, "id" | "createdAt">>;
+
 export interface DeploymentEventInput {
   type: string;
-  stage: string | null;
+  stage: DeploymentStage | null;
   message: string;
   level?: "info" | "warn" | "error";
 }
 
+/** The fields of a deployment row the stage machine decides on. */
+export const machineStateOf = (d: DeploymentRow): MachineState => ({
+  status: d.status,
+  stage: d.stage,
+  stageStartedAtMs: d.stageStartedAt,
+  lastProgressAtMs: d.lastProgressAt,
+  transientErrors: d.transientErrors,
+  error: d.error,
+});
+
+/** A machine state as the columns that store it. */
+export const machineColumns = (m: MachineState, nowMs: number): DeploymentPatch => ({
+  status: m.status,
+  stage: m.stage,
+  stageStartedAt: m.stageStartedAtMs,
+  lastProgressAt: m.lastProgressAtMs,
+  transientErrors: m.transientErrors,
+  error: m.error,
+  finishedAt: isTerminalStatus(m.status) ? nowMs : null,
+});
+
 export async function insertDeployment(db: Db, row: typeof deployments.$inferInsert): Promise<void> {
   await runBatch(db, [
     db.insert(deployments).values(row),
-    db
-      .insert(deploymentEvents)
-      .values({
-        deploymentId: row.id,
-        type: "deployment_created",
-        stage: null,
-        message: `deployment created (${row.provider}, ${row.plan} in ${row.region})`,
-        createdAt: row.createdAt,
-      }),
+    db.insert(deploymentEvents).values({
+      deploymentId: row.id,
+      type: "deployment_created",
+      stage: null,
+      message: `deployment created (${row.provider}, ${row.plan} in ${row.region})`,
+      createdAt: row.createdAt,
+    }),
   ]);
 }
 
@@ -33,7 +64,7 @@ export const getDeployment = (db: Db, id: string): Promise<DeploymentRow | undef
 export const getDeploymentByIdempotencyKey = (db: Db, key: string) =>
   db.select().from(deployments).where(eq(deployments.idempotencyKey, key)).get();
 
-export async function listDeployments(db: Db, f: { status?: string; limit: number; cursor: Cursor | null }) {
+export async function listDeployments(db: Db, f: { status?: DeploymentStatus; limit: number; cursor: Cursor | null }) {
   const rows = await db
     .select()
     .from(deployments)
@@ -53,11 +84,7 @@ export async function listDeploymentEvents(db: Db, id: string, afterId: number, 
 }
 
 export async function listActiveDeploymentIds(db: Db, limit: number): Promise<string[]> {
-  const rows = await db
-    .select({ id: deployments.id })
-    .from(deployments)
-    .where(inArray(deployments.status, ["PENDING", "ORDERING", "PROVISIONING", "INSTALLING"]))
-    .limit(limit);
+  const rows = await db.select({ id: deployments.id }).from(deployments).where(inArray(deployments.status, ACTIVE_STATUSES)).limit(limit);
   return rows.map((r) => r.id);
 }
 
@@ -66,7 +93,7 @@ export async function writeDeployment(
   db: Db,
   id: string,
   readUpdatedAt: number,
-  patch: Partial<DeploymentRow>,
+  patch: DeploymentPatch,
   events: DeploymentEventInput[],
   nowMs: number,
 ): Promise<boolean> {

@@ -5,6 +5,13 @@
  */
 import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { DEPLOYMENT_STAGES, DEPLOYMENT_STATUSES } from "../core/deployment-machine";
+import { TASK_STATUSES } from "../core/task-machine";
+import { WORKFLOW_STATUSES } from "../core/workflow";
+
+export const TOKEN_KINDS = ["admin", "viewer", "bot"] as const;
+export type TokenKind = (typeof TOKEN_KINDS)[number];
+export const LOG_LEVELS = ["info", "warn", "error"] as const;
 
 export const bots = sqliteTable(
   "bots",
@@ -39,7 +46,7 @@ export const workflows = sqliteTable(
     name: text("name").notNull(),
     description: text("description"),
     metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
-    status: text("status").notNull().default("pending"),
+    status: text("status", { enum: WORKFLOW_STATUSES }).notNull().default("pending"),
     idempotencyKey: text("idempotency_key"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
@@ -59,7 +66,7 @@ export const tasks = sqliteTable(
     timeoutSeconds: integer("timeout_seconds").notNull().default(300),
     maxAttempts: integer("max_attempts").notNull().default(3),
     attempts: integer("attempts").notNull().default(0),
-    status: text("status").notNull().default("pending"),
+    status: text("status", { enum: TASK_STATUSES }).notNull().default("pending"),
     botId: text("bot_id"),
     workflowId: text("workflow_id"),
     jobId: text("job_id"),
@@ -102,7 +109,7 @@ export const tokens = sqliteTable(
   "tokens",
   {
     id: text("id").primaryKey(),
-    kind: text("kind").notNull(), // admin | viewer | bot
+    kind: text("kind", { enum: TOKEN_KINDS }).notNull(),
     name: text("name").notNull(),
     botId: text("bot_id"),
     /** SHA-256 of the token, hex. The token itself is shown once and never stored. */
@@ -145,9 +152,9 @@ export const deployments = sqliteTable(
     provider: text("provider").notNull(),
     region: text("region").notNull(),
     plan: text("plan").notNull(),
-    status: text("status").notNull().default("PENDING"),
+    status: text("status", { enum: DEPLOYMENT_STATUSES }).notNull().default("PENDING"),
     /** Last completed stage (seed 002's provisionStage). */
-    stage: text("stage"),
+    stage: text("stage", { enum: DEPLOYMENT_STAGES }),
     error: text("error"),
     stageStartedAt: integer("stage_started_at"),
     lastProgressAt: integer("last_progress_at").notNull(),
@@ -190,9 +197,9 @@ export const deploymentEvents = sqliteTable(
   {
     id: integer("id").primaryKey({ autoIncrement: true }),
     deploymentId: text("deployment_id").notNull(),
-    level: text("level").notNull().default("info"),
+    level: text("level", { enum: LOG_LEVELS }).notNull().default("info"),
     type: text("type").notNull(),
-    stage: text("stage"),
+    stage: text("stage", { enum: DEPLOYMENT_STAGES }),
     message: text("message").notNull(),
     createdAt: integer("created_at").notNull(),
   },

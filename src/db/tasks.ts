@@ -5,14 +5,22 @@
  * (`EXISTS … version = v + 1`). Two writers can never both win.
  */
 import { and, asc, desc, eq, inArray, lte, or, type SQL, sql } from "drizzle-orm";
-import type { BatchItem } from "drizzle-orm/batch";
-import type { TaskPatch, TransitionEvent } from "../core/task-machine";
+import {
+  HELD_TASK_STATUSES,
+  type TaskPatch,
+  type TaskState,
+  type TaskStatus,
+  type Transition,
+  type TransitionEvent,
+} from "../core/task-machine";
 import type { StepPlan } from "../core/workflow";
 import { runBatch, type Statement } from "./batch";
-import { changedRows, type Db } from "./client";
+import { changedRows, type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { bots, events, type TaskRow, tasks, workflows } from "./schema";
-import type { TaskWithWaiting } from "./serialize";
+
+/** A task row with why it waits, if it is pending (`waiting_for`). */
+export type TaskWithWaiting = TaskRow & { waitingFor?: string | null };
 
 /** Why a pending task is not running, computed in SQL so lists stay one query. */
 function waitingForSql(nowMs: number): SQL<string | null> {
@@ -29,7 +37,22 @@ function waitingForSql(nowMs: number): SQL<string | null> {
 const withWaiting = (nowMs: number) => ({ task: tasks, waitingFor: waitingForSql(nowMs) });
 const flatten = (r: { task: TaskRow; waitingFor: string | null }): TaskWithWaiting => ({ ...r.task, waitingFor: r.waitingFor });
 
-export async function getTask(db: Db, id: string, nowMs: number): Promise<TaskWithWaiting | undefined> {
+/** The fields of a task row the state machine decides on. */
+export const taskState = (t: TaskRow): TaskState => ({
+  status: t.status,
+  botId: t.botId,
+  attempts: t.attempts,
+  maxAttempts: t.maxAttempts,
+  startedAtMs: t.startedAt,
+});
+
+/** The stored task: what lifecycle decisions read. */
+export function getTask(db: Db, id: string): Promise<TaskRow | undefined> {
+  return db.select().from(tasks).where(eq(tasks.id, id)).get();
+}
+
+/** The task as the API shows it, with `waiting_for`. */
+export async function getTaskView(db: Db, id: string, nowMs: number): Promise<TaskWithWaiting | undefined> {
   const row = await db.select(withWaiting(nowMs)).from(tasks).where(eq(tasks.id, id)).get();
   return row ? flatten(row) : undefined;
 }
@@ -39,8 +62,18 @@ export async function getTaskByIdempotencyKey(db: Db, key: string, nowMs: number
   return row ? flatten(row) : undefined;
 }
 
+/** The task of a workflow's step (the one a completed step released). */
+export async function findStepTaskId(db: Db, workflowId: string, stepIndex: number): Promise<string | null> {
+  const row = await db
+    .select({ id: tasks.id })
+    .from(tasks)
+    .where(and(eq(tasks.workflowId, workflowId), eq(tasks.stepIndex, stepIndex)))
+    .get();
+  return row?.id ?? null;
+}
+
 export interface TaskFilter {
-  status?: string;
+  status?: TaskStatus;
   botId?: string;
   workflowId?: string;
   limit: number;
@@ -83,7 +116,7 @@ export async function listWorkflowTasks(db: Db, workflowId: string, nowMs: numbe
 /** Tasks a bot with these capabilities may take now, in dispatch order. */
 export async function findDispatchableTasks(db: Db, capabilities: string[], nowMs: number, limit: number): Promise<TaskRow[]> {
   const capabilityOk = capabilities.length
-    ? or(sql`${tasks.capability} IS NULL`, inArray(tasks.capability, capabilities))
+    ? or(sql`${tasks.capability} IS NULL`, inJsonList(tasks.capability, capabilities))
     : sql`${tasks.capability} IS NULL`;
   return db
     .select()
@@ -110,7 +143,7 @@ export async function findOverdueTasks(db: Db, nowMs: number, slackMs: number, l
     .from(tasks)
     .where(
       and(
-        inArray(tasks.status, ["assigned", "in_progress"]),
+        inArray(tasks.status, [...HELD_TASK_STATUSES]),
         sql`COALESCE(${tasks.startedAt}, ${tasks.assignedAt}) + ${tasks.timeoutSeconds} * 1000 + ${slackMs} < ${nowMs}`,
       ),
     )
@@ -125,7 +158,7 @@ export async function findTasksOfLostBots(db: Db, nowMs: number, graceMs: number
     .innerJoin(bots, eq(bots.id, tasks.botId))
     .where(
       and(
-        inArray(tasks.status, ["assigned", "in_progress"]),
+        inArray(tasks.status, [...HELD_TASK_STATUSES]),
         eq(bots.connected, false),
         sql`(${bots.lastHeartbeatAt} IS NULL OR ${bots.lastHeartbeatAt} < ${nowMs - graceMs})`,
         sql`COALESCE(${bots.disconnectedAt}, 0) < ${nowMs - graceMs}`,
@@ -140,7 +173,7 @@ export async function findOrphanedHeldTasks(db: Db, limit: number): Promise<Task
   return db
     .select()
     .from(tasks)
-    .where(and(inArray(tasks.status, ["assigned", "in_progress"]), sql`NOT EXISTS (SELECT 1 FROM bots b WHERE b.id = ${tasks.botId})`))
+    .where(and(inArray(tasks.status, [...HELD_TASK_STATUSES]), sql`NOT EXISTS (SELECT 1 FROM bots b WHERE b.id = ${tasks.botId})`))
     .limit(limit);
 }
 
@@ -234,7 +267,12 @@ function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: 
           version: sql`${tasks.version} + 1`,
         })
         .where(
-          and(eq(tasks.workflowId, workflowId), inArray(tasks.stepIndex, plan.cancel), eq(tasks.status, "pending"), guard(taskId, writeId)),
+          and(
+            eq(tasks.workflowId, workflowId),
+            inJsonList(tasks.stepIndex, plan.cancel),
+            eq(tasks.status, "pending"),
+            guard(taskId, writeId),
+          ),
         ),
     );
   }
@@ -251,23 +289,20 @@ function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: 
 /**
  * Claims a pending task for a bot in one atomic batch: the bot takes the task
  * only if it is idle (and connected, for automatic dispatch) and the task is
- * still the version we read; the task moves only if the bot took it.
+ * still the version we read; the task moves only if the bot took it. The
+ * task's new state is the machine's `assign` transition, decided by the caller.
  */
-export async function claimTask(db: Db, task: TaskRow, botId: string, nowMs: number, requireConnected: boolean): Promise<TaskRow | null> {
+export async function claimTask(
+  db: Db,
+  task: TaskRow,
+  assign: Transition,
+  nowMs: number,
+  requireConnected: boolean,
+): Promise<TaskRow | null> {
+  const botId = assign.patch.botId;
+  if (assign.patch.status !== "assigned" || !botId) throw new Error("claimTask needs an assign transition");
   const writeId = crypto.randomUUID();
-  const claimed: TaskRow = {
-    ...task,
-    status: "assigned",
-    botId,
-    assignedAt: nowMs,
-    startedAt: null,
-    attempts: task.attempts + 1,
-    progress: null,
-    progressMessage: null,
-    version: task.version + 1,
-    writeId,
-    updatedAt: nowMs,
-  };
+  const columns = { ...patchColumns(assign.patch), version: task.version + 1, writeId, updatedAt: nowMs };
   const results = await runBatch(db, [
     db
       .update(bots)
@@ -283,18 +318,7 @@ export async function claimTask(db: Db, task: TaskRow, botId: string, nowMs: num
       ),
     db
       .update(tasks)
-      .set({
-        status: claimed.status,
-        botId,
-        assignedAt: nowMs,
-        startedAt: null,
-        attempts: claimed.attempts,
-        progress: null,
-        progressMessage: null,
-        version: claimed.version,
-        writeId,
-        updatedAt: nowMs,
-      })
+      .set(columns)
       .where(
         and(
           eq(tasks.id, task.id),
@@ -302,9 +326,11 @@ export async function claimTask(db: Db, task: TaskRow, botId: string, nowMs: num
           sql`EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND current_task_id = ${task.id})`,
         ),
       ),
-    guardedEvent(task.id, writeId, "task_assigned", { bot_id: botId, attempt: task.attempts + 1 }, nowMs),
+    ...assign.events.map((type) =>
+      guardedEvent(task.id, writeId, type, { bot_id: botId, attempt: columns.attempts, status: columns.status }, nowMs),
+    ),
   ]);
-  return changedRows(results[1]) === 1 ? claimed : null;
+  return changedRows(results[1]) === 1 ? { ...task, ...columns } : null;
 }
 
 export async function recordProgress(
@@ -318,24 +344,56 @@ export async function recordProgress(
   const res = await db
     .update(tasks)
     .set({ progress: Math.round(progress), progressMessage: message, updatedAt: nowMs })
-    .where(and(eq(tasks.id, taskId), eq(tasks.botId, botId), inArray(tasks.status, ["assigned", "in_progress"])));
+    .where(and(eq(tasks.id, taskId), eq(tasks.botId, botId), inArray(tasks.status, [...HELD_TASK_STATUSES])));
   return changedRows(res) === 1;
 }
 
-export async function insertTasks(db: Db, rows: (typeof tasks.$inferInsert)[], extra: Statement[] = []): Promise<void> {
+export type TaskInsert = typeof tasks.$inferInsert;
+
+/** A complete new task row: the given fields over the schema's defaults (what the insert stores). */
+export function newTaskRow(fields: Pick<TaskInsert, "id" | "payload" | "createdAt" | "updatedAt"> & Partial<TaskRow>): TaskRow {
+  return {
+    capability: null,
+    priority: 0,
+    timeoutSeconds: 300,
+    maxAttempts: 3,
+    attempts: 0,
+    status: "pending",
+    botId: null,
+    workflowId: null,
+    jobId: null,
+    stepIndex: null,
+    ready: true,
+    runAfter: 0,
+    result: null,
+    error: null,
+    errorCode: null,
+    progress: null,
+    progressMessage: null,
+    idempotencyKey: null,
+    version: 0,
+    writeId: null,
+    assignedAt: null,
+    startedAt: null,
+    completedAt: null,
+    failedAt: null,
+    cancelledAt: null,
+    ...fields,
+  };
+}
+
+export async function insertTasks(db: Db, rows: TaskInsert[], extra: Statement[] = []): Promise<void> {
   const statements: Statement[] = [...extra];
   for (const row of rows) {
     statements.push(db.insert(tasks).values(row));
     statements.push(
-      db
-        .insert(events)
-        .values({
-          entityType: "task",
-          entityId: row.id!,
-          type: "task_created",
-          data: { workflow_id: row.workflowId ?? null },
-          createdAt: row.createdAt,
-        }),
+      db.insert(events).values({
+        entityType: "task",
+        entityId: row.id!,
+        type: "task_created",
+        data: { workflow_id: row.workflowId ?? null },
+        createdAt: row.createdAt,
+      }),
     );
   }
   await runBatch(db, statements);

@@ -1,22 +1,20 @@
-/** API tokens: random, shown once, stored as SHA-256. */
+/** API tokens: random, shown once, stored only as SHA-256. */
 import { and, desc, eq, isNull } from "drizzle-orm";
-import type { Db } from "./client";
-import { type TokenRow, tokens } from "./schema";
+import { sha256Hex, toBase64Url } from "../crypto/encoding";
+import { changedRows, type Db } from "./client";
+import { type TokenKind, type TokenRow, tokens } from "./schema";
 
-export type TokenKind = "admin" | "viewer" | "bot";
+export type TokenInsert = typeof tokens.$inferInsert;
 
-export function newTokenSecret(kind: TokenKind): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(32));
-  const body = btoa(String.fromCharCode(...bytes))
-    .replace(/=+$/, "")
-    .replace(/\+/g, "-")
-    .replace(/\//g, "_");
-  return `cbc_${kind}_${body}`;
-}
-
-export async function sha256Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
+/** A new token: the secret to show once, and the row that stores only its hash. */
+export async function mintToken(
+  kind: TokenKind,
+  name: string,
+  botId: string | null,
+  nowMs: number,
+): Promise<{ secret: string; row: TokenInsert }> {
+  const secret = `cbc_${kind}_${toBase64Url(crypto.getRandomValues(new Uint8Array(32)))}`;
+  return { secret, row: { id: crypto.randomUUID(), kind, name, botId, tokenHash: await sha256Hex(secret), createdAt: nowMs } };
 }
 
 export async function findActiveToken(db: Db, secret: string): Promise<TokenRow | undefined> {
@@ -28,7 +26,7 @@ export async function findActiveToken(db: Db, secret: string): Promise<TokenRow 
     .get();
 }
 
-export async function insertToken(db: Db, row: typeof tokens.$inferInsert): Promise<void> {
+export async function insertToken(db: Db, row: TokenInsert): Promise<void> {
   await db.insert(tokens).values(row);
 }
 
@@ -41,5 +39,12 @@ export async function revokeToken(db: Db, id: string, nowMs: number): Promise<bo
     .update(tokens)
     .set({ revokedAt: nowMs })
     .where(and(eq(tokens.id, id), isNull(tokens.revokedAt)));
-  return ((res as { meta?: { changes?: number } }).meta?.changes ?? 0) === 1;
+  return changedRows(res) === 1;
 }
+
+/** Revokes every live token of a bot (statement for a batch). */
+export const revokeBotTokens = (db: Db, botId: string, nowMs: number) =>
+  db
+    .update(tokens)
+    .set({ revokedAt: nowMs })
+    .where(and(eq(tokens.botId, botId), isNull(tokens.revokedAt)));

@@ -1,9 +1,8 @@
 /** Workflow queries. A workflow's steps are tasks with `workflow_id` + `step_index`. */
-import { and, eq, inArray, sql } from "drizzle-orm";
-import type { TaskStatus } from "../core/task-machine";
-import type { StepState } from "../core/workflow";
+import { and, eq, sql } from "drizzle-orm";
+import type { StepState, WorkflowStatus } from "../core/workflow";
 import { runBatch, type Statement } from "./batch";
-import { changedRows, type Db } from "./client";
+import { changedRows, type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { bots, events, tasks, type WorkflowRow, workflows } from "./schema";
 import { insertTasks } from "./tasks";
@@ -11,15 +10,13 @@ import { insertTasks } from "./tasks";
 export async function insertWorkflow(db: Db, row: typeof workflows.$inferInsert, steps: (typeof tasks.$inferInsert)[]): Promise<void> {
   await insertTasks(db, steps, [
     db.insert(workflows).values(row),
-    db
-      .insert(events)
-      .values({
-        entityType: "workflow",
-        entityId: row.id,
-        type: "workflow_created",
-        data: { steps: steps.length },
-        createdAt: row.createdAt,
-      }),
+    db.insert(events).values({
+      entityType: "workflow",
+      entityId: row.id,
+      type: "workflow_created",
+      data: { steps: steps.length },
+      createdAt: row.createdAt,
+    }),
   ]);
 }
 
@@ -37,7 +34,7 @@ export async function taskIdsOf(db: Db, workflowIds: string[]): Promise<Map<stri
   const rows = await db
     .select({ id: tasks.id, workflowId: tasks.workflowId })
     .from(tasks)
-    .where(inArray(tasks.workflowId, workflowIds))
+    .where(inJsonList(tasks.workflowId, workflowIds))
     .orderBy(tasks.stepIndex);
   for (const r of rows) map.get(r.workflowId!)?.push(r.id);
   return map;
@@ -48,11 +45,11 @@ export async function stepStates(db: Db, workflowId: string): Promise<StepState[
     .select({ stepIndex: tasks.stepIndex, status: tasks.status, ready: tasks.ready })
     .from(tasks)
     .where(eq(tasks.workflowId, workflowId));
-  return rows.map((r) => ({ stepIndex: r.stepIndex ?? 0, status: r.status as TaskStatus, released: r.ready }));
+  return rows.map((r) => ({ stepIndex: r.stepIndex ?? 0, status: r.status, released: r.ready }));
 }
 
 export interface WorkflowFilter {
-  status?: string;
+  status?: WorkflowStatus;
   limit: number;
   cursor: Cursor | null;
 }

@@ -3,24 +3,26 @@
  * deadline of the task it runs, its reconnect grace, and retry wake-ups.
  *
  * Surface: typed RPC methods; `fetch` only accepts the WebSocket upgrade (the
- * Worker authenticates first). One alarm, armed for the earliest entry of a
- * stored schedule; every alarm entry is idempotent (it re-reads D1 and acts
- * only if the world still needs it), and the object re-arms itself on start.
+ * Worker authenticates first). The object knows which bot it is from its own
+ * name (see identity.ts), never from an argument. One alarm, armed for the
+ * earliest entry of a stored schedule; every alarm entry is idempotent (it
+ * re-reads D1 and acts only if the world still needs it), and the object
+ * re-arms itself on start.
  */
 import { DurableObject } from "cloudflare:workers";
-import { eq } from "drizzle-orm";
-import { BotMessage, HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, MAX_MESSAGE_BYTES, type ServerMessage } from "../contracts/ws";
-import { isHeld, taskDeadlineMs } from "../core/task-machine";
+import { CLOSE_CODES, HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, type ServerMessage } from "../contracts/ws";
+import { isHeld, type TaskAction, taskDeadlineMs } from "../core/task-machine";
 import { getBot, markConnected, markDisconnected } from "../db/bots";
-import { type TaskRow, tasks } from "../db/schema";
-import { claimTask, findDispatchableTasks, recordProgress } from "../db/tasks";
+import type { TaskRow } from "../db/schema";
+import { findDispatchableTasks, getTask, recordProgress } from "../db/tasks";
 import { AppError } from "../errors";
 import { type Ctx, createCtx } from "../services/context";
-import { dispatchTask } from "../services/dispatch";
+import { claimForBot, dispatchTask } from "../services/dispatch";
 import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
 import { AlarmSchedule } from "./alarm-schedule";
+import { parseBotFrame } from "./bot-frames";
+import { resolveObjectName } from "./identity";
 
-const BOT_ID_KEY = "botId";
 const CAPABILITIES_KEY = "capabilities";
 const DEADLINE = "deadline";
 const GRACE = "grace";
@@ -29,7 +31,6 @@ const RETRY_PREFIX = "retry:";
 const PULL_BATCH = 5;
 
 interface SocketAttachment {
-  botId: string;
   connectedAtMs: number;
 }
 
@@ -42,6 +43,8 @@ export interface ReleaseInfo {
 export class BotSession extends DurableObject<Env> {
   private readonly ctxBase: Ctx;
   private readonly alarms: AlarmSchedule;
+  /** This object's bot; null only for an instance nobody ever addressed by name. */
+  private botId: string | null = null;
 
   constructor(state: DurableObjectState, env: Env) {
     super(state, env);
@@ -49,42 +52,43 @@ export class BotSession extends DurableObject<Env> {
     // Answered by the runtime without waking this object: heartbeats cost nothing.
     state.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_FRAME, HEARTBEAT_ACK_FRAME));
     this.alarms = new AlarmSchedule(state.storage);
-    // Re-arm on start: an alarm may have been lost with a killed runtime.
-    state.blockConcurrencyWhile(() => this.alarms.rearm());
+    state.blockConcurrencyWhile(async () => {
+      this.botId = await resolveObjectName(state, env.BOT_SESSION);
+      // Re-arm on start: an alarm may have been lost with a killed runtime.
+      await this.alarms.rearm();
+    });
   }
 
   // ---------------------------------------------------------------- WebSocket
 
   async fetch(request: Request): Promise<Response> {
-    const botId = request.headers.get("X-Bot-Id");
+    const botId = this.botId;
     if (request.headers.get("Upgrade")?.toLowerCase() !== "websocket" || !botId) {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
-    await this.ctx.storage.put(BOT_ID_KEY, botId);
-    const ctx = this.scoped(botId);
+    const ctx = this.scoped();
     const bot = await getBot(ctx.db, botId);
     if (!bot) return new Response("unknown bot", { status: 404 });
     await this.ctx.storage.put(CAPABILITIES_KEY, bot.capabilities);
 
     // A reconnect replaces an older socket (a bot holds one connection).
-    for (const old of this.ctx.getWebSockets()) old.close(4000, "replaced by a newer connection");
+    for (const old of this.ctx.getWebSockets()) old.close(CLOSE_CODES.replaced, "replaced by a newer connection");
 
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
-    this.ctx.acceptWebSocket(server, [botId]);
-    const attachment: SocketAttachment = { botId, connectedAtMs: ctx.now() };
-    server.serializeAttachment(attachment);
+    this.ctx.acceptWebSocket(server);
+    server.serializeAttachment({ connectedAtMs: ctx.now() } satisfies SocketAttachment);
     await markConnected(ctx.db, botId, ctx.now());
     await this.alarms.clear(GRACE);
     this.send(server, {
       type: "connected",
       payload: { bot_id: botId, heartbeat_interval_s: ctx.config.heartbeatIntervalS, server_time: new Date(ctx.now()).toISOString() },
     });
-    ctx.log.info("bot connected", { bot_id: botId });
+    ctx.log.info("bot connected");
 
     if (bot.currentTaskId) {
       // Back within the grace period: tell the bot its task again.
-      const task = await this.readTask(ctx, bot.currentTaskId);
+      const task = await getTask(ctx.db, bot.currentTaskId);
       if (task && isHeld(task.status) && task.botId === botId) {
         this.sendAssignment(server, task);
         await this.trackDeadline(task);
@@ -100,44 +104,27 @@ export class BotSession extends DurableObject<Env> {
 
   async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
     const handled = this.inbox.then(() => this.handleMessage(ws, raw));
+    // The chain must survive a failed message; handleMessage logs its own failures.
     this.inbox = handled.catch(() => undefined);
     return handled;
   }
 
   private async handleMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    const { botId } = ws.deserializeAttachment() as SocketAttachment;
-    const ctx = this.scoped(botId);
-    const size = typeof raw === "string" ? raw.length : raw.byteLength;
-    if (size > MAX_MESSAGE_BYTES) return this.sendError(ws, "payload_too_large", `messages are limited to ${MAX_MESSAGE_BYTES} bytes`);
-    let json: unknown;
-    try {
-      json = JSON.parse(typeof raw === "string" ? raw : new TextDecoder().decode(raw));
-    } catch {
-      return this.sendError(ws, "invalid_json", "message is not valid JSON");
-    }
-    const parsed = BotMessage.safeParse(json);
-    if (!parsed.success) {
-      return this.sendError(ws, "validation_failed", "unknown or malformed message", {
-        issues: parsed.error.issues.map((i) => ({ path: i.path.join("."), message: i.message })),
-      });
-    }
-    const msg = parsed.data;
+    const botId = this.botId;
+    if (!botId) return;
+    const ctx = this.scoped();
+    const frame = parseBotFrame(raw);
+    if (!frame.ok) return this.sendError(ws, frame.code, frame.message, frame.details);
+    const msg = frame.msg;
     try {
       switch (msg.type) {
         case "heartbeat":
           this.send(ws, { type: "heartbeat_ack" });
           return;
         case "task_progress": {
-          const applied = await recordProgress(
-            ctx.db,
-            msg.payload.task_id,
-            botId,
-            msg.payload.progress,
-            msg.payload.message ?? null,
-            ctx.now(),
-          );
-          if (!applied)
-            this.sendError(ws, "invalid_transition", "progress for a task this bot does not hold", { task_id: msg.payload.task_id });
+          const { task_id, progress, message } = msg.payload;
+          const applied = await recordProgress(ctx.db, task_id, botId, progress, message ?? null, ctx.now());
+          if (!applied) this.sendError(ws, "invalid_transition", "progress for a task this bot does not hold", { task_id });
           return;
         }
         case "task_started": {
@@ -155,7 +142,7 @@ export class BotSession extends DurableObject<Env> {
               ? { kind: "complete", result }
               : { kind: "fail", code: "bot_error", error: error ?? "bot reported failure", retry: true },
           );
-          if (outcome) this.send(ws, { type: "task_ack", payload: { task_id, status: outcome.task.status, applied: true } });
+          this.send(ws, { type: "task_ack", payload: { task_id, status: outcome.task.status, applied: true } });
           return;
         }
       }
@@ -169,7 +156,7 @@ export class BotSession extends DurableObject<Env> {
         }
         return this.sendError(ws, err.code, err.message, err.details);
       }
-      ctx.log.error("bot message failed", { bot_id: botId, type: msg.type, error: String(err) });
+      ctx.log.error("bot message failed", { type: msg.type, error: String(err) });
       this.sendError(ws, "internal_error", "the coordinator could not process this message");
     }
   }
@@ -183,17 +170,17 @@ export class BotSession extends DurableObject<Env> {
   }
 
   private async onSocketGone(ws: WebSocket, reason: string): Promise<void> {
-    const { botId } = ws.deserializeAttachment() as SocketAttachment;
     if (this.openSockets().some((s) => s !== ws)) return; // replaced by a newer connection
-    await this.startGrace(this.scoped(botId), botId, reason);
+    await this.startGrace(this.scoped(), reason);
   }
 
   /** The socket is gone: record it, and give a bot holding a task time to come back. */
-  private async startGrace(ctx: Ctx, botId: string, reason: string): Promise<void> {
-    await markDisconnected(ctx.db, botId, ctx.now(), reason);
-    const bot = await getBot(ctx.db, botId);
+  private async startGrace(ctx: Ctx, reason: string): Promise<void> {
+    if (!this.botId) return;
+    await markDisconnected(ctx.db, this.botId, ctx.now(), reason);
+    const bot = await getBot(ctx.db, this.botId);
     if (bot?.currentTaskId) await this.alarms.set(GRACE, ctx.now() + ctx.config.botReconnectGraceMs);
-    ctx.log.info("bot disconnected", { bot_id: botId, reason, current_task_id: bot?.currentTaskId ?? null });
+    ctx.log.info("bot disconnected", { reason, current_task_id: bot?.currentTaskId ?? null });
   }
 
   // ---------------------------------------------------------------- RPC
@@ -202,25 +189,23 @@ export class BotSession extends DurableObject<Env> {
    * Automatic dispatch: take this task if this bot is connected and idle. The
    * caller's row is enough: the claim is conditional on its version.
    */
-  async offerTask(botId: string, task: TaskRow): Promise<boolean> {
+  async offerTask(task: TaskRow): Promise<boolean> {
     const ws = this.openSockets()[0];
     if (!ws) {
-      await this.wake(botId); // D1 thought this bot was connected: correct it so dispatch stops offering
+      await this.wake(); // D1 thought this bot was connected: correct it so dispatch stops offering
       return false;
     }
     if (task.status !== "pending") return false;
-    return this.claimAndSend(this.scoped(botId), ws, task);
+    return this.claimAndSend(this.scoped(), ws, task);
   }
 
   /**
    * A task this bot holds was assigned, started or re-broadcast through REST:
    * track its deadline and (with `push`) send it to the bot. True if a socket is open.
    */
-  async taskAssigned(botId: string, taskId: string, push = true): Promise<boolean> {
-    await this.ctx.storage.put(BOT_ID_KEY, botId);
-    const ctx = this.scoped(botId);
-    const task = await this.readTask(ctx, taskId);
-    if (!task || task.botId !== botId || !isHeld(task.status)) return false;
+  async taskAssigned(taskId: string, push = true): Promise<boolean> {
+    const task = await getTask(this.ctxBase.db, taskId);
+    if (!task || task.botId !== this.botId || !isHeld(task.status)) return false;
     await this.trackDeadline(task);
     const ws = this.openSockets()[0];
     if (ws && push) this.sendAssignment(ws, task);
@@ -228,22 +213,21 @@ export class BotSession extends DurableObject<Env> {
   }
 
   /** A task left this bot (completed, failed, cancelled, timed out, deleted) outside this object. */
-  async taskReleased(botId: string, taskId: string, info: ReleaseInfo): Promise<void> {
-    const ctx = this.scoped(botId);
+  async taskReleased(taskId: string, info: ReleaseInfo): Promise<void> {
     await this.alarms.clear(DEADLINE);
     const ws = this.openSockets()[0];
     if (ws && info.notify) this.send(ws, { type: "task_cancelled", payload: { task_id: taskId, reason: info.reason } });
     if (info.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, info.retryAtMs);
-    await this.pullNextTask(ctx);
+    await this.pullNextTask(this.scoped());
   }
 
   /** The bot may take work again (hold released, sweeper kick). */
-  async wake(botId: string): Promise<void> {
-    const ctx = this.scoped(botId);
+  async wake(): Promise<void> {
+    const ctx = this.scoped();
     if (this.openSockets().length === 0) {
-      const bot = await getBot(ctx.db, botId);
+      const bot = this.botId ? await getBot(ctx.db, this.botId) : undefined;
       // D1 says connected but no socket survived (runtime restart): correct it, with the usual grace.
-      if (bot?.connected) await this.startGrace(ctx, botId, "socket lost with a runtime restart");
+      if (bot?.connected) await this.startGrace(ctx, "socket lost with a runtime restart");
       return;
     }
     await this.pullNextTask(ctx);
@@ -255,7 +239,7 @@ export class BotSession extends DurableObject<Env> {
 
   /** The bot was deleted: close its socket and forget everything. */
   async shutdown(): Promise<void> {
-    for (const ws of this.ctx.getWebSockets()) ws.close(4004, "bot deleted");
+    for (const ws of this.ctx.getWebSockets()) ws.close(CLOSE_CODES.botDeleted, "bot deleted");
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
   }
@@ -263,16 +247,15 @@ export class BotSession extends DurableObject<Env> {
   // ---------------------------------------------------------------- alarm
 
   async alarm(): Promise<void> {
-    const botId = await this.ctx.storage.get<string>(BOT_ID_KEY);
-    if (!botId) return;
-    const ctx = this.scoped(botId);
+    if (!this.botId) return;
+    const ctx = this.scoped();
     for (const key of await this.alarms.takeDue(ctx.now())) {
       try {
-        if (key === DEADLINE) await this.onDeadline(ctx, botId);
-        else if (key === GRACE) await this.onGraceExpired(ctx, botId);
+        if (key === DEADLINE) await this.onDeadline(ctx, this.botId);
+        else if (key === GRACE) await this.onGraceExpired(ctx, this.botId);
         else if (key.startsWith(RETRY_PREFIX)) await this.onRetryDue(ctx, key.slice(RETRY_PREFIX.length));
       } catch (err) {
-        ctx.log.error("alarm entry failed; the sweeper will reconcile", { bot_id: botId, entry: key, error: String(err) });
+        ctx.log.error("alarm entry failed; the sweeper will reconcile", { entry: key, error: String(err) });
       }
     }
   }
@@ -280,27 +263,23 @@ export class BotSession extends DurableObject<Env> {
   private async onDeadline(ctx: Ctx, botId: string): Promise<void> {
     const bot = await getBot(ctx.db, botId);
     if (!bot?.currentTaskId) return;
-    const task = await this.readTask(ctx, bot.currentTaskId);
+    const task = await getTask(ctx.db, bot.currentTaskId);
     if (!task || task.botId !== botId || !isHeld(task.status)) return;
     const deadline = taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });
     if (deadline !== null && deadline > ctx.now()) return this.alarms.set(DEADLINE, deadline); // restarted: not due yet
-    const outcome = await this.settleOwnTask(ctx, task.id, {
+    await this.settleOwnTask(ctx, task.id, {
       kind: "fail",
       code: "timeout",
       error: `no result within ${task.timeoutSeconds}s`,
       retry: true,
     });
     const ws = this.openSockets()[0];
-    if (outcome && ws) this.send(ws, { type: "task_cancelled", payload: { task_id: task.id, reason: "timeout" } });
+    if (ws) this.send(ws, { type: "task_cancelled", payload: { task_id: task.id, reason: "timeout" } });
   }
 
   private async onGraceExpired(ctx: Ctx, botId: string): Promise<void> {
     if (this.openSockets().length > 0) return; // came back in time
-    await this.onSocketLost(ctx, botId);
-  }
-
-  /** No socket and no grace left: the held task goes back to the queue (or fails for good). */
-  private async onSocketLost(ctx: Ctx, botId: string): Promise<void> {
+    // No socket and no grace left: the held task goes back to the queue (or fails for good).
     const bot = await getBot(ctx.db, botId);
     if (bot?.connected) await markDisconnected(ctx.db, botId, ctx.now(), "socket lost");
     if (!bot?.currentTaskId) return;
@@ -324,9 +303,8 @@ export class BotSession extends DurableObject<Env> {
    * the deadline, schedule a retry wake-up, take the next task, and dispatch a
    * released workflow step to whoever can run it.
    */
-  private async settleOwnTask(ctx: Ctx, taskId: string, action: Parameters<typeof applyTaskAction>[2]): Promise<TransitionOutcome | null> {
-    const botId = await this.ctx.storage.get<string>(BOT_ID_KEY);
-    const outcome = await applyTaskAction(ctx, taskId, action, { actingBotId: botId });
+  private async settleOwnTask(ctx: Ctx, taskId: string, action: TaskAction): Promise<TransitionOutcome> {
+    const outcome = await applyTaskAction(ctx, taskId, action, { actingBotId: this.botId ?? undefined });
     await this.alarms.clear(DEADLINE);
     if (outcome.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, outcome.retryAtMs);
     await this.pullNextTask(ctx);
@@ -349,13 +327,13 @@ export class BotSession extends DurableObject<Env> {
   }
 
   private async claimAndSend(ctx: Ctx, ws: WebSocket, task: TaskRow): Promise<boolean> {
-    const botId = (ws.deserializeAttachment() as SocketAttachment).botId;
-    const claimed = await claimTask(ctx.db, task, botId, ctx.now(), true);
+    if (!this.botId) return false;
+    const claimed = await claimForBot(ctx, task, this.botId, { requireConnected: true });
     if (!claimed) return false;
     this.sendAssignment(ws, claimed);
     await this.trackDeadline(claimed);
     await this.alarms.clear(RETRY_PREFIX + task.id);
-    ctx.log.info("task dispatched", { task_id: task.id, bot_id: botId, attempt: claimed.attempts, workflow_id: claimed.workflowId });
+    ctx.log.info("task dispatched", { task_id: task.id, attempt: claimed.attempts, workflow_id: claimed.workflowId });
     return true;
   }
 
@@ -377,10 +355,6 @@ export class BotSession extends DurableObject<Env> {
     });
   }
 
-  private readTask(ctx: Ctx, id: string): Promise<TaskRow | undefined> {
-    return ctx.db.select().from(tasks).where(eq(tasks.id, id)).get();
-  }
-
   private openSockets(): WebSocket[] {
     return this.ctx.getWebSockets().filter((ws) => ws.readyState === WebSocket.OPEN);
   }
@@ -398,7 +372,10 @@ export class BotSession extends DurableObject<Env> {
   }
 
   /** Each event this object handles (message, RPC, alarm) gets its own request_id for the logs. */
-  private scoped(botId: string): Ctx {
-    return { ...this.ctxBase, log: this.ctxBase.log.child({ bot_id: botId, component: "bot_session", request_id: crypto.randomUUID() }) };
+  private scoped(): Ctx {
+    return {
+      ...this.ctxBase,
+      log: this.ctxBase.log.child({ bot_id: this.botId, component: "bot_session", request_id: crypto.randomUUID() }),
+    };
   }
 }

@@ -108,6 +108,11 @@ export class HetznerProvider implements VpsProvider {
     return action.status === "success" ? "done" : action.status === "error" ? "failed" : "pending";
   }
 
+  /** A Hetzner order is the server itself (its id), so an undelivered order is still a server to destroy. */
+  serverToDestroy(recorded: { orderId: string | null; serviceId: string | null }): string | null {
+    return recorded.serviceId ?? recorded.orderId;
+  }
+
   async destroy(serviceId: string): Promise<void> {
     await ignoreNotFound(() => this.call("DELETE", `/servers/${encodeURIComponent(serviceId)}`));
   }

@@ -3,6 +3,7 @@
  * (`$1$` + SHA1(appSecret+consumerKey+METHOD+URL+BODY+timestamp)), ordering
  * goes through a cart, and the delivered VPS is the order's associated object.
  */
+import { digestHex } from "../crypto/encoding";
 import { ignoreNotFound, ProviderError, requestJson } from "./http";
 import type { ActionState, OrderRequest, OrderState, Plan, PlanChoice, Server, VpsProvider } from "./types";
 
@@ -17,11 +18,6 @@ export interface OvhOptions {
   now?: () => number;
 }
 
-async function sha1Hex(text: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-1", new TextEncoder().encode(text));
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
-}
-
 export async function ovhSignature(
   appSecret: string,
   consumerKey: string,
@@ -30,7 +26,7 @@ export async function ovhSignature(
   body: string,
   timestampS: number,
 ): Promise<string> {
-  return `$1$${await sha1Hex([appSecret, consumerKey, method, url, body, String(timestampS)].join("+"))}`;
+  return `$1$${await digestHex("SHA-1", [appSecret, consumerKey, method, url, body, String(timestampS)].join("+"))}`;
 }
 
 export class OvhProvider implements VpsProvider {
@@ -151,6 +147,11 @@ export class OvhProvider implements VpsProvider {
     if (task.state === "done") return "done";
     if (task.state === "error" || task.state === "cancelled") return "failed";
     return "pending";
+  }
+
+  /** An OVH order is not a VPS: before delivery there is nothing to terminate (the unpaid order lapses). */
+  serverToDestroy(recorded: { orderId: string | null; serviceId: string | null }): string | null {
+    return recorded.serviceId;
   }
 
   async destroy(serviceId: string): Promise<void> {

@@ -47,6 +47,12 @@ export interface VpsProvider {
   actionState(serviceId: string, actionId: string): Promise<ActionState>;
   /** Destroys the server; succeeds if it is already gone. */
   destroy(serviceId: string): Promise<void>;
+  /**
+   * Which server a teardown destroys, from what the deployment recorded: the
+   * delivered service, or (where the provider's order id is the server id) the
+   * order of a server whose delivery was never seen. Null: nothing was bought.
+   */
+  serverToDestroy(recorded: { orderId: string | null; serviceId: string | null }): string | null;
 }
 
 export interface OpenRouterKey {

@@ -3,31 +3,28 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
 import { AvailableQuery, BotListQuery, BotRegisterBody, BotRegisteredSchema, BotSchema } from "../contracts/bots";
 import { DeletedSchema, errorResponses, IdParam } from "../contracts/common";
-import { deleteBotRows, getBot, insertBot, listAvailableBots, listBots, recordHeartbeat, setHeld } from "../db/bots";
+import { getBot, insertBot, listAvailableBots, listBots, recordHeartbeat, setHeld } from "../db/bots";
 import { decodeCursor } from "../db/pagination";
-import { botJson } from "../db/serialize";
-import { newTokenSecret, sha256Hex } from "../db/tokens";
-import { notFound } from "../errors";
+import type { BotRow } from "../db/schema";
+import { mintToken } from "../db/tokens";
+import { loadOr404 } from "../errors";
 import { type AppContext, createRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
-import { botStub, type Ctx } from "../services/context";
-import { settleOutcome } from "../services/dispatch";
-import { applyTaskAction } from "../services/lifecycle";
+import { botSession } from "../objects/stubs";
+import { botJson } from "../presenters";
+import { removeBot } from "../services/bots";
+import type { Ctx } from "../services/context";
 
 const tags = ["Bots"];
-export const bots = createRouter();
+export const botsRouter = createRouter();
 
-async function loadBot(ctx: Ctx, id: string) {
-  const row = await getBot(ctx.db, id);
-  if (!row) throw notFound("bot", id);
-  return row;
-}
+const loadBot = (ctx: Ctx, id: string) => loadOr404("bot", id, getBot(ctx.db, id));
 
-const show = (c: AppContext, row: Awaited<ReturnType<typeof loadBot>>) => {
+const show = (c: AppContext, row: BotRow) => {
   const ctx = c.get("ctx");
   return botJson(row, ctx.now(), ctx.config.botStaleAfterMs);
 };
 
-bots.openapi(
+botsRouter.openapi(
   createRoute({
     method: "post",
     path: "/",
@@ -42,19 +39,15 @@ bots.openapi(
     const body = c.req.valid("json");
     const nowMs = ctx.now();
     const id = crypto.randomUUID();
-    const token = newTokenSecret("bot");
+    const token = await mintToken("bot", `bot:${body.name}`, id, nowMs);
     const capabilities = [...new Set(body.capabilities)];
-    await insertBot(
-      ctx.db,
-      { id, name: body.name, capabilities, metadata: body.metadata, createdAt: nowMs, updatedAt: nowMs },
-      { id: crypto.randomUUID(), kind: "bot", name: `bot:${body.name}`, botId: id, tokenHash: await sha256Hex(token), createdAt: nowMs },
-    );
+    await insertBot(ctx.db, { id, name: body.name, capabilities, metadata: body.metadata, createdAt: nowMs, updatedAt: nowMs }, token.row);
     ctx.log.info("bot registered", { bot_id: id, name: body.name, capabilities });
-    return c.json({ ...show(c, (await getBot(ctx.db, id))!), token }, 201);
+    return c.json({ ...show(c, await loadBot(ctx, id)), token: token.secret }, 201);
   },
 );
 
-bots.openapi(
+botsRouter.openapi(
   createRoute({
     method: "get",
     path: "/",
@@ -76,7 +69,7 @@ bots.openapi(
   },
 );
 
-bots.openapi(
+botsRouter.openapi(
   createRoute({
     method: "get",
     path: "/available",
@@ -96,7 +89,7 @@ bots.openapi(
   },
 );
 
-bots.openapi(
+botsRouter.openapi(
   createRoute({
     method: "get",
     path: "/{id}",
@@ -112,7 +105,7 @@ bots.openapi(
   },
 );
 
-bots.openapi(
+botsRouter.openapi(
   createRoute({
     method: "post",
     path: "/{id}/heartbeat",
@@ -136,7 +129,7 @@ for (const [action, held] of [
   ["busy", true],
   ["available", false],
 ] as const) {
-  bots.openapi(
+  botsRouter.openapi(
     createRoute({
       method: "post",
       path: `/{id}/${action}`,
@@ -154,13 +147,13 @@ for (const [action, held] of [
         await setHeld(ctx.db, id, held, ctx.now());
         ctx.log.info(held ? "bot held" : "bot released", { bot_id: id });
       }
-      if (!held) await botStub(ctx, id).wake(id);
+      if (!held) await botSession(ctx.env, id).wake();
       return c.json(show(c, await loadBot(ctx, id)), 200);
     },
   );
 }
 
-bots.openapi(
+botsRouter.openapi(
   createRoute({
     method: "delete",
     path: "/{id}",
@@ -173,19 +166,7 @@ bots.openapi(
     requireAdmin(c);
     const { id } = c.req.valid("param");
     const ctx = c.get("ctx");
-    const bot = await loadBot(ctx, id);
-    if (bot.currentTaskId) {
-      const outcome = await applyTaskAction(ctx, bot.currentTaskId, {
-        kind: "fail",
-        code: "bot_lost",
-        error: `bot ${id} was deleted`,
-        retry: true,
-      }).catch(() => null);
-      if (outcome) await settleOutcome(ctx, { ...outcome, releasedBotId: null });
-    }
-    await deleteBotRows(ctx.db, id, ctx.now());
-    await botStub(ctx, id).shutdown();
-    ctx.log.info("bot deleted", { bot_id: id });
+    await removeBot(ctx, await loadBot(ctx, id));
     return c.json({ id, deleted: true }, 200);
   },
 );

@@ -1,6 +1,5 @@
 /** /api/v1/deployments — provisioning of OpenClaw VPSes, each run by its own Durable Object. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { and, eq, inArray } from "drizzle-orm";
 import { requireAdmin, requireReader } from "../auth";
 import { DeletedSchema, errorResponses, IdParam } from "../contracts/common";
 import {
@@ -11,66 +10,37 @@ import {
   DeploymentLogsQuery,
   DeploymentSchema,
 } from "../contracts/deployments";
-import { type DeploymentStage, type DeploymentStatus, nextStage } from "../core/deployment-machine";
 import { constantTimeEqual } from "../crypto/compare";
+import { connectedAmong } from "../db/bots";
 import { getDeployment, getDeploymentByIdempotencyKey, insertDeployment, listDeploymentEvents, listDeployments } from "../db/deployments";
 import { decodeCursor } from "../db/pagination";
-import { bots, type DeploymentRow } from "../db/schema";
-import { iso } from "../db/serialize";
-import { AppError, unwrapRpc } from "../errors";
-import { createRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
+import type { DeploymentRow } from "../db/schema";
+import { AppError, loadOr404, unwrapRpc } from "../errors";
+import { createRouter, idempotencyKey, jsonBody, jsonResponse, setNextCursor } from "../http";
+import { deploymentRunner } from "../objects/stubs";
+import { deploymentJson, deploymentLogJson, deploymentStatusUrl } from "../presenters";
 import type { Ctx } from "../services/context";
+import { createOnce } from "../services/create-once";
 import { readDeployConfig } from "../services/deploy-deps";
 import { callbackToken } from "../services/deployment-stages";
-import { idempotencyKey } from "./tasks";
 
 const tags = ["Deployments"];
 export const deploymentsRouter = createRouter();
 
-const runner = (ctx: Ctx, id: string) => ctx.env.DEPLOYMENT_RUNNER.get(ctx.env.DEPLOYMENT_RUNNER.idFromName(id));
-const statusUrl = (id: string) => `/api/v1/deployments/${id}`;
+const load = (ctx: Ctx, id: string) => loadOr404("deployment", id, getDeployment(ctx.db, id));
 
-async function load(ctx: Ctx, id: string): Promise<DeploymentRow> {
-  const row = await getDeployment(ctx.db, id);
-  if (!row) throw new AppError("not_found", `deployment ${id} does not exist`, { id });
-  return row;
+/** Deployments as the API shows them, with whether each one's bot is online (one query for the whole page). */
+async function present(ctx: Ctx, rows: DeploymentRow[]) {
+  const online = await connectedAmong(
+    ctx.db,
+    rows.flatMap((d) => (d.botId ? [d.botId] : [])),
+  );
+  return rows.map((d) => deploymentJson(d, d.botId !== null && online.has(d.botId)));
 }
 
-/** Which of these bots are connected: one query for a whole page of deployments. */
-async function onlineBots(ctx: Ctx, botIds: (string | null)[]): Promise<Set<string>> {
-  const ids = botIds.filter((id): id is string => Boolean(id));
-  if (!ids.length) return new Set();
-  const rows = await ctx.db
-    .select({ id: bots.id })
-    .from(bots)
-    .where(and(inArray(bots.id, ids), eq(bots.connected, true)));
-  return new Set(rows.map((r) => r.id));
-}
-
-async function show(ctx: Ctx, d: DeploymentRow) {
-  return view(d, await onlineBots(ctx, [d.botId]));
-}
-
-function view(d: DeploymentRow, online: Set<string>) {
-  return {
-    id: d.id,
-    name: d.name,
-    provider: d.provider,
-    region: d.region,
-    plan: d.plan,
-    status: d.status as DeploymentStatus,
-    stage: d.stage as DeploymentStage | null,
-    next_stage: d.status === "READY" ? null : nextStage(d.stage as DeploymentStage | null),
-    error: d.error,
-    vps: { order_id: d.vpsOrderId, service_id: d.vpsServiceId, ip: d.vpsIp, ssh_port: d.sshPort, host_key_sha256: d.hostKeySha256 },
-    bot_id: d.botId,
-    bot_online: d.botId !== null && online.has(d.botId),
-    status_url: statusUrl(d.id),
-    created_at: iso(d.createdAt)!,
-    updated_at: iso(d.updatedAt)!,
-    last_progress_at: iso(d.lastProgressAt)!,
-    finished_at: iso(d.finishedAt),
-  };
+async function show(ctx: Ctx, row: DeploymentRow) {
+  const [view] = await present(ctx, [row]);
+  return view!;
 }
 
 deploymentsRouter.openapi(
@@ -91,39 +61,41 @@ deploymentsRouter.openapi(
     const ctx = c.get("ctx");
     const body = c.req.valid("json");
     const key = idempotencyKey(c, body.idempotency_key);
-    if (key) {
-      const existing = await getDeploymentByIdempotencyKey(ctx.db, key);
-      if (existing) return c.json(await show(ctx, existing), 200);
-    }
-    const config = readDeployConfig(ctx.env);
-    if (config.secretKey.length < 16)
-      throw new AppError("service_unavailable", "deployments are not configured: set the DEPLOY_SECRET_KEY secret (16+ characters)");
-    const provider = body.provider ?? config.provider;
-    if (provider !== config.provider)
-      throw new AppError("validation_failed", `this coordinator provisions with '${config.provider}'`, { provider });
-    const nowMs = ctx.now();
-    const id = crypto.randomUUID();
-    try {
-      await insertDeployment(ctx.db, {
-        id,
-        name: body.name,
-        provider,
-        region: body.region,
-        plan: body.plan,
-        idempotencyKey: key ?? null,
-        lastProgressAt: nowMs,
-        createdAt: nowMs,
-        updatedAt: nowMs,
-      });
-    } catch (err) {
-      const winner = key ? await getDeploymentByIdempotencyKey(ctx.db, key) : undefined;
-      if (winner) return c.json(await show(ctx, winner), 200); // a double click raced us: one deployment, one VPS
-      throw err;
-    }
-    await runner(ctx, id).start(id);
-    ctx.log.info("deployment created", { deployment_id: id, provider, region: body.region, plan: body.plan });
-    c.header("Location", statusUrl(id));
-    return c.json(await show(ctx, await load(ctx, id)), 202);
+    const { resource, created } = await createOnce({
+      key,
+      find: (k) => getDeploymentByIdempotencyKey(ctx.db, k),
+      insert: async () => {
+        const config = readDeployConfig(ctx.env);
+        if (config.secretKey.length < 16) {
+          throw new AppError("service_unavailable", "deployments are not configured: set the DEPLOY_SECRET_KEY secret (16+ characters)");
+        }
+        const provider = body.provider ?? config.provider;
+        if (provider !== config.provider) {
+          throw new AppError("validation_failed", `this coordinator provisions with '${config.provider}'`, { provider });
+        }
+        const nowMs = ctx.now();
+        const id = crypto.randomUUID();
+        const { name, region, plan } = body;
+        await insertDeployment(ctx.db, {
+          id,
+          name,
+          provider,
+          region,
+          plan,
+          idempotencyKey: key ?? null,
+          lastProgressAt: nowMs,
+          createdAt: nowMs,
+          updatedAt: nowMs,
+        });
+        await deploymentRunner(ctx.env, id).start();
+        ctx.log.info("deployment created", { deployment_id: id, provider, region, plan });
+        return load(ctx, id);
+      },
+    });
+    // A replay (a double click) answers with the one deployment it made: nothing new was bought.
+    if (!created) return c.json(await show(ctx, resource), 200);
+    c.header("Location", deploymentStatusUrl(resource.id));
+    return c.json(await show(ctx, resource), 202);
   },
 );
 
@@ -142,14 +114,7 @@ deploymentsRouter.openapi(
     const q = c.req.valid("query");
     const { items, nextCursor } = await listDeployments(ctx.db, { status: q.status, limit: q.limit, cursor: decodeCursor(q.cursor) });
     setNextCursor(c, nextCursor);
-    const online = await onlineBots(
-      ctx,
-      items.map((d) => d.botId),
-    );
-    return c.json(
-      items.map((d) => view(d, online)),
-      200,
-    );
+    return c.json(await present(ctx, items), 200);
   },
 );
 
@@ -189,12 +154,9 @@ deploymentsRouter.openapi(
     if (rows.length > q.limit) {
       const next = String(items[items.length - 1]!.id);
       c.header("X-Next-Cursor", next);
-      c.header("Link", `<${statusUrl(id)}/logs?after=${next}&limit=${q.limit}>; rel="next"`);
+      c.header("Link", `<${deploymentStatusUrl(id)}/logs?after=${next}&limit=${q.limit}>; rel="next"`);
     }
-    return c.json(
-      items.map((e) => ({ id: e.id, level: e.level, type: e.type, stage: e.stage, message: e.message, created_at: iso(e.createdAt)! })),
-      200,
-    );
+    return c.json(items.map(deploymentLogJson), 200);
   },
 );
 
@@ -216,7 +178,8 @@ for (const [action, summary] of [
       const ctx = c.get("ctx");
       const { id } = c.req.valid("param");
       await load(ctx, id);
-      const row = unwrapRpc(action === "retry" ? await runner(ctx, id).retry(id) : await runner(ctx, id).cancel(id));
+      const runner = deploymentRunner(ctx.env, id);
+      const row = unwrapRpc(action === "retry" ? await runner.retry() : await runner.cancel());
       return c.json(await show(ctx, row), 200);
     },
   );
@@ -240,7 +203,7 @@ deploymentsRouter.openapi(
     const ctx = c.get("ctx");
     const { id } = c.req.valid("param");
     await load(ctx, id);
-    unwrapRpc(await runner(ctx, id).teardown(id));
+    unwrapRpc(await deploymentRunner(ctx.env, id).teardown());
     return c.json({ id, deleted: true }, 200);
   },
 );
@@ -263,7 +226,7 @@ deploymentsRouter.openapi(
     const presented = /^Bearer\s+(\S+)$/i.exec(c.req.header("Authorization") ?? "")?.[1] ?? "";
     const expected = await callbackToken(readDeployConfig(ctx.env).secretKey, id, row.launchCount);
     if (!presented || !constantTimeEqual(presented, expected)) throw new AppError("unauthorized", "invalid callback token");
-    await runner(ctx, id).callback(id, body.event, body.message);
+    await deploymentRunner(ctx.env, id).callback(body.event, body.message);
     return c.json({ accepted: true }, 200);
   },
 );

@@ -1,14 +1,14 @@
 /** `GET /` (seed 001's JSON, or a redirect to the status page for browsers) and `GET /health`. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { sql } from "drizzle-orm";
+import { pingDatabase } from "../db/client";
 import { createRouter, jsonResponse } from "../http";
 
 export const SERVICE_NAME = "ClawBot Coordinator";
 export const SERVICE_VERSION = "0.1.0";
 
-export const health = createRouter();
+export const healthRouter = createRouter();
 
-health.openapi(
+healthRouter.openapi(
   createRoute({
     method: "get",
     path: "/",
@@ -27,7 +27,7 @@ const Health = z.object({
   checks: z.object({ database: z.object({ status: z.enum(["ok", "error"]), latency_ms: z.number(), error: z.string().optional() }) }),
 });
 
-health.openapi(
+healthRouter.openapi(
   createRoute({
     method: "get",
     path: "/health",
@@ -38,7 +38,7 @@ health.openapi(
   async (c) => {
     const started = Date.now();
     try {
-      await c.get("ctx").db.run(sql`SELECT 1`);
+      await pingDatabase(c.get("ctx").db);
       return c.json(
         {
           status: "healthy" as const,

@@ -12,45 +12,33 @@ import {
   TaskListQuery,
   TaskSchema,
 } from "../contracts/tasks";
-import { deriveBotStatus } from "../core/bot-status";
 import { isHeld, type TaskAction } from "../core/task-machine";
-import { getBot } from "../db/bots";
 import { decodeCursor } from "../db/pagination";
-import type { TaskRow } from "../db/schema";
-import { iso, taskJson } from "../db/serialize";
 import {
-  claimTask,
   deleteTaskRow,
-  getTask,
   getTaskByIdempotencyKey,
+  getTaskView,
   insertTasks,
   listPendingTasks,
   listTaskEvents,
   listTasks,
+  newTaskRow,
 } from "../db/tasks";
-import { AppError, notFound } from "../errors";
-import { type AppContext, createRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
-import { botStub, type Ctx } from "../services/context";
-import { dispatchTask, releaseDeletedTask, settleOutcome } from "../services/dispatch";
+import { loadOr404 } from "../errors";
+import { createRouter, idempotencyKey, jsonBody, jsonResponse, setNextCursor } from "../http";
+import { botSession } from "../objects/stubs";
+import { taskEventJson, taskJson } from "../presenters";
+import type { Ctx } from "../services/context";
+import { createOnce } from "../services/create-once";
+import { assignManually, dispatchTask, releaseDeletedTask, settleOutcome } from "../services/dispatch";
 import { applyTaskAction } from "../services/lifecycle";
 
 const tags = ["Tasks"];
-export const tasks = createRouter();
+export const tasksRouter = createRouter();
 
-async function loadTask(ctx: Ctx, id: string) {
-  const row = await getTask(ctx.db, id, ctx.now());
-  if (!row) throw notFound("task", id);
-  return row;
-}
+const loadTask = (ctx: Ctx, id: string) => loadOr404("task", id, getTaskView(ctx.db, id, ctx.now()));
 
-/** Header `Idempotency-Key` wins over the body's `idempotency_key`. */
-export function idempotencyKey(c: AppContext, fromBody: string | undefined): string | undefined {
-  const header = c.req.header("Idempotency-Key")?.trim();
-  if (header && header.length > 200) throw new AppError("validation_failed", "Idempotency-Key is longer than 200 characters");
-  return header || fromBody;
-}
-
-tasks.openapi(
+tasksRouter.openapi(
   createRoute({
     method: "post",
     path: "/",
@@ -67,59 +55,33 @@ tasks.openapi(
     requireAdmin(c);
     const ctx = c.get("ctx");
     const body = c.req.valid("json");
-    const key = idempotencyKey(c, body.idempotency_key);
-    if (key) {
-      const existing = await getTaskByIdempotencyKey(ctx.db, key, ctx.now());
-      if (existing) return c.json(taskJson(existing), 200);
-    }
-    const nowMs = ctx.now();
-    const id = crypto.randomUUID();
-    const row: TaskRow = {
-      id,
-      payload: body.payload ?? {},
-      capability: body.capability ?? null,
-      priority: body.priority,
-      timeoutSeconds: body.timeout_seconds,
-      maxAttempts: body.max_attempts,
-      idempotencyKey: key ?? null,
-      createdAt: nowMs,
-      updatedAt: nowMs,
-      attempts: 0,
-      status: "pending",
-      botId: null,
-      workflowId: null,
-      jobId: null,
-      stepIndex: null,
-      ready: true,
-      runAfter: 0,
-      result: null,
-      error: null,
-      errorCode: null,
-      progress: null,
-      progressMessage: null,
-      version: 0,
-      writeId: null,
-      assignedAt: null,
-      startedAt: null,
-      completedAt: null,
-      failedAt: null,
-      cancelledAt: null,
-    };
-    try {
-      await insertTasks(ctx.db, [row]);
-    } catch (err) {
-      // Two creates with one key raced: the loser returns the winner's task.
-      const winner = key ? await getTaskByIdempotencyKey(ctx.db, key, ctx.now()) : undefined;
-      if (winner) return c.json(taskJson(winner), 200);
-      throw err;
-    }
-    ctx.log.info("task created", { task_id: id, capability: body.capability ?? null, priority: body.priority });
-    await dispatchTask(ctx, row);
-    return c.json(taskJson(await loadTask(ctx, id)), 201);
+    const { resource, created } = await createOnce({
+      key: idempotencyKey(c, body.idempotency_key),
+      find: (key) => getTaskByIdempotencyKey(ctx.db, key, ctx.now()),
+      insert: async () => {
+        const nowMs = ctx.now();
+        const row = newTaskRow({
+          id: crypto.randomUUID(),
+          payload: body.payload ?? {},
+          capability: body.capability ?? null,
+          priority: body.priority,
+          timeoutSeconds: body.timeout_seconds,
+          maxAttempts: body.max_attempts,
+          idempotencyKey: idempotencyKey(c, body.idempotency_key) ?? null,
+          createdAt: nowMs,
+          updatedAt: nowMs,
+        });
+        await insertTasks(ctx.db, [row]);
+        ctx.log.info("task created", { task_id: row.id, capability: row.capability, priority: row.priority });
+        await dispatchTask(ctx, row);
+        return loadTask(ctx, row.id);
+      },
+    });
+    return c.json(taskJson(resource), created ? 201 : 200);
   },
 );
 
-tasks.openapi(
+tasksRouter.openapi(
   createRoute({
     method: "get",
     path: "/",
@@ -142,7 +104,7 @@ tasks.openapi(
   },
 );
 
-tasks.openapi(
+tasksRouter.openapi(
   createRoute({
     method: "get",
     path: "/pending",
@@ -158,7 +120,7 @@ tasks.openapi(
   },
 );
 
-tasks.openapi(
+tasksRouter.openapi(
   createRoute({
     method: "get",
     path: "/{id}",
@@ -175,7 +137,7 @@ tasks.openapi(
   },
 );
 
-tasks.openapi(
+tasksRouter.openapi(
   createRoute({
     method: "get",
     path: "/{id}/events",
@@ -190,14 +152,11 @@ tasks.openapi(
     const { id } = c.req.valid("param");
     await loadTask(ctx, id);
     const rows = await listTaskEvents(ctx.db, id, 500);
-    return c.json(
-      rows.map((e) => ({ id: e.id, type: e.type, data: e.data, created_at: iso(e.createdAt)! })),
-      200,
-    );
+    return c.json(rows.map(taskEventJson), 200);
   },
 );
 
-tasks.openapi(
+tasksRouter.openapi(
   createRoute({
     method: "post",
     path: "/{id}/assign",
@@ -211,43 +170,14 @@ tasks.openapi(
     const ctx = c.get("ctx");
     const { id } = c.req.valid("param");
     const { bot_id } = c.req.valid("json");
-    const task = await loadTask(ctx, id);
-    const bot = await getBot(ctx.db, bot_id);
-    if (!bot) throw notFound("bot", bot_id);
-    if (task.status !== "pending")
-      throw new AppError("invalid_transition", `cannot assign a task that is ${task.status}`, { task_id: id, status: task.status });
-    if (!task.ready)
-      throw new AppError("invalid_transition", "this workflow step is not released yet (its previous step has not completed)", {
-        task_id: id,
-        status: task.status,
-      });
-    const status = deriveBotStatus(
-      {
-        connected: bot.connected,
-        held: bot.held,
-        currentTaskId: bot.currentTaskId,
-        lastHeartbeatAtMs: bot.lastHeartbeatAt,
-        disconnectedAtMs: bot.disconnectedAt,
-      },
-      ctx.now(),
-      ctx.config.botStaleAfterMs,
-    );
-    if (status !== "online") throw new AppError("bot_unavailable", `bot ${bot_id} is ${status}`, { bot_id, status });
-    if (bot.capabilities && task.capability && !bot.capabilities.includes(task.capability)) {
-      throw new AppError("bot_unavailable", `bot ${bot_id} lacks capability ${task.capability}`, { bot_id, capability: task.capability });
-    }
-    if (!(await claimTask(ctx.db, task, bot_id, ctx.now(), false))) {
-      throw new AppError("conflict", "the task or the bot changed while assigning; nothing was changed", { task_id: id, bot_id });
-    }
-    ctx.log.info("task assigned manually", { task_id: id, bot_id });
-    await botStub(ctx, bot_id).taskAssigned(bot_id, id);
+    await assignManually(ctx, id, bot_id);
     return c.json(taskJson(await loadTask(ctx, id)), 200);
   },
 );
 
 /** Lifecycle actions a bot may do on a task it holds (or an admin on any). */
 function lifecycleRoute(path: string, summary: string, body: z.ZodType | null, toAction: (b: any) => TaskAction) {
-  tasks.openapi(
+  tasksRouter.openapi(
     createRoute({
       method: "post",
       path: `/{id}/${path}`,
@@ -259,11 +189,13 @@ function lifecycleRoute(path: string, summary: string, body: z.ZodType | null, t
     async (c) => {
       const ctx = c.get("ctx");
       const { id } = c.req.valid("param");
-      const p = c.get("principal");
-      const actingBotId = p.kind === "bot" ? requireAdminOrBot(c, (await loadTask(ctx, id)).botId) : (requireAdmin(c), undefined);
+      // A bot acts only on the task it holds; anyone else must be an admin.
+      let actingBotId: string | undefined;
+      if (c.get("principal").kind === "bot") actingBotId = requireAdminOrBot(c, (await loadTask(ctx, id)).botId);
+      else requireAdmin(c);
       const action = toAction(body ? (c.req.valid as (t: "json") => unknown)("json") : {});
       const outcome = await applyTaskAction(ctx, id, action, { actingBotId });
-      if (action.kind === "start" && outcome.task.botId) await botStub(ctx, outcome.task.botId).taskAssigned(outcome.task.botId, id, false);
+      if (action.kind === "start" && outcome.task.botId) await botSession(ctx.env, outcome.task.botId).taskAssigned(id, false);
       else await settleOutcome(ctx, outcome);
       return c.json(taskJson(outcome.task), 200);
     },
@@ -283,7 +215,7 @@ lifecycleRoute("cancel", "Cancel a task (its bot is told to stop)", TaskCancelBo
   reason: b.reason ?? "cancelled by operator",
 }));
 
-tasks.openapi(
+tasksRouter.openapi(
   createRoute({
     method: "delete",
     path: "/{id}",

@@ -2,10 +2,10 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin } from "../auth";
 import { errorResponses, IdParam } from "../contracts/common";
-import { iso } from "../db/serialize";
-import { insertToken, listTokens, newTokenSecret, revokeToken, sha256Hex } from "../db/tokens";
+import { insertToken, listTokens, mintToken, revokeToken } from "../db/tokens";
 import { notFound } from "../errors";
 import { createRouter, jsonBody, jsonResponse } from "../http";
+import { tokenJson } from "../presenters";
 
 const tags = ["Tokens"];
 export const tokensRouter = createRouter();
@@ -35,12 +35,10 @@ tokensRouter.openapi(
     requireAdmin(c);
     const ctx = c.get("ctx");
     const { kind, name } = c.req.valid("json");
-    const token = newTokenSecret(kind);
-    const nowMs = ctx.now();
-    const id = crypto.randomUUID();
-    await insertToken(ctx.db, { id, kind, name, tokenHash: await sha256Hex(token), createdAt: nowMs });
-    ctx.log.info("token created", { token_id: id, kind });
-    return c.json({ id, kind, name, bot_id: null, created_at: iso(nowMs)!, revoked_at: null, token }, 201);
+    const { secret, row } = await mintToken(kind, name, null, ctx.now());
+    await insertToken(ctx.db, row);
+    ctx.log.info("token created", { token_id: row.id, kind });
+    return c.json({ ...tokenJson({ ...row, botId: null, revokedAt: null }), token: secret }, 201);
   },
 );
 
@@ -55,17 +53,7 @@ tokensRouter.openapi(
   async (c) => {
     requireAdmin(c);
     const rows = await listTokens(c.get("ctx").db);
-    return c.json(
-      rows.map((t) => ({
-        id: t.id,
-        kind: t.kind,
-        name: t.name,
-        bot_id: t.botId,
-        created_at: iso(t.createdAt)!,
-        revoked_at: iso(t.revokedAt),
-      })),
-      200,
-    );
+    return c.json(rows.map(tokenJson), 200);
   },
 );
 

@@ -5,8 +5,7 @@ import { DeletedSchema, errorResponses, IdParam } from "../contracts/common";
 import { WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
 import { isHeld } from "../core/task-machine";
 import { decodeCursor } from "../db/pagination";
-import { taskJson, workflowJson } from "../db/serialize";
-import { listWorkflowTasks } from "../db/tasks";
+import { listWorkflowTasks, newTaskRow } from "../db/tasks";
 import {
   deleteWorkflowRows,
   getWorkflow,
@@ -16,27 +15,24 @@ import {
   startWorkflow,
   taskIdsOf,
 } from "../db/workflows";
-import { AppError, notFound } from "../errors";
-import { createRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
+import { AppError, loadOr404 } from "../errors";
+import { createRouter, idempotencyKey, jsonBody, jsonResponse, setNextCursor } from "../http";
+import { taskJson, workflowJson } from "../presenters";
 import type { Ctx } from "../services/context";
+import { createOnce } from "../services/create-once";
 import { dispatchTask, releaseDeletedTask } from "../services/dispatch";
-import { idempotencyKey } from "./tasks";
 
 const tags = ["Workflows"];
-export const workflows = createRouter();
+export const workflowsRouter = createRouter();
 
-async function loadWorkflow(ctx: Ctx, id: string) {
-  const row = await getWorkflow(ctx.db, id);
-  if (!row) throw notFound("workflow", id);
-  return row;
-}
+const loadWorkflow = (ctx: Ctx, id: string) => loadOr404("workflow", id, getWorkflow(ctx.db, id));
 
 async function show(ctx: Ctx, id: string) {
   const row = await loadWorkflow(ctx, id);
   return workflowJson(row, (await taskIdsOf(ctx.db, [id])).get(id) ?? []);
 }
 
-workflows.openapi(
+workflowsRouter.openapi(
   createRoute({
     method: "post",
     path: "/",
@@ -54,45 +50,52 @@ workflows.openapi(
     const ctx = c.get("ctx");
     const body = c.req.valid("json");
     const key = idempotencyKey(c, body.idempotency_key);
-    if (key) {
-      const existing = await getWorkflowByIdempotencyKey(ctx.db, key);
-      if (existing) return c.json(await show(ctx, existing.id), 200);
-    }
-    const nowMs = ctx.now();
-    const id = crypto.randomUUID();
-    const steps =
-      body.steps ?? (body.task_payloads ?? []).map((payload) => ({ payload, capability: undefined, timeout_seconds: undefined }));
-    await insertWorkflow(
-      ctx.db,
-      {
-        id,
-        name: body.name,
-        description: body.description ?? null,
-        metadata: body.metadata,
-        idempotencyKey: key ?? null,
-        createdAt: nowMs,
-        updatedAt: nowMs,
+    const { resource, created } = await createOnce({
+      key,
+      find: async (k) => {
+        const existing = await getWorkflowByIdempotencyKey(ctx.db, k);
+        return existing && show(ctx, existing.id);
       },
-      steps.map((step, index) => ({
-        id: crypto.randomUUID(),
-        payload: step.payload ?? {},
-        capability: step.capability ?? body.capability ?? null,
-        timeoutSeconds: step.timeout_seconds ?? body.timeout_seconds,
-        priority: body.priority,
-        maxAttempts: body.max_attempts,
-        workflowId: id,
-        stepIndex: index,
-        ready: false,
-        createdAt: nowMs,
-        updatedAt: nowMs,
-      })),
-    );
-    ctx.log.info("workflow created", { workflow_id: id, steps: steps.length });
-    return c.json(await show(ctx, id), 201);
+      insert: async () => {
+        const nowMs = ctx.now();
+        const id = crypto.randomUUID();
+        const steps =
+          body.steps ?? (body.task_payloads ?? []).map((payload) => ({ payload, capability: undefined, timeout_seconds: undefined }));
+        const workflow = {
+          id,
+          name: body.name,
+          description: body.description ?? null,
+          metadata: body.metadata,
+          idempotencyKey: key ?? null,
+        };
+        await insertWorkflow(
+          ctx.db,
+          { ...workflow, createdAt: nowMs, updatedAt: nowMs },
+          steps.map((step, index) =>
+            newTaskRow({
+              id: crypto.randomUUID(),
+              payload: step.payload ?? {},
+              capability: step.capability ?? body.capability ?? null,
+              timeoutSeconds: step.timeout_seconds ?? body.timeout_seconds,
+              priority: body.priority,
+              maxAttempts: body.max_attempts,
+              workflowId: id,
+              stepIndex: index,
+              ready: false,
+              createdAt: nowMs,
+              updatedAt: nowMs,
+            }),
+          ),
+        );
+        ctx.log.info("workflow created", { workflow_id: id, steps: steps.length });
+        return show(ctx, id);
+      },
+    });
+    return c.json(resource, created ? 201 : 200);
   },
 );
 
-workflows.openapi(
+workflowsRouter.openapi(
   createRoute({
     method: "get",
     path: "/",
@@ -118,7 +121,7 @@ workflows.openapi(
   },
 );
 
-workflows.openapi(
+workflowsRouter.openapi(
   createRoute({
     method: "get",
     path: "/{id}",
@@ -133,7 +136,7 @@ workflows.openapi(
   },
 );
 
-workflows.openapi(
+workflowsRouter.openapi(
   createRoute({
     method: "get",
     path: "/{id}/tasks",
@@ -152,7 +155,7 @@ workflows.openapi(
   },
 );
 
-workflows.openapi(
+workflowsRouter.openapi(
   createRoute({
     method: "post",
     path: "/{id}/start",
@@ -179,7 +182,7 @@ workflows.openapi(
   },
 );
 
-workflows.openapi(
+workflowsRouter.openapi(
   createRoute({
     method: "delete",
     path: "/{id}",

@@ -1,25 +1,23 @@
 /** /api/v1/ws — the bot control WebSocket and its operator endpoints. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { eq } from "drizzle-orm";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
 import { ErrorSchema, errorResponses, IdParam } from "../contracts/common";
 import { isHeld } from "../core/task-machine";
-import { getBot } from "../db/bots";
-import { bots as botsTable } from "../db/schema";
-import { iso } from "../db/serialize";
+import { getBot, listConnectedBots } from "../db/bots";
 import { getTask } from "../db/tasks";
-import { AppError, notFound } from "../errors";
+import { AppError, loadOr404 } from "../errors";
 import { createRouter, jsonResponse } from "../http";
-import { botStub } from "../services/context";
+import { botSession } from "../objects/stubs";
+import { connectionJson } from "../presenters";
 
 const tags = ["WebSocket"];
-export const ws = createRouter();
+export const wsRouter = createRouter();
 
 /**
  * `GET /ws/control?bot_id=…` upgrades to the bot's control socket, held by its
  * Durable Object. The Worker authenticates and checks the bot exists first.
  */
-ws.get("/control", async (c) => {
+wsRouter.get("/control", async (c) => {
   const ctx = c.get("ctx");
   if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
     throw new AppError("upgrade_required", "this endpoint speaks WebSocket: send 'Upgrade: websocket'");
@@ -27,14 +25,12 @@ ws.get("/control", async (c) => {
   const botId = c.req.query("bot_id");
   if (!botId || botId.length > 100) throw new AppError("validation_failed", "query parameter bot_id is required", { field: "bot_id" });
   requireAdminOrBot(c, botId);
-  if (!(await getBot(ctx.db, botId))) throw notFound("bot", botId);
-  const headers = new Headers(c.req.raw.headers);
-  headers.set("X-Bot-Id", botId);
-  return botStub(ctx, botId).fetch(new Request(c.req.raw.url, { headers }));
+  await loadOr404("bot", botId, getBot(ctx.db, botId));
+  return botSession(ctx.env, botId).fetch(c.req.raw);
 });
 
 // Documented by hand: the upgrade is not a JSON route, but clients should find it in /openapi.json.
-ws.openAPIRegistry.registerPath({
+wsRouter.openAPIRegistry.registerPath({
   method: "get",
   path: "/control",
   tags,
@@ -54,7 +50,7 @@ ws.openAPIRegistry.registerPath({
 
 const Connection = z.object({ bot_id: z.string(), name: z.string(), connected_at: z.string().nullable() });
 
-ws.openapi(
+wsRouter.openapi(
   createRoute({
     method: "get",
     path: "/connections",
@@ -68,19 +64,12 @@ ws.openapi(
   async (c) => {
     requireReader(c);
     const ctx = c.get("ctx");
-    const rows = await ctx.db
-      .select({ id: botsTable.id, name: botsTable.name, connectedAt: botsTable.connectedAt })
-      .from(botsTable)
-      .where(eq(botsTable.connected, true))
-      .limit(1000);
-    return c.json(
-      { total: rows.length, connections: rows.map((r) => ({ bot_id: r.id, name: r.name, connected_at: iso(r.connectedAt) })) },
-      200,
-    );
+    const rows = await listConnectedBots(ctx.db, 1000);
+    return c.json({ total: rows.length, connections: rows.map(connectionJson) }, 200);
   },
 );
 
-ws.openapi(
+wsRouter.openapi(
   createRoute({
     method: "post",
     path: "/broadcast/task/{id}",
@@ -96,15 +85,14 @@ ws.openapi(
     requireAdmin(c);
     const ctx = c.get("ctx");
     const { id } = c.req.valid("param");
-    const task = await getTask(ctx.db, id, ctx.now());
-    if (!task) throw notFound("task", id);
+    const task = await loadOr404("task", id, getTask(ctx.db, id));
     if (!task.botId || !isHeld(task.status)) {
       throw new AppError("invalid_transition", `task ${id} is ${task.status} and held by no bot; assign it first`, {
         task_id: id,
         status: task.status,
       });
     }
-    const delivered = await botStub(ctx, task.botId).taskAssigned(task.botId, id);
+    const delivered = await botSession(ctx.env, task.botId).taskAssigned(id);
     if (!delivered) throw new AppError("bot_not_connected", `bot ${task.botId} has no open control socket`, { bot_id: task.botId });
     return c.json({ task_id: id, bot_id: task.botId, delivered }, 200);
   },

@@ -15,7 +15,3 @@ export function createCtx(env: Env, logFields: Record<string, unknown> = {}): Ct
   const config = readConfig(env);
   return { env, db: getDb(env.DB), config, log: createLogger(logFields, config.logLevel), now: Date.now };
 }
-
-export function botStub(ctx: Ctx, botId: string) {
-  return ctx.env.BOT_SESSION.get(ctx.env.BOT_SESSION.idFromName(botId));
-}

@@ -6,9 +6,9 @@
 import { getContainer } from "@cloudflare/containers";
 import { type RelayOp, type RelayResult, signRelayBody } from "../contracts/relay";
 import { HetznerProvider } from "../providers/hetzner";
-import { ProviderError } from "../providers/http";
 import { OpenRouterKeysApi } from "../providers/openrouter";
 import { OvhProvider } from "../providers/ovh";
+import { RelayClient } from "../providers/relay";
 import type { OpenRouterKeys, VpsProvider } from "../providers/types";
 
 export interface DeployConfig {
@@ -82,48 +82,8 @@ export function createDeployDeps(env: Env, deploymentId: string): DeployDeps {
   const openrouter = env.OPENROUTER_PROVISIONING_KEY
     ? new OpenRouterKeysApi({ provisioningKey: env.OPENROUTER_PROVISIONING_KEY, baseUrl: env.OPENROUTER_API_URL })
     : new OpenRouterKeysApi({ provisioningKey: STANDIN_CREDENTIALS.openrouter, baseUrl: `${standins}/openrouter/api/v1` });
-  const relayFetch: typeof fetch = env.RELAY_URL
-    ? (input, init) => fetch(new URL("/v1/ops", env.RELAY_URL).toString(), init)
-    : (input, init) => getContainer(env.RELAY, deploymentId).fetch(new Request("http://relay/v1/ops", init));
-  return { config, provider, openrouter, relay: new RelayClient(env.RELAY_SECRET ?? "", relayFetch) };
-}
-
-export class RelayError extends ProviderError {
-  constructor(
-    readonly code: string,
-    message: string,
-    transient: boolean,
-  ) {
-    super(message, transient);
-  }
-}
-
-/** Signs and sends one relay operation. */
-export class RelayClient {
-  constructor(
-    private readonly secret: string,
-    private readonly fetchImpl: typeof fetch,
-  ) {}
-
-  async run<R extends RelayResult>(req: RelayOp): Promise<R> {
-    const body = JSON.stringify({ ...req, nonce: crypto.randomUUID() });
-    const headers = await signRelayBody(this.secret, body, Math.floor(Date.now() / 1000));
-    let res: Response;
-    try {
-      res = await this.fetchImpl("http://relay/v1/ops", {
-        method: "POST",
-        headers: { "Content-Type": "application/json", ...headers },
-        body,
-        signal: AbortSignal.timeout(60_000),
-      });
-    } catch (err) {
-      throw new RelayError("relay_unreachable", `relay unreachable: ${(err as Error).message}`, true);
-    }
-    const json = (await res.json().catch(() => null)) as { ok: boolean; result?: R; error?: { code: string; message: string } } | null;
-    if (json?.ok && json.result) return json.result;
-    const code = json?.error?.code ?? `http_${res.status}`;
-    // SSH not up yet or a flaky network is worth retrying; a wrong host key or a refused request is not.
-    const transient = code === "ssh_unreachable" || code === "internal_error" || (res.status >= 500 && code.startsWith("http_"));
-    throw new RelayError(code, json?.error?.message ?? `relay answered ${res.status}`, transient);
-  }
+  const relayUrl = env.RELAY_URL ? new URL("/v1/ops", env.RELAY_URL).toString() : null;
+  const sendToRelay = (init: RequestInit) =>
+    relayUrl ? fetch(relayUrl, init) : getContainer(env.RELAY, deploymentId).fetch(new Request("http://relay/v1/ops", init));
+  return { config, provider, openrouter, relay: new RelayClient(env.RELAY_SECRET ?? "", sendToRelay) };
 }

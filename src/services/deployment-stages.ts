@@ -5,20 +5,19 @@
  * records its intent before acting. Executors return a StageOutcome for the
  * pure machine plus the columns to write.
  */
-import { and, eq, isNull } from "drizzle-orm";
 import type { RelayResult } from "../contracts/relay";
 import type { DeploymentStage, StageOutcome } from "../core/deployment-machine";
 import { buildSetupScript } from "../core/setup-script";
+import { hmacSha256Hex, utf8ToBase64 } from "../crypto/encoding";
 import { open, seal } from "../crypto/seal";
 import { generateSshKeyPair } from "../crypto/ssh-keys";
-import { runBatch } from "../db/batch";
-import { bots, type DeploymentRow, tokens } from "../db/schema";
-import { newTokenSecret, sha256Hex } from "../db/tokens";
+import { getBot, issueLaunchToken } from "../db/bots";
+import type { DeploymentPatch } from "../db/deployments";
+import type { DeploymentRow } from "../db/schema";
+import { mintToken } from "../db/tokens";
 import { ProviderError } from "../providers/http";
 import type { Ctx } from "./context";
 import type { DeployDeps } from "./deploy-deps";
-
-export type DeploymentPatch = Partial<Omit<DeploymentRow, "id" | "createdAt">>;
 
 export interface StageRun {
   outcome: StageOutcome;
@@ -42,10 +41,8 @@ export const vpsNameFor = (d: Pick<DeploymentRow, "id">) => `clawbot-${d.id}`;
 export const openrouterKeyNameFor = (d: Pick<DeploymentRow, "id">) => `clawbot-deployment-${d.id}`;
 
 /** Token the setup script presents to the callback: bound to the deployment and to this launch. */
-export async function callbackToken(secretKey: string, deploymentId: string, launch: number): Promise<string> {
-  const key = await crypto.subtle.importKey("raw", new TextEncoder().encode(secretKey), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
-  const sig = await crypto.subtle.sign("HMAC", key, new TextEncoder().encode(`setup-callback:${deploymentId}:${launch}`));
-  return [...new Uint8Array(sig)].map((b) => b.toString(16).padStart(2, "0")).join("");
+export function callbackToken(secretKey: string, deploymentId: string, launch: number): Promise<string> {
+  return hmacSha256Hex(secretKey, `setup-callback:${deploymentId}:${launch}`);
 }
 
 async function relayTarget(d: DeploymentRow, env: StageEnv, pinned: boolean) {
@@ -149,37 +146,13 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
     const nowMs = ctx.now();
     // The deployment's bot: registered once, with a fresh token at every launch (the previous one revoked).
     const botId = d.botId ?? crypto.randomUUID();
-    const botToken = newTokenSecret("bot");
-    const tokenId = crypto.randomUUID();
     const launch = d.launchCount + 1;
-    const statements = [];
-    if (!d.botId) {
-      statements.push(
-        ctx.db
-          .insert(bots)
-          .values({
-            id: botId,
-            name: d.name,
-            capabilities: ["openclaw"],
-            metadata: { deployment_id: d.id },
-            createdAt: nowMs,
-            updatedAt: nowMs,
-          }),
-      );
-    }
-    statements.push(
-      ctx.db
-        .update(tokens)
-        .set({ revokedAt: nowMs })
-        .where(and(eq(tokens.botId, botId), isNull(tokens.revokedAt))),
-    );
-    statements.push(
-      ctx.db
-        .insert(tokens)
-        .values({ id: tokenId, kind: "bot", name: `bot:${d.name}`, botId, tokenHash: await sha256Hex(botToken), createdAt: nowMs }),
-    );
-    await runBatch(ctx.db, statements);
-    await env.recordIntent({ botId, botTokenId: tokenId, launchCount: launch });
+    const { secret: botToken, row: tokenRow } = await mintToken("bot", `bot:${d.name}`, botId, nowMs);
+    const register = d.botId
+      ? null
+      : { id: botId, name: d.name, capabilities: ["openclaw"], metadata: { deployment_id: d.id }, createdAt: nowMs, updatedAt: nowMs };
+    await issueLaunchToken(ctx.db, { id: botId, register }, tokenRow, nowMs);
+    await env.recordIntent({ botId, botTokenId: tokenRow.id, launchCount: launch });
 
     const script = buildSetupScript({
       deploymentId: d.id,
@@ -197,7 +170,7 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
     });
     const target = await relayTarget({ ...d, botId }, env, true);
     const scriptPath = `${deps.config.installDir}/openclaw-setup.sh`;
-    await deps.relay.run({ op: "upload_script", ...target, path: scriptPath, script_b64: btoa(unescape(encodeURIComponent(script))) });
+    await deps.relay.run({ op: "upload_script", ...target, path: scriptPath, script_b64: utf8ToBase64(script) });
     await deps.relay.run({ op: "launch_detached", ...target, path: scriptPath, log_path: `${deps.config.installDir}/openclaw-setup.log` });
     return done(undefined, `setup script launched (launch ${launch})`);
   },
@@ -212,7 +185,7 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
     if (m.error) return failed(`setup script failed: ${m.error}`);
     if (!m.complete) return waiting();
     // Ready means the installed bot is connected to us, not just that the script ended.
-    const bot = d.botId ? await env.ctx.db.select({ connected: bots.connected }).from(bots).where(eq(bots.id, d.botId)).get() : undefined;
+    const bot = d.botId ? await getBot(env.ctx.db, d.botId) : undefined;
     return bot?.connected ? done(undefined, `bot ${d.botId} online`) : waiting();
   },
 };

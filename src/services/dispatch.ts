@@ -3,25 +3,69 @@
  * (it knows whether its socket is really open) and is settled by the atomic
  * claim in D1, so a task never goes to two bots and a bot never holds two tasks.
  */
-
-import { eq } from "drizzle-orm";
-import { findIdleConnectedBots } from "../db/bots";
-import { type TaskRow, tasks } from "../db/schema";
-import { findDueTasks } from "../db/tasks";
-import { botStub, type Ctx } from "./context";
+import { transitionTask } from "../core/task-machine";
+import { botStatusOf, findIdleConnectedBots, getBot } from "../db/bots";
+import type { TaskRow } from "../db/schema";
+import { claimTask, findDueTasks, getTask, taskState } from "../db/tasks";
+import { AppError, loadOr404 } from "../errors";
+import { botSession } from "../objects/stubs";
+import type { Ctx } from "./context";
 import type { TransitionOutcome } from "./lifecycle";
 
 /** How many idle bots to offer one task to before leaving it pending. */
 const CANDIDATES_PER_TASK = 5;
 
+/**
+ * Claims a pending task for a bot: the machine's `assign` decides the new
+ * state, the guarded batch decides who wins. Null if the task or the bot changed.
+ */
+export async function claimForBot(ctx: Ctx, task: TaskRow, botId: string, opts: { requireConnected: boolean }): Promise<TaskRow | null> {
+  const nowMs = ctx.now();
+  const result = transitionTask(taskState(task), { kind: "assign", botId }, nowMs, ctx.config.backoff);
+  if (!result.ok) return null;
+  return claimTask(ctx.db, task, result.transition, nowMs, opts.requireConnected);
+}
+
+/**
+ * `POST /tasks/{id}/assign`: an operator picks the bot. Any online idle bot with
+ * the capability may take it (a bot with only REST heartbeats too); the claim
+ * is the same atomic batch as automatic dispatch.
+ */
+export async function assignManually(ctx: Ctx, taskId: string, botId: string): Promise<void> {
+  const task = await loadOr404("task", taskId, getTask(ctx.db, taskId));
+  const bot = await loadOr404("bot", botId, getBot(ctx.db, botId));
+  if (task.status !== "pending") {
+    throw new AppError("invalid_transition", `cannot assign a task that is ${task.status}`, { task_id: taskId, status: task.status });
+  }
+  if (!task.ready) {
+    throw new AppError("invalid_transition", "this workflow step is not released yet (its previous step has not completed)", {
+      task_id: taskId,
+      status: task.status,
+    });
+  }
+  const status = botStatusOf(bot, ctx.now(), ctx.config.botStaleAfterMs);
+  if (status !== "online") throw new AppError("bot_unavailable", `bot ${botId} is ${status}`, { bot_id: botId, status });
+  if (task.capability && !bot.capabilities.includes(task.capability)) {
+    throw new AppError("bot_unavailable", `bot ${botId} lacks capability ${task.capability}`, {
+      bot_id: botId,
+      capability: task.capability,
+    });
+  }
+  if (!(await claimForBot(ctx, task, botId, { requireConnected: false }))) {
+    throw new AppError("conflict", "the task or the bot changed while assigning; nothing was changed", { task_id: taskId, bot_id: botId });
+  }
+  ctx.log.info("task assigned manually", { task_id: taskId, bot_id: botId });
+  await botSession(ctx.env, botId).taskAssigned(taskId);
+}
+
 /** Offers a pending task to idle capable bots. Returns the bot that took it, or null. */
 export async function dispatchTask(ctx: Ctx, taskOrId: string | TaskRow): Promise<string | null> {
-  const task = typeof taskOrId === "string" ? await ctx.db.select().from(tasks).where(eq(tasks.id, taskOrId)).get() : taskOrId;
-  if (!task || task.status !== "pending" || !task.ready || task.runAfter > ctx.now()) return null;
+  const task = typeof taskOrId === "string" ? await getTask(ctx.db, taskOrId) : taskOrId;
+  if (task?.status !== "pending" || !task.ready || task.runAfter > ctx.now()) return null;
   const candidates = await findIdleConnectedBots(ctx.db, task.capability, CANDIDATES_PER_TASK);
   for (const bot of candidates) {
     try {
-      if (await botStub(ctx, bot.id).offerTask(bot.id, task)) return bot.id;
+      if (await botSession(ctx.env, bot.id).offerTask(task)) return bot.id;
     } catch (err) {
       ctx.log.warn("offer to bot failed", { bot_id: bot.id, task_id: task.id, error: String(err) });
     }
@@ -30,11 +74,15 @@ export async function dispatchTask(ctx: Ctx, taskOrId: string | TaskRow): Promis
   return null;
 }
 
-/** Dispatches due pending tasks (sweeper safety net), bounded per run. */
+/** Dispatches due pending tasks (sweeper safety net), bounded per run; one failing task does not stop the rest. */
 export async function dispatchDueTasks(ctx: Ctx, limit: number): Promise<number> {
   let assigned = 0;
   for (const task of await findDueTasks(ctx.db, ctx.now(), limit)) {
-    if (await dispatchTask(ctx, task)) assigned++;
+    try {
+      if (await dispatchTask(ctx, task)) assigned++;
+    } catch (err) {
+      ctx.log.error("dispatch of a due task failed", { task_id: task.id, error: String(err) });
+    }
   }
   return assigned;
 }
@@ -47,7 +95,7 @@ export async function settleOutcome(ctx: Ctx, outcome: TransitionOutcome): Promi
   const { task } = outcome;
   if (outcome.releasedBotId) {
     try {
-      await botStub(ctx, outcome.releasedBotId).taskReleased(outcome.releasedBotId, task.id, {
+      await botSession(ctx.env, outcome.releasedBotId).taskReleased(task.id, {
         notify: outcome.notifyBot,
         reason: task.errorCode ?? task.status,
         retryAtMs: outcome.retryAtMs,
@@ -61,5 +109,5 @@ export async function settleOutcome(ctx: Ctx, outcome: TransitionOutcome): Promi
 
 /** A held task was deleted (alone or with its workflow): tell its bot to stop and let it take other work. */
 export async function releaseDeletedTask(ctx: Ctx, botId: string, taskId: string): Promise<void> {
-  await botStub(ctx, botId).taskReleased(botId, taskId, { notify: true, reason: "deleted", retryAtMs: null });
+  await botSession(ctx.env, botId).taskReleased(taskId, { notify: true, reason: "deleted", retryAtMs: null });
 }

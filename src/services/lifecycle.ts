@@ -4,15 +4,11 @@
  * (free a bot, dispatch a released workflow step) instead of doing it, so a
  * bot's Durable Object can handle its own bot locally.
  */
-
-import { and, eq } from "drizzle-orm";
 import { type TaskAction, transitionTask } from "../core/task-machine";
 import { planAfterStepChange } from "../core/workflow";
-import { tasks } from "../db/schema";
-import type { TaskWithWaiting } from "../db/serialize";
-import { writeTransition } from "../db/tasks";
+import { findStepTaskId, getTask, type TaskWithWaiting, taskState, writeTransition } from "../db/tasks";
 import { stepStates } from "../db/workflows";
-import { AppError, notFound } from "../errors";
+import { AppError, loadOr404 } from "../errors";
 import type { Ctx } from "./context";
 
 export interface TransitionOutcome {
@@ -37,23 +33,11 @@ const MAX_RACE_RETRIES = 4;
 export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskAction, opts: ActionOptions = {}): Promise<TransitionOutcome> {
   for (let attempt = 0; attempt < MAX_RACE_RETRIES; attempt++) {
     const nowMs = ctx.now();
-    const task = await ctx.db.select().from(tasks).where(eq(tasks.id, taskId)).get();
-    if (!task) throw notFound("task", taskId);
+    const task = await loadOr404("task", taskId, getTask(ctx.db, taskId));
     if (opts.actingBotId && task.botId !== opts.actingBotId) {
       throw new AppError("forbidden", `task ${taskId} is not held by bot ${opts.actingBotId}`, { task_id: taskId, status: task.status });
     }
-    const result = transitionTask(
-      {
-        status: task.status as never,
-        botId: task.botId,
-        attempts: task.attempts,
-        maxAttempts: task.maxAttempts,
-        startedAtMs: task.startedAt,
-      },
-      action,
-      nowMs,
-      ctx.config.backoff,
-    );
+    const result = transitionTask(taskState(task), action, nowMs, ctx.config.backoff);
     if (!result.ok) throw new AppError("invalid_transition", result.message, { task_id: taskId, status: task.status, action: action.kind });
     const { patch, events, releasedBotId } = result.transition;
 
@@ -79,15 +63,8 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
       ...(action.kind === "fail" ? { error_code: action.code } : {}),
       ...(workflowPlan ? { workflow_status: workflowPlan.status } : {}),
     });
-    let releasedStepTaskId: string | null = null;
-    if (workflowPlan?.release != null) {
-      const next = await ctx.db
-        .select({ id: tasks.id })
-        .from(tasks)
-        .where(and(eq(tasks.workflowId, task.workflowId!), eq(tasks.stepIndex, workflowPlan.release)))
-        .get();
-      releasedStepTaskId = next?.id ?? null;
-    }
+    const releasedStepTaskId =
+      task.workflowId && workflowPlan?.release != null ? await findStepTaskId(ctx.db, task.workflowId, workflowPlan.release) : null;
     return {
       task: updated,
       releasedBotId,

@@ -2,13 +2,16 @@
  * Cron safety net (every minute). Alarms do the real-time work; this
  * reconciles whatever an alarm missed: overdue tasks, bots whose socket died
  * with the runtime, tasks of bots that never came back, due retries.
- * Every step is bounded so one run stays well inside a cron's CPU budget.
+ * Every step is bounded so one run stays well inside a cron's CPU budget, and
+ * each phase and each item is isolated: one failure is logged with its id and
+ * the sweep goes on.
  */
 import { listConnectedBotIds } from "../db/bots";
 import { listActiveDeploymentIds } from "../db/deployments";
 import { findOrphanedHeldTasks, findOverdueTasks, findTasksOfLostBots } from "../db/tasks";
 import { AppError } from "../errors";
-import { botStub, type Ctx } from "./context";
+import { botSession, deploymentRunner } from "../objects/stubs";
+import type { Ctx } from "./context";
 import { dispatchDueTasks, settleOutcome } from "./dispatch";
 import { applyTaskAction } from "./lifecycle";
 
@@ -22,53 +25,85 @@ export interface SweepReport {
   botsChecked: number;
   dispatched: number;
   deploymentsKicked: number;
+  /** Phases or items that failed (logged with their ids); the rest of the sweep still ran. */
+  failures: number;
 }
 
 export async function sweep(ctx: Ctx): Promise<SweepReport> {
-  const report: SweepReport = { timedOut: 0, lostBotTasks: 0, botsChecked: 0, dispatched: 0, deploymentsKicked: 0 };
-  const nowMs = ctx.now();
+  const report: SweepReport = { timedOut: 0, lostBotTasks: 0, botsChecked: 0, dispatched: 0, deploymentsKicked: 0, failures: 0 };
 
-  for (const task of await findOverdueTasks(ctx.db, nowMs, SWEEP_SLACK_MS, SWEEP_BATCH)) {
-    if (await settleQuietly(ctx, task.id, "timeout", `no result within ${task.timeoutSeconds}s (found by sweeper)`)) report.timedOut++;
-  }
+  /** Runs one phase; a failure is logged and counted, never thrown, so the next phase still runs. */
+  const phase = async (name: string, work: () => Promise<void>, id?: string) => {
+    try {
+      await work();
+    } catch (err) {
+      report.failures++;
+      ctx.log.error(id === undefined ? "sweep phase failed" : "sweep item failed", { phase: name, id, error: String(err) });
+    }
+  };
+  /** A phase over a listed set of items, each isolated from the others. */
+  const eachOf = <T>(name: string, list: () => Promise<T[]>, idOf: (item: T) => string, work: (item: T) => Promise<void>) =>
+    phase(name, async () => {
+      for (const item of await list()) await phase(name, () => work(item), idOf(item));
+    });
+
+  await eachOf(
+    "overdue_tasks",
+    () => findOverdueTasks(ctx.db, ctx.now(), SWEEP_SLACK_MS, SWEEP_BATCH),
+    (task) => task.id,
+    async (task) => {
+      if (await failHeldTask(ctx, task.id, "timeout", `no result within ${task.timeoutSeconds}s (found by sweeper)`)) report.timedOut++;
+    },
+  );
 
   // Ask each "connected" bot's object whether its socket survived; it corrects D1 if not.
-  for (const botId of await listConnectedBotIds(ctx.db)) {
-    await botStub(ctx, botId)
-      .wake(botId)
-      .catch((err) => ctx.log.warn("sweeper could not reach bot", { bot_id: botId, error: String(err) }));
-    report.botsChecked++;
-  }
+  await eachOf(
+    "connected_bots",
+    () => listConnectedBotIds(ctx.db),
+    (botId) => botId,
+    async (botId) => {
+      report.botsChecked++;
+      await botSession(ctx.env, botId).wake();
+    },
+  );
 
-  const lost = [
-    ...(await findTasksOfLostBots(ctx.db, ctx.now(), ctx.config.botReconnectGraceMs + SWEEP_SLACK_MS, SWEEP_BATCH)),
-    ...(await findOrphanedHeldTasks(ctx.db, SWEEP_BATCH)),
-  ];
-  for (const task of lost) {
-    if (await settleQuietly(ctx, task.id, "bot_lost", `bot ${task.botId} is gone (found by sweeper)`)) report.lostBotTasks++;
-  }
+  await eachOf(
+    "lost_bot_tasks",
+    async () => [
+      ...(await findTasksOfLostBots(ctx.db, ctx.now(), ctx.config.botReconnectGraceMs + SWEEP_SLACK_MS, SWEEP_BATCH)),
+      ...(await findOrphanedHeldTasks(ctx.db, SWEEP_BATCH)),
+    ],
+    (task) => task.id,
+    async (task) => {
+      if (await failHeldTask(ctx, task.id, "bot_lost", `bot ${task.botId} is gone (found by sweeper)`)) report.lostBotTasks++;
+    },
+  );
 
-  report.dispatched = await dispatchDueTasks(ctx, SWEEP_BATCH);
+  await phase("due_tasks", async () => {
+    report.dispatched = await dispatchDueTasks(ctx, SWEEP_BATCH);
+  });
 
   // Deployments: re-arm lost alarms and apply the 45-minute stale rule (each runner decides).
-  for (const id of await listActiveDeploymentIds(ctx.db, SWEEP_BATCH)) {
-    const stub = ctx.env.DEPLOYMENT_RUNNER.get(ctx.env.DEPLOYMENT_RUNNER.idFromName(id));
-    const result = await stub
-      .kick(id)
-      .catch((err) => (ctx.log.warn("sweeper could not reach deployment", { deployment_id: id, error: String(err) }), "ok"));
-    if (result !== "ok") report.deploymentsKicked++;
-  }
+  await eachOf(
+    "deployments",
+    () => listActiveDeploymentIds(ctx.db, SWEEP_BATCH),
+    (id) => id,
+    async (id) => {
+      if ((await deploymentRunner(ctx.env, id).kick()) !== "ok") report.deploymentsKicked++;
+    },
+  );
+
   ctx.log.info("sweep finished", { ...report });
   return report;
 }
 
-async function settleQuietly(ctx: Ctx, taskId: string, code: "timeout" | "bot_lost", error: string): Promise<boolean> {
+/** Fails a held task for retry; false when someone (its alarm, its bot) settled it first. */
+async function failHeldTask(ctx: Ctx, taskId: string, code: "timeout" | "bot_lost", error: string): Promise<boolean> {
   try {
     const outcome = await applyTaskAction(ctx, taskId, { kind: "fail", code, error, retry: true });
     await settleOutcome(ctx, { ...outcome, notifyBot: true });
     return true;
   } catch (err) {
-    // Someone else (the bot's alarm, the bot itself) settled it first: nothing to do.
     if (err instanceof AppError) return false;
     throw err;
   }

@@ -52,7 +52,7 @@ describe("deployments", () => {
     expectError(await post("/api/v1/deployments", { name: "x", provider: "ovh" }), 400, "validation_failed");
     const viewer = (await post("/api/v1/tokens", { kind: "viewer", name: "v" })).body.token;
     expectError(await post("/api/v1/deployments", { name: "x" }, { token: viewer }), 403, "forbidden");
-    expectError(await get("/api/v1/deployments/nope"), 404, "not_found");
+    expectError(await get("/api/v1/deployments/nope"), 404, "deployment_not_found");
     expectError(await get("/api/v1/deployments?status=DONE"), 400, "validation_failed");
   });
 
@@ -128,7 +128,7 @@ describe("deployments", () => {
     expect(after.openrouter.keys.filter((k: any) => k.name === `clawbot-deployment-${id}`)).toHaveLength(0);
     expectError(await get(`/api/v1/bots/${bot.id}`), 404, "bot_not_found");
     expect((await BotSocket.upgrade(bot.id, bot.token)).status).toBe(401);
-    expectError(await get(`/api/v1/deployments/${id}`), 404, "not_found");
+    expectError(await get(`/api/v1/deployments/${id}`), 404, "deployment_not_found");
     sock.close();
   });
 

@@ -2,7 +2,7 @@ import { env, runDurableObjectAlarm } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { BotSocket, createTask, eventually, get, post, registerBot, taskStatus, uniqueCapability } from "../helpers/api";
 
-const stub = (botId: string) => env.BOT_SESSION.get(env.BOT_SESSION.idFromName(botId));
+const stub = (botId: string) => env.BOT_SESSION.getByName(botId);
 
 describe("timeouts, lost bots and the sweeper", () => {
   it("a task past timeout_seconds fails with code timeout within seconds (alarm) and its bot is freed", async () => {

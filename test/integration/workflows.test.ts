@@ -1,3 +1,4 @@
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { BotSocket, del, eventually, expectError, get, post, registerBot, taskStatus, uniqueCapability } from "../helpers/api";
 
@@ -33,6 +34,23 @@ describe("workflows", () => {
     // A step that is not released cannot be assigned by hand either.
     expectError(await post(`/api/v1/tasks/${wf.task_ids[1]}/assign`, { bot_id: bot.id }), 409, "invalid_transition");
     sock.close();
+  });
+
+  it("eight parallel creates with one idempotency key make one workflow: one 201, the rest 200 with the same id", async () => {
+    const key = `wf-race-${crypto.randomUUID()}`;
+    const body = { name: "raced", task_payloads: [{ n: 0 }, { n: 1 }] };
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => post("/api/v1/workflows", body, { headers: { "Idempotency-Key": key } })),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 201]);
+    expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
+    expect(results.every((r) => r.body.task_ids.length === 2)).toBe(true);
+    const rows = await env.DB.prepare("SELECT count(*) AS n FROM workflows WHERE idempotency_key = ?").bind(key).first<{ n: number }>();
+    expect(rows!.n).toBe(1);
+    const steps = await env.DB.prepare("SELECT count(*) AS n FROM tasks WHERE workflow_id = ?")
+      .bind(results[0]!.body.id)
+      .first<{ n: number }>();
+    expect(steps!.n).toBe(2);
   });
 
   it("runs steps strictly in order and completes", async () => {

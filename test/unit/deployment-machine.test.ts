@@ -5,6 +5,7 @@ import {
   cancel,
   DEPLOYMENT_STAGES,
   type DeploymentStage,
+  expireIfStale,
   initialState,
   isStale,
   type MachineState,
@@ -98,20 +99,35 @@ describe("deployment stage machine", () => {
   it("retry starts clean; cancel stops with error 'cancelled'", () => {
     const failed = advance(at("vps_ordered"), { kind: "failed", error: "x" }, 5, T).state;
     expect(failed.status).toBe("ERROR");
-    expect(retry(10)).toEqual({
-      status: "PENDING",
-      stage: null,
-      stageStartedAtMs: null,
-      lastProgressAtMs: 10,
-      transientErrors: 0,
-      error: null,
+    expect(retry(failed, 10)).toEqual({ ok: true, state: initialState(10) });
+    expect(retry(at("ssh_ready"), 10)).toEqual({
+      ok: false,
+      message: "only a deployment in ERROR can be retried (this one is INSTALLING)",
     });
-    expect(cancel(at("ssh_ready"), 7)).toMatchObject({ status: "ERROR", error: "cancelled", stage: "ssh_ready" });
+    expect(cancel(at("ssh_ready"), 7)).toMatchObject({ ok: true, state: { status: "ERROR", error: "cancelled", stage: "ssh_ready" } });
+    expect(cancel(failed, 7)).toEqual({ ok: false, message: "cannot cancel a deployment that is ERROR" });
   });
 
   it("INSTALLING without progress for 45 minutes is stale; other statuses never are", () => {
     expect(isStale({ status: "INSTALLING", lastProgressAtMs: 0 }, STALE_INSTALLING_MS - 1)).toBe(false);
     expect(isStale({ status: "INSTALLING", lastProgressAtMs: 0 }, STALE_INSTALLING_MS)).toBe(true);
     expect(isStale({ status: "PROVISIONING", lastProgressAtMs: 0 }, 10 * STALE_INSTALLING_MS)).toBe(false);
+  });
+
+  it("the stale rule fails a stuck deployment with its reason, and leaves a live one alone", () => {
+    const installing = { ...at("setup_script_launched"), lastProgressAtMs: 0 };
+    expect(installing.status).toBe("INSTALLING");
+    expect(expireIfStale(installing, STALE_INSTALLING_MS - 1)).toBeNull();
+    expect(expireIfStale(installing, STALE_INSTALLING_MS)).toEqual({
+      state: {
+        ...installing,
+        status: "ERROR",
+        error: "no progress for 45 minutes while installing",
+        stageStartedAtMs: null,
+        lastProgressAtMs: STALE_INSTALLING_MS,
+      },
+      wakeAtMs: null,
+      event: { type: "deployment_failed", stage: "setup_complete", message: "no progress for 45 minutes while installing" },
+    });
   });
 });

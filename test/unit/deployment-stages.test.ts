@@ -2,11 +2,13 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { seal } from "../../src/crypto/seal";
+import type { DeploymentPatch } from "../../src/db/deployments";
 import type { DeploymentRow } from "../../src/db/schema";
+import type { RelayClient } from "../../src/providers/relay";
 import type { OpenRouterKeys, VpsProvider } from "../../src/providers/types";
 import { createCtx } from "../../src/services/context";
-import type { DeployDeps, RelayClient } from "../../src/services/deploy-deps";
-import { type DeploymentPatch, STAGE_EXECUTORS } from "../../src/services/deployment-stages";
+import type { DeployDeps } from "../../src/services/deploy-deps";
+import { STAGE_EXECUTORS } from "../../src/services/deployment-stages";
 
 const SECRET = "unit-test-secret-key-0123456789";
 

@@ -33,7 +33,7 @@ describe("task state machine", () => {
   it("assign counts an attempt and records the bot and time", () => {
     const r = transitionTask(task(), { kind: "assign", botId: "b1" }, NOW, backoff);
     expect(r.ok && r.transition).toEqual({
-      patch: { status: "assigned", botId: "b1", assignedAtMs: NOW, attempts: 1, progress: null, progressMessage: null },
+      patch: { status: "assigned", botId: "b1", assignedAtMs: NOW, startedAtMs: null, attempts: 1, progress: null, progressMessage: null },
       events: ["task_assigned"],
       releasedBotId: null,
     });

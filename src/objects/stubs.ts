@@ -1,0 +1,4 @@
+/** The one place each Durable Object is addressed: by name, so the object knows its own id (`ctx.id.name`). */
+export const botSession = (env: Env, botId: string) => env.BOT_SESSION.getByName(botId);
+
+export const deploymentRunner = (env: Env, deploymentId: string) => env.DEPLOYMENT_RUNNER.getByName(deploymentId);

@@ -1,0 +1,125 @@
+/**
+ * Presentation: rows → API JSON (snake_case, ISO-8601 times). Every response
+ * shape is built here, so routes, streams and pages show a resource one way.
+ */
+import { nextStage } from "./core/deployment-machine";
+import { botStatusOf } from "./db/bots";
+import type { BotRow, DeploymentRow, TokenRow, WorkflowRow } from "./db/schema";
+import type { TaskWithWaiting } from "./db/tasks";
+
+export const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
+/** For columns that are never null. */
+const isoAt = (ms: number): string => new Date(ms).toISOString();
+
+export function botJson(row: BotRow, nowMs: number, staleAfterMs: number) {
+  return {
+    id: row.id,
+    name: row.name,
+    capabilities: row.capabilities,
+    status: botStatusOf(row, nowMs, staleAfterMs),
+    metadata: row.metadata,
+    connected: row.connected,
+    held: row.held,
+    current_task_id: row.currentTaskId,
+    last_heartbeat_at: iso(row.lastHeartbeatAt),
+    created_at: isoAt(row.createdAt),
+    updated_at: isoAt(row.updatedAt),
+  };
+}
+export type BotJson = ReturnType<typeof botJson>;
+
+export function taskJson(row: TaskWithWaiting) {
+  return {
+    id: row.id,
+    status: row.status,
+    payload: row.payload,
+    result: row.result ?? null,
+    capability: row.capability,
+    priority: row.priority,
+    timeout_seconds: row.timeoutSeconds,
+    max_attempts: row.maxAttempts,
+    attempts: row.attempts,
+    bot_id: row.botId,
+    workflow_id: row.workflowId,
+    job_id: row.jobId,
+    step_index: row.stepIndex,
+    error: row.error,
+    error_code: row.errorCode,
+    progress: row.progress,
+    progress_message: row.progressMessage,
+    waiting_for: row.status === "pending" ? (row.waitingFor ?? null) : null,
+    run_after: row.runAfter > 0 ? iso(row.runAfter) : null,
+    idempotency_key: row.idempotencyKey,
+    created_at: isoAt(row.createdAt),
+    updated_at: isoAt(row.updatedAt),
+    assigned_at: iso(row.assignedAt),
+    started_at: iso(row.startedAt),
+    completed_at: iso(row.completedAt),
+    failed_at: iso(row.failedAt),
+    cancelled_at: iso(row.cancelledAt),
+  };
+}
+export type TaskJson = ReturnType<typeof taskJson>;
+
+export function workflowJson(row: WorkflowRow, taskIds: string[]) {
+  return {
+    id: row.id,
+    name: row.name,
+    description: row.description,
+    status: row.status,
+    metadata: row.metadata,
+    task_ids: taskIds,
+    created_at: isoAt(row.createdAt),
+    updated_at: isoAt(row.updatedAt),
+    started_at: iso(row.startedAt),
+    finished_at: iso(row.finishedAt),
+  };
+}
+
+export const deploymentStatusUrl = (id: string) => `/api/v1/deployments/${id}`;
+
+/** `botOnline`: whether the deployment's bot holds a live socket (read for a whole page at once). */
+export function deploymentJson(d: DeploymentRow, botOnline: boolean) {
+  return {
+    id: d.id,
+    name: d.name,
+    provider: d.provider,
+    region: d.region,
+    plan: d.plan,
+    status: d.status,
+    stage: d.stage,
+    next_stage: d.status === "READY" ? null : nextStage(d.stage),
+    error: d.error,
+    vps: { order_id: d.vpsOrderId, service_id: d.vpsServiceId, ip: d.vpsIp, ssh_port: d.sshPort, host_key_sha256: d.hostKeySha256 },
+    bot_id: d.botId,
+    bot_online: botOnline,
+    status_url: deploymentStatusUrl(d.id),
+    created_at: isoAt(d.createdAt),
+    updated_at: isoAt(d.updatedAt),
+    last_progress_at: isoAt(d.lastProgressAt),
+    finished_at: iso(d.finishedAt),
+  };
+}
+
+export function deploymentLogJson(e: {
+  id: number;
+  level: string;
+  type: string;
+  stage: string | null;
+  message: string;
+  createdAt: number;
+}) {
+  return { id: e.id, level: e.level, type: e.type, stage: e.stage, message: e.message, created_at: isoAt(e.createdAt) };
+}
+
+export function taskEventJson(e: { id: number; type: string; data: Record<string, unknown>; createdAt: number }) {
+  return { id: e.id, type: e.type, data: e.data, created_at: isoAt(e.createdAt) };
+}
+
+export function tokenJson(t: Pick<TokenRow, "id" | "kind" | "name" | "botId" | "createdAt" | "revokedAt">) {
+  return { id: t.id, kind: t.kind, name: t.name, bot_id: t.botId ?? null, created_at: isoAt(t.createdAt), revoked_at: iso(t.revokedAt) };
+}
+
+export function connectionJson(b: Pick<BotRow, "id" | "name" | "connectedAt">) {
+  return { bot_id: b.id, name: b.name, connected_at: iso(b.connectedAt) };
+}
