@@ -14,7 +14,7 @@ import { WebSocket, WebSocketServer } from "ws";
 import { BotClient } from "../bot/src/client";
 import { echoHandler } from "../bot/src/handlers";
 import { ROOT } from "../scripts/lib/coordinator";
-import { E2E_ADMIN_TOKEN, type Harness, mapLimit, startHarness } from "../scripts/lib/harness";
+import { type Harness, mapLimit, startHarness } from "../scripts/lib/harness";
 
 const BOT_COUNTS = (process.env.BENCH_BOTS ?? "1,10,50").split(",").map(Number);
 const LATENCY_SAMPLES = Number(process.env.BENCH_SAMPLES ?? 100);
@@ -63,7 +63,7 @@ async function wsEchoFloor(clients: number, messages: number) {
     }),
   );
   const seconds = (now() - t0) / 1000;
-  sockets.forEach((s) => s.close());
+  for (const s of sockets) s.close();
   await new Promise((r) => server.close(r));
   return { ...stats(latencies), per_second: round((perClient * clients) / seconds) };
 }
@@ -150,7 +150,7 @@ async function coordinatorRound(h: Harness, n: number) {
       throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds) },
     };
   } finally {
-    bots.forEach((b) => b.stop());
+    for (const b of bots) b.stop();
   }
 }
 
@@ -161,7 +161,7 @@ async function main() {
   console.log("starting wrangler dev …");
   const h = await startHarness({ LOG_LEVEL: "error" });
   const rounds = [];
-  let workerFloor;
+  let workerFloor: ReturnType<typeof stats>;
   try {
     // One request through wrangler dev with one D1 query (`GET /health` runs SELECT 1): the local per-request floor.
     const healthMs: number[] = [];

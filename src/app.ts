@@ -2,9 +2,10 @@
 
 import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
+import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { authenticate } from "./auth";
 import { MAX_MESSAGE_BYTES } from "./contracts/ws";
-import { AppError, errorEnvelope } from "./errors";
+import { AppError, type ErrorCode, errorEnvelope } from "./errors";
 import { BOT_BUNDLE, BOT_BUNDLE_SHA256 } from "./generated/bot-bundle";
 import { createRouter } from "./http";
 import { botsRouter } from "./routes/bots";
@@ -18,6 +19,13 @@ import { wsRouter } from "./routes/ws";
 import { createCtx } from "./services/context";
 
 export const MAX_BODY_BYTES = MAX_MESSAGE_BYTES;
+
+/** Our codes for the statuses hono's own middleware throws. */
+const HTTP_EXCEPTION_CODES: Partial<Record<number, ErrorCode>> = {
+  413: "payload_too_large",
+  415: "unsupported_media_type",
+  500: "internal_error",
+};
 
 export function createApp() {
   const app = createRouter();
@@ -103,16 +111,10 @@ export function createApp() {
     }
     if (err instanceof HTTPException) {
       // hono's own validators: malformed JSON bodies and the like are the client's fault.
-      const status = err.status;
-      const code =
-        status === 400 && /json/i.test(err.message)
-          ? "invalid_json"
-          : status === 415
-            ? "unsupported_media_type"
-            : status === 413
-              ? "payload_too_large"
-              : "bad_request";
-      return c.json(errorEnvelope(code, err.message || "bad request", {}, requestId), status >= 500 ? 500 : status);
+      const status = Math.min(err.status, 500) as ContentfulStatusCode;
+      const code: ErrorCode =
+        status === 400 && /json/i.test(err.message) ? "invalid_json" : (HTTP_EXCEPTION_CODES[status] ?? "bad_request");
+      return c.json(errorEnvelope(code, err.message || "bad request", {}, requestId), status);
     }
     c.get("ctx")?.log.error("unhandled error", { error: String(err), stack: (err as Error)?.stack, path: c.req.path });
     return c.json(errorEnvelope("internal_error", "something went wrong on our side", {}, requestId), 500);

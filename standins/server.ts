@@ -38,6 +38,7 @@ export const STANDIN_DEFAULTS = {
 
 type Handler = (
   req: IncomingMessage,
+  // biome-ignore lint/suspicious/noExplicitAny: a stand-in reads whatever JSON its client sent, as the real API would
   body: any,
   params: Record<string, string>,
   url: URL,
@@ -71,7 +72,12 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
     [];
   const route = (method: string, path: string, auth: "hetzner" | "ovh" | "openrouter" | "none", handler: Handler) => {
     const keys: string[] = [];
-    const pattern = new RegExp(`^${path.replace(/\{(\w+)\}/g, (_, k) => (keys.push(k), "([^/]+)"))}$`);
+    const pattern = new RegExp(
+      `^${path.replace(/\{(\w+)\}/g, (_, k: string) => {
+        keys.push(k);
+        return "([^/]+)";
+      })}$`,
+    );
     routes.push({ method, pattern, keys, auth, handler });
   };
 
@@ -227,7 +233,7 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
   route("POST", "/ovh/1.0/order/cart/{cart}/assign", "ovh", (_r, _b, p) => (s().ovh.carts[p.cart!] ? json(200, null) : notFound("cart")));
   route("POST", "/ovh/1.0/order/cart/{cart}/checkout", "ovh", (_r, _b, p) => {
     const cart = s().ovh.carts[p.cart!];
-    if (!cart || !cart.items[0]) return notFound("cart");
+    if (!cart?.items[0]) return notFound("cart");
     const orderId = store.nextId();
     s().ovh.orders.push({
       orderId,

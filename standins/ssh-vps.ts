@@ -80,7 +80,7 @@ export async function startTestSshServer(
     commands,
     close: () =>
       new Promise((resolve) => {
-        connections.forEach((c) => c.end());
+        for (const c of connections) c.end();
         server.close(() => resolve());
       }),
   };

@@ -4,8 +4,9 @@
  * through pluggable handlers and reports progress and results.
  */
 import WebSocket from "ws";
-import { HEARTBEAT_FRAME } from "../../src/contracts/ws-frames";
-import { reconnectDelayMs } from "./backoff";
+import type { BotMessageInput, ServerMessage, TaskAssignedMessage } from "../../src/contracts/ws";
+import { CLOSE_CODES, HEARTBEAT_FRAME } from "../../src/contracts/ws-frames";
+import { backoffDelayMs } from "../../src/core/backoff";
 import type { TaskHandler } from "./handlers";
 
 export interface BotClientOptions {
@@ -19,13 +20,10 @@ export interface BotClientOptions {
   reconnectMaxMs?: number;
   log?: (level: "info" | "warn" | "error", msg: string, fields?: Record<string, unknown>) => void;
   /** Called for every message from the coordinator (tests, benchmarks). */
-  onMessage?: (msg: any) => void;
+  onMessage?: (msg: ServerMessage) => void;
   /** Called once when the client gives up for good (bot deleted, token refused). */
   onStopped?: (reason: string) => void;
 }
-
-/** Close code the coordinator uses when this bot was deleted: reconnecting is pointless. */
-export const CLOSE_BOT_DELETED = 4004;
 
 export class BotClient {
   private ws: WebSocket | null = null;
@@ -89,27 +87,29 @@ export class BotClient {
       this.heartbeat = null;
       if (this.ws === ws) this.ws = null;
       if (this.stopped) return;
-      if (code === CLOSE_BOT_DELETED) {
+      if (code === CLOSE_CODES.botDeleted) {
         this.log("warn", "this bot was deleted on the coordinator; stopping");
         this.stop("bot deleted");
         return;
       }
-      const delayMs = reconnectDelayMs(this.attempt++, this.opts.reconnectBaseMs ?? 500, this.opts.reconnectMaxMs ?? 30_000);
+      const policy = { baseDelayMs: this.opts.reconnectBaseMs ?? 500, maxDelayMs: this.opts.reconnectMaxMs ?? 30_000 };
+      const delayMs = backoffDelayMs(this.attempt++, policy);
       this.log("info", "disconnected; reconnecting", { code, reason: reason.toString(), delay_ms: delayMs });
       this.reconnectTimer = setTimeout(() => this.connect(), delayMs);
     });
   }
 
-  private send(msg: unknown): void {
+  private send(msg: BotMessageInput): void {
     if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
   }
 
   private onMessage(raw: string): void {
-    let msg: any;
+    let msg: ServerMessage;
     try {
-      msg = JSON.parse(raw);
+      msg = JSON.parse(raw) as ServerMessage;
     } catch {
-      return this.log("warn", "coordinator sent non-JSON", { raw: raw.slice(0, 200) });
+      this.log("warn", "coordinator sent non-JSON", { raw: raw.slice(0, 200) });
+      return;
     }
     this.opts.onMessage?.(msg);
     switch (msg.type) {
@@ -122,7 +122,7 @@ export class BotClient {
         return;
       case "task_cancelled": {
         const running = this.running;
-        if (running && running.taskId === msg.payload?.task_id) {
+        if (running && running.taskId === msg.payload.task_id) {
           this.log("info", "task cancelled by coordinator", { task_id: running.taskId, reason: msg.payload.reason });
           running.abort.abort();
         }
@@ -134,7 +134,7 @@ export class BotClient {
     }
   }
 
-  private async runTask(p: { task_id: string; task_payload: unknown; attempt?: number }): Promise<void> {
+  private async runTask(p: TaskAssignedMessage["payload"]): Promise<void> {
     if (this.running?.taskId === p.task_id) return; // re-sent after a reconnect: already running
     const abort = new AbortController();
     this.running = { taskId: p.task_id, abort };

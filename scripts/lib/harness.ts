@@ -25,6 +25,7 @@ export interface Harness {
   persistDir: string;
   logFile: string;
   restart(): Promise<void>;
+  // biome-ignore lint/suspicious/noExplicitAny: e2e tests read response bodies of every shape
   api(method: string, p: string, body?: unknown): Promise<{ status: number; body: any; headers: Headers }>;
 }
 

@@ -31,6 +31,8 @@ export const BotMessage = z.discriminatedUnion("type", [
   }),
 ]);
 export type BotMessage = z.infer<typeof BotMessage>;
+/** What a bot may send (defaults not yet applied: `success` may be left out). */
+export type BotMessageInput = z.input<typeof BotMessage>;
 
 export interface TaskAssignedMessage {
   type: "task_assigned";

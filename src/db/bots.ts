@@ -1,7 +1,7 @@
 /** Bot queries. Status is derived in SQL with the same rule as core/bot-status. */
 import { and, asc, eq, isNull, type SQL, sql } from "drizzle-orm";
 import { type BotStatus, deriveBotStatus } from "../core/bot-status";
-import { runBatch, type Statement } from "./batch";
+import { runBatch } from "./batch";
 import { type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { type BotRow, bots, events, tokens } from "./schema";

@@ -1,7 +1,7 @@
 /** Workflow queries. A workflow's steps are tasks with `workflow_id` + `step_index`. */
 import { and, eq, sql } from "drizzle-orm";
 import type { StepState, WorkflowStatus } from "../core/workflow";
-import { runBatch, type Statement } from "./batch";
+import { runBatch } from "./batch";
 import { changedRows, type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { bots, events, tasks, type WorkflowRow, workflows } from "./schema";

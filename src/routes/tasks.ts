@@ -175,15 +175,25 @@ tasksRouter.openapi(
   },
 );
 
-/** Lifecycle actions a bot may do on a task it holds (or an admin on any). */
-function lifecycleRoute(path: string, summary: string, body: z.ZodType | null, toAction: (b: any) => TaskAction) {
+/**
+ * Lifecycle actions on a task: an admin on any task; with `botMay`, a bot on
+ * the task it holds (start, complete, fail). Cancelling is an operator's act.
+ */
+function lifecycleRoute<Body>(
+  path: string,
+  summary: string,
+  body: z.ZodType<Body> | null,
+  toAction: (b: Body) => TaskAction,
+  botMay: boolean,
+) {
+  const bodySchema: z.ZodType | null = body; // the route's type stays non-generic, so params keep their types
   tasksRouter.openapi(
     createRoute({
       method: "post",
       path: `/{id}/${path}`,
       tags,
       summary,
-      request: { params: IdParam, ...(body ? jsonBody(body) : {}) },
+      request: { params: IdParam, ...(bodySchema ? jsonBody(bodySchema) : {}) },
       responses: { 200: jsonResponse(TaskSchema, "The task after the transition"), ...errorResponses(400, 401, 403, 404, 409) },
     }),
     async (c) => {
@@ -191,9 +201,9 @@ function lifecycleRoute(path: string, summary: string, body: z.ZodType | null, t
       const { id } = c.req.valid("param");
       // A bot acts only on the task it holds; anyone else must be an admin.
       let actingBotId: string | undefined;
-      if (c.get("principal").kind === "bot") actingBotId = requireAdminOrBot(c, (await loadTask(ctx, id)).botId);
+      if (botMay && c.get("principal").kind === "bot") actingBotId = requireAdminOrBot(c, (await loadTask(ctx, id)).botId);
       else requireAdmin(c);
-      const action = toAction(body ? (c.req.valid as (t: "json") => unknown)("json") : {});
+      const action = toAction(bodySchema ? (c.req.valid as (t: "json") => Body)("json") : ({} as Body));
       const outcome = await applyTaskAction(ctx, id, action, { actingBotId });
       if (action.kind === "start" && outcome.task.botId) await botSession(ctx.env, outcome.task.botId).taskAssigned(id, false);
       else await settleOutcome(ctx, outcome);
@@ -202,18 +212,28 @@ function lifecycleRoute(path: string, summary: string, body: z.ZodType | null, t
   );
 }
 
-lifecycleRoute("start", "Mark an assigned task as started", null, () => ({ kind: "start" }));
-lifecycleRoute("complete", "Complete a task with its result", TaskCompleteBody, (b) => ({ kind: "complete", result: b.result ?? null }));
-lifecycleRoute("fail", "Fail a task (re-queued with backoff while attempts remain, unless retry=false)", TaskFailBody, (b) => ({
-  kind: "fail",
-  code: "bot_error",
-  error: b.error,
-  retry: b.retry,
-}));
-lifecycleRoute("cancel", "Cancel a task (its bot is told to stop)", TaskCancelBody, (b) => ({
-  kind: "cancel",
-  reason: b.reason ?? "cancelled by operator",
-}));
+lifecycleRoute("start", "Mark an assigned task as started", null, () => ({ kind: "start" }), true);
+lifecycleRoute(
+  "complete",
+  "Complete a task with its result",
+  TaskCompleteBody,
+  (b) => ({ kind: "complete", result: b.result ?? null }),
+  true,
+);
+lifecycleRoute(
+  "fail",
+  "Fail a task (re-queued with backoff while attempts remain, unless retry=false)",
+  TaskFailBody,
+  (b) => ({ kind: "fail", code: "bot_error", error: b.error, retry: b.retry }),
+  true,
+);
+lifecycleRoute(
+  "cancel",
+  "Cancel a task (admin only; its bot is told to stop)",
+  TaskCancelBody,
+  (b) => ({ kind: "cancel", reason: b.reason ?? "cancelled by operator" }),
+  false,
+);
 
 tasksRouter.openapi(
   createRoute({

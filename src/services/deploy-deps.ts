@@ -4,7 +4,6 @@
  * the SSH relay (a local URL in dev, the RelayContainer in production).
  */
 import { getContainer } from "@cloudflare/containers";
-import { type RelayOp, type RelayResult, signRelayBody } from "../contracts/relay";
 import { HetznerProvider } from "../providers/hetzner";
 import { OpenRouterKeysApi } from "../providers/openrouter";
 import { OvhProvider } from "../providers/ovh";

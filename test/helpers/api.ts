@@ -76,11 +76,11 @@ export class BotSocket {
   private constructor(readonly ws: WebSocket) {
     ws.addEventListener("message", (e) => {
       this.inbox.push(JSON.parse(typeof e.data === "string" ? e.data : new TextDecoder().decode(e.data as ArrayBuffer)));
-      this.waiters.splice(0).forEach((w) => w());
+      for (const w of this.waiters.splice(0)) w();
     });
     ws.addEventListener("close", (e) => {
       this.closed = { code: e.code, reason: e.reason };
-      this.waiters.splice(0).forEach((w) => w());
+      for (const w of this.waiters.splice(0)) w();
     });
   }
 

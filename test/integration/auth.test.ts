@@ -47,6 +47,19 @@ describe("auth", () => {
     expect((await get(`/api/v1/tasks/${task.id}`)).body.status).toBe("assigned");
   });
 
+  it("a bot may not cancel even the task it holds: cancelling is an operator's act", async () => {
+    const cap = uniqueCapability();
+    const holder = await registerBot([cap], "holder");
+    await post(`/api/v1/bots/${holder.id}/heartbeat`, undefined, { token: holder.token });
+    const task = await createTask({ payload: {}, capability: cap });
+    await post(`/api/v1/tasks/${task.id}/assign`, { bot_id: holder.id });
+    expectError(await post(`/api/v1/tasks/${task.id}/cancel`, { reason: "mine" }, { token: holder.token }), 403, "forbidden");
+    expect((await get(`/api/v1/tasks/${task.id}`)).body).toMatchObject({ status: "assigned", bot_id: holder.id });
+    // What a bot may do to its own task still works.
+    expect((await post(`/api/v1/tasks/${task.id}/start`, undefined, { token: holder.token })).status).toBe(200);
+    expect((await post(`/api/v1/tasks/${task.id}/cancel`, { reason: "operator" })).body.status).toBe("cancelled");
+  });
+
   it("admin creates, lists and revokes viewer and admin tokens; viewers only read", async () => {
     const created = await post("/api/v1/tokens", { kind: "viewer", name: "dashboard" });
     expect(created.status).toBe(201);

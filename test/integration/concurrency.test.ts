@@ -15,7 +15,7 @@ describe("dispatch races", () => {
       let busy = false;
       const deadline = Date.now() + 15000;
       while (Date.now() < deadline) {
-        let msg;
+        let msg: any;
         try {
           msg = await sock.next("task_assigned", 1500);
         } catch {
@@ -44,7 +44,7 @@ describe("dispatch races", () => {
       .bind(...ids)
       .all<{ status: string; completions: number }>();
     expect(rows.results.every((r) => r.status === "completed" && r.completions === 1)).toBe(true);
-    socks.forEach((s) => s.close());
+    for (const s of socks) s.close();
   });
 
   it("parallel manual assigns of one task to different bots: exactly one wins", async () => {

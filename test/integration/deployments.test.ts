@@ -10,7 +10,6 @@ import { callbackToken } from "../../src/services/deployment-stages";
 import { BotSocket, del, eventually, expectError, get, post } from "../helpers/api";
 
 const standinsUrl = () => (env as unknown as { STANDINS_URL: string }).STANDINS_URL;
-const deployDir = () => (env as unknown as { TEST_DEPLOY_DIR: string }).TEST_DEPLOY_DIR;
 const standinState = async () => (await fetch(`${standinsUrl()}/_standin/state`)).json() as Promise<any>;
 
 const publicUrl = () => (env as unknown as { PUBLIC_URL: string }).PUBLIC_URL;

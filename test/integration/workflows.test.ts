@@ -73,7 +73,7 @@ describe("workflows", () => {
     await eventually(async () => (await get(`/api/v1/workflows/${wf.id}`)).body.status === "completed", 3000, "workflow completed");
     const wfDone = (await get(`/api/v1/workflows/${wf.id}`)).body;
     expect(wfDone.finished_at).not.toBeNull();
-    socks.forEach((s) => s.close());
+    for (const s of socks) s.close();
   });
 
   it("a failed step fails the workflow and cancels the rest", async () => {

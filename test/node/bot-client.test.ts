@@ -2,13 +2,13 @@
 import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
 import { type WebSocket, WebSocketServer } from "ws";
-import { reconnectDelayMs } from "../../bot/src/backoff";
 import { BotClient } from "../../bot/src/client";
 import { echoHandler, shellHandler } from "../../bot/src/handlers";
+import { backoffDelayMs } from "../../src/core/backoff";
 
 let server: WebSocketServer | null = null;
 afterEach(async () => {
-  server?.clients.forEach((c) => c.terminate());
+  for (const c of server?.clients ?? []) c.terminate();
   await new Promise((r) => server?.close(r) ?? r(undefined));
   server = null;
 });
@@ -151,9 +151,9 @@ describe("bot client", () => {
   });
 
   it("backoff grows exponentially with jitter and is capped", () => {
-    expect(reconnectDelayMs(0, 500, 30_000, () => 1)).toBe(500);
-    expect(reconnectDelayMs(3, 500, 30_000, () => 1)).toBe(4000);
-    expect(reconnectDelayMs(3, 500, 30_000, () => 0)).toBe(2000);
-    expect(reconnectDelayMs(50, 500, 30_000, () => 1)).toBe(30_000);
+    expect(backoffDelayMs(0, { baseDelayMs: 500, maxDelayMs: 30_000 }, () => 1)).toBe(500);
+    expect(backoffDelayMs(3, { baseDelayMs: 500, maxDelayMs: 30_000 }, () => 1)).toBe(4000);
+    expect(backoffDelayMs(3, { baseDelayMs: 500, maxDelayMs: 30_000 }, () => 0)).toBe(2000);
+    expect(backoffDelayMs(50, { baseDelayMs: 500, maxDelayMs: 30_000 }, () => 1)).toBe(30_000);
   });
 });

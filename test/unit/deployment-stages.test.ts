@@ -58,7 +58,10 @@ function harness(parts: { provider?: Partial<VpsProvider>; openrouter?: Partial<
     new Proxy(impl as T, {
       get: (t, k) =>
         typeof (t as any)[k] === "function"
-          ? (...a: unknown[]) => (calls.push(`${name}.${String(k)}`), (t as any)[k](...a))
+          ? (...a: unknown[]) => {
+              calls.push(`${name}.${String(k)}`);
+              return (t as any)[k](...a);
+            }
           : (t as any)[k],
     });
   const deps = {
@@ -72,9 +75,21 @@ function harness(parts: { provider?: Partial<VpsProvider>; openrouter?: Partial<
     } as DeployDeps["config"],
     provider: track<VpsProvider>("provider", parts.provider ?? {}),
     openrouter: track<OpenRouterKeys>("openrouter", parts.openrouter ?? {}),
-    relay: { run: async (req: any) => (calls.push(`relay.${req.op}`), parts.relay?.(req)) } as unknown as RelayClient,
+    relay: {
+      run: async (req: any) => {
+        calls.push(`relay.${req.op}`);
+        return parts.relay?.(req);
+      },
+    } as unknown as RelayClient,
   } as DeployDeps;
-  const stageEnv = { ctx: createCtx(env), deps, recordIntent: async (p: DeploymentPatch) => void (calls.push("intent"), intents.push(p)) };
+  const stageEnv = {
+    ctx: createCtx(env),
+    deps,
+    recordIntent: async (p: DeploymentPatch) => {
+      calls.push("intent");
+      intents.push(p);
+    },
+  };
   return { calls, intents, stageEnv };
 }
 
@@ -150,7 +165,12 @@ describe("deployment stage executors", () => {
       kind: "failed",
       error: "setup script failed: FAILED: line 3: apt-get",
     });
-    const complete = harness({ relay: (req) => (expect(req.host_key_sha256).toBe("pin"), markers({ complete: "COMPLETE" })) });
+    const complete = harness({
+      relay: (req) => {
+        expect(req.host_key_sha256).toBe("pin");
+        return markers({ complete: "COMPLETE" });
+      },
+    });
     expect((await STAGE_EXECUTORS.setup_complete(d, complete.stageEnv)).outcome.kind).toBe("waiting");
   });
 });
