@@ -4,7 +4,7 @@
  */
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 
-export const ERROR_STATUS = {
+const ERROR_STATUS = {
   bad_request: 400,
   invalid_json: 400,
   validation_failed: 400,
@@ -16,7 +16,6 @@ export const ERROR_STATUS = {
   workflow_not_found: 404,
   token_not_found: 404,
   deployment_not_found: 404,
-  method_not_allowed: 405,
   invalid_transition: 409,
   conflict: 409,
   bot_unavailable: 409,

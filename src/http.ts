@@ -12,6 +12,8 @@ export interface AppEnv {
 
 export type AppContext = Context<AppEnv>;
 
+export type AppRouter = ReturnType<typeof createRouter>;
+
 /** Every router uses this hook: a zod failure becomes our 400 envelope, never hono's default. */
 export function createRouter() {
   return new OpenAPIHono<AppEnv>({

@@ -26,7 +26,6 @@ export function botJson(row: BotRow, nowMs: number, staleAfterMs: number) {
     updated_at: isoAt(row.updatedAt),
   };
 }
-export type BotJson = ReturnType<typeof botJson>;
 
 export function taskJson(row: TaskWithWaiting) {
   return {
@@ -59,7 +58,6 @@ export function taskJson(row: TaskWithWaiting) {
     cancelled_at: iso(row.cancelledAt),
   };
 }
-export type TaskJson = ReturnType<typeof taskJson>;
 
 export function workflowJson(row: WorkflowRow, taskIds: string[]) {
   return {

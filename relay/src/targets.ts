@@ -23,7 +23,7 @@ function isPrivateV6(ip: string): boolean {
   return /^(fc|fd|fe8|fe9|fea|feb|ff)/.test(x);
 }
 
-export function isPrivateAddress(ip: string): boolean {
+function isPrivateAddress(ip: string): boolean {
   return isIP(ip) === 4 ? isPrivateV4(ip) : isPrivateV6(ip);
 }
 

@@ -42,6 +42,7 @@ const ERROR_DESCRIPTIONS: Record<number, string> = {
   404: "Not found",
   409: "Conflict (illegal transition, busy bot, reused idempotency key)",
   413: "Body larger than 256 KiB",
+  503: "A dependency failed; nothing was lost, try again",
 };
 
 export const DeletedSchema = z.object({ id: z.string(), deleted: z.boolean() }).openapi("Deleted");

@@ -58,7 +58,7 @@ export type RelayResult =
   | { op: "launch_detached"; launched: true }
   | { op: "read_markers"; markers: Markers };
 
-export const RELAY_ERROR_CODES = [
+const RELAY_ERROR_CODES = [
   "bad_signature",
   "stale_request",
   "replayed_request",

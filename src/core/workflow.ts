@@ -24,7 +24,7 @@ export function aggregateWorkflowStatus(steps: readonly StepState[]): WorkflowSt
 }
 
 /** The step to release after `completedIndex` completed, or null if it was the last. */
-export function nextStepIndex(steps: readonly StepState[], completedIndex: number): number | null {
+function nextStepIndex(steps: readonly StepState[], completedIndex: number): number | null {
   const next = steps.find((s) => s.stepIndex === completedIndex + 1);
   return next && !next.released && next.status === "pending" ? next.stepIndex : null;
 }

@@ -36,7 +36,7 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 }
 
 /** The wire-format public key blob: string "ssh-ed25519", string pub. */
-export function ed25519PublicBlob(publicKey: Uint8Array): Uint8Array {
+function ed25519PublicBlob(publicKey: Uint8Array): Uint8Array {
   return concat(sshString("ssh-ed25519"), sshString(publicKey));
 }
 
@@ -48,7 +48,7 @@ export async function generateSshKeyPair(comment: string): Promise<SshKeyPair> {
   return encodeOpenSshKeyPair(seed, publicKey, comment);
 }
 
-export async function encodeOpenSshKeyPair(seed: Uint8Array, publicKey: Uint8Array, comment: string): Promise<SshKeyPair> {
+async function encodeOpenSshKeyPair(seed: Uint8Array, publicKey: Uint8Array, comment: string): Promise<SshKeyPair> {
   const publicBlob = ed25519PublicBlob(publicKey);
   const check = crypto.getRandomValues(new Uint8Array(4));
   let privateSection = concat(

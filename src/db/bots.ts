@@ -31,8 +31,7 @@ export function botStatusOf(row: BotRow, nowMs: number, staleAfterMs: number): B
   );
 }
 
-export const hasCapability = (capability: string): SQL =>
-  sql`EXISTS (SELECT 1 FROM json_each(${bots.capabilities}) WHERE value = ${capability})`;
+const hasCapability = (capability: string): SQL => sql`EXISTS (SELECT 1 FROM json_each(${bots.capabilities}) WHERE value = ${capability})`;
 
 export type BotInsert = typeof bots.$inferInsert;
 

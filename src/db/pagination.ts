@@ -1,6 +1,7 @@
 /** Keyset pagination, newest first, over (created_at, id). */
 import { and, desc, eq, lt, or, type SQL } from "drizzle-orm";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
+import { fromBase64Url, toBase64Url } from "../crypto/encoding";
 import { AppError } from "../errors";
 
 export interface Cursor {
@@ -8,14 +9,14 @@ export interface Cursor {
   id: string;
 }
 
-export function encodeCursor(c: Cursor): string {
-  return btoa(`${c.createdAt}:${c.id}`).replace(/=+$/, "").replace(/\+/g, "-").replace(/\//g, "_");
+function encodeCursor(c: Cursor): string {
+  return toBase64Url(new TextEncoder().encode(`${c.createdAt}:${c.id}`));
 }
 
 export function decodeCursor(raw: string | undefined): Cursor | null {
   if (!raw) return null;
   try {
-    const text = atob(raw.replace(/-/g, "+").replace(/_/g, "/"));
+    const text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(fromBase64Url(raw));
     const sep = text.indexOf(":");
     const createdAt = Number(text.slice(0, sep));
     const id = text.slice(sep + 1);

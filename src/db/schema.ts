@@ -9,9 +9,9 @@ import { DEPLOYMENT_STAGES, DEPLOYMENT_STATUSES } from "../core/deployment-machi
 import { TASK_STATUSES } from "../core/task-machine";
 import { WORKFLOW_STATUSES } from "../core/workflow";
 
-export const TOKEN_KINDS = ["admin", "viewer", "bot"] as const;
+const TOKEN_KINDS = ["admin", "viewer", "bot"] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];
-export const LOG_LEVELS = ["info", "warn", "error"] as const;
+const LOG_LEVELS = ["info", "warn", "error"] as const;
 
 export const bots = sqliteTable(
   "bots",

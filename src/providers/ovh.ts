@@ -18,7 +18,7 @@ export interface OvhOptions {
   now?: () => number;
 }
 
-export async function ovhSignature(
+async function ovhSignature(
   appSecret: string,
   consumerKey: string,
   method: string,
@@ -102,7 +102,11 @@ export class OvhProvider implements VpsProvider {
   }
 
   async orderState(orderId: string): Promise<OrderState> {
-    const status = await this.call<{ status: string }>("GET", `/me/order/${orderId}/status`).catch(() => ({ status: "unknown" }));
+    // A 404 means the order is not visible yet (just placed); any other failure is the caller's to retry.
+    const status = await this.call<{ status: string }>("GET", `/me/order/${orderId}/status`).catch((err: unknown) => {
+      if (err instanceof ProviderError && err.status === 404) return { status: "unknown" };
+      throw err;
+    });
     if (status.status === "cancelled") return { state: "failed", reason: `order ${orderId} was cancelled` };
     try {
       const assoc = await this.call<{ type: string; id: string }>("GET", `/me/order/${orderId}/associatedObject`);

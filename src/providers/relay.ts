@@ -37,6 +37,7 @@ export class RelayClient {
     } catch (err) {
       throw new RelayError("relay_unreachable", `relay unreachable: ${(err as Error).message}`, true);
     }
+    // A body that is not our JSON envelope (a proxy's error page) is reported by its HTTP status below.
     const json = (await res.json().catch(() => null)) as { ok: boolean; result?: R; error?: { code: string; message: string } } | null;
     if (json?.ok && json.result) return json.result;
     const code = json?.error?.code ?? `http_${res.status}`;

@@ -1,18 +1,19 @@
 /** /api/v1/bots — registration, listing, liveness and manual holds. */
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
 import { AvailableQuery, BotListQuery, BotRegisterBody, BotRegisteredSchema, BotSchema } from "../contracts/bots";
-import { DeletedSchema, errorResponses, IdParam } from "../contracts/common";
+import { DeletedSchema, errorResponses } from "../contracts/common";
 import { getBot, insertBot, listAvailableBots, listBots, recordHeartbeat, setHeld } from "../db/bots";
 import { decodeCursor } from "../db/pagination";
 import type { BotRow } from "../db/schema";
 import { mintToken } from "../db/tokens";
 import { loadOr404 } from "../errors";
-import { type AppContext, createRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
+import { type AppContext, createRouter, jsonBody, jsonResponse } from "../http";
 import { botSession } from "../objects/stubs";
 import { botJson } from "../presenters";
 import { removeBot } from "../services/bots";
 import type { Ctx } from "../services/context";
+import { resourceRoutes } from "./resource-routes";
 
 const tags = ["Bots"];
 export const botsRouter = createRouter();
@@ -47,99 +48,69 @@ botsRouter.openapi(
   },
 );
 
-botsRouter.openapi(
-  createRoute({
-    method: "get",
-    path: "/",
-    tags,
-    summary: "List bots (filter by status, capability; newest first)",
-    request: { query: BotListQuery },
-    responses: { 200: jsonResponse(z.array(BotSchema), "Bots"), ...errorResponses(400, 401, 403) },
-  }),
-  async (c) => {
-    requireReader(c);
-    const ctx = c.get("ctx");
-    const q = c.req.valid("query");
-    const { items, nextCursor } = await listBots(ctx.db, { ...q, cursor: decodeCursor(q.cursor) }, ctx.now(), ctx.config.botStaleAfterMs);
-    setNextCursor(c, nextCursor);
-    return c.json(
-      items.map((row) => show(c, row)),
-      200,
-    );
-  },
-);
+const routes = resourceRoutes(botsRouter, tags);
 
-botsRouter.openapi(
-  createRoute({
-    method: "get",
-    path: "/available",
-    tags,
-    summary: "Online, idle bots (optionally with a capability)",
-    request: { query: AvailableQuery },
-    responses: { 200: jsonResponse(z.array(BotSchema), "Available bots"), ...errorResponses(400, 401, 403) },
-  }),
-  async (c) => {
-    requireReader(c);
+routes.list({
+  path: "/",
+  summary: "List bots (filter by status, capability; newest first)",
+  query: BotListQuery,
+  item: BotSchema,
+  read: async (c, q) => {
     const ctx = c.get("ctx");
-    const rows = await listAvailableBots(ctx.db, c.req.valid("query").capability, ctx.now(), ctx.config.botStaleAfterMs);
-    return c.json(
-      rows.map((row) => show(c, row)),
-      200,
-    );
+    const page = await listBots(ctx.db, { ...q, cursor: decodeCursor(q.cursor) }, ctx.now(), ctx.config.botStaleAfterMs);
+    return { items: page.items.map((row) => show(c, row)), nextCursor: page.nextCursor };
   },
-);
+});
 
-botsRouter.openapi(
-  createRoute({
-    method: "get",
-    path: "/{id}",
-    tags,
-    summary: "Get a bot",
-    request: { params: IdParam },
-    responses: { 200: jsonResponse(BotSchema, "The bot"), ...errorResponses(401, 403, 404) },
-  }),
-  async (c) => {
-    const { id } = c.req.valid("param");
+routes.list({
+  path: "/available",
+  summary: "Online, idle bots (optionally with a capability), least recently used first",
+  query: AvailableQuery,
+  item: BotSchema,
+  read: async (c, q) => {
+    const ctx = c.get("ctx");
+    const rows = await listAvailableBots(ctx.db, q.capability, ctx.now(), ctx.config.botStaleAfterMs);
+    return { items: rows.map((row) => show(c, row)), nextCursor: null };
+  },
+});
+
+routes.get({
+  path: "/{id}",
+  summary: "Get a bot",
+  item: BotSchema,
+  read: async (c, id) => {
     requireReader(c, id);
-    return c.json(show(c, await loadBot(c.get("ctx"), id)), 200);
+    return show(c, await loadBot(c.get("ctx"), id));
   },
-);
+});
 
-botsRouter.openapi(
-  createRoute({
-    method: "post",
-    path: "/{id}/heartbeat",
-    tags,
-    summary: "Record a heartbeat (bots without a WebSocket)",
-    request: { params: IdParam },
-    responses: { 200: jsonResponse(BotSchema, "The bot"), ...errorResponses(401, 403, 404) },
-  }),
-  async (c) => {
-    const { id } = c.req.valid("param");
+routes.act({
+  method: "post",
+  path: "/{id}/heartbeat",
+  summary: "Record a heartbeat (bots without a WebSocket)",
+  item: BotSchema,
+  errors: [401, 403, 404],
+  run: async (c, id) => {
     requireAdminOrBot(c, id);
     const ctx = c.get("ctx");
     await loadBot(ctx, id);
     // One D1 write per third of the stale window at most, however often the bot beats.
     await recordHeartbeat(ctx.db, id, ctx.now(), Math.floor(ctx.config.botStaleAfterMs / 3));
-    return c.json(show(c, await loadBot(ctx, id)), 200);
+    return show(c, await loadBot(ctx, id));
   },
-);
+});
 
 for (const [action, held] of [
   ["busy", true],
   ["available", false],
 ] as const) {
-  botsRouter.openapi(
-    createRoute({
-      method: "post",
-      path: `/{id}/${action}`,
-      tags,
-      summary: held ? "Hold the bot: it gets no tasks until /available" : "Release a hold: the bot takes tasks again",
-      request: { params: IdParam },
-      responses: { 200: jsonResponse(BotSchema, "The bot"), ...errorResponses(401, 403, 404) },
-    }),
-    async (c) => {
-      const { id } = c.req.valid("param");
+  routes.act({
+    method: "post",
+    path: `/{id}/${action}`,
+    summary: held ? "Hold the bot: it gets no tasks until /available" : "Release a hold: the bot takes tasks again",
+    item: BotSchema,
+    errors: [401, 403, 404],
+    run: async (c, id) => {
       requireAdminOrBot(c, id);
       const ctx = c.get("ctx");
       const before = await loadBot(ctx, id);
@@ -148,25 +119,21 @@ for (const [action, held] of [
         ctx.log.info(held ? "bot held" : "bot released", { bot_id: id });
       }
       if (!held) await botSession(ctx.env, id).wake();
-      return c.json(show(c, await loadBot(ctx, id)), 200);
+      return show(c, await loadBot(ctx, id));
     },
-  );
+  });
 }
 
-botsRouter.openapi(
-  createRoute({
-    method: "delete",
-    path: "/{id}",
-    tags,
-    summary: "Delete a bot (its task is re-queued, its token revoked, its socket closed)",
-    request: { params: IdParam },
-    responses: { 200: jsonResponse(DeletedSchema, "Deleted"), ...errorResponses(401, 403, 404) },
-  }),
-  async (c) => {
+routes.act({
+  method: "delete",
+  path: "/{id}",
+  summary: "Delete a bot (its task is re-queued, its token revoked, its socket closed)",
+  item: DeletedSchema,
+  errors: [401, 403, 404],
+  run: async (c, id) => {
     requireAdmin(c);
-    const { id } = c.req.valid("param");
     const ctx = c.get("ctx");
     await removeBot(ctx, await loadBot(ctx, id));
-    return c.json({ id, deleted: true }, 200);
+    return { id, deleted: true };
   },
-);
+});

@@ -16,13 +16,14 @@ import { getDeployment, getDeploymentByIdempotencyKey, insertDeployment, listDep
 import { decodeCursor } from "../db/pagination";
 import type { DeploymentRow } from "../db/schema";
 import { AppError, loadOr404, unwrapRpc } from "../errors";
-import { createRouter, idempotencyKey, jsonBody, jsonResponse, setNextCursor } from "../http";
+import { createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
 import { deploymentRunner } from "../objects/stubs";
 import { deploymentJson, deploymentLogJson, deploymentStatusUrl } from "../presenters";
 import type { Ctx } from "../services/context";
 import { createOnce } from "../services/create-once";
 import { readDeployConfig } from "../services/deploy-deps";
 import { callbackToken } from "../services/deployment-stages";
+import { resourceRoutes } from "./resource-routes";
 
 const tags = ["Deployments"];
 export const deploymentsRouter = createRouter();
@@ -99,40 +100,30 @@ deploymentsRouter.openapi(
   },
 );
 
-deploymentsRouter.openapi(
-  createRoute({
-    method: "get",
-    path: "/",
-    tags,
-    summary: "List deployments (filter by status; newest first)",
-    request: { query: DeploymentListQuery },
-    responses: { 200: jsonResponse(z.array(DeploymentSchema), "Deployments"), ...errorResponses(400, 401, 403) },
-  }),
-  async (c) => {
-    requireReader(c);
-    const ctx = c.get("ctx");
-    const q = c.req.valid("query");
-    const { items, nextCursor } = await listDeployments(ctx.db, { status: q.status, limit: q.limit, cursor: decodeCursor(q.cursor) });
-    setNextCursor(c, nextCursor);
-    return c.json(await present(ctx, items), 200);
-  },
-);
+const routes = resourceRoutes(deploymentsRouter, tags);
 
-deploymentsRouter.openapi(
-  createRoute({
-    method: "get",
-    path: "/{id}",
-    tags,
-    summary: "A deployment: status, stage, VPS, bot, last error",
-    request: { params: IdParam },
-    responses: { 200: jsonResponse(DeploymentSchema, "The deployment"), ...errorResponses(401, 403, 404) },
-  }),
-  async (c) => {
+routes.list({
+  path: "/",
+  summary: "List deployments (filter by status; newest first)",
+  query: DeploymentListQuery,
+  item: DeploymentSchema,
+  read: async (c, q) => {
+    const ctx = c.get("ctx");
+    const page = await listDeployments(ctx.db, { status: q.status, limit: q.limit, cursor: decodeCursor(q.cursor) });
+    return { items: await present(ctx, page.items), nextCursor: page.nextCursor };
+  },
+});
+
+routes.get({
+  path: "/{id}",
+  summary: "A deployment: status, stage, VPS, bot, last error",
+  item: DeploymentSchema,
+  read: async (c, id) => {
     requireReader(c);
     const ctx = c.get("ctx");
-    return c.json(await show(ctx, await load(ctx, c.req.valid("param").id)), 200);
+    return show(ctx, await load(ctx, id));
   },
-);
+});
 
 deploymentsRouter.openapi(
   createRoute({
@@ -164,69 +155,52 @@ for (const [action, summary] of [
   ["retry", "Restart the stage machine of a failed deployment (live resources are reused, nothing is bought twice)"],
   ["cancel", "Stop the stage machine (status ERROR, error 'cancelled'); DELETE tears down"],
 ] as const) {
-  deploymentsRouter.openapi(
-    createRoute({
-      method: "post",
-      path: `/{id}/${action}`,
-      tags,
-      summary,
-      request: { params: IdParam },
-      responses: { 200: jsonResponse(DeploymentSchema, "The deployment"), ...errorResponses(401, 403, 404, 409) },
-    }),
-    async (c) => {
+  routes.act({
+    method: "post",
+    path: `/{id}/${action}`,
+    summary,
+    item: DeploymentSchema,
+    errors: [401, 403, 404, 409],
+    run: async (c, id) => {
       requireAdmin(c);
       const ctx = c.get("ctx");
-      const { id } = c.req.valid("param");
       await load(ctx, id);
       const runner = deploymentRunner(ctx.env, id);
-      const row = unwrapRpc(action === "retry" ? await runner.retry() : await runner.cancel());
-      return c.json(await show(ctx, row), 200);
+      return show(ctx, unwrapRpc(action === "retry" ? await runner.retry() : await runner.cancel()));
     },
-  );
+  });
 }
 
-deploymentsRouter.openapi(
-  createRoute({
-    method: "delete",
-    path: "/{id}",
-    tags,
-    summary: "Tear down: destroy the VPS, delete the OpenRouter key, remove the bot and its tokens",
-    request: { params: IdParam },
-    responses: {
-      200: jsonResponse(DeletedSchema, "Torn down"),
-      ...errorResponses(401, 403, 404),
-      503: jsonResponse(z.object({}), "Teardown failed; retry DELETE"),
-    },
-  }),
-  async (c) => {
+routes.act({
+  method: "delete",
+  path: "/{id}",
+  summary: "Tear down: destroy the VPS, delete the OpenRouter key, remove the bot and its tokens (503: retry DELETE)",
+  item: DeletedSchema,
+  errors: [401, 403, 404, 503],
+  run: async (c, id) => {
     requireAdmin(c);
     const ctx = c.get("ctx");
-    const { id } = c.req.valid("param");
     await load(ctx, id);
     unwrapRpc(await deploymentRunner(ctx.env, id).teardown());
-    return c.json({ id, deleted: true }, 200);
+    return { id, deleted: true };
   },
-);
+});
 
 /** The setup script's callback. Authenticated by its per-deployment, per-launch token, not an API token. */
-deploymentsRouter.openapi(
-  createRoute({
-    method: "post",
-    path: "/{id}/callback",
-    tags,
-    summary: "Setup script callback (progress, complete, error)",
-    request: { params: IdParam, ...jsonBody(CallbackBody) },
-    responses: { 200: jsonResponse(z.object({ accepted: z.boolean() }), "Accepted"), ...errorResponses(400, 401, 404) },
-  }),
-  async (c) => {
+routes.act({
+  method: "post",
+  path: "/{id}/callback",
+  summary: "Setup script callback (progress, complete, error)",
+  body: CallbackBody,
+  item: z.object({ accepted: z.boolean() }),
+  errors: [400, 401, 404],
+  run: async (c, id, body) => {
     const ctx = c.get("ctx");
-    const { id } = c.req.valid("param");
-    const body = c.req.valid("json");
     const row = await load(ctx, id);
     const presented = /^Bearer\s+(\S+)$/i.exec(c.req.header("Authorization") ?? "")?.[1] ?? "";
     const expected = await callbackToken(readDeployConfig(ctx.env).secretKey, id, row.launchCount);
     if (!presented || !constantTimeEqual(presented, expected)) throw new AppError("unauthorized", "invalid callback token");
     await deploymentRunner(ctx.env, id).callback(body.event, body.message);
-    return c.json({ accepted: true }, 200);
+    return { accepted: true };
   },
-);
+});

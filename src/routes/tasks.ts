@@ -1,7 +1,7 @@
 /** /api/v1/tasks — create, query and drive a task through its lifecycle. */
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
-import { DeletedSchema, errorResponses, IdParam, PageQuery } from "../contracts/common";
+import { DeletedSchema, errorResponses, PageQuery } from "../contracts/common";
 import {
   TaskAssignBody,
   TaskCancelBody,
@@ -25,13 +25,14 @@ import {
   newTaskRow,
 } from "../db/tasks";
 import { loadOr404 } from "../errors";
-import { createRouter, idempotencyKey, jsonBody, jsonResponse, setNextCursor } from "../http";
+import { createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
 import { botSession } from "../objects/stubs";
 import { taskEventJson, taskJson } from "../presenters";
 import type { Ctx } from "../services/context";
 import { createOnce } from "../services/create-once";
 import { assignManually, dispatchTask, releaseDeletedTask, settleOutcome } from "../services/dispatch";
 import { applyTaskAction } from "../services/lifecycle";
+import { resourceRoutes } from "./resource-routes";
 
 const tags = ["Tasks"];
 export const tasksRouter = createRouter();
@@ -81,99 +82,69 @@ tasksRouter.openapi(
   },
 );
 
-tasksRouter.openapi(
-  createRoute({
-    method: "get",
-    path: "/",
-    tags,
-    summary: "List tasks (filter by status, bot, workflow; newest first)",
-    request: { query: TaskListQuery },
-    responses: { 200: jsonResponse(z.array(TaskSchema), "Tasks"), ...errorResponses(400, 401, 403) },
-  }),
-  async (c) => {
-    const q = c.req.valid("query");
-    requireReader(c);
-    const ctx = c.get("ctx");
-    const { items, nextCursor } = await listTasks(
-      ctx.db,
-      { status: q.status, botId: q.bot_id, workflowId: q.workflow_id, limit: q.limit, cursor: decodeCursor(q.cursor) },
-      ctx.now(),
-    );
-    setNextCursor(c, nextCursor);
-    return c.json(items.map(taskJson), 200);
-  },
-);
+const routes = resourceRoutes(tasksRouter, tags);
 
-tasksRouter.openapi(
-  createRoute({
-    method: "get",
-    path: "/pending",
-    tags,
-    summary: "Pending tasks in dispatch order (priority, then age)",
-    request: { query: PageQuery.pick({ limit: true }) },
-    responses: { 200: jsonResponse(z.array(TaskSchema), "Pending tasks"), ...errorResponses(400, 401, 403) },
-  }),
-  async (c) => {
-    requireReader(c);
+routes.list({
+  path: "/",
+  summary: "List tasks (filter by status, bot, workflow; newest first)",
+  query: TaskListQuery,
+  item: TaskSchema,
+  read: async (c, q) => {
     const ctx = c.get("ctx");
-    return c.json((await listPendingTasks(ctx.db, ctx.now(), c.req.valid("query").limit)).map(taskJson), 200);
+    const filter = { status: q.status, botId: q.bot_id, workflowId: q.workflow_id, limit: q.limit, cursor: decodeCursor(q.cursor) };
+    const page = await listTasks(ctx.db, filter, ctx.now());
+    return { items: page.items.map(taskJson), nextCursor: page.nextCursor };
   },
-);
+});
 
-tasksRouter.openapi(
-  createRoute({
-    method: "get",
-    path: "/{id}",
-    tags,
-    summary: "Get a task",
-    request: { params: IdParam },
-    responses: { 200: jsonResponse(TaskSchema, "The task"), ...errorResponses(401, 403, 404) },
-  }),
-  async (c) => {
+routes.list({
+  path: "/pending",
+  summary: "Pending tasks in dispatch order (priority, then age)",
+  query: PageQuery.pick({ limit: true }),
+  item: TaskSchema,
+  read: async (c, q) => {
     const ctx = c.get("ctx");
-    const task = await loadTask(ctx, c.req.valid("param").id);
+    return { items: (await listPendingTasks(ctx.db, ctx.now(), q.limit)).map(taskJson), nextCursor: null };
+  },
+});
+
+routes.get({
+  path: "/{id}",
+  summary: "Get a task",
+  item: TaskSchema,
+  read: async (c, id) => {
+    const task = await loadTask(c.get("ctx"), id);
     requireReader(c, task.botId ?? "");
-    return c.json(taskJson(task), 200);
+    return taskJson(task);
   },
-);
+});
 
-tasksRouter.openapi(
-  createRoute({
-    method: "get",
-    path: "/{id}/events",
-    tags,
-    summary: "The task's recorded transitions, oldest first",
-    request: { params: IdParam },
-    responses: { 200: jsonResponse(z.array(TaskEventSchema), "Events"), ...errorResponses(401, 403, 404) },
-  }),
-  async (c) => {
+routes.get({
+  path: "/{id}/events",
+  summary: "The task's recorded transitions, oldest first",
+  item: z.array(TaskEventSchema),
+  read: async (c, id) => {
     requireReader(c);
     const ctx = c.get("ctx");
-    const { id } = c.req.valid("param");
     await loadTask(ctx, id);
-    const rows = await listTaskEvents(ctx.db, id, 500);
-    return c.json(rows.map(taskEventJson), 200);
+    return (await listTaskEvents(ctx.db, id, 500)).map(taskEventJson);
   },
-);
+});
 
-tasksRouter.openapi(
-  createRoute({
-    method: "post",
-    path: "/{id}/assign",
-    tags,
-    summary: "Assign a pending task to an online, idle bot",
-    request: { params: IdParam, ...jsonBody(TaskAssignBody) },
-    responses: { 200: jsonResponse(TaskSchema, "Assigned"), ...errorResponses(400, 401, 403, 404, 409) },
-  }),
-  async (c) => {
+routes.act({
+  method: "post",
+  path: "/{id}/assign",
+  summary: "Assign a pending task to an online, idle bot",
+  body: TaskAssignBody,
+  item: TaskSchema,
+  errors: [400, 401, 403, 404, 409],
+  run: async (c, id, { bot_id }) => {
     requireAdmin(c);
     const ctx = c.get("ctx");
-    const { id } = c.req.valid("param");
-    const { bot_id } = c.req.valid("json");
     await assignManually(ctx, id, bot_id);
-    return c.json(taskJson(await loadTask(ctx, id)), 200);
+    return taskJson(await loadTask(ctx, id));
   },
-);
+});
 
 /**
  * Lifecycle actions on a task: an admin on any task; with `botMay`, a bot on
@@ -182,37 +153,33 @@ tasksRouter.openapi(
 function lifecycleRoute<Body>(
   path: string,
   summary: string,
-  body: z.ZodType<Body> | null,
+  body: z.ZodType<Body> | undefined,
   toAction: (b: Body) => TaskAction,
   botMay: boolean,
 ) {
-  const bodySchema: z.ZodType | null = body; // the route's type stays non-generic, so params keep their types
-  tasksRouter.openapi(
-    createRoute({
-      method: "post",
-      path: `/{id}/${path}`,
-      tags,
-      summary,
-      request: { params: IdParam, ...(bodySchema ? jsonBody(bodySchema) : {}) },
-      responses: { 200: jsonResponse(TaskSchema, "The task after the transition"), ...errorResponses(400, 401, 403, 404, 409) },
-    }),
-    async (c) => {
+  routes.act({
+    method: "post",
+    path: `/{id}/${path}`,
+    summary,
+    body,
+    item: TaskSchema,
+    errors: [400, 401, 403, 404, 409],
+    run: async (c, id, b) => {
       const ctx = c.get("ctx");
-      const { id } = c.req.valid("param");
       // A bot acts only on the task it holds; anyone else must be an admin.
       let actingBotId: string | undefined;
       if (botMay && c.get("principal").kind === "bot") actingBotId = requireAdminOrBot(c, (await loadTask(ctx, id)).botId);
       else requireAdmin(c);
-      const action = toAction(bodySchema ? (c.req.valid as (t: "json") => Body)("json") : ({} as Body));
+      const action = toAction(b);
       const outcome = await applyTaskAction(ctx, id, action, { actingBotId });
       if (action.kind === "start" && outcome.task.botId) await botSession(ctx.env, outcome.task.botId).taskAssigned(id, false);
       else await settleOutcome(ctx, outcome);
-      return c.json(taskJson(outcome.task), 200);
+      return taskJson(outcome.task);
     },
-  );
+  });
 }
 
-lifecycleRoute("start", "Mark an assigned task as started", null, () => ({ kind: "start" }), true);
+lifecycleRoute("start", "Mark an assigned task as started", undefined, () => ({ kind: "start" }), true);
 lifecycleRoute(
   "complete",
   "Complete a task with its result",
@@ -235,23 +202,19 @@ lifecycleRoute(
   false,
 );
 
-tasksRouter.openapi(
-  createRoute({
-    method: "delete",
-    path: "/{id}",
-    tags,
-    summary: "Delete a task (a running one is cancelled on its bot first)",
-    request: { params: IdParam },
-    responses: { 200: jsonResponse(DeletedSchema, "Deleted"), ...errorResponses(401, 403, 404) },
-  }),
-  async (c) => {
+routes.act({
+  method: "delete",
+  path: "/{id}",
+  summary: "Delete a task (a running one is cancelled on its bot first)",
+  item: DeletedSchema,
+  errors: [401, 403, 404],
+  run: async (c, id) => {
     requireAdmin(c);
     const ctx = c.get("ctx");
-    const { id } = c.req.valid("param");
     const task = await loadTask(ctx, id);
     await deleteTaskRow(ctx.db, id, ctx.now());
     if (task.botId && isHeld(task.status)) await releaseDeletedTask(ctx, task.botId, id);
     ctx.log.info("task deleted", { task_id: id, bot_id: task.botId });
-    return c.json({ id, deleted: true }, 200);
+    return { id, deleted: true };
   },
-);
+});

@@ -1,11 +1,12 @@
 /** /api/v1/tokens — admin creates, lists and revokes API tokens (shown once, stored hashed). */
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin } from "../auth";
-import { errorResponses, IdParam } from "../contracts/common";
+import { errorResponses } from "../contracts/common";
 import { insertToken, listTokens, mintToken, revokeToken } from "../db/tokens";
 import { notFound } from "../errors";
 import { createRouter, jsonBody, jsonResponse } from "../http";
 import { tokenJson } from "../presenters";
+import { resourceRoutes } from "./resource-routes";
 
 const tags = ["Tokens"];
 export const tokensRouter = createRouter();
@@ -57,21 +58,17 @@ tokensRouter.openapi(
   },
 );
 
-tokensRouter.openapi(
-  createRoute({
-    method: "delete",
-    path: "/{id}",
-    tags,
-    summary: "Revoke a token",
-    request: { params: IdParam },
-    responses: { 200: jsonResponse(z.object({ id: z.string(), revoked: z.boolean() }), "Revoked"), ...errorResponses(401, 403, 404) },
-  }),
-  async (c) => {
+resourceRoutes(tokensRouter, tags).act({
+  method: "delete",
+  path: "/{id}",
+  summary: "Revoke a token",
+  item: z.object({ id: z.string(), revoked: z.boolean() }),
+  errors: [401, 403, 404],
+  run: async (c, id) => {
     requireAdmin(c);
     const ctx = c.get("ctx");
-    const { id } = c.req.valid("param");
     if (!(await revokeToken(ctx.db, id, ctx.now()))) throw notFound("token", id);
     ctx.log.info("token revoked", { token_id: id });
-    return c.json({ id, revoked: true }, 200);
+    return { id, revoked: true };
   },
-);
+});

@@ -1,7 +1,7 @@
 /** /api/v1/workflows — sequential steps; step N+1 runs only after step N completed. */
-import { createRoute, z } from "@hono/zod-openapi";
+import { createRoute } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
-import { DeletedSchema, errorResponses, IdParam } from "../contracts/common";
+import { DeletedSchema, errorResponses } from "../contracts/common";
 import { WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
 import { isHeld } from "../core/task-machine";
 import { decodeCursor } from "../db/pagination";
@@ -16,11 +16,12 @@ import {
   taskIdsOf,
 } from "../db/workflows";
 import { AppError, loadOr404 } from "../errors";
-import { createRouter, idempotencyKey, jsonBody, jsonResponse, setNextCursor } from "../http";
+import { createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
 import { taskJson, workflowJson } from "../presenters";
 import type { Ctx } from "../services/context";
 import { createOnce } from "../services/create-once";
 import { dispatchTask, releaseDeletedTask } from "../services/dispatch";
+import { resourceRoutes } from "./resource-routes";
 
 const tags = ["Workflows"];
 export const workflowsRouter = createRouter();
@@ -95,79 +96,55 @@ workflowsRouter.openapi(
   },
 );
 
-workflowsRouter.openapi(
-  createRoute({
-    method: "get",
-    path: "/",
-    tags,
-    summary: "List workflows (newest first)",
-    request: { query: WorkflowListQuery },
-    responses: { 200: jsonResponse(z.array(WorkflowSchema), "Workflows"), ...errorResponses(400, 401, 403) },
-  }),
-  async (c) => {
-    requireReader(c);
+const routes = resourceRoutes(workflowsRouter, tags);
+
+routes.list({
+  path: "/",
+  summary: "List workflows (newest first)",
+  query: WorkflowListQuery,
+  item: WorkflowSchema,
+  read: async (c, q) => {
     const ctx = c.get("ctx");
-    const q = c.req.valid("query");
-    const { items, nextCursor } = await listWorkflows(ctx.db, { status: q.status, limit: q.limit, cursor: decodeCursor(q.cursor) });
+    const page = await listWorkflows(ctx.db, { status: q.status, limit: q.limit, cursor: decodeCursor(q.cursor) });
     const ids = await taskIdsOf(
       ctx.db,
-      items.map((w) => w.id),
+      page.items.map((w) => w.id),
     );
-    setNextCursor(c, nextCursor);
-    return c.json(
-      items.map((w) => workflowJson(w, ids.get(w.id) ?? [])),
-      200,
-    );
+    return { items: page.items.map((w) => workflowJson(w, ids.get(w.id) ?? [])), nextCursor: page.nextCursor };
   },
-);
+});
 
-workflowsRouter.openapi(
-  createRoute({
-    method: "get",
-    path: "/{id}",
-    tags,
-    summary: "Get a workflow",
-    request: { params: IdParam },
-    responses: { 200: jsonResponse(WorkflowSchema, "The workflow"), ...errorResponses(401, 403, 404) },
-  }),
-  async (c) => {
+routes.get({
+  path: "/{id}",
+  summary: "Get a workflow",
+  item: WorkflowSchema,
+  read: (c, id) => {
     requireReader(c);
-    return c.json(await show(c.get("ctx"), c.req.valid("param").id), 200);
+    return show(c.get("ctx"), id);
   },
-);
+});
 
-workflowsRouter.openapi(
-  createRoute({
-    method: "get",
-    path: "/{id}/tasks",
-    tags,
-    summary: "A workflow with its tasks in step order",
-    request: { params: IdParam },
-    responses: { 200: jsonResponse(WorkflowWithTasksSchema, "Workflow and tasks"), ...errorResponses(401, 403, 404) },
-  }),
-  async (c) => {
+routes.get({
+  path: "/{id}/tasks",
+  summary: "A workflow with its tasks in step order",
+  item: WorkflowWithTasksSchema,
+  read: async (c, id) => {
     requireReader(c);
     const ctx = c.get("ctx");
-    const { id } = c.req.valid("param");
     const workflow = await show(ctx, id);
-    const rows = await listWorkflowTasks(ctx.db, id, ctx.now());
-    return c.json({ workflow, tasks: rows.map(taskJson) }, 200);
+    return { workflow, tasks: (await listWorkflowTasks(ctx.db, id, ctx.now())).map(taskJson) };
   },
-);
+});
 
-workflowsRouter.openapi(
-  createRoute({
-    method: "post",
-    path: "/{id}/start",
-    tags,
-    summary: "Start a pending workflow: release its first step",
-    request: { params: IdParam },
-    responses: { 200: jsonResponse(WorkflowSchema, "Started"), ...errorResponses(401, 403, 404, 409) },
-  }),
-  async (c) => {
+routes.act({
+  method: "post",
+  path: "/{id}/start",
+  summary: "Start a pending workflow: release its first step",
+  item: WorkflowSchema,
+  errors: [401, 403, 404, 409],
+  run: async (c, id) => {
     requireAdmin(c);
     const ctx = c.get("ctx");
-    const { id } = c.req.valid("param");
     const before = await loadWorkflow(ctx, id);
     if (!(await startWorkflow(ctx.db, id, ctx.now()))) {
       throw new AppError("invalid_transition", `cannot start a workflow that is ${before.status}`, {
@@ -178,28 +155,24 @@ workflowsRouter.openapi(
     ctx.log.info("workflow started", { workflow_id: id });
     const first = (await taskIdsOf(ctx.db, [id])).get(id)?.[0];
     if (first) await dispatchTask(ctx, first);
-    return c.json(await show(ctx, id), 200);
+    return show(ctx, id);
   },
-);
+});
 
-workflowsRouter.openapi(
-  createRoute({
-    method: "delete",
-    path: "/{id}",
-    tags,
-    summary: "Delete a workflow and its tasks (a running step is cancelled on its bot)",
-    request: { params: IdParam },
-    responses: { 200: jsonResponse(DeletedSchema, "Deleted"), ...errorResponses(401, 403, 404) },
-  }),
-  async (c) => {
+routes.act({
+  method: "delete",
+  path: "/{id}",
+  summary: "Delete a workflow and its tasks (a running step is cancelled on its bot)",
+  item: DeletedSchema,
+  errors: [401, 403, 404],
+  run: async (c, id) => {
     requireAdmin(c);
     const ctx = c.get("ctx");
-    const { id } = c.req.valid("param");
     await loadWorkflow(ctx, id);
     const running = (await listWorkflowTasks(ctx.db, id, ctx.now())).filter((t) => t.botId && isHeld(t.status));
     await deleteWorkflowRows(ctx.db, id, ctx.now());
     for (const t of running) await releaseDeletedTask(ctx, t.botId!, t.id);
     ctx.log.info("workflow deleted", { workflow_id: id, running_steps_cancelled: running.length });
-    return c.json({ id, deleted: true }, 200);
+    return { id, deleted: true };
   },
-);
+});

@@ -1,7 +1,7 @@
 /** /api/v1/ws — the bot control WebSocket and its operator endpoints. */
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
-import { ErrorSchema, errorResponses, IdParam } from "../contracts/common";
+import { ErrorSchema, errorResponses } from "../contracts/common";
 import { isHeld } from "../core/task-machine";
 import { getBot, listConnectedBots } from "../db/bots";
 import { getTask } from "../db/tasks";
@@ -9,6 +9,7 @@ import { AppError, loadOr404 } from "../errors";
 import { createRouter, jsonResponse } from "../http";
 import { botSession } from "../objects/stubs";
 import { connectionJson } from "../presenters";
+import { resourceRoutes } from "./resource-routes";
 
 const tags = ["WebSocket"];
 export const wsRouter = createRouter();
@@ -69,22 +70,15 @@ wsRouter.openapi(
   },
 );
 
-wsRouter.openapi(
-  createRoute({
-    method: "post",
-    path: "/broadcast/task/{id}",
-    tags,
-    summary: "Push an assigned task to its bot again",
-    request: { params: IdParam },
-    responses: {
-      200: jsonResponse(z.object({ task_id: z.string(), bot_id: z.string(), delivered: z.boolean() }), "Pushed"),
-      ...errorResponses(401, 403, 404, 409),
-    },
-  }),
-  async (c) => {
+resourceRoutes(wsRouter, tags).act({
+  method: "post",
+  path: "/broadcast/task/{id}",
+  summary: "Push an assigned task to its bot again",
+  item: z.object({ task_id: z.string(), bot_id: z.string(), delivered: z.boolean() }),
+  errors: [401, 403, 404, 409],
+  run: async (c, id) => {
     requireAdmin(c);
     const ctx = c.get("ctx");
-    const { id } = c.req.valid("param");
     const task = await loadOr404("task", id, getTask(ctx.db, id));
     if (!task.botId || !isHeld(task.status)) {
       throw new AppError("invalid_transition", `task ${id} is ${task.status} and held by no bot; assign it first`, {
@@ -94,6 +88,6 @@ wsRouter.openapi(
     }
     const delivered = await botSession(ctx.env, task.botId).taskAssigned(id);
     if (!delivered) throw new AppError("bot_not_connected", `bot ${task.botId} has no open control socket`, { bot_id: task.botId });
-    return c.json({ task_id: id, bot_id: task.botId, delivered }, 200);
+    return { task_id: id, bot_id: task.botId, delivered };
   },
-);
+});

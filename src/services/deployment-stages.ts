@@ -37,8 +37,8 @@ const done = (patch?: DeploymentPatch, log?: string): StageRun => ({ outcome: { 
 const waiting = (patch?: DeploymentPatch, progressed = false): StageRun => ({ outcome: { kind: "waiting", progressed }, patch });
 const failed = (error: string): StageRun => ({ outcome: { kind: "failed", error } });
 
-export const vpsNameFor = (d: Pick<DeploymentRow, "id">) => `clawbot-${d.id}`;
-export const openrouterKeyNameFor = (d: Pick<DeploymentRow, "id">) => `clawbot-deployment-${d.id}`;
+const vpsNameFor = (d: Pick<DeploymentRow, "id">) => `clawbot-${d.id}`;
+const openrouterKeyNameFor = (d: Pick<DeploymentRow, "id">) => `clawbot-deployment-${d.id}`;
 
 /** Token the setup script presents to the callback: bound to the deployment and to this launch. */
 export function callbackToken(secretKey: string, deploymentId: string, launch: number): Promise<string> {
