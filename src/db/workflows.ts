@@ -5,7 +5,7 @@ import { runBatch } from "./batch";
 import { changedRows, type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { bots, events, tasks, type WorkflowRow, workflows } from "./schema";
-import { insertTasks } from "./tasks";
+import { insertTasks } from "./task-writes";
 
 export async function insertWorkflow(db: Db, row: typeof workflows.$inferInsert, steps: (typeof tasks.$inferInsert)[]): Promise<void> {
   await insertTasks(db, steps, [

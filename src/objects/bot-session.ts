@@ -14,7 +14,8 @@ import { CLOSE_CODES, HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, type ServerMessage }
 import { isHeld, type TaskAction, taskDeadlineMs } from "../core/task-machine";
 import { getBot, markConnected, markDisconnected } from "../db/bots";
 import type { TaskRow } from "../db/schema";
-import { findDispatchableTasks, getTask, recordProgress } from "../db/tasks";
+import { recordProgress } from "../db/task-writes";
+import { findDispatchableTasks, getTask } from "../db/tasks";
 import { AppError } from "../errors";
 import { type Ctx, createCtx } from "../services/context";
 import { claimForBot, dispatchTask } from "../services/dispatch";

@@ -14,16 +14,8 @@ import {
 } from "../contracts/tasks";
 import { isHeld, type TaskAction } from "../core/task-machine";
 import { decodeCursor } from "../db/pagination";
-import {
-  deleteTaskRow,
-  getTaskByIdempotencyKey,
-  getTaskView,
-  insertTasks,
-  listPendingTasks,
-  listTaskEvents,
-  listTasks,
-  newTaskRow,
-} from "../db/tasks";
+import { deleteTaskRow, insertTasks, newTaskRow } from "../db/task-writes";
+import { getTaskByIdempotencyKey, getTaskView, listPendingTasks, listTaskEvents, listTasks } from "../db/tasks";
 import { loadOr404 } from "../errors";
 import { createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
 import { botSession } from "../objects/stubs";

@@ -5,7 +5,8 @@ import { DeletedSchema, errorResponses } from "../contracts/common";
 import { WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
 import { isHeld } from "../core/task-machine";
 import { decodeCursor } from "../db/pagination";
-import { listWorkflowTasks, newTaskRow } from "../db/tasks";
+import { newTaskRow } from "../db/task-writes";
+import { listWorkflowTasks } from "../db/tasks";
 import {
   deleteWorkflowRows,
   getWorkflow,

@@ -6,7 +6,8 @@
  */
 import { type TaskAction, transitionTask } from "../core/task-machine";
 import { planAfterStepChange } from "../core/workflow";
-import { findStepTaskId, getTask, type TaskWithWaiting, taskState, writeTransition } from "../db/tasks";
+import { writeTransition } from "../db/task-writes";
+import { findStepTaskId, getTask, type TaskWithWaiting, taskState } from "../db/tasks";
 import { stepStates } from "../db/workflows";
 import { AppError, loadOr404 } from "../errors";
 import type { Ctx } from "./context";

@@ -1,0 +1,243 @@
+/**
+ * Task writes. D1 has no interactive transactions, so every state change is one
+ * `db.batch()` whose first statement is conditional on the task's `version` and
+ * stamps a unique `write_id`; every other statement in the batch (freeing the
+ * bot, the event, the workflow step release) runs only if that `write_id` is
+ * there. Two writers can never both win; the loser re-reads and re-decides.
+ */
+import { and, eq, inArray, sql } from "drizzle-orm";
+import { HELD_TASK_STATUSES, type TaskPatch, type Transition, type TransitionEvent } from "../core/task-machine";
+import type { StepPlan } from "../core/workflow";
+import { runBatch, type Statement } from "./batch";
+import { changedRows, type Db, inJsonList } from "./client";
+import { bots, events, type TaskRow, tasks, workflows } from "./schema";
+
+/** True only inside the batch whose own write stamped `writeId` on the task. */
+const guard = (taskId: string, writeId: string) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${taskId} AND write_id = ${writeId})`;
+
+function patchColumns(patch: TaskPatch): Partial<typeof tasks.$inferInsert> {
+  const cols: Partial<typeof tasks.$inferInsert> = { status: patch.status };
+  if (patch.botId !== undefined) cols.botId = patch.botId;
+  if (patch.attempts !== undefined) cols.attempts = patch.attempts;
+  if (patch.assignedAtMs !== undefined) cols.assignedAt = patch.assignedAtMs;
+  if (patch.startedAtMs !== undefined) cols.startedAt = patch.startedAtMs;
+  if (patch.completedAtMs !== undefined) cols.completedAt = patch.completedAtMs;
+  if (patch.failedAtMs !== undefined) cols.failedAt = patch.failedAtMs;
+  if (patch.cancelledAtMs !== undefined) cols.cancelledAt = patch.cancelledAtMs;
+  if (patch.runAfterMs !== undefined) cols.runAfter = patch.runAfterMs;
+  if (patch.result !== undefined) cols.result = patch.result;
+  if (patch.error !== undefined) cols.error = patch.error;
+  if (patch.errorCode !== undefined) cols.errorCode = patch.errorCode;
+  if (patch.progress !== undefined) cols.progress = patch.progress;
+  if (patch.progressMessage !== undefined) cols.progressMessage = patch.progressMessage;
+  return cols;
+}
+
+function guardedEvent(taskId: string, writeId: string, type: string, data: Record<string, unknown>, nowMs: number) {
+  return sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+        SELECT 'task', ${taskId}, ${type}, ${JSON.stringify(data)}, ${nowMs} WHERE ${guard(taskId, writeId)}`;
+}
+
+export interface GuardedWrite {
+  task: TaskRow;
+  patch: TaskPatch;
+  events: TransitionEvent[];
+  eventData: Record<string, unknown>;
+  releasedBotId: string | null;
+  workflowPlan: StepPlan | null;
+  nowMs: number;
+}
+
+/** Applies a transition if nobody changed the task since it was read. Returns the new row, or null on a lost race. */
+export async function writeTransition(db: Db, w: GuardedWrite): Promise<TaskRow | null> {
+  const { task, nowMs } = w;
+  const writeId = crypto.randomUUID();
+  const statements: Statement[] = [
+    db
+      .update(tasks)
+      .set({ ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs })
+      .where(and(eq(tasks.id, task.id), eq(tasks.version, task.version))),
+  ];
+  if (w.releasedBotId) {
+    statements.push(
+      db
+        .update(bots)
+        .set({ currentTaskId: null, updatedAt: nowMs })
+        .where(and(eq(bots.id, w.releasedBotId), eq(bots.currentTaskId, task.id), guard(task.id, writeId))),
+    );
+  }
+  for (const type of w.events) {
+    const status = type === "task_started" ? "in_progress" : w.patch.status;
+    statements.push(guardedEvent(task.id, writeId, type, { ...w.eventData, status }, nowMs));
+  }
+  if (w.workflowPlan && task.workflowId)
+    statements.push(...workflowStatements(db, task.workflowId, w.workflowPlan, task.id, writeId, nowMs));
+  const results = await runBatch(db, statements);
+  if (changedRows(results[0]) !== 1) return null;
+  return { ...task, ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs } as TaskRow;
+}
+
+function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: string, writeId: string, nowMs: number): Statement[] {
+  const out: Statement[] = [];
+  if (plan.release !== null) {
+    out.push(
+      db
+        .update(tasks)
+        .set({ ready: true, updatedAt: nowMs, version: sql`${tasks.version} + 1` })
+        .where(
+          and(eq(tasks.workflowId, workflowId), eq(tasks.stepIndex, plan.release), eq(tasks.status, "pending"), guard(taskId, writeId)),
+        ),
+    );
+  }
+  if (plan.cancel.length) {
+    out.push(
+      db
+        .update(tasks)
+        .set({
+          status: "cancelled",
+          cancelledAt: nowMs,
+          error: "an earlier workflow step did not complete",
+          errorCode: "cancelled",
+          updatedAt: nowMs,
+          version: sql`${tasks.version} + 1`,
+        })
+        .where(
+          and(
+            eq(tasks.workflowId, workflowId),
+            inJsonList(tasks.stepIndex, plan.cancel),
+            eq(tasks.status, "pending"),
+            guard(taskId, writeId),
+          ),
+        ),
+    );
+  }
+  const terminal = plan.status === "completed" || plan.status === "failed" || plan.status === "cancelled";
+  out.push(
+    db
+      .update(workflows)
+      .set({ status: plan.status, updatedAt: nowMs, ...(terminal ? { finishedAt: nowMs } : {}) })
+      .where(and(eq(workflows.id, workflowId), guard(taskId, writeId))),
+  );
+  return out;
+}
+
+/**
+ * Claims a pending task for a bot in one atomic batch: the bot takes the task
+ * only if it is idle (and connected, for automatic dispatch) and the task is
+ * still the version we read; the task moves only if the bot took it. The
+ * task's new state is the machine's `assign` transition, decided by the caller.
+ */
+export async function claimTask(
+  db: Db,
+  task: TaskRow,
+  assign: Transition,
+  nowMs: number,
+  requireConnected: boolean,
+): Promise<TaskRow | null> {
+  const botId = assign.patch.botId;
+  if (assign.patch.status !== "assigned" || !botId) throw new Error("claimTask needs an assign transition");
+  const writeId = crypto.randomUUID();
+  const columns = { ...patchColumns(assign.patch), version: task.version + 1, writeId, updatedAt: nowMs };
+  const results = await runBatch(db, [
+    db
+      .update(bots)
+      .set({ currentTaskId: task.id, lastAssignedAt: nowMs, updatedAt: nowMs })
+      .where(
+        and(
+          eq(bots.id, botId),
+          sql`${bots.currentTaskId} IS NULL`,
+          eq(bots.held, false),
+          requireConnected ? eq(bots.connected, true) : undefined,
+          sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${task.id} AND version = ${task.version} AND status = 'pending' AND ready = 1)`,
+        ),
+      ),
+    db
+      .update(tasks)
+      .set(columns)
+      .where(
+        and(
+          eq(tasks.id, task.id),
+          eq(tasks.version, task.version),
+          sql`EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND current_task_id = ${task.id})`,
+        ),
+      ),
+    ...assign.events.map((type) =>
+      guardedEvent(task.id, writeId, type, { bot_id: botId, attempt: columns.attempts, status: columns.status }, nowMs),
+    ),
+  ]);
+  return changedRows(results[1]) === 1 ? { ...task, ...columns } : null;
+}
+
+export async function recordProgress(
+  db: Db,
+  taskId: string,
+  botId: string,
+  progress: number,
+  message: string | null,
+  nowMs: number,
+): Promise<boolean> {
+  const res = await db
+    .update(tasks)
+    .set({ progress: Math.round(progress), progressMessage: message, updatedAt: nowMs })
+    .where(and(eq(tasks.id, taskId), eq(tasks.botId, botId), inArray(tasks.status, [...HELD_TASK_STATUSES])));
+  return changedRows(res) === 1;
+}
+
+export type TaskInsert = typeof tasks.$inferInsert;
+
+/** A complete new task row: the given fields over the schema's defaults (what the insert stores). */
+export function newTaskRow(fields: Pick<TaskInsert, "id" | "payload" | "createdAt" | "updatedAt"> & Partial<TaskRow>): TaskRow {
+  return {
+    capability: null,
+    priority: 0,
+    timeoutSeconds: 300,
+    maxAttempts: 3,
+    attempts: 0,
+    status: "pending",
+    botId: null,
+    workflowId: null,
+    jobId: null,
+    stepIndex: null,
+    ready: true,
+    runAfter: 0,
+    result: null,
+    error: null,
+    errorCode: null,
+    progress: null,
+    progressMessage: null,
+    idempotencyKey: null,
+    version: 0,
+    writeId: null,
+    assignedAt: null,
+    startedAt: null,
+    completedAt: null,
+    failedAt: null,
+    cancelledAt: null,
+    ...fields,
+  };
+}
+
+export async function insertTasks(db: Db, rows: TaskInsert[], extra: Statement[] = []): Promise<void> {
+  const statements: Statement[] = [...extra];
+  for (const row of rows) {
+    statements.push(db.insert(tasks).values(row));
+    statements.push(
+      db.insert(events).values({
+        entityType: "task",
+        entityId: row.id!,
+        type: "task_created",
+        data: { workflow_id: row.workflowId ?? null },
+        createdAt: row.createdAt,
+      }),
+    );
+  }
+  await runBatch(db, statements);
+}
+
+export async function deleteTaskRow(db: Db, taskId: string, nowMs: number): Promise<void> {
+  await runBatch(db, [
+    db.update(bots).set({ currentTaskId: null, updatedAt: nowMs }).where(eq(bots.currentTaskId, taskId)),
+    db.delete(tasks).where(eq(tasks.id, taskId)),
+    db.insert(events).values({ entityType: "task", entityId: taskId, type: "task_deleted", data: {}, createdAt: nowMs }),
+  ]);
+}
