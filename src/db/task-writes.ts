@@ -15,22 +15,30 @@ import { bots, events, type TaskRow, tasks, workflows } from "./schema";
 /** True only inside the batch whose own write stamped `writeId` on the task. */
 const guard = (taskId: string, writeId: string) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${taskId} AND write_id = ${writeId})`;
 
-function patchColumns(patch: TaskPatch): Partial<typeof tasks.$inferInsert> {
-  const cols: Partial<typeof tasks.$inferInsert> = { status: patch.status };
-  if (patch.botId !== undefined) cols.botId = patch.botId;
-  if (patch.attempts !== undefined) cols.attempts = patch.attempts;
-  if (patch.assignedAtMs !== undefined) cols.assignedAt = patch.assignedAtMs;
-  if (patch.startedAtMs !== undefined) cols.startedAt = patch.startedAtMs;
-  if (patch.completedAtMs !== undefined) cols.completedAt = patch.completedAtMs;
-  if (patch.failedAtMs !== undefined) cols.failedAt = patch.failedAtMs;
-  if (patch.cancelledAtMs !== undefined) cols.cancelledAt = patch.cancelledAtMs;
-  if (patch.runAfterMs !== undefined) cols.runAfter = patch.runAfterMs;
-  if (patch.result !== undefined) cols.result = patch.result;
-  if (patch.error !== undefined) cols.error = patch.error;
-  if (patch.errorCode !== undefined) cols.errorCode = patch.errorCode;
-  if (patch.progress !== undefined) cols.progress = patch.progress;
-  if (patch.progressMessage !== undefined) cols.progressMessage = patch.progressMessage;
-  return cols;
+/** Where each field of the machine's patch is stored (the machine speaks in domain terms, `…Ms`). */
+const PATCH_COLUMNS = {
+  botId: "botId",
+  attempts: "attempts",
+  assignedAtMs: "assignedAt",
+  startedAtMs: "startedAt",
+  completedAtMs: "completedAt",
+  failedAtMs: "failedAt",
+  cancelledAtMs: "cancelledAt",
+  runAfterMs: "runAfter",
+  result: "result",
+  error: "error",
+  errorCode: "errorCode",
+  progress: "progress",
+  progressMessage: "progressMessage",
+} as const satisfies Record<Exclude<keyof TaskPatch, "status">, keyof TaskRow>;
+
+function patchColumns(patch: TaskPatch): Partial<TaskRow> {
+  const cols: Record<string, unknown> = { status: patch.status };
+  for (const [field, column] of Object.entries(PATCH_COLUMNS)) {
+    const value = patch[field as keyof typeof PATCH_COLUMNS];
+    if (value !== undefined) cols[column] = value;
+  }
+  return cols as Partial<TaskRow>;
 }
 
 function guardedEvent(taskId: string, writeId: string, type: string, data: Record<string, unknown>, nowMs: number) {

@@ -2,7 +2,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
 import { AvailableQuery, BotListQuery, BotRegisterBody, BotRegisteredSchema, BotSchema } from "../contracts/bots";
-import { DeletedSchema, errorResponses } from "../contracts/common";
+import { errorResponses } from "../contracts/common";
 import { getBot, insertBot, listAvailableBots, listBots, recordHeartbeat, setHeld } from "../db/bots";
 import { decodeCursor } from "../db/pagination";
 import type { BotRow } from "../db/schema";
@@ -124,16 +124,10 @@ for (const [action, held] of [
   });
 }
 
-routes.act({
-  method: "delete",
-  path: "/{id}",
+routes.remove({
   summary: "Delete a bot (its task is re-queued, its token revoked, its socket closed)",
-  item: DeletedSchema,
-  errors: [401, 403, 404],
   run: async (c, id) => {
-    requireAdmin(c);
     const ctx = c.get("ctx");
     await removeBot(ctx, await loadBot(ctx, id));
-    return { id, deleted: true };
   },
 });

@@ -1,7 +1,7 @@
 /** /api/v1/deployments — provisioning of OpenClaw VPSes, each run by its own Durable Object. */
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
-import { DeletedSchema, errorResponses, IdParam } from "../contracts/common";
+import { errorResponses, IdParam } from "../contracts/common";
 import {
   CallbackBody,
   DeploymentCreateBody,
@@ -171,18 +171,13 @@ for (const [action, summary] of [
   });
 }
 
-routes.act({
-  method: "delete",
-  path: "/{id}",
+routes.remove({
   summary: "Tear down: destroy the VPS, delete the OpenRouter key, remove the bot and its tokens (503: retry DELETE)",
-  item: DeletedSchema,
   errors: [401, 403, 404, 503],
   run: async (c, id) => {
-    requireAdmin(c);
     const ctx = c.get("ctx");
     await load(ctx, id);
     unwrapRpc(await deploymentRunner(ctx.env, id).teardown());
-    return { id, deleted: true };
   },
 });
 

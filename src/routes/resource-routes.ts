@@ -1,14 +1,14 @@
 /**
  * The route shapes every resource repeats, declared once: a paginated list (a
- * JSON array, the next cursor in `Link` / `X-Next-Cursor`), one item by id,
- * and an operation on one item (`POST|DELETE /{id}/…`, with or without a JSON
- * body). Each registers its OpenAPI route, validates input through the
- * router's hook and answers 200; the resource supplies only what differs
- * (schemas, who may act, the work, the presentation).
+ * JSON array, the next cursor in `Link` / `X-Next-Cursor`), one item by id, an
+ * operation on one item (`POST|DELETE /{id}/…`, with or without a JSON body)
+ * and the admin's delete. Each registers its OpenAPI route, validates input
+ * through the router's hook and answers 200; the resource supplies only what
+ * differs (schemas, who may act, the work, the presentation).
  */
 import { createRoute, z } from "@hono/zod-openapi";
-import { requireReader } from "../auth";
-import { errorResponses, IdParam } from "../contracts/common";
+import { requireAdmin, requireReader } from "../auth";
+import { DeletedSchema, errorResponses, IdParam } from "../contracts/common";
 import { type AppContext, type AppRouter, jsonBody, jsonResponse, setNextCursor } from "../http";
 
 export interface Page<T> {
@@ -16,7 +16,46 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
+/** What differs between two routes of one shape. */
+interface RouteSpec {
+  method: "get" | "post" | "delete";
+  path: string;
+  summary: string;
+  query?: z.ZodObject;
+  params?: boolean;
+  body?: z.ZodType;
+  item: z.ZodType;
+  errors: number[];
+}
+
 export function resourceRoutes(router: AppRouter, tags: string[]) {
+  /** Registers one route; `answer` gets the validated input and returns the 200 body. */
+  const register = (spec: RouteSpec, answer: (c: AppContext, input: { query: unknown; id: string; body: unknown }) => Promise<unknown>) => {
+    const request = {
+      ...(spec.query ? { query: spec.query } : {}),
+      ...(spec.params ? { params: IdParam } : {}),
+      ...(spec.body ? jsonBody(spec.body) : {}),
+    };
+    const route = createRoute({
+      method: spec.method,
+      path: spec.path,
+      tags,
+      summary: spec.summary,
+      request,
+      responses: { 200: jsonResponse(spec.item, spec.summary), ...errorResponses(...spec.errors) },
+    });
+    router.openapi(route, async (c) => {
+      // The router's hook has validated each declared part; the shape-specific callers know their types.
+      const valid = c.req.valid.bind(c.req) as (target: "query" | "param" | "json") => unknown;
+      const input = {
+        query: spec.query ? valid("query") : undefined,
+        id: spec.params ? (valid("param") as { id: string }).id : "",
+        body: spec.body ? valid("json") : undefined,
+      };
+      return c.json((await answer(c, input)) as never, 200);
+    });
+  };
+
   return {
     /** `GET path?…query` → a page of items, newest first. Admins and viewers. */
     list<Q extends z.ZodObject>(spec: {
@@ -26,22 +65,13 @@ export function resourceRoutes(router: AppRouter, tags: string[]) {
       item: z.ZodType;
       read: (c: AppContext, query: z.infer<Q>) => Promise<Page<unknown>>;
     }) {
-      router.openapi(
-        createRoute({
-          method: "get",
-          path: spec.path,
-          tags,
-          summary: spec.summary,
-          request: { query: spec.query as z.ZodObject },
-          responses: { 200: jsonResponse(z.array(spec.item), spec.summary), ...errorResponses(400, 401, 403) },
-        }),
-        async (c) => {
-          requireReader(c);
-          const { items, nextCursor } = await spec.read(c, (c.req.valid as (target: "query") => z.infer<Q>)("query"));
-          setNextCursor(c, nextCursor);
-          return c.json(items, 200);
-        },
-      );
+      const { path, summary, query } = spec;
+      register({ method: "get", path, summary, query, item: z.array(spec.item), errors: [400, 401, 403] }, async (c, input) => {
+        requireReader(c);
+        const { items, nextCursor } = await spec.read(c, input.query as z.infer<Q>);
+        setNextCursor(c, nextCursor);
+        return items;
+      });
     },
 
     /**
@@ -49,17 +79,8 @@ export function resourceRoutes(router: AppRouter, tags: string[]) {
      * who may see it (admins and viewers; a bot only itself and its own task).
      */
     get(spec: { path: string; summary: string; item: z.ZodType; read: (c: AppContext, id: string) => Promise<unknown> }) {
-      router.openapi(
-        createRoute({
-          method: "get",
-          path: spec.path,
-          tags,
-          summary: spec.summary,
-          request: { params: IdParam },
-          responses: { 200: jsonResponse(spec.item, spec.summary), ...errorResponses(401, 403, 404) },
-        }),
-        async (c) => c.json(await spec.read(c, c.req.valid("param").id), 200),
-      );
+      const { path, summary, item } = spec;
+      register({ method: "get", path, summary, params: true, item, errors: [401, 403, 404] }, (c, input) => spec.read(c, input.id));
     },
 
     /**
@@ -76,21 +97,18 @@ export function resourceRoutes(router: AppRouter, tags: string[]) {
       errors: number[];
       run: (c: AppContext, id: string, body: Body) => Promise<unknown>;
     }) {
-      const bodySchema: z.ZodType | undefined = spec.body; // keeps the route's type non-generic, so params stay typed
-      router.openapi(
-        createRoute({
-          method: spec.method,
-          path: spec.path,
-          tags,
-          summary: spec.summary,
-          request: { params: IdParam, ...(bodySchema ? jsonBody(bodySchema) : {}) },
-          responses: { 200: jsonResponse(spec.item, spec.summary), ...errorResponses(...spec.errors) },
-        }),
-        async (c) => {
-          const body = bodySchema ? (c.req.valid as (target: "json") => Body)("json") : (undefined as Body);
-          return c.json(await spec.run(c, c.req.valid("param").id, body), 200);
-        },
-      );
+      const { method, path, summary, body, item, errors } = spec;
+      register({ method, path, summary, params: true, body, item, errors }, (c, input) => spec.run(c, input.id, input.body as Body));
+    },
+
+    /** `DELETE /{id}` → `{id, deleted: true}`. Admins only; `run` loads (404) and removes. */
+    remove(spec: { summary: string; errors?: number[]; run: (c: AppContext, id: string) => Promise<void> }) {
+      const errors = spec.errors ?? [401, 403, 404];
+      register({ method: "delete", path: "/{id}", summary: spec.summary, params: true, item: DeletedSchema, errors }, async (c, { id }) => {
+        requireAdmin(c);
+        await spec.run(c, id);
+        return { id, deleted: true };
+      });
     },
   };
 }

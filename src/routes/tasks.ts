@@ -1,7 +1,7 @@
 /** /api/v1/tasks — create, query and drive a task through its lifecycle. */
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
-import { DeletedSchema, errorResponses, PageQuery } from "../contracts/common";
+import { errorResponses, PageQuery } from "../contracts/common";
 import {
   TaskAssignBody,
   TaskCancelBody,
@@ -194,19 +194,13 @@ lifecycleRoute(
   false,
 );
 
-routes.act({
-  method: "delete",
-  path: "/{id}",
+routes.remove({
   summary: "Delete a task (a running one is cancelled on its bot first)",
-  item: DeletedSchema,
-  errors: [401, 403, 404],
   run: async (c, id) => {
-    requireAdmin(c);
     const ctx = c.get("ctx");
     const task = await loadTask(ctx, id);
     await deleteTaskRow(ctx.db, id, ctx.now());
     if (task.botId && isHeld(task.status)) await releaseDeletedTask(ctx, task.botId, id);
     ctx.log.info("task deleted", { task_id: id, bot_id: task.botId });
-    return { id, deleted: true };
   },
 });

@@ -1,7 +1,7 @@
 /** /api/v1/workflows — sequential steps; step N+1 runs only after step N completed. */
 import { createRoute } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
-import { DeletedSchema, errorResponses } from "../contracts/common";
+import { errorResponses } from "../contracts/common";
 import { WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
 import { isHeld } from "../core/task-machine";
 import { decodeCursor } from "../db/pagination";
@@ -160,20 +160,14 @@ routes.act({
   },
 });
 
-routes.act({
-  method: "delete",
-  path: "/{id}",
+routes.remove({
   summary: "Delete a workflow and its tasks (a running step is cancelled on its bot)",
-  item: DeletedSchema,
-  errors: [401, 403, 404],
   run: async (c, id) => {
-    requireAdmin(c);
     const ctx = c.get("ctx");
     await loadWorkflow(ctx, id);
     const running = (await listWorkflowTasks(ctx.db, id, ctx.now())).filter((t) => t.botId && isHeld(t.status));
     await deleteWorkflowRows(ctx.db, id, ctx.now());
     for (const t of running) await releaseDeletedTask(ctx, t.botId!, t.id);
     ctx.log.info("workflow deleted", { workflow_id: id, running_steps_cancelled: running.length });
-    return { id, deleted: true };
   },
 });
