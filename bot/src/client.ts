@@ -32,6 +32,8 @@ export class BotClient {
   private heartbeat: NodeJS.Timeout | null = null;
   private reconnectTimer: NodeJS.Timeout | null = null;
   private running: { taskId: string; abort: AbortController } | null = null;
+  /** Assignments that arrived while a task ran: a bot runs one task at a time, in the order it got them. */
+  private queued: TaskAssignedMessage["payload"][] = [];
   private connectedOnce: Promise<void>;
   private resolveConnected!: () => void;
   completed = 0;
@@ -118,9 +120,10 @@ export class BotClient {
         this.resolveConnected();
         return;
       case "task_assigned":
-        void this.runTask(msg.payload);
+        this.enqueue(msg.payload);
         return;
       case "task_cancelled": {
+        this.queued = this.queued.filter((q) => q.task_id !== msg.payload.task_id);
         const running = this.running;
         if (running && running.taskId === msg.payload.task_id) {
           this.log("info", "task cancelled by coordinator", { task_id: running.taskId, reason: msg.payload.reason });
@@ -134,8 +137,26 @@ export class BotClient {
     }
   }
 
+  private enqueue(p: TaskAssignedMessage["payload"]): void {
+    // Re-sent after a reconnect: already running or waiting.
+    if (this.running?.taskId === p.task_id || this.queued.some((q) => q.task_id === p.task_id)) return;
+    this.queued.push(p);
+    if (!this.draining) void this.drain();
+  }
+
+  private draining = false;
+
+  /** The one loop that runs tasks: while it drains the queue, nothing else starts a task. */
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      for (let next = this.queued.shift(); next && !this.stopped; next = this.queued.shift()) await this.runTask(next);
+    } finally {
+      this.draining = false;
+    }
+  }
+
   private async runTask(p: TaskAssignedMessage["payload"]): Promise<void> {
-    if (this.running?.taskId === p.task_id) return; // re-sent after a reconnect: already running
     const abort = new AbortController();
     this.running = { taskId: p.task_id, abort };
     const payload = p.task_payload as { handler?: unknown } | null;

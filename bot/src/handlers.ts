@@ -56,16 +56,24 @@ export function shellHandler(opts: ShellOptions): TaskHandler {
         signal: ctx.signal,
         timeout: opts.timeoutMs,
       });
-      const out = { stdout: "", stderr: "" };
+      // Each stream keeps its first `maxOutputBytes` bytes; the rest is read and dropped.
+      const kept = { stdout: [] as Buffer[], stderr: [] as Buffer[] };
+      const size = { stdout: 0, stderr: 0 };
       const collect = (key: "stdout" | "stderr") => (chunk: Buffer) => {
-        if (out[key].length < opts.maxOutputBytes) out[key] += chunk.toString("utf8").slice(0, opts.maxOutputBytes - out[key].length);
+        const room = opts.maxOutputBytes - size[key];
+        if (room <= 0) return;
+        const part = chunk.subarray(0, room);
+        kept[key].push(part);
+        size[key] += part.length;
       };
       child.stdout.on("data", collect("stdout"));
       child.stderr.on("data", collect("stderr"));
+      const text = (key: "stdout" | "stderr") => Buffer.concat(kept[key]).toString("utf8");
+      const out = () => ({ stdout: text("stdout"), stderr: text("stderr") });
       child.on("error", (err) => reject(err));
       child.on("close", (code, signal) => {
-        if (code === 0) resolve({ exit_code: 0, ...out });
-        else reject(new Error(`command exited with ${code ?? signal}: ${out.stderr.slice(0, 500)}`));
+        if (code === 0) resolve({ exit_code: 0, ...out() });
+        else reject(new Error(`command exited with ${code ?? signal}: ${out().stderr.slice(0, 500)}`));
       });
     });
 }

@@ -3,7 +3,7 @@ import { once } from "node:events";
 import { afterEach, describe, expect, it } from "vitest";
 import { type WebSocket, WebSocketServer } from "ws";
 import { BotClient } from "../../bot/src/client";
-import { echoHandler, shellHandler } from "../../bot/src/handlers";
+import { echoHandler, shellHandler, type TaskHandler } from "../../bot/src/handlers";
 import { backoffDelayMs } from "../../src/core/backoff";
 
 let server: WebSocketServer | null = null;
@@ -91,16 +91,54 @@ describe("bot client", () => {
     client.stop();
   });
 
-  it("stops a running task when the coordinator cancels it, and sends no result", async () => {
+  it("cancel aborts the handler's signal, the work stops at once, no result is sent and the bot takes the next task", async () => {
     const fake = await fakeCoordinator();
-    const client = new BotClient({ url: fake.url, botId: "b1", token: "t", handlers: { echo: echoHandler }, log: () => {} });
+    const seen: { aborted: boolean; settledAfterMs: number | null }[] = [];
+    // The real echo handler (it waits delay_ms), watched: did its signal fire, and when did it stop?
+    const watched: TaskHandler = async (payload, ctx) => {
+      const record = { aborted: false, settledAfterMs: null as number | null };
+      seen.push(record);
+      const started = Date.now();
+      ctx.signal.addEventListener("abort", () => {
+        record.aborted = true;
+      });
+      try {
+        return await echoHandler(payload, ctx);
+      } finally {
+        record.settledAfterMs = Date.now() - started;
+      }
+    };
+    const client = new BotClient({ url: fake.url, botId: "b1", token: "t", handlers: { echo: watched }, log: () => {} });
     await client.start();
     const conn = fake.connections[0]!;
     conn.ws.send(JSON.stringify({ type: "task_assigned", payload: { task_id: "slow", task_payload: { delay_ms: 5000 } } }));
     await waitFor("progress", () => conn.received.some((m) => m.includes("task_progress")));
+    const cancelledAt = Date.now();
     conn.ws.send(JSON.stringify({ type: "task_cancelled", payload: { task_id: "slow", reason: "timeout" } }));
-    await new Promise((r) => setTimeout(r, 200));
-    expect(conn.received.some((m) => m.includes("task_complete"))).toBe(false);
+    await waitFor("handler stopped", () => seen[0]?.settledAfterMs !== null);
+    expect(seen[0]!.aborted).toBe(true);
+    expect(Date.now() - cancelledAt).toBeLessThan(1000); // stopped by the signal, not by finishing its 5 s
+    // The next task runs (the cancelled one no longer occupies the bot), and only it reports a result.
+    conn.ws.send(JSON.stringify({ type: "task_assigned", payload: { task_id: "next", task_payload: { n: 1 } } }));
+    await waitFor("next result", () => conn.received.some((m) => m.includes("task_complete")));
+    const results = conn.received.filter((m) => m.includes("task_complete")).map((m) => JSON.parse(m).payload.task_id);
+    expect(results).toEqual(["next"]);
+    client.stop();
+  });
+
+  it("runs one task at a time: a second assignment waits until the first is reported", async () => {
+    const fake = await fakeCoordinator();
+    const client = new BotClient({ url: fake.url, botId: "b1", token: "t", handlers: { echo: echoHandler }, log: () => {} });
+    await client.start();
+    const conn = fake.connections[0]!;
+    conn.ws.send(JSON.stringify({ type: "task_assigned", payload: { task_id: "a", task_payload: { delay_ms: 300 } } }));
+    conn.ws.send(JSON.stringify({ type: "task_assigned", payload: { task_id: "b", task_payload: { delay_ms: 10 } } }));
+    await waitFor("both results", () => conn.received.filter((m) => m.includes("task_complete")).length === 2);
+    const order = conn.received
+      .map((m) => JSON.parse(m))
+      .filter((m) => m.type === "task_started" || m.type === "task_complete")
+      .map((m) => `${m.type}:${m.payload.task_id}`);
+    expect(order).toEqual(["task_started:a", "task_complete:a", "task_started:b", "task_complete:b"]);
     client.stop();
   });
 
@@ -148,6 +186,28 @@ describe("bot client", () => {
     const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {} };
     expect(await handler({ command: "echo", args: ["hi; rm -rf /"] }, ctx)).toEqual({ exit_code: 0, stdout: "hi; rm -rf /\n", stderr: "" });
     await expect(handler({ command: "sh", args: ["-c", "id"] }, ctx)).rejects.toThrow(/not allow-listed/);
+  });
+
+  it("the shell handler kills a command past its timeout and keeps only maxOutputBytes of output", async () => {
+    const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {} };
+    const slow = shellHandler({ allow: ["sleep"], timeoutMs: 200, maxOutputBytes: 1000 });
+    const started = Date.now();
+    await expect(slow({ command: "sleep", args: ["5"] }, ctx)).rejects.toThrow(/exited with SIGTERM/);
+    expect(Date.now() - started).toBeLessThan(2000);
+    const capped = shellHandler({ allow: ["head"], timeoutMs: 5000, maxOutputBytes: 10 });
+    const res = (await capped({ command: "head", args: ["-c", "100000", "/dev/zero"] }, ctx)) as { stdout: string };
+    expect(Buffer.byteLength(res.stdout)).toBe(10);
+  });
+
+  it("the shell handler's child is killed when the task is cancelled", async () => {
+    const abort = new AbortController();
+    const ctx = { taskId: "t", attempt: 1, signal: abort.signal, progress: () => {} };
+    const handler = shellHandler({ allow: ["sleep"], timeoutMs: 60_000, maxOutputBytes: 1000 });
+    const started = Date.now();
+    const run = handler({ command: "sleep", args: ["30"] }, ctx);
+    setTimeout(() => abort.abort(), 100);
+    await expect(run).rejects.toThrow();
+    expect(Date.now() - started).toBeLessThan(2000);
   });
 
   it("backoff grows exponentially with jitter and is capped", () => {
