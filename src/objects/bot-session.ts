@@ -136,14 +136,13 @@ export class BotSession extends DurableObject<Env> {
         }
         case "task_complete": {
           const { task_id, success, result, error } = msg.payload;
-          const outcome = await this.settleOwnTask(
-            ctx,
-            task_id,
-            success
-              ? { kind: "complete", result }
-              : { kind: "fail", code: "bot_error", error: error ?? "bot reported failure", retry: true },
+          const action: TaskAction = success
+            ? { kind: "complete", result }
+            : { kind: "fail", code: "bot_error", error: error ?? "bot reported failure", retry: true };
+          // The bot hears that its result was applied before it is offered anything else.
+          await this.settleOwnTask(ctx, task_id, action, (outcome) =>
+            this.send(ws, { type: "task_ack", payload: { task_id, status: outcome.task.status, applied: true } }),
           );
-          this.send(ws, { type: "task_ack", payload: { task_id, status: outcome.task.status, applied: true } });
           return;
         }
       }
@@ -268,14 +267,12 @@ export class BotSession extends DurableObject<Env> {
     if (!task || task.botId !== botId || !isHeld(task.status)) return;
     const deadline = taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });
     if (deadline !== null && deadline > ctx.now()) return this.alarms.set(DEADLINE, deadline); // restarted: not due yet
-    await this.settleOwnTask(ctx, task.id, {
-      kind: "fail",
-      code: "timeout",
-      error: `no result within ${task.timeoutSeconds}s`,
-      retry: true,
+    const timeout: TaskAction = { kind: "fail", code: "timeout", error: `no result within ${task.timeoutSeconds}s`, retry: true };
+    // The bot is told to stop before it is offered its next task.
+    await this.settleOwnTask(ctx, task.id, timeout, () => {
+      const ws = this.openSockets()[0];
+      if (ws) this.send(ws, { type: "task_cancelled", payload: { task_id: task.id, reason: "timeout" } });
     });
-    const ws = this.openSockets()[0];
-    if (ws) this.send(ws, { type: "task_cancelled", payload: { task_id: task.id, reason: "timeout" } });
   }
 
   private async onGraceExpired(ctx: Ctx, botId: string): Promise<void> {
@@ -304,8 +301,14 @@ export class BotSession extends DurableObject<Env> {
    * the deadline, schedule a retry wake-up, take the next task, and dispatch a
    * released workflow step to whoever can run it.
    */
-  private async settleOwnTask(ctx: Ctx, taskId: string, action: TaskAction): Promise<TransitionOutcome> {
+  private async settleOwnTask(
+    ctx: Ctx,
+    taskId: string,
+    action: TaskAction,
+    announce?: (outcome: TransitionOutcome) => void,
+  ): Promise<TransitionOutcome> {
     const outcome = await applyTaskAction(ctx, taskId, action, { actingBotId: this.botId ?? undefined });
+    announce?.(outcome);
     await this.alarms.clear(DEADLINE);
     if (outcome.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, outcome.retryAtMs);
     await this.pullNextTask(ctx);

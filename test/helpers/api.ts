@@ -67,15 +67,38 @@ export async function taskStatus(id: string): Promise<any> {
   return (await get(`/api/v1/tasks/${id}`)).body;
 }
 
+/**
+ * Protocol violations in one socket's log: a `task_assigned` that arrives while
+ * the bot still holds an earlier task (one not yet acknowledged as settled, nor
+ * cancelled). Empty means the bot was never offered two tasks at once.
+ */
+export function overlappingAssignments(log: any[]): string[] {
+  const violations: string[] = [];
+  let holding: string | null = null;
+  for (const m of log) {
+    if (m.type === "task_assigned") {
+      if (holding && holding !== m.payload.task_id) violations.push(`${m.payload.task_id} assigned while ${holding} was held`);
+      holding = m.payload.task_id;
+    } else if ((m.type === "task_ack" && m.payload.status !== "in_progress") || m.type === "task_cancelled") {
+      if (m.payload.task_id === holding) holding = null;
+    }
+  }
+  return violations;
+}
+
 /** A real WebSocket connection to the bot control endpoint, with a message inbox. */
 export class BotSocket {
   readonly inbox: any[] = [];
+  /** Every message received, in arrival order (never consumed): for checks of what came before what. */
+  readonly log: any[] = [];
   private waiters: Array<() => void> = [];
   closed: { code: number; reason: string } | null = null;
 
   private constructor(readonly ws: WebSocket) {
     ws.addEventListener("message", (e) => {
-      this.inbox.push(JSON.parse(typeof e.data === "string" ? e.data : new TextDecoder().decode(e.data as ArrayBuffer)));
+      const msg = JSON.parse(typeof e.data === "string" ? e.data : new TextDecoder().decode(e.data as ArrayBuffer));
+      this.inbox.push(msg);
+      this.log.push(msg);
       for (const w of this.waiters.splice(0)) w();
     });
     ws.addEventListener("close", (e) => {
