@@ -64,7 +64,13 @@ describe("bots", () => {
     const second = await get(`/api/v1/bots?capability=${cap}&limit=2&cursor=${cursor}`);
     const third = await get(`/api/v1/bots?capability=${cap}&limit=2&cursor=${second.headers.get("X-Next-Cursor")}`);
     const seen = [...first.body, ...second.body, ...third.body].map((b: any) => b.id);
-    expect(new Set(seen)).toEqual(new Set(ids));
+    // The pages, joined, are exactly the whole list: same order, nothing twice, nothing missing.
+    const whole = (await get(`/api/v1/bots?capability=${cap}&limit=200`)).body;
+    expect(seen).toEqual(whole.map((b: any) => b.id));
+    expect([...seen].sort()).toEqual([...ids].sort());
+    // Newest first; bots created in the same millisecond are ordered by id, descending.
+    const key = (b: any) => `${b.created_at}|${b.id}`;
+    expect(whole.map(key)).toEqual(whole.map(key).sort().reverse());
     expect(third.headers.get("X-Next-Cursor")).toBeNull();
     const offline = await get(`/api/v1/bots?capability=${cap}&status=offline`);
     expect(offline.body).toHaveLength(5);

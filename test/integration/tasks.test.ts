@@ -111,14 +111,18 @@ describe("tasks: REST lifecycle", () => {
     expectError(await get(`/api/v1/tasks/${task.id}`), 404, "task_not_found");
   });
 
-  it("lists newest first with filters, and /pending in dispatch order", async () => {
+  it("lists newest first with filters, and /pending in dispatch order: priority, then oldest", async () => {
     const cap = uniqueCapability();
-    const low = await createTask({ payload: { p: "low" }, capability: cap, priority: 1 });
-    const high = await createTask({ payload: { p: "high" }, capability: cap, priority: 9 });
-    const list = (await get(`/api/v1/tasks?status=pending&limit=200`)).body.map((t: any) => t.id);
-    expect(list.indexOf(high.id)).toBeLessThan(list.indexOf(low.id)); // newest first
-    const pending = (await get(`/api/v1/tasks/pending?limit=200`)).body.map((t: any) => t.id);
-    expect(pending.indexOf(high.id)).toBeLessThan(pending.indexOf(low.id)); // priority first
+    const older = await createTask({ payload: { p: "older" }, capability: cap, priority: 5 });
+    await new Promise((r) => setTimeout(r, 5)); // a later created_at, so the order is decided by age alone
+    const newer = await createTask({ payload: { p: "newer" }, capability: cap, priority: 5 });
+    const urgent = await createTask({ payload: { p: "urgent" }, capability: cap, priority: 9 });
+    expect(Date.parse(newer.created_at)).toBeGreaterThan(Date.parse(older.created_at));
+    const ours = (rows: any[]) => rows.filter((t) => t.capability === cap).map((t) => t.payload.p);
+    // Newest first, whatever the priority.
+    expect(ours((await get(`/api/v1/tasks?status=pending&limit=200`)).body)).toEqual(["urgent", "newer", "older"]);
+    // Dispatch order: highest priority, then oldest.
+    expect(ours((await get(`/api/v1/tasks/pending?limit=200`)).body)).toEqual(["urgent", "older", "newer"]);
     expectError(await get("/api/v1/tasks?status=done"), 400, "validation_failed");
   });
 
