@@ -116,7 +116,7 @@ describe("tasks: REST lifecycle", () => {
     const older = await createTask({ payload: { p: "older" }, capability: cap, priority: 5 });
     await new Promise((r) => setTimeout(r, 5)); // a later created_at, so the order is decided by age alone
     const newer = await createTask({ payload: { p: "newer" }, capability: cap, priority: 5 });
-    const urgent = await createTask({ payload: { p: "urgent" }, capability: cap, priority: 9 });
+    await createTask({ payload: { p: "urgent" }, capability: cap, priority: 9 });
     expect(Date.parse(newer.created_at)).toBeGreaterThan(Date.parse(older.created_at));
     const ours = (rows: any[]) => rows.filter((t) => t.capability === cap).map((t) => t.payload.p);
     // Newest first, whatever the priority.

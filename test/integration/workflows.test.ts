@@ -53,26 +53,56 @@ describe("workflows", () => {
     expect(steps!.n).toBe(2);
   });
 
-  it("runs steps strictly in order and completes", async () => {
+  it("runs steps strictly in order, and hands a step to another bot when the first one is not free", async () => {
     const cap = uniqueCapability();
     const wf = await createWorkflow({ name: "seq", capability: cap, task_payloads: [{ n: 0 }, { n: 1 }, { n: 2 }] });
     const bots = await Promise.all([registerBot([cap], "w1"), registerBot([cap], "w2")]);
     const socks = await Promise.all(bots.map((b) => BotSocket.open(b.id, b.token)));
+    await Promise.all(socks.map((s) => s.next("connected")));
+    const assigned = (i: number) => socks[i]!.log.filter((m) => m.type === "task_assigned").map((m) => m.payload.task_payload.n);
     const started = await post(`/api/v1/workflows/${wf.id}/start`);
     expect(started.body.status).toBe("in_progress");
     expectError(await post(`/api/v1/workflows/${wf.id}/start`), 409, "invalid_transition");
 
-    for (let step = 0; step < 3; step++) {
-      // Exactly one bot receives step N, and only after step N-1 completed.
-      const msg = await Promise.any(socks.map((s) => s.next("task_assigned", 5000).then((m) => ({ m, s }))));
-      expect(msg.m.payload.task_payload).toEqual({ n: step });
-      const tasks = (await get(`/api/v1/workflows/${wf.id}/tasks`)).body.tasks;
-      expect(tasks.filter((t: any) => t.status === "assigned")).toHaveLength(1);
-      await msg.s.complete(msg.m.payload.task_id, { step });
-    }
-    await eventually(async () => (await get(`/api/v1/workflows/${wf.id}`)).body.status === "completed", 3000, "workflow completed");
-    const wfDone = (await get(`/api/v1/workflows/${wf.id}`)).body;
-    expect(wfDone.finished_at).not.toBeNull();
+    // Step 0 goes to one bot; nothing else is released while it runs.
+    const { first } = await eventually(
+      async () => {
+        const i = [0, 1].find((n) => assigned(n).length > 0);
+        return i === undefined ? null : { first: i };
+      },
+      5000,
+      "step 0 assigned",
+    );
+    const other = 1 - first;
+    const step0 = await socks[first]!.next("task_assigned");
+    expect(step0.payload.task_payload).toEqual({ n: 0 });
+    expect((await get(`/api/v1/workflows/${wf.id}/tasks`)).body.tasks.map((t: any) => t.status)).toEqual([
+      "assigned",
+      "pending",
+      "pending",
+    ]);
+
+    // The first bot is put on hold before it finishes, so step 1 must go to the other bot.
+    await post(`/api/v1/bots/${bots[first]!.id}/busy`);
+    await socks[first]!.complete(step0.payload.task_id, { step: 0 });
+    const step1 = await socks[other]!.next("task_assigned");
+    expect(step1.payload.task_payload).toEqual({ n: 1 });
+    expect(await taskStatus(step1.payload.task_id)).toMatchObject({ status: "assigned", bot_id: bots[other]!.id });
+    await socks[other]!.complete(step1.payload.task_id, { step: 1 });
+    const step2 = await socks[other]!.next("task_assigned");
+    expect(step2.payload.task_payload).toEqual({ n: 2 });
+    await socks[other]!.complete(step2.payload.task_id, { step: 2 });
+
+    expect(assigned(first)).toEqual([0]);
+    expect(assigned(other)).toEqual([1, 2]);
+    const done = (await get(`/api/v1/workflows/${wf.id}/tasks`)).body;
+    expect(done.workflow.status).toBe("completed");
+    expect(done.workflow.finished_at).not.toBeNull();
+    expect(done.tasks.map((t: any) => [t.status, t.bot_id])).toEqual([
+      ["completed", bots[first]!.id],
+      ["completed", bots[other]!.id],
+      ["completed", bots[other]!.id],
+    ]);
     for (const s of socks) s.close();
   });
 
