@@ -28,7 +28,8 @@ export default defineConfig(async () => {
                   TEST_MIGRATIONS: migrations,
                   ADMIN_TOKEN: TEST_ADMIN_TOKEN,
                   // Short windows so timeouts, grace and retries are observable in seconds.
-                  BOT_RECONNECT_GRACE_S: "1",
+                  // The reconnect tests reconnect well inside it and assert so; the lost-bot tests wait it out.
+                  BOT_RECONNECT_GRACE_S: "2",
                   RETRY_BASE_DELAY_MS: "300",
                   RETRY_MAX_DELAY_MS: "600",
                   LOG_LEVEL: "warn",

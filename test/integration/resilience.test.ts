@@ -1,8 +1,12 @@
-import { env, runDurableObjectAlarm } from "cloudflare:test";
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { createCtx } from "../../src/services/context";
+import { sweep } from "../../src/services/sweeper";
 import { BotSocket, createTask, eventually, get, post, registerBot, taskStatus, uniqueCapability } from "../helpers/api";
 
 const stub = (botId: string) => env.BOT_SESSION.getByName(botId);
+/** The reconnect grace these tests run with (vitest.config.ts). */
+const graceMs = Number((env as unknown as { BOT_RECONNECT_GRACE_S: string }).BOT_RECONNECT_GRACE_S) * 1000;
 
 describe("timeouts, lost bots and the sweeper", () => {
   it("a task past timeout_seconds fails with code timeout within seconds (alarm) and its bot is freed", async () => {
@@ -41,20 +45,25 @@ describe("timeouts, lost bots and the sweeper", () => {
     sock.close();
   });
 
-  it("a bot that reconnects within the grace period is told its task again", async () => {
+  it("a bot that reconnects within the grace period is told its task again (same attempt, no re-queue)", async () => {
     const cap = uniqueCapability();
     const bot = await registerBot([cap]);
     const first = await BotSocket.open(bot.id, bot.token);
     const task = await createTask({ payload: { job: "long" }, capability: cap });
     await first.next("task_assigned");
+    const closedAt = Date.now();
     first.close();
     await eventually(async () => (await get(`/api/v1/bots/${bot.id}`)).body.connected === false, 3000, "disconnect seen");
     const second = await BotSocket.open(bot.id, bot.token);
     const again = await second.next("task_assigned");
-    expect(again.payload).toMatchObject({ task_id: task.id, task_payload: { job: "long" } });
+    // The test only means something if it came back inside the grace made for the tests.
+    expect(Date.now() - closedAt).toBeLessThan(graceMs);
+    expect(again.payload).toMatchObject({ task_id: task.id, task_payload: { job: "long" }, attempt: 1 });
     expect((await taskStatus(task.id)).status).toBe("assigned");
     await second.complete(task.id);
     expect((await taskStatus(task.id)).attempts).toBe(1);
+    const events = (await get(`/api/v1/tasks/${task.id}/events`)).body.map((e: any) => e.type);
+    expect(events).not.toContain("task_retry_scheduled");
     second.close();
   });
 
@@ -74,21 +83,52 @@ describe("timeouts, lost bots and the sweeper", () => {
     s2.close();
   });
 
-  it("the alarm handler is idempotent: running it again changes nothing", async () => {
+  it("the alarm is idempotent: a deadline alarm delivered twice times the task out once", async () => {
+    const cap = uniqueCapability();
+    const bot = await registerBot([cap]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    const task = await createTask({ payload: {}, capability: cap, timeout_seconds: 300, max_attempts: 2 });
+    await sock.next("task_assigned");
+    // The deadline has passed (as D1 sees it) and its alarm entry is due.
+    await env.DB.prepare("UPDATE tasks SET assigned_at = assigned_at - 600000 WHERE id = ?").bind(task.id).run();
+    const deadlineDue = () =>
+      runInDurableObject(stub(bot.id), async (_obj, state) => {
+        const schedule = ((await state.storage.get<Record<string, number>>("schedule")) ?? {}) as Record<string, number>;
+        await state.storage.put("schedule", { ...schedule, deadline: Date.now() - 1 });
+        await state.storage.setAlarm(Date.now() + 60_000);
+      });
+    await deadlineDue();
+    expect(await runDurableObjectAlarm(stub(bot.id))).toBe(true);
+    expect((await sock.next("task_cancelled")).payload).toEqual({ task_id: task.id, reason: "timeout" });
+    // Attempt 2 reaches the same (idle) bot after the backoff; then the same deadline alarm arrives again.
+    expect((await sock.next("task_assigned", 5000)).payload).toMatchObject({ task_id: task.id, attempt: 2 });
+    await deadlineDue();
+    await runDurableObjectAlarm(stub(bot.id));
+    expect(await taskStatus(task.id)).toMatchObject({ status: "assigned", attempts: 2 });
+    const types = (await get(`/api/v1/tasks/${task.id}/events`)).body.map((e: any) => e.type);
+    expect(types.filter((t: string) => t === "task_retry_scheduled" || t === "task_failed")).toEqual(["task_retry_scheduled"]);
+    expect(sock.log.filter((m) => m.type === "task_cancelled")).toHaveLength(1);
+    sock.close();
+  });
+
+  it("an alarm with nothing due changes nothing and stays armed for the deadline", async () => {
     const cap = uniqueCapability();
     const bot = await registerBot([cap]);
     const sock = await BotSocket.open(bot.id, bot.token);
     const task = await createTask({ payload: {}, capability: cap, timeout_seconds: 300 });
     await sock.next("task_assigned");
-    // The deadline is minutes away: forcing the alarm must not fail the task, and must re-arm.
-    await runDurableObjectAlarm(stub(bot.id));
     await runDurableObjectAlarm(stub(bot.id));
     expect((await taskStatus(task.id)).status).toBe("assigned");
-    expect(await runDurableObjectAlarm(stub(bot.id))).toBe(true); // still armed for the deadline
+    expect(await runDurableObjectAlarm(stub(bot.id))).toBe(true); // re-armed for the deadline each time
+    expect((await taskStatus(task.id)).status).toBe("assigned");
     sock.close();
   });
+});
 
-  it("the cron sweeper fails overdue tasks an alarm missed, and dispatches due tasks", async () => {
+describe("the cron sweeper", () => {
+  const runSweep = () => sweep(createCtx(env));
+
+  it("fails overdue tasks an alarm missed and frees their bot", async () => {
     const cap = uniqueCapability();
     const bot = await registerBot([cap]);
     await post(`/api/v1/bots/${bot.id}/heartbeat`, undefined, { token: bot.token });
@@ -104,5 +144,87 @@ describe("timeouts, lost bots and the sweeper", () => {
     await waitOnExecutionContext(ctx);
     expect(await taskStatus(task.id)).toMatchObject({ status: "failed", error_code: "timeout" });
     expect((await get(`/api/v1/bots/${bot.id}`)).body.current_task_id).toBeNull();
+  });
+
+  it("dispatches a due task nobody offered to an idle connected bot", async () => {
+    const cap = uniqueCapability();
+    const bot = await registerBot([cap]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    await sock.next("connected");
+    // A pending task written without the create route's dispatch (as after a crash between insert and offer).
+    const id = crypto.randomUUID();
+    const now = Date.now();
+    await env.DB.prepare(
+      "INSERT INTO tasks (id, payload, capability, status, ready, run_after, created_at, updated_at) VALUES (?, '{}', ?, 'pending', 1, 0, ?, ?)",
+    )
+      .bind(id, cap, now, now)
+      .run();
+    expect(sock.log.some((m) => m.type === "task_assigned")).toBe(false);
+    const report = await runSweep();
+    expect((await sock.next("task_assigned", 3000)).payload.task_id).toBe(id);
+    expect(await taskStatus(id)).toMatchObject({ status: "assigned", bot_id: bot.id });
+    expect(report.failures).toBe(0);
+    sock.close();
+  });
+
+  it("corrects a bot D1 thinks is connected but whose socket died with the runtime", async () => {
+    const bot = await registerBot([uniqueCapability()]);
+    await env.DB.prepare("UPDATE bots SET connected = 1, disconnected_at = NULL WHERE id = ?").bind(bot.id).run();
+    expect((await get(`/api/v1/bots/${bot.id}`)).body.status).toBe("online");
+    const report = await runSweep();
+    expect(report.botsChecked).toBeGreaterThanOrEqual(1);
+    expect((await get(`/api/v1/bots/${bot.id}`)).body).toMatchObject({ connected: false, status: "offline" });
+  });
+
+  it("re-queues the task of a bot that never came back, and the task of a deleted bot's row", async () => {
+    const cap = uniqueCapability();
+    const gone = await registerBot([cap], "gone");
+    await post(`/api/v1/bots/${gone.id}/heartbeat`, undefined, { token: gone.token });
+    const lost = await createTask({ payload: {}, capability: cap });
+    await post(`/api/v1/tasks/${lost.id}/assign`, { bot_id: gone.id });
+    // Its last sign of life is long past the grace, and its object never noticed (no socket, no alarm).
+    await stub(gone.id).shutdown();
+    await env.DB.prepare("UPDATE bots SET last_heartbeat_at = ?, disconnected_at = ? WHERE id = ?")
+      .bind(Date.now() - 600_000, Date.now() - 600_000, gone.id)
+      .run();
+    const orphan = await createTask({ payload: {}, capability: uniqueCapability() });
+    await env.DB.prepare("UPDATE tasks SET status = 'assigned', bot_id = ?, assigned_at = ?, attempts = 1 WHERE id = ?")
+      .bind(`no-such-bot-${crypto.randomUUID()}`, Date.now(), orphan.id)
+      .run();
+    const report = await runSweep();
+    expect(report.lostBotTasks).toBeGreaterThanOrEqual(2);
+    expect(await taskStatus(lost.id)).toMatchObject({ status: "pending", error_code: "bot_lost", bot_id: null });
+    expect(await taskStatus(orphan.id)).toMatchObject({ status: "pending", error_code: "bot_lost", bot_id: null });
+    expect((await get(`/api/v1/bots/${gone.id}`)).body.current_task_id).toBeNull();
+  });
+
+  it("a phase that fails is logged and counted, and the rest of the sweep still runs", async () => {
+    const cap = uniqueCapability();
+    const bot = await registerBot([cap]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    await sock.next("connected");
+    // A held task whose stored payload is not JSON: listing the lost-bot tasks fails on it.
+    const broken = crypto.randomUUID();
+    const now = Date.now();
+    await env.DB.prepare(
+      "INSERT INTO tasks (id, payload, status, bot_id, assigned_at, attempts, created_at, updated_at) VALUES (?, '{not json', 'assigned', 'no-such-bot', ?, 1, ?, ?)",
+    )
+      .bind(broken, now, now, now)
+      .run();
+    const due = crypto.randomUUID();
+    await env.DB.prepare(
+      "INSERT INTO tasks (id, payload, capability, status, ready, run_after, created_at, updated_at) VALUES (?, '{}', ?, 'pending', 1, 0, ?, ?)",
+    )
+      .bind(due, cap, now, now)
+      .run();
+    try {
+      const report = await runSweep();
+      expect(report.failures).toBeGreaterThanOrEqual(1);
+      // The phases after the failing one ran: the due task reached the idle bot.
+      expect((await sock.next("task_assigned", 3000)).payload.task_id).toBe(due);
+    } finally {
+      await env.DB.prepare("DELETE FROM tasks WHERE id = ?").bind(broken).run();
+      sock.close();
+    }
   });
 });
