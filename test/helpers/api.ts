@@ -145,6 +145,24 @@ export class BotSocket {
     }
   }
 
+  /**
+   * Returns once everything the bot's object sent before now has arrived: it
+   * sends a message the object must answer (progress for a task it does not
+   * hold) and waits for that answer. So "nothing was assigned" can be asserted
+   * after a positive event, not after a guessed sleep.
+   */
+  async sync(): Promise<void> {
+    const probe = `sync-${crypto.randomUUID()}`;
+    this.send({ type: "task_progress", payload: { task_id: probe, progress: 1 } });
+    const deadline = Date.now() + 5000;
+    while (!this.log.some((m) => m.type === "error" && m.payload?.details?.task_id === probe)) {
+      if (Date.now() > deadline) throw new Error("the bot's object did not answer the sync probe");
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    const i = this.inbox.findIndex((m) => m.type === "error" && m.payload?.details?.task_id === probe);
+    if (i >= 0) this.inbox.splice(i, 1);
+  }
+
   async complete(taskId: string, result: unknown = { ok: true }, success = true): Promise<any> {
     this.send({ type: "task_complete", payload: { task_id: taskId, success, result } });
     return this.next("task_ack");

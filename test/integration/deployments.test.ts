@@ -4,7 +4,7 @@
  * stand-in "delivers" a VPS that is an SSH server on 127.0.0.1, the relay runs
  * the setup script there with bash, and the installed bot connects back.
  */
-import { env, SELF } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { callbackToken } from "../../src/services/deployment-stages";
 import { BotSocket, del, eventually, expectError, get, post } from "../helpers/api";
@@ -152,7 +152,8 @@ describe("deployments", () => {
     expect(cancelled.status).toBe(200);
     expect(cancelled.body).toMatchObject({ status: "ERROR", error: "cancelled" });
     const stageAtCancel = cancelled.body.stage;
-    await new Promise((r) => setTimeout(r, 1500));
+    // Nothing is left to run it: the runner has no alarm (cancel waited for any step in flight).
+    expect(await runInDurableObject(env.DEPLOYMENT_RUNNER.getByName(id), (_obj, state) => state.storage.getAlarm())).toBeNull();
     expect((await get(`/api/v1/deployments/${id}`)).body).toMatchObject({ status: "ERROR", stage: stageAtCancel });
     expectError(await post(`/api/v1/deployments/${id}/cancel`), 409, "invalid_transition");
 

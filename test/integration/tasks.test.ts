@@ -257,8 +257,8 @@ describe("tasks: dispatch over the bot WebSocket", () => {
     await post(`/api/v1/bots/${bot.id}/busy`);
     const task = await createTask({ payload: {}, capability: cap });
     expect((await taskStatus(task.id)).waiting_for).toBe(`capability:${cap}`);
-    await new Promise((r) => setTimeout(r, 200));
-    expect(sock.inbox.find((m) => m.type === "task_assigned")).toBeUndefined();
+    await sock.sync();
+    expect(sock.log.find((m) => m.type === "task_assigned")).toBeUndefined();
     await post(`/api/v1/bots/${bot.id}/available`);
     expect((await sock.next("task_assigned")).payload.task_id).toBe(task.id);
     sock.close();

@@ -29,8 +29,8 @@ describe("workflows", () => {
     const bot = await registerBot([cap]);
     const sock = await BotSocket.open(bot.id, bot.token);
     await sock.next("connected");
-    await new Promise((r) => setTimeout(r, 150));
-    expect(sock.inbox.find((m) => m.type === "task_assigned")).toBeUndefined();
+    await sock.sync();
+    expect(sock.log.find((m) => m.type === "task_assigned")).toBeUndefined();
     // A step that is not released cannot be assigned by hand either.
     expectError(await post(`/api/v1/tasks/${wf.task_ids[1]}/assign`, { bot_id: bot.id }), 409, "invalid_transition");
     sock.close();
