@@ -51,7 +51,7 @@ export default defineConfig(async () => {
             include: ["test/node/**/*.test.ts", "relay/test/**/*.test.ts", "test/e2e/**/*.test.ts"],
             environment: "node",
             pool: "forks",
-            testTimeout: 240_000,
+            testTimeout: 60_000, // e2e tests that wait longer say so, with the sum of their waits
             hookTimeout: 120_000,
             fileParallelism: false,
           },

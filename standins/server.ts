@@ -120,6 +120,13 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
     store.save();
     return json(201, { ssh_key: key });
   });
+  route("DELETE", "/hetzner/v1/ssh_keys/{id}", "hetzner", (_r, _b, p) => {
+    const i = s().hetzner.sshKeys.findIndex((k) => String(k.id) === p.id);
+    if (i < 0) return json(404, { error: { code: "not_found", message: "ssh key not found" } });
+    s().hetzner.sshKeys.splice(i, 1);
+    store.save();
+    return json(204, undefined);
+  });
   route("GET", "/hetzner/v1/servers", "hetzner", (_r, _b, _p, url) => {
     const name = url.searchParams.get("name");
     return json(200, {
@@ -323,6 +330,13 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
   });
 
   route("GET", "/_standin/state", "none", () => json(200, s()));
+  /** Test control: answer a route late, e.g. {"POST /hetzner/v1/servers": 4000}, to catch the caller mid-request. {} resets. */
+  const latencyMs = new Map<string, number>();
+  route("POST", "/_standin/latency", "none", (_r, body) => {
+    latencyMs.clear();
+    for (const [key, ms] of Object.entries((body ?? {}) as Record<string, number>)) latencyMs.set(key, Number(ms));
+    return json(200, Object.fromEntries(latencyMs));
+  });
 
   const checkAuth = (kind: string, req: IncomingMessage, rawBody: string, fullUrl: string): string | null => {
     if (kind === "none") return null;
@@ -357,6 +371,8 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
         return reply(400, { error: { code: "invalid_json", message: "body is not JSON" } });
       }
       const params = Object.fromEntries(r.keys.map((k, i) => [k, decodeURIComponent(m[i + 1]!)]));
+      const lateMs = latencyMs.get(`${req.method} ${url.pathname}`);
+      if (lateMs) await new Promise((resolve) => setTimeout(resolve, lateMs));
       try {
         const out = await r.handler(req, body, params, url);
         return reply(out.status, out.body);

@@ -19,6 +19,23 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Starts something on a port picked now. A picked port is only free at the
+ * moment it was checked (another process may take it before our server binds),
+ * so a start that fails is retried on a fresh port, a bounded number of times.
+ */
+export async function onFreePort<T>(start: (port: number) => Promise<T>, attempts = 4): Promise<T> {
+  let lastError: unknown;
+  for (let i = 0; i < attempts; i++) {
+    try {
+      return await start(await freePort());
+    } catch (err) {
+      lastError = err;
+    }
+  }
+  throw lastError;
+}
+
 export interface Harness {
   coordinator: Coordinator;
   port: number;
@@ -29,8 +46,12 @@ export interface Harness {
   api(method: string, p: string, body?: unknown): Promise<{ status: number; body: any; headers: Headers }>;
 }
 
-export async function startHarness(vars: Record<string, string> = {}, fixedPort?: number): Promise<Harness> {
-  const port = fixedPort ?? (await freePort());
+/** `vars` may depend on the port (URLs the coordinator must know about itself). */
+export function startHarness(vars: Record<string, string> | ((port: number) => Record<string, string>) = {}): Promise<Harness> {
+  return onFreePort((port) => startHarnessOn(port, typeof vars === "function" ? vars(port) : vars));
+}
+
+async function startHarnessOn(port: number, vars: Record<string, string>): Promise<Harness> {
   const persistDir = mkdtempSync(path.join(os.tmpdir(), "cbc-e2e-"));
   const logFile = path.join(persistDir, "wrangler.log");
   const allVars = { ADMIN_TOKEN: E2E_ADMIN_TOKEN, LOG_LEVEL: "warn", ...vars };

@@ -171,6 +171,7 @@ export class DeploymentRunner extends DurableObject<Env> {
         try {
           const serverId = deps.provider.serverToDestroy({ orderId: row.vpsOrderId, serviceId: row.vpsServiceId });
           if (serverId) await deps.provider.destroy(serverId);
+          if (row.vpsName) await deps.provider.deleteSshKey(row.vpsName);
           const key =
             row.openrouterKeyHash ?? (row.openrouterKeyName ? (await deps.openrouter.findByName(row.openrouterKeyName))?.hash : null);
           if (key) await deps.openrouter.delete(key);

@@ -113,6 +113,13 @@ export class HetznerProvider implements VpsProvider {
     return recorded.serviceId ?? recorded.orderId;
   }
 
+  async deleteSshKey(name: string): Promise<void> {
+    const found = await this.call<{ ssh_keys: { id: number; name: string }[] }>("GET", `/ssh_keys?name=${encodeURIComponent(name)}`);
+    for (const key of found.ssh_keys.filter((k) => k.name === name)) {
+      await ignoreNotFound(() => this.call("DELETE", `/ssh_keys/${key.id}`));
+    }
+  }
+
   async destroy(serviceId: string): Promise<void> {
     await ignoreNotFound(() => this.call("DELETE", `/servers/${encodeURIComponent(serviceId)}`));
   }

@@ -158,6 +158,9 @@ export class OvhProvider implements VpsProvider {
     return recorded.serviceId;
   }
 
+  /** OVH takes the key inline at rebuild; nothing is stored at the provider. */
+  async deleteSshKey(_name: string): Promise<void> {}
+
   async destroy(serviceId: string): Promise<void> {
     await ignoreNotFound(() => this.call("POST", `/vps/${encodeURIComponent(serviceId)}/terminate`));
   }

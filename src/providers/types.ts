@@ -47,6 +47,8 @@ export interface VpsProvider {
   actionState(serviceId: string, actionId: string): Promise<ActionState>;
   /** Destroys the server; succeeds if it is already gone. */
   destroy(serviceId: string): Promise<void>;
+  /** Deletes the SSH key stored at the provider under `name` (where the provider keeps keys); succeeds if there is none. */
+  deleteSshKey(name: string): Promise<void>;
   /**
    * Which server a teardown destroys, from what the deployment recorded: the
    * delivered service, or (where the provider's order id is the server id) the

@@ -12,7 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningRelay, startRelay } from "../../relay/src/server";
-import { freePort, type Harness, startHarness, until } from "../../scripts/lib/harness";
+import { type Harness, onFreePort, startHarness, until } from "../../scripts/lib/harness";
 import { localDeployVars, prepareLocalVps, stopLocalVpsBots } from "../../scripts/lib/local-vps";
 import { type OpenSshVps, startOpenSshVps } from "../../scripts/lib/openssh-vps";
 import { type RunningStandins, startStandins } from "../../standins/server";
@@ -35,24 +35,20 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
       stateFile: path.join(dir, "standins.json"),
     });
     relay = await startRelay({ secret: RELAY_SECRET, allowPrivateTargets: true, log: () => {} });
-    sshd = await startOpenSshVps(path.join(dir, "sshd"), await freePort(), vps.authorizedKeysFile);
-    const port = await freePort();
-    h = await startHarness(
-      {
-        RELAY_SECRET,
-        DEPLOY_SECRET_KEY: "e2e-deploy-secret-key-0123456789",
-        LOG_LEVEL: "info",
-        ...localDeployVars({
-          paths: vps,
-          coordinatorUrl: `http://127.0.0.1:${port}`,
-          standinsUrl: standins.url,
-          relayUrl: relay.url,
-          sshPort: sshd.port,
-          pollIntervalS: 1,
-        }),
-      },
-      port,
-    );
+    sshd = await onFreePort((port) => startOpenSshVps(path.join(dir, "sshd"), port, vps.authorizedKeysFile));
+    h = await startHarness((port) => ({
+      RELAY_SECRET,
+      DEPLOY_SECRET_KEY: "e2e-deploy-secret-key-0123456789",
+      LOG_LEVEL: "info",
+      ...localDeployVars({
+        paths: vps,
+        coordinatorUrl: `http://127.0.0.1:${port}`,
+        standinsUrl: standins.url,
+        relayUrl: relay.url,
+        sshPort: sshd.port,
+        pollIntervalS: 1,
+      }),
+    }));
   });
 
   afterAll(async () => {
@@ -64,13 +60,14 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
   });
 
   /** Polls a deployment, running the cron sweeper like npm start does (crons do not fire under wrangler dev). */
-  async function waitFor(id: string, check: (d: any) => boolean, what: string, timeoutMs = 60_000) {
+  async function waitFor(id: string, check: (d: any) => boolean, what: string, timeoutMs = 60_000, runCron = true) {
     let last: any = null;
     return until(
       what,
       timeoutMs,
       async () => {
-        await fetch(`${h.coordinator.url}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`).catch(() => undefined);
+        // (The sweeper waits for a runner's step in flight, so a check of what is in flight must not run it.)
+        if (runCron) await fetch(`${h.coordinator.url}/cdn-cgi/handler/scheduled?cron=*+*+*+*+*`).catch(() => undefined);
         last = (await h.api("GET", `/api/v1/deployments/${id}`)).body;
         return check(last) ? last : null;
       },
@@ -79,6 +76,11 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
       throw new Error(`${err.message}; last: ${JSON.stringify(last)}; coordinator log: ${h.logFile}`);
     });
   }
+
+  const setStandinLatency = async (latency: Record<string, number>) => {
+    const res = await fetch(`${standins.url}/_standin/latency`, { method: "POST", body: JSON.stringify(latency) });
+    expect(res.status).toBe(200);
+  };
 
   const resources = async (id: string) => {
     const s = (await (await fetch(`${standins.url}/_standin/state`)).json()) as any;
@@ -113,21 +115,27 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
     expect(done).toMatchObject({ bot_id: ready.bot_id, result: { echo: { hello: "vps" } } });
 
     expect((await h.api("DELETE", `/api/v1/deployments/${id}`)).status).toBe(200);
-    expect(await resources(id)).toEqual({ servers: 0, sshKeys: 1, openrouterKeys: 0 });
+    expect(await resources(id)).toEqual({ servers: 0, sshKeys: 0, openrouterKeys: 0 });
     expect((await h.api("GET", `/api/v1/bots/${ready.bot_id}`)).status).toBe(404);
-  });
+  }, 120_000); // READY (60 s) + a task (20 s) + teardown
 
   it("survives kill -9 of the coordinator during INSTALLING and during ordering: READY, one VPS, one key", async () => {
     const installing = (await h.api("POST", "/api/v1/deployments", { name: "e2e-kill-installing" })).body.id;
-    await waitFor(installing, (d) => d.status === "INSTALLING", "INSTALLING");
+    const inFlight = await waitFor(installing, (d) => d.status === "INSTALLING", "INSTALLING");
+    expect(inFlight.stage).not.toBe("setup_complete"); // still installing at the moment of the kill
     await h.coordinator.kill();
     await h.restart();
     const first = await waitFor(installing, (d) => d.status === "READY" || d.status === "ERROR", "READY after a restart in INSTALLING");
     expect(first).toMatchObject({ status: "READY", bot_online: true });
     expect(await resources(installing)).toEqual({ servers: 1, sshKeys: 1, openrouterKeys: 1 });
 
+    // The provider answers the order late, so the kill lands while the order request is in flight.
+    await setStandinLatency({ "POST /hetzner/v1/servers": 3000 });
     const ordering = (await h.api("POST", "/api/v1/deployments", { name: "e2e-kill-ordering" })).body.id;
-    await h.coordinator.kill(); // at once: the deployment is ORDERING
+    const atKill = await waitFor(ordering, (d) => d.status === "ORDERING" && d.stage === "plan_found", "ordering in flight", 20_000, false);
+    expect(atKill.vps.order_id).toBeNull();
+    await h.coordinator.kill();
+    await setStandinLatency({});
     await h.restart();
     const second = await waitFor(ordering, (d) => d.status === "READY" || d.status === "ERROR", "READY after a restart while ordering");
     expect(second).toMatchObject({ status: "READY", bot_online: true });
@@ -135,7 +143,7 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
     const logs = (await h.api("GET", `/api/v1/deployments/${ordering}/logs?limit=500`)).body;
     const orderedTwice = logs.filter((l: any) => l.type === "stage_completed" && l.stage === "vps_ordered").length;
     expect(orderedTwice).toBe(1);
-  });
+  }, 300_000); // two READY waits (60 s each), an ordering wait (20 s), two restarts of wrangler dev
 
   it("a changed host key after ssh_ready fails the deployment instead of talking to the new server", async () => {
     writeFileSync(path.join(dir, "slow-onboard"), ""); // keep the script busy while the host key changes
@@ -153,5 +161,5 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
     } finally {
       rmSync(path.join(dir, "slow-onboard"), { force: true });
     }
-  });
+  }, 150_000);
 });

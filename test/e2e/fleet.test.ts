@@ -42,7 +42,8 @@ describe("fleet end to end", () => {
     const ids: string[] = [];
     const create = (n: number) =>
       h
-        .api("POST", "/api/v1/tasks", { payload: { n, delay_ms: n % 10 === 0 ? 50 : 0 }, capability: CAP, idempotency_key: `e2e-${n}` })
+        // The first half takes 100 ms each (2.5 s of work for four bots), so work is in flight when the coordinator dies.
+        .api("POST", "/api/v1/tasks", { payload: { n, delay_ms: n < TASKS / 2 ? 100 : 0 }, capability: CAP, idempotency_key: `e2e-${n}` })
         .then((r) => {
           expect(r.status).toBe(201);
           ids.push(r.body.id);
@@ -53,7 +54,11 @@ describe("fleet end to end", () => {
       create,
     );
 
-    // Crash the coordinator mid-run; bots reconnect with backoff to the restarted one.
+    // Crash the coordinator mid-run (with tasks held by bots and tasks still queued); bots reconnect to the restarted one.
+    const held = (await h.api("GET", "/api/v1/tasks?limit=200&status=in_progress")).body.length;
+    const queued = (await h.api("GET", "/api/v1/tasks?limit=200&status=pending")).body.length;
+    expect(held, "tasks running on bots at the kill").toBeGreaterThan(0);
+    expect(queued, "tasks still queued at the kill").toBeGreaterThan(0);
     await h.coordinator.kill();
     await h.restart();
     await mapLimit(
@@ -112,5 +117,34 @@ describe("fleet end to end", () => {
       30_000,
       async () => (await h.api("GET", `/api/v1/bots?capability=${CAP}&status=online`)).body.length === BOTS,
     );
-  });
+  }, 240_000); // every task (120 s) + bots back online (30 s) + two batches and a restart
+
+  it("without the cron: a held task still times out after a crash, from its bot object's own alarm", async () => {
+    // Nothing in this test calls the scheduled handler: only the Durable Object's persisted alarm can act.
+    const solo = spawnBot(h.coordinator.url, "e2e-solo", ["e2e-solo"], ["--heartbeat-s", "5"], `${h.persistDir}/bot-solo.log`);
+    bots.push(solo);
+    await until(
+      "solo bot online",
+      30_000,
+      async () => (await h.api("GET", "/api/v1/bots?capability=e2e-solo&status=online")).body.length === 1,
+    );
+    const task = (
+      await h.api("POST", "/api/v1/tasks", { payload: { delay_ms: 60_000 }, capability: "e2e-solo", timeout_seconds: 4, max_attempts: 1 })
+    ).body;
+    await until("task running", 10_000, async () => (await h.api("GET", `/api/v1/tasks/${task.id}`)).body.status === "in_progress");
+    // The coordinator dies, then the bot (so nobody reconnects and re-arms anything by talking to the object).
+    await h.coordinator.kill();
+    solo.kill("SIGKILL");
+    await h.restart();
+    const timedOut = await until(
+      "the deadline alarm fired after the restart",
+      30_000,
+      async () => {
+        const t = (await h.api("GET", `/api/v1/tasks/${task.id}`)).body;
+        return t.status === "failed" ? t : null;
+      },
+      500,
+    );
+    expect(timedOut).toMatchObject({ status: "failed", error_code: "timeout" });
+  }, 90_000); // bot online (30 s) + running (10 s) + the alarm after a restart (30 s)
 });

@@ -113,5 +113,5 @@ describe("seed 001 Python example bot", () => {
       return res.workflow.status === "completed" ? res : null;
     });
     expect(finished.tasks.map((t: any) => t.result)).toEqual([{ output: "success" }, { output: "success" }, { output: "success" }]);
-  });
+  }, 120_000);
 });

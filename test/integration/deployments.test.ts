@@ -124,6 +124,7 @@ describe("deployments", () => {
     expect((await del(`/api/v1/deployments/${id}`)).body).toEqual({ id, deleted: true });
     const after = await standinState();
     expect(after.hetzner.servers.filter((s: any) => s.name === `clawbot-${id}`)).toHaveLength(0);
+    expect(after.hetzner.sshKeys.filter((k: any) => k.name === `clawbot-${id}`)).toHaveLength(0);
     expect(after.openrouter.keys.filter((k: any) => k.name === `clawbot-deployment-${id}`)).toHaveLength(0);
     expectError(await get(`/api/v1/bots/${bot.id}`), 404, "bot_not_found");
     expect((await BotSocket.upgrade(bot.id, bot.token)).status).toBe(401);

@@ -41,6 +41,9 @@ describe("Hetzner adapter", () => {
     expect(await p.actionState(first.orderId, actionId)).toBe("done");
     await p.destroy(first.orderId);
     await p.destroy(first.orderId); // already gone: still fine
+    await p.deleteSshKey("dep-h1");
+    await p.deleteSshKey("dep-h1"); // already gone: still fine
+    expect(standins.store.state.hetzner.sshKeys.filter((k) => k.name === "dep-h1")).toHaveLength(0);
     expect(await p.orderState(first.orderId)).toMatchObject({ state: "failed" });
   });
 
