@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type RelayRequestInput, signRelayBody } from "../../src/contracts/relay";
+import { RELAY_MAX_SKEW_S, type RelayRequestInput, signRelayBody } from "../../src/contracts/relay";
 import { generateSshKeyPair } from "../../src/crypto/ssh-keys";
 import { startTestSshServer, type TestSshServer } from "../../standins/ssh-vps";
 import { type RunningRelay, startRelay } from "../src/server";
@@ -105,6 +105,26 @@ describe("SSH relay", () => {
     expect((await send(null, { raw: text, headers })).status).toBe(200);
     const replay = await send(null, { raw: text, headers });
     expect(replay).toMatchObject({ status: 409, body: { error: { code: "replayed_request" } } });
+  });
+
+  it("accepts a timestamp 60 s off either way and refuses 61 s; a tampered body or host breaks the signature", async () => {
+    const nowS = () => Math.floor(Date.now() / 1000);
+    // check_ready on an address nothing listens on: past the signature check the relay answers ssh_unreachable.
+    const probe = () => ({ op: "check_ready", ...target({ port: 1, host_key_sha256: null }) });
+    const codeAt = async (offsetS: number) => (await send(probe(), { timestampS: nowS() + offsetS })).body.error?.code;
+    expect(await codeAt(-RELAY_MAX_SKEW_S + 1)).toBe("ssh_unreachable");
+    expect(await codeAt(RELAY_MAX_SKEW_S - 1)).toBe("ssh_unreachable");
+    expect(await codeAt(-RELAY_MAX_SKEW_S - 2)).toBe("stale_request");
+    expect(await codeAt(RELAY_MAX_SKEW_S + 2)).toBe("stale_request");
+
+    const signed = JSON.stringify(probe());
+    const headers = await signRelayBody(SECRET, signed, nowS());
+    const tamperedBody = signed.replace('"username":"root"', '"username":"admin"');
+    const tamperedHost = signed.replace('"host":"127.0.0.1"', '"host":"127.0.0.2"');
+    expect(tamperedBody).not.toBe(signed);
+    expect(tamperedHost).not.toBe(signed);
+    expect((await send(null, { raw: tamperedBody, headers })).body.error.code).toBe("bad_signature");
+    expect((await send(null, { raw: tamperedHost, headers })).body.error.code).toBe("bad_signature");
   });
 
   it("runs only allow-listed operations with safe arguments", async () => {
