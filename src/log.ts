@@ -7,8 +7,12 @@ const LEVEL_RANK: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, er
 
 const SECRET_KEY = /^(token|ticket|authorization|password|passphrase|secret|api_key|apikey|private_key|key|admin_token|bot_token)$/i;
 
+/** Deeper than this, a value is replaced, not logged: what is not looked at cannot be shown redacted. */
+const MAX_LOG_DEPTH = 8;
+
 export function redact(value: unknown, depth = 0): unknown {
-  if (depth > 6 || value === null || typeof value !== "object") return value;
+  if (value === null || typeof value !== "object") return value;
+  if (depth >= MAX_LOG_DEPTH) return "[too deep]";
   if (Array.isArray(value)) return value.map((v) => redact(v, depth + 1));
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEY.test(k) ? "[redacted]" : redact(v, depth + 1);

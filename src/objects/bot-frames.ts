@@ -6,8 +6,11 @@ export type ParsedFrame =
   | { ok: true; msg: BotMessage }
   | { ok: false; code: ErrorCode; message: string; details?: Record<string, unknown> };
 
+const utf8 = new TextEncoder();
+
 export function parseBotFrame(raw: string | ArrayBuffer): ParsedFrame {
-  const size = typeof raw === "string" ? raw.length : raw.byteLength;
+  // The cap is in bytes as sent (UTF-8), not in UTF-16 code units.
+  const size = typeof raw === "string" ? utf8.encode(raw).byteLength : raw.byteLength;
   if (size > MAX_MESSAGE_BYTES)
     return { ok: false, code: "payload_too_large", message: `messages are limited to ${MAX_MESSAGE_BYTES} bytes` };
   let json: unknown;

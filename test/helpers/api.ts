@@ -20,6 +20,8 @@ export async function call(method: string, path: string, body?: unknown, opts: C
   if (body !== undefined) payload = JSON.stringify(body);
   if (payload !== undefined && !headers["Content-Type"]) headers["Content-Type"] = "application/json";
   const res = await SELF.fetch(`${BASE}${path}`, { method, headers, body: payload });
+  // Every response carries a request id (README); every call of every test checks it.
+  expect(res.headers.get("X-Request-Id"), `${method} ${path}: X-Request-Id`).toBeTruthy();
   const text = await res.text();
   let json: any = null;
   try {
