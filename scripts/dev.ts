@@ -1,26 +1,33 @@
 /**
  * `npm start`: the whole system locally.
  * - writes a random ADMIN_TOKEN to .dev.vars on first start (git-ignored), reuses it after;
- * - applies D1 migrations to the local database under .wrangler/state;
+ * - applies D1 migrations to the local database under .wrangler/state (CLAWBOT_STATE_DIR/state);
  * - runs `wrangler dev` in its own process group;
  * - calls the cron handler every minute (crons do not fire under wrangler dev);
  * - runs the SSH relay (port+2) and the provider/OpenRouter stand-ins (port+1) as local processes;
- * - prints where everything is. Ctrl-C stops it all.
- * PORT (default 8787) and AUTH_MODE=open (local only, no auth) are read from the environment.
+ * - prints where everything is. Ctrl-C stops it all;
+ * - records the process groups it starts, so a run killed with SIGKILL leaves nothing that the
+ *   next run does not stop first (scripts/lib/leftovers.ts).
+ * From the environment: PORT (default 8787), AUTH_MODE=open (local only, no auth),
+ * CRON_INTERVAL_S (default 60), CLAWBOT_STATE_DIR (default .wrangler/; its own dev.vars when set).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startStandins } from "../standins/server";
 import { startTestSshServer } from "../standins/ssh-vps";
 import { ROOT, startCoordinator, triggerCron } from "./lib/coordinator";
-import { localDeployVars, localVpsHostKey, prepareLocalVps } from "./lib/local-vps";
+import { recordGroups, stopLeftovers } from "./lib/leftovers";
+import { localDeployVars, localVpsHostKey, prepareLocalVps, stopLocalVpsBots } from "./lib/local-vps";
 
-const CRON_INTERVAL_MS = 60_000;
+const CRON_INTERVAL_MS = Number(process.env.CRON_INTERVAL_S ?? 60) * 1000;
 const port = Number(process.env.PORT ?? 8787);
-const persistDir = path.join(ROOT, ".wrangler/state");
-const devVarsPath = path.join(ROOT, ".dev.vars");
+const stateDir = process.env.CLAWBOT_STATE_DIR ? path.resolve(process.env.CLAWBOT_STATE_DIR) : path.join(ROOT, ".wrangler");
+const persistDir = path.join(stateDir, "state");
+const devVarsPath = process.env.CLAWBOT_STATE_DIR ? path.join(stateDir, "dev.vars") : path.join(ROOT, ".dev.vars");
+const pidFile = path.join(stateDir, "npm-start.pids");
+const vpsDir = path.join(stateDir, "local-vps");
 
 /** Reads a secret from .dev.vars, or generates it there on first start (git-ignored, reused after). */
 function ensureDevSecret(name: string, generate: () => string): string {
@@ -45,14 +52,18 @@ function startRelayProcess(port: number, secret: string): ChildProcess {
 }
 
 async function main() {
+  mkdirSync(stateDir, { recursive: true });
+  // A run killed with SIGKILL left its children running: stop them before taking their ports.
+  await stopLeftovers(pidFile, (msg) => console.log(msg));
+  stopLocalVpsBots(vpsDir);
   const adminToken = ensureDevSecret("ADMIN_TOKEN", () => `cbc_admin_${randomBytes(24).toString("base64url")}`);
   const relaySecret = ensureDevSecret("RELAY_SECRET", () => randomBytes(32).toString("base64url"));
-  ensureDevSecret("DEPLOY_SECRET_KEY", () => randomBytes(32).toString("base64url"));
+  const deploySecretKey = ensureDevSecret("DEPLOY_SECRET_KEY", () => randomBytes(32).toString("base64url"));
   // The local "VPS": a real SSH server on 127.0.0.1 that accepts the keys the provider stand-in installs.
-  const vps = prepareLocalVps(path.join(ROOT, ".wrangler/local-vps"));
+  const vps = prepareLocalVps(vpsDir);
   const standins = await startStandins({
     port: port + 1,
-    stateFile: path.join(ROOT, ".wrangler/standins.json"),
+    stateFile: path.join(stateDir, "standins.json"),
     vpsIp: "127.0.0.1",
     authorizedKeysFile: vps.authorizedKeysFile,
   });
@@ -69,7 +80,18 @@ async function main() {
   if (authMode === "open")
     console.warn("WARNING: AUTH_MODE=open — the API accepts requests without a token. Never use this outside local development.");
   console.log(`starting the coordinator on port ${port} (local D1 in ${path.relative(ROOT, persistDir)}) …`);
-  const coordinator = await startCoordinator({ port, persistDir, vars: { AUTH_MODE: authMode, ...deployVars }, logFile: "inherit" });
+  // The secrets travel as vars too, so a CLAWBOT_STATE_DIR run does not depend on the repository's .dev.vars.
+  const secrets = { ADMIN_TOKEN: adminToken, RELAY_SECRET: relaySecret, DEPLOY_SECRET_KEY: deploySecretKey };
+  const coordinator = await startCoordinator({
+    port,
+    persistDir,
+    vars: { AUTH_MODE: authMode, ...secrets, ...deployVars },
+    logFile: "inherit",
+  });
+  recordGroups(pidFile, [
+    { pgid: coordinator.process.pid!, what: "wrangler dev / workerd", markers: ["wrangler", "workerd"] },
+    { pgid: relay.pid!, what: "the SSH relay", markers: ["relay.cjs"] },
+  ]);
 
   const cron = setInterval(() => {
     triggerCron(coordinator.url).catch((err) =>
@@ -84,8 +106,8 @@ async function main() {
     API docs   ${coordinator.url}/docs   (OpenAPI: ${coordinator.url}/openapi.json)
     admin token ${adminToken}   (from .dev.vars)${authMode === "open" ? "\n    AUTH_MODE  open (no token needed)" : ""}
     SSH relay  http://127.0.0.1:${port + 2}   (local process; private targets allowed)
-    local VPS  ssh://127.0.0.1:${sshVps.port}   (deployments "deliver" this machine; files in .wrangler/local-vps)
-    stand-ins  ${standins.url}/hetzner/v1, /ovh/1.0, /openrouter/api/v1   (state: .wrangler/standins.json)
+    local VPS  ssh://127.0.0.1:${sshVps.port}   (deployments "deliver" this machine; files in ${path.relative(ROOT, vpsDir)})
+    stand-ins  ${standins.url}/hetzner/v1, /ovh/1.0, /openrouter/api/v1   (state: ${path.relative(ROOT, path.join(stateDir, "standins.json"))})
 
   deploy:      curl -X POST ${coordinator.url}/api/v1/deployments -H "Authorization: Bearer ${adminToken}" -H 'Content-Type: application/json' -d '{"name":"my-openclaw"}'
   run a bot:   npx clawbot-bot --url ${coordinator.url} --token ${adminToken} --name my-bot --capabilities python
@@ -99,13 +121,16 @@ async function main() {
     clearInterval(cron);
     console.log("stopping …");
     stopGroup(relay);
+    stopLocalVpsBots(vpsDir);
     await sshVps.close();
     await standins.close();
     await coordinator.stop();
+    rmSync(pidFile, { force: true });
     process.exit(0);
   };
   process.on("SIGINT", stop);
   process.on("SIGTERM", stop);
+  process.on("SIGHUP", stop); // the terminal closed
   coordinator.process.once("exit", (code) => {
     if (stopping) return;
     console.error(`wrangler dev exited (${code}); stopping`);
