@@ -4,6 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { authenticate } from "./auth";
+import { jsonTooDeep, MAX_JSON_DEPTH } from "./contracts/json-depth";
 import { MAX_MESSAGE_BYTES } from "./contracts/ws";
 import { AppError, type ErrorCode, errorEnvelope } from "./errors";
 import { BOT_BUNDLE, BOT_BUNDLE_SHA256 } from "./generated/bot-bundle";
@@ -63,6 +64,9 @@ export function createApp() {
         const type = c.req.header("Content-Type") ?? "";
         if (!/^application\/([\w.+-]*\+)?json\b/i.test(type)) {
           throw new AppError("unsupported_media_type", "send JSON with 'Content-Type: application/json'", { content_type: type || null });
+        }
+        if (jsonTooDeep(await c.req.text())) {
+          throw new AppError("validation_failed", `JSON nested deeper than ${MAX_JSON_DEPTH} levels`, { max_depth: MAX_JSON_DEPTH });
         }
         try {
           await c.req.json();

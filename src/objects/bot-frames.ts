@@ -1,4 +1,5 @@
 /** Reading one frame a bot sent: size, JSON, then the message contract. */
+import { jsonTooDeep, MAX_JSON_DEPTH } from "../contracts/json-depth";
 import { BotMessage, MAX_MESSAGE_BYTES } from "../contracts/ws";
 import type { ErrorCode } from "../errors";
 
@@ -13,9 +14,13 @@ export function parseBotFrame(raw: string | ArrayBuffer): ParsedFrame {
   const size = typeof raw === "string" ? utf8.encode(raw).byteLength : raw.byteLength;
   if (size > MAX_MESSAGE_BYTES)
     return { ok: false, code: "payload_too_large", message: `messages are limited to ${MAX_MESSAGE_BYTES} bytes` };
+  const text = typeof raw === "string" ? raw : new TextDecoder().decode(raw);
+  if (jsonTooDeep(text)) {
+    return { ok: false, code: "validation_failed", message: `JSON nested deeper than ${MAX_JSON_DEPTH} levels`, details: { max_depth: MAX_JSON_DEPTH } };
+  }
   let json: unknown;
   try {
-    json = JSON.parse(typeof raw === "string" ? raw : new TextDecoder().decode(raw));
+    json = JSON.parse(text);
   } catch {
     return { ok: false, code: "invalid_json", message: "message is not valid JSON" };
   }
