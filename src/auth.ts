@@ -16,16 +16,23 @@ export type Principal =
 
 let warnedOpen = false;
 
-/** Reads `Authorization: Bearer`, or `?token=` on the bot WebSocket (a bot library may not set headers). */
-function presentedToken(c: AppContext): string | null {
+/** Tokens shorter than this are refused as `ADMIN_TOKEN`: it guards everything. */
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
+/**
+ * Reads `Authorization: Bearer`, or `?token=` on the bot WebSocket (a bot
+ * library may not set headers). A token in a URL ends up in logs and
+ * histories, so it is accepted only there and only as a bot's own token.
+ */
+function presentedToken(c: AppContext): { token: string; inUrl: boolean } | null {
   const header = c.req.header("Authorization");
   if (header) {
     const match = /^Bearer\s+(\S+)$/i.exec(header.trim());
     if (!match) throw new AppError("unauthorized", "Authorization header must be 'Bearer <token>'");
-    return match[1]!;
+    return { token: match[1]!, inUrl: false };
   }
-  if (c.req.path.endsWith("/ws/control")) return c.req.query("token") ?? null;
-  return null;
+  const query = c.req.path === "/api/v1/ws/control" ? c.req.query("token") : undefined;
+  return query ? { token: query, inUrl: true } : null;
 }
 
 /** API paths with their own authentication (the setup script's callback token). */
@@ -42,19 +49,34 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
     c.set("principal", { kind: "open" });
     return next();
   }
-  const token = presentedToken(c);
-  if (!token) throw new AppError("unauthorized", "missing API token (Authorization: Bearer <token>)");
-  if (ctx.config.adminToken && constantTimeEqual(token, ctx.config.adminToken)) {
-    c.set("principal", { kind: "admin", tokenId: null });
-    return next();
+  if (ctx.config.adminToken && ctx.config.adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
+    ctx.log.error(`ADMIN_TOKEN is shorter than ${MIN_ADMIN_TOKEN_LENGTH} characters; refusing every request until it is replaced`);
+    throw new AppError("service_unavailable", `the coordinator is misconfigured: ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
   }
-  const row = await findActiveToken(ctx.db, token);
-  if (!row) throw new AppError("unauthorized", "invalid or revoked API token");
-  if (row.kind === "bot" && row.botId) c.set("principal", { kind: "bot", tokenId: row.id, botId: row.botId });
-  else if (row.kind === "viewer") c.set("principal", { kind: "viewer", tokenId: row.id });
-  else c.set("principal", { kind: "admin", tokenId: row.id });
+  const presented = presentedToken(c);
+  if (!presented) throw new AppError("unauthorized", "missing API token (Authorization: Bearer <token>)");
+  const principal = await principalOf(ctx, presented.token);
+  // Fail closed: an unknown token, a token row of no known kind, and any non-bot token in a URL are refused.
+  if (!principal) throw new AppError("unauthorized", "invalid or revoked API token");
+  if (presented.inUrl && principal.kind !== "bot") throw new AppError("unauthorized", "only a bot's own token may be sent as ?token=");
+  c.set("principal", principal);
   return next();
 });
+
+async function principalOf(ctx: AppContext["var"]["ctx"], token: string): Promise<Principal | null> {
+  if (ctx.config.adminToken && constantTimeEqual(token, ctx.config.adminToken)) return { kind: "admin", tokenId: null };
+  const row = await findActiveToken(ctx.db, token);
+  switch (row?.kind) {
+    case "admin":
+      return { kind: "admin", tokenId: row.id };
+    case "viewer":
+      return { kind: "viewer", tokenId: row.id };
+    case "bot":
+      return row.botId ? { kind: "bot", tokenId: row.id, botId: row.botId } : null;
+    default:
+      return null;
+  }
+}
 
 const isAdmin = (p: Principal) => p.kind === "admin" || p.kind === "open";
 

@@ -1,8 +1,10 @@
 /** Hostile input and lost authority: each case broke the coordinator once; each test failed before its fix. */
-import { env } from "cloudflare:test";
+import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { MAX_JSON_DEPTH } from "../../src/contracts/json-depth";
-import { BotSocket, expectError, post, registerBot, uniqueCapability } from "../helpers/api";
+import { sha256Hex } from "../../src/crypto/encoding";
+import worker from "../../src/index";
+import { ADMIN_TOKEN, BotSocket, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
 /** A bot registration whose JSON nests exactly `depth` levels (the body object is level 1). */
 const botBodyOfDepth = (depth: number) => `{"name":"deep","metadata":{"a":${"[".repeat(depth - 2)}${"]".repeat(depth - 2)}}}`;
@@ -35,5 +37,38 @@ describe("hardening", () => {
     const row = await env.DB.prepare("SELECT status FROM tasks WHERE id = ?").bind(task.id).first<{ status: string }>();
     expect(row!.status).toBe("assigned");
     sock.close();
+  });
+
+  it("auth fails closed: unknown token kinds, kindless bot tokens and non-bot tokens in URLs are refused", async () => {
+    const now = Date.now();
+    const insert = async (kind: string, botId: string | null) => {
+      const secret = `cbc_x_${crypto.randomUUID()}`;
+      await env.DB.prepare("INSERT INTO tokens (id, kind, name, bot_id, token_hash, created_at) VALUES (?, ?, 'odd', ?, ?, ?)")
+        .bind(crypto.randomUUID(), kind, botId, await sha256Hex(secret), now)
+        .run();
+      return secret;
+    };
+    // A row of a kind the coordinator does not know (a typo, a future kind) grants nothing; it used to grant admin.
+    expectError(await get("/api/v1/bots", { token: await insert("superuser", null) }), 401, "unauthorized");
+    expectError(await get("/api/v1/bots", { token: await insert("bot", null) }), 401, "unauthorized");
+    // ?token= is for a bot's own token on its socket only.
+    const bot = await registerBot([uniqueCapability()]);
+    expect((await BotSocket.upgrade(bot.id, ADMIN_TOKEN, "query")).status).toBe(401);
+    const viewer = (await post("/api/v1/tokens", { kind: "viewer", name: "url" })).body.token;
+    expect((await BotSocket.upgrade(bot.id, viewer, "query")).status).toBe(401);
+    expect((await BotSocket.upgrade(bot.id, bot.token, "query")).status).toBe(101);
+    expectError(await get(`/api/v1/bots?token=${bot.token}`, { token: null }), 401, "unauthorized");
+  });
+
+  it("an ADMIN_TOKEN shorter than 32 characters is refused: every request answers 503 with a clear message", async () => {
+    const ctx = createExecutionContext();
+    const res = await worker.fetch(
+      new Request("http://coordinator.test/api/v1/bots", { headers: { Authorization: "Bearer short-admin-token" } }),
+      { ...env, ADMIN_TOKEN: "short-admin-token" },
+      ctx,
+    );
+    await waitOnExecutionContext(ctx);
+    expect(res.status).toBe(503);
+    expect(((await res.json()) as any).error.message).toContain("ADMIN_TOKEN must be at least 32 characters");
   });
 });
