@@ -51,7 +51,10 @@ export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   }
   if (ctx.config.adminToken && ctx.config.adminToken.length < MIN_ADMIN_TOKEN_LENGTH) {
     ctx.log.error(`ADMIN_TOKEN is shorter than ${MIN_ADMIN_TOKEN_LENGTH} characters; refusing every request until it is replaced`);
-    throw new AppError("service_unavailable", `the coordinator is misconfigured: ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`);
+    throw new AppError(
+      "service_unavailable",
+      `the coordinator is misconfigured: ADMIN_TOKEN must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`,
+    );
   }
   const presented = presentedToken(c);
   if (!presented) throw new AppError("unauthorized", "missing API token (Authorization: Bearer <token>)");

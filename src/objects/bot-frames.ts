@@ -16,7 +16,12 @@ export function parseBotFrame(raw: string | ArrayBuffer): ParsedFrame {
     return { ok: false, code: "payload_too_large", message: `messages are limited to ${MAX_MESSAGE_BYTES} bytes` };
   const text = typeof raw === "string" ? raw : new TextDecoder().decode(raw);
   if (jsonTooDeep(text)) {
-    return { ok: false, code: "validation_failed", message: `JSON nested deeper than ${MAX_JSON_DEPTH} levels`, details: { max_depth: MAX_JSON_DEPTH } };
+    return {
+      ok: false,
+      code: "validation_failed",
+      message: `JSON nested deeper than ${MAX_JSON_DEPTH} levels`,
+      details: { max_depth: MAX_JSON_DEPTH },
+    };
   }
   let json: unknown;
   try {
