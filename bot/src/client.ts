@@ -94,6 +94,11 @@ export class BotClient {
         this.stop("bot deleted");
         return;
       }
+      if (code === CLOSE_CODES.tokenRevoked) {
+        this.log("error", "this bot's token was revoked; stopping (start it again with a new token)");
+        this.stop("token revoked");
+        return;
+      }
       const policy = { baseDelayMs: this.opts.reconnectBaseMs ?? 500, maxDelayMs: this.opts.reconnectMaxMs ?? 30_000 };
       const delayMs = backoffDelayMs(this.attempt++, policy);
       this.log("info", "disconnected; reconnecting", { code, reason: reason.toString(), delay_ms: delayMs });

@@ -11,6 +11,8 @@ export const MAX_MESSAGE_BYTES = 256 * 1024;
 export const CLOSE_CODES = {
   /** The bot opened a newer connection; this one is obsolete. The client need not reconnect it. */
   replaced: 4000,
+  /** The token this socket was opened with was revoked: reconnecting with it is pointless. */
+  tokenRevoked: 4001,
   /** The bot was deleted: reconnecting is pointless. */
   botDeleted: 4004,
 } as const;

@@ -1,7 +1,7 @@
 /** API tokens: random, shown once, stored only as SHA-256. */
 import { and, desc, eq, isNull } from "drizzle-orm";
 import { sha256Hex, toBase64Url } from "../crypto/encoding";
-import { changedRows, type Db } from "./client";
+import type { Db } from "./client";
 import { type TokenKind, type TokenRow, tokens } from "./schema";
 
 export type TokenInsert = typeof tokens.$inferInsert;
@@ -34,12 +34,14 @@ export async function listTokens(db: Db): Promise<TokenRow[]> {
   return db.select().from(tokens).orderBy(desc(tokens.createdAt)).limit(500);
 }
 
-export async function revokeToken(db: Db, id: string, nowMs: number): Promise<boolean> {
-  const res = await db
+/** Revokes a live token; returns it, or undefined if there is no such live token. */
+export async function revokeToken(db: Db, id: string, nowMs: number): Promise<TokenRow | undefined> {
+  const rows = await db
     .update(tokens)
     .set({ revokedAt: nowMs })
-    .where(and(eq(tokens.id, id), isNull(tokens.revokedAt)));
-  return changedRows(res) === 1;
+    .where(and(eq(tokens.id, id), isNull(tokens.revokedAt)))
+    .returning();
+  return rows[0];
 }
 
 /** Revokes every live token of a bot (statement for a batch). */

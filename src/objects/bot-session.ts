@@ -33,7 +33,12 @@ const PULL_BATCH = 5;
 
 interface SocketAttachment {
   connectedAtMs: number;
+  /** The API token the socket was opened with (null: the ADMIN_TOKEN secret, or AUTH_MODE=open). */
+  tokenId: string | null;
 }
+
+/** Set by the Worker on the upgrade it forwards, after it authenticated the caller. */
+export const TOKEN_ID_HEADER = "X-Clawbot-Token-Id";
 
 export interface ReleaseInfo {
   notify: boolean;
@@ -78,7 +83,10 @@ export class BotSession extends DurableObject<Env> {
     const pair = new WebSocketPair();
     const [client, server] = [pair[0], pair[1]];
     this.ctx.acceptWebSocket(server);
-    server.serializeAttachment({ connectedAtMs: ctx.now() } satisfies SocketAttachment);
+    server.serializeAttachment({
+      connectedAtMs: ctx.now(),
+      tokenId: request.headers.get(TOKEN_ID_HEADER) || null,
+    } satisfies SocketAttachment);
     await markConnected(ctx.db, botId, ctx.now());
     await this.alarms.clear(GRACE);
     this.send(server, {
@@ -231,6 +239,20 @@ export class BotSession extends DurableObject<Env> {
       return;
     }
     await this.pullNextTask(ctx);
+  }
+
+  /** Tokens were revoked: every socket opened with one of them closes at once, so nothing more is offered to or taken from it. */
+  async tokensRevoked(tokenIds: string[]): Promise<number> {
+    let closed = 0;
+    for (const ws of this.ctx.getWebSockets()) {
+      const { tokenId } = ws.deserializeAttachment() as SocketAttachment;
+      if (tokenId && tokenIds.includes(tokenId)) {
+        ws.close(CLOSE_CODES.tokenRevoked, "token revoked");
+        closed++;
+      }
+    }
+    if (closed) this.scoped().log.info("sockets closed: token revoked", { token_ids: tokenIds, closed });
+    return closed;
   }
 
   async isConnected(): Promise<boolean> {

@@ -2,10 +2,11 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin } from "../auth";
 import { errorResponses } from "../contracts/common";
-import { insertToken, listTokens, mintToken, revokeToken } from "../db/tokens";
+import { insertToken, listTokens, mintToken } from "../db/tokens";
 import { notFound } from "../errors";
 import { createRouter, jsonBody, jsonResponse } from "../http";
 import { tokenJson } from "../presenters";
+import { revokeEverywhere } from "../services/tokens";
 import { resourceRoutes } from "./resource-routes";
 
 const tags = ["Tokens"];
@@ -67,8 +68,7 @@ resourceRoutes(tokensRouter, tags).act({
   run: async (c, id) => {
     requireAdmin(c);
     const ctx = c.get("ctx");
-    if (!(await revokeToken(ctx.db, id, ctx.now()))) throw notFound("token", id);
-    ctx.log.info("token revoked", { token_id: id });
+    if (!(await revokeEverywhere(ctx, id))) throw notFound("token", id);
     return { id, revoked: true };
   },
 });

@@ -7,6 +7,7 @@ import { getBot, listConnectedBots } from "../db/bots";
 import { getTask } from "../db/tasks";
 import { AppError, loadOr404 } from "../errors";
 import { createRouter, jsonResponse } from "../http";
+import { TOKEN_ID_HEADER } from "../objects/bot-session";
 import { botSession } from "../objects/stubs";
 import { connectionJson } from "../presenters";
 import { resourceRoutes } from "./resource-routes";
@@ -27,7 +28,12 @@ wsRouter.get("/control", async (c) => {
   if (!botId || botId.length > 100) throw new AppError("validation_failed", "query parameter bot_id is required", { field: "bot_id" });
   requireAdminOrBot(c, botId);
   await loadOr404("bot", botId, getBot(ctx.db, botId));
-  return botSession(ctx.env, botId).fetch(c.req.raw);
+  // The bot's object records which token opened the socket, to close it when that token is revoked.
+  const principal = c.get("principal");
+  const forwarded = new Request(c.req.raw);
+  forwarded.headers.delete(TOKEN_ID_HEADER);
+  if ("tokenId" in principal && principal.tokenId) forwarded.headers.set(TOKEN_ID_HEADER, principal.tokenId);
+  return botSession(ctx.env, botId).fetch(forwarded);
 });
 
 // Documented by hand: the upgrade is not a JSON route, but clients should find it in /openapi.json.

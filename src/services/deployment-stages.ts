@@ -18,6 +18,7 @@ import { mintToken } from "../db/tokens";
 import { ProviderError } from "../providers/http";
 import type { Ctx } from "./context";
 import type { DeployDeps } from "./deploy-deps";
+import { closeSocketsOf } from "./tokens";
 
 export interface StageRun {
   outcome: StageOutcome;
@@ -152,6 +153,8 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
       ? null
       : { id: botId, name: d.name, capabilities: ["openclaw"], metadata: { deployment_id: d.id }, createdAt: nowMs, updatedAt: nowMs };
     await issueLaunchToken(ctx.db, { id: botId, register }, tokenRow, nowMs);
+    // The previous launch's bot (if it still runs) loses its socket with its token.
+    if (d.botTokenId) await closeSocketsOf(ctx, { id: d.botTokenId, kind: "bot", botId });
     await env.recordIntent({ botId, botTokenId: tokenRow.id, launchCount: launch });
 
     const script = buildSetupScript({

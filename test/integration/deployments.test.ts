@@ -171,6 +171,25 @@ describe("deployments", () => {
     await post(`/api/v1/deployments/${id}/cancel`);
   });
 
+  it("a relaunch of the setup script revokes the previous launch's bot token and closes its socket", async () => {
+    const id = (await createDeployment({ name: "relaunch" })).body.id;
+    await waitFor(id, (d) => d.stage === "setup_script_launched", "launched");
+    expect((await post(`/api/v1/deployments/${id}/cancel`)).status).toBe(200);
+    const first = await installedBot(id);
+    const sock = await BotSocket.open(first.id, first.token);
+    await sock.next("connected");
+    expect((await post(`/api/v1/deployments/${id}/retry`)).status).toBe(200);
+    await eventually(
+      async () => (await env.DB.prepare("SELECT launch_count AS n FROM deployments WHERE id = ?").bind(id).first<{ n: number }>())!.n === 2,
+      20_000,
+      "second launch",
+    );
+    await eventually(async () => sock.closed, 2000, "the first launch's socket closed");
+    expect(sock.closed!.code).toBe(4001);
+    expect((await BotSocket.upgrade(first.id, first.token)).status).toBe(401);
+    await post(`/api/v1/deployments/${id}/cancel`);
+  });
+
   it("the setup callback needs its deployment's token", async () => {
     const id = (await createDeployment({ name: "callback" })).body.id;
     const call = (token: string | null, body: unknown) =>

@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { MAX_JSON_DEPTH } from "../../src/contracts/json-depth";
 import { sha256Hex } from "../../src/crypto/encoding";
 import worker from "../../src/index";
-import { ADMIN_TOKEN, BotSocket, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
+import { ADMIN_TOKEN, BotSocket, del, eventually, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
 /** A bot registration whose JSON nests exactly `depth` levels (the body object is level 1). */
 const botBodyOfDepth = (depth: number) => `{"name":"deep","metadata":{"a":${"[".repeat(depth - 2)}${"]".repeat(depth - 2)}}}`;
@@ -70,5 +70,37 @@ describe("hardening", () => {
     await waitOnExecutionContext(ctx);
     expect(res.status).toBe(503);
     expect(((await res.json()) as any).error.message).toContain("ADMIN_TOKEN must be at least 32 characters");
+  });
+
+  it("revoking a token closes every socket opened with it (4001) at once; nothing is offered to or taken from it after", async () => {
+    const cap = uniqueCapability();
+    const bot = await registerBot([cap]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    await sock.next("connected");
+    const tokenRow = (await get("/api/v1/tokens")).body.find((t: any) => t.bot_id === bot.id);
+    const revokedAt = Date.now();
+    expect((await del(`/api/v1/tokens/${tokenRow.id}`)).body).toEqual({ id: tokenRow.id, revoked: true });
+    await eventually(async () => sock.closed, 1000, "socket closed within 1 s");
+    expect(sock.closed).toEqual({ code: 4001, reason: "token revoked" });
+    expect(Date.now() - revokedAt).toBeLessThan(1000);
+    // The bot is no longer a dispatch target, and the token cannot open a new socket.
+    const task = (await post("/api/v1/tasks", { payload: {}, capability: cap })).body;
+    expect((await get(`/api/v1/tasks/${task.id}`)).body).toMatchObject({ status: "pending", waiting_for: `capability:${cap}` });
+    expect((await BotSocket.upgrade(bot.id, bot.token)).status).toBe(401);
+
+    // An admin token may open any bot's socket: revoking it closes those too.
+    const admin = (await post("/api/v1/tokens", { kind: "admin", name: "ops" })).body;
+    const other = await registerBot([uniqueCapability()]);
+    const adminSock = await BotSocket.open(other.id, admin.token);
+    await adminSock.next("connected");
+    const ownSock = await BotSocket.open(other.id, other.token); // replaces it (one socket per bot)…
+    await ownSock.next("connected");
+    const adminSock2 = await BotSocket.open(other.id, admin.token); // …and is replaced back
+    await adminSock2.next("connected");
+    await del(`/api/v1/tokens/${admin.id}`);
+    await eventually(async () => adminSock2.closed, 1000, "admin-token socket closed");
+    expect(adminSock2.closed!.code).toBe(4001);
+    adminSock.close();
+    ownSock.close();
   });
 });

@@ -181,6 +181,27 @@ describe("bot client", () => {
     expect(fake.connections).toHaveLength(1); // no reconnect
   });
 
+  it("stops for good when its token is revoked (4001)", async () => {
+    const fake = await fakeCoordinator();
+    let stopped = "";
+    const client = new BotClient({
+      url: fake.url,
+      botId: "b1",
+      token: "t",
+      handlers: {},
+      reconnectBaseMs: 10,
+      log: () => {},
+      onStopped: (r) => {
+        stopped = r;
+      },
+    });
+    await client.start();
+    fake.connections[0]!.ws.close(4001, "token revoked");
+    await waitFor("stop", () => stopped !== "");
+    expect(stopped).toBe("token revoked");
+    expect(fake.connections).toHaveLength(1);
+  });
+
   it("runs allow-listed executables with an argument vector (no shell)", async () => {
     const handler = shellHandler({ allow: ["echo"], timeoutMs: 5000, maxOutputBytes: 1000 });
     const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {} };
