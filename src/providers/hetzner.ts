@@ -20,6 +20,22 @@ export interface HetznerOptions {
   fetchImpl?: typeof fetch;
 }
 
+/**
+ * Creates a named resource; if the name is already taken (409: an earlier
+ * request of ours, cut off by a crash, landed after we looked), it is ours,
+ * so it is looked up by name instead of failing the stage.
+ */
+async function createOrFind<T>(create: () => Promise<T>, find: () => Promise<T | null>): Promise<T> {
+  try {
+    return await create();
+  } catch (err) {
+    if (!(err instanceof ProviderError && err.status === 409)) throw err;
+    const existing = await find();
+    if (existing === null) throw err;
+    return existing;
+  }
+}
+
 export class HetznerProvider implements VpsProvider {
   readonly name = "hetzner";
   private readonly baseUrl: string;
@@ -50,11 +66,19 @@ export class HetznerProvider implements VpsProvider {
     return { id: type.name, description: type.description };
   }
 
-  private async ensureSshKey(name: string, publicKey: string): Promise<number> {
+  private async sshKeyByName(name: string): Promise<number | null> {
     const found = await this.call<{ ssh_keys: { id: number; name: string }[] }>("GET", `/ssh_keys?name=${encodeURIComponent(name)}`);
-    if (found.ssh_keys[0]) return found.ssh_keys[0].id;
-    const created = await this.call<{ ssh_key: { id: number } }>("POST", "/ssh_keys", { name, public_key: publicKey });
-    return created.ssh_key.id;
+    return found.ssh_keys.find((k) => k.name === name)?.id ?? null;
+  }
+
+  private async ensureSshKey(name: string, publicKey: string): Promise<number> {
+    return (
+      (await this.sshKeyByName(name)) ??
+      createOrFind(
+        async () => (await this.call<{ ssh_key: { id: number } }>("POST", "/ssh_keys", { name, public_key: publicKey })).ssh_key.id,
+        () => this.sshKeyByName(name),
+      )
+    );
   }
 
   private async serverByName(name: string): Promise<HServer | null> {
@@ -66,15 +90,21 @@ export class HetznerProvider implements VpsProvider {
     const existing = await this.serverByName(name);
     if (existing) return { orderId: String(existing.id) };
     const keyId = await this.ensureSshKey(name, sshPublicKey);
-    const res = await this.call<{ server: HServer }>("POST", "/servers", {
-      name,
-      server_type: planId,
-      location: region,
-      image: this.image,
-      ssh_keys: [keyId],
-      labels: { "managed-by": "clawbot-coordinator" },
-    });
-    return { orderId: String(res.server.id) };
+    const id = await createOrFind(
+      async () => {
+        const body = {
+          name,
+          server_type: planId,
+          location: region,
+          image: this.image,
+          ssh_keys: [keyId],
+          labels: { "managed-by": "clawbot-coordinator" },
+        };
+        return (await this.call<{ server: HServer }>("POST", "/servers", body)).server.id;
+      },
+      async () => (await this.serverByName(name))?.id ?? null,
+    );
+    return { orderId: String(id) };
   }
 
   async orderState(orderId: string): Promise<OrderState> {

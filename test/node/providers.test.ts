@@ -25,6 +25,25 @@ describe("Hetzner adapter", () => {
     await expect(hetzner().findPlan({ plan: "cx32", region: "hel1" })).rejects.toThrow(/not offered/);
   });
 
+  it("an order whose earlier request landed late (a crash, a retry) finds that server instead of failing on the name", async () => {
+    const p = hetzner();
+    const setLatency = (body: Record<string, number>) =>
+      fetch(`${standins.url}/_standin/latency`, { method: "POST", body: JSON.stringify(body) });
+    await setLatency({ "POST /hetzner/v1/servers": 300 });
+    try {
+      // Both look the name up before either create lands; the second create meets 409 uniqueness_error.
+      const [a, b] = await Promise.all([
+        p.order({ planId: "cx22", region: "fsn1", name: "dep-race", sshPublicKey: KEY }),
+        sleep(50).then(() => p.order({ planId: "cx22", region: "fsn1", name: "dep-race", sshPublicKey: KEY })),
+      ]);
+      expect(b.orderId).toBe(a.orderId);
+      expect(standins.store.state.hetzner.servers.filter((s) => s.name === "dep-race")).toHaveLength(1);
+      expect(standins.store.state.hetzner.sshKeys.filter((k) => k.name === "dep-race")).toHaveLength(1);
+    } finally {
+      await setLatency({});
+    }
+  });
+
   it("orders once per name, however often the stage runs, then rebuilds and destroys", async () => {
     const p = hetzner();
     const first = await p.order({ planId: "cx22", region: "fsn1", name: "dep-h1", sshPublicKey: KEY });
