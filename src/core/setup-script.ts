@@ -55,6 +55,10 @@ OPENCLAW_BIN=${q(i.openclawBin)}
 BOT_CAPABILITIES=${q(i.botCapabilities.join(","))}
 
 mkdir -p "$MARKER_DIR" "$INSTALL_DIR"
+# One launch at a time on this VPS: a relaunch (after a coordinator crash mid-launch, or a retry)
+# waits for the launch before it, then redoes the idempotent steps with its own token.
+exec 9>"$MARKER_DIR/.openclaw-setup.lock"
+if command -v flock >/dev/null 2>&1; then flock 9; fi
 rm -f "$MARKER_DIR/.openclaw-setup-error" "$MARKER_DIR/.openclaw-setup-complete"
 
 callback() {
@@ -79,8 +83,8 @@ fi
 progress "installing the bot client"
 # The coordinator may be restarting (deploys, crashes): keep trying for up to 10 minutes.
 curl -fsS -m 120 --retry 60 --retry-delay 5 --retry-connrefused --retry-max-time 600 \
-  -o "$INSTALL_DIR/clawbot-bot.cjs.tmp" "$COORDINATOR_URL/bot/clawbot-bot.cjs"
-mv "$INSTALL_DIR/clawbot-bot.cjs.tmp" "$INSTALL_DIR/clawbot-bot.cjs"
+  -o "$INSTALL_DIR/clawbot-bot.cjs.$$.tmp" "$COORDINATOR_URL/bot/clawbot-bot.cjs"
+mv "$INSTALL_DIR/clawbot-bot.cjs.$$.tmp" "$INSTALL_DIR/clawbot-bot.cjs"
 cat > "$INSTALL_DIR/bot.env" <<ENV
 CLAWBOT_URL=$COORDINATOR_URL
 CLAWBOT_BOT_ID=$BOT_ID
@@ -118,7 +122,8 @@ UNIT
 else
   # No systemd (containers, minimal images): run it detached, replacing an older one.
   if [ -f "$INSTALL_DIR/bot.pid" ] && kill -0 "$(cat "$INSTALL_DIR/bot.pid")" 2>/dev/null; then kill "$(cat "$INSTALL_DIR/bot.pid")" || true; fi
-  ( set -a; . "$INSTALL_DIR/bot.env"; set +a; exec nohup "$NODE_BIN" "$INSTALL_DIR/clawbot-bot.cjs" > "$INSTALL_DIR/bot.log" 2>&1 < /dev/null ) &
+  # (9>&-: the bot must not inherit the launch lock, or the next launch would wait for the bot to exit.)
+  ( set -a; . "$INSTALL_DIR/bot.env"; set +a; exec nohup "$NODE_BIN" "$INSTALL_DIR/clawbot-bot.cjs" > "$INSTALL_DIR/bot.log" 2>&1 < /dev/null 9>&- ) &
   echo $! > "$INSTALL_DIR/bot.pid"
 fi
 

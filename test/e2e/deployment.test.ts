@@ -126,7 +126,7 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
     await h.coordinator.kill();
     await h.restart();
     const first = await waitFor(installing, (d) => d.status === "READY" || d.status === "ERROR", "READY after a restart in INSTALLING");
-    expect(first).toMatchObject({ status: "READY", bot_online: true });
+    expect(first, JSON.stringify(first)).toMatchObject({ status: "READY", bot_online: true });
     expect(await resources(installing)).toEqual({ servers: 1, sshKeys: 1, openrouterKeys: 1 });
 
     // The provider answers the order late, so the kill lands while the order request is in flight.
@@ -138,7 +138,7 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
     await setStandinLatency({});
     await h.restart();
     const second = await waitFor(ordering, (d) => d.status === "READY" || d.status === "ERROR", "READY after a restart while ordering");
-    expect(second).toMatchObject({ status: "READY", bot_online: true });
+    expect(second, JSON.stringify(second)).toMatchObject({ status: "READY", bot_online: true });
     expect(await resources(ordering)).toEqual({ servers: 1, sshKeys: 1, openrouterKeys: 1 });
     const logs = (await h.api("GET", `/api/v1/deployments/${ordering}/logs?limit=500`)).body;
     const orderedTwice = logs.filter((l: any) => l.type === "stage_completed" && l.stage === "vps_ordered").length;

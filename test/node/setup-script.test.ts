@@ -82,6 +82,20 @@ const killBot = () => {
 };
 
 describe("setup script", () => {
+  it("two launches at once (a relaunch after a crash mid-launch) do not trip over each other", async () => {
+    callbacks = [];
+    const { input, script, home } = setup();
+    // Several rounds: the collision window is small.
+    for (let round = 0; round < 5; round++) {
+      const [a, b] = await Promise.all([run(script, home), run(script, home)]);
+      expect(a.status, a.stderr).toBe(0);
+      expect(b.status, b.stderr).toBe(0);
+      expect(existsSync(path.join(input.markerDir, ".openclaw-setup-error"))).toBe(false);
+      expect(readFileSync(path.join(input.markerDir, ".openclaw-setup-complete"), "utf8").trim()).toBe("COMPLETE");
+    }
+    killBot();
+  });
+
   it("is valid bash and quotes hostile values safely", () => {
     const { script } = setup({ botToken: `it's"; rm -rf / #$(id)` });
     execFileSync("bash", ["-n", script]);
