@@ -48,6 +48,8 @@ export const workflows = sqliteTable(
     metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
     status: text("status", { enum: WORKFLOW_STATUSES }).notNull().default("pending"),
     idempotencyKey: text("idempotency_key"),
+    /** SHA-256 of the create request the key was first used with: the same key with another body is a conflict. */
+    idempotencyHash: text("idempotency_hash"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
     startedAt: integer("started_at"),
@@ -81,6 +83,8 @@ export const tasks = sqliteTable(
     progress: integer("progress"),
     progressMessage: text("progress_message"),
     idempotencyKey: text("idempotency_key"),
+    /** SHA-256 of the create request the key was first used with: the same key with another body is a conflict. */
+    idempotencyHash: text("idempotency_hash"),
     /** Optimistic concurrency: every write is `WHERE version = <read version>`. */
     version: integer("version").notNull().default(0),
     /**
@@ -178,6 +182,8 @@ export const deployments = sqliteTable(
     /** Bumped at every setup-script launch; the callback token is bound to it. */
     launchCount: integer("launch_count").notNull().default(0),
     idempotencyKey: text("idempotency_key"),
+    /** SHA-256 of the create request the key was first used with: the same key with another body is a conflict. */
+    idempotencyHash: text("idempotency_hash"),
     /** Unique id of the last write; the log lines of a write are inserted only if it is there. */
     writeId: text("write_id"),
     createdAt: integer("created_at").notNull(),

@@ -214,6 +214,7 @@ export function newTaskRow(fields: Pick<TaskInsert, "id" | "payload" | "createdA
     progress: null,
     progressMessage: null,
     idempotencyKey: null,
+    idempotencyHash: null,
     version: 0,
     writeId: null,
     assignedAt: null,

@@ -20,7 +20,7 @@ import { createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
 import { deploymentRunner } from "../objects/stubs";
 import { deploymentJson, deploymentLogJson, deploymentStatusUrl } from "../presenters";
 import type { Ctx } from "../services/context";
-import { createOnce } from "../services/create-once";
+import { createOnce, keyedRow, withoutKey } from "../services/create-once";
 import { readDeployConfig } from "../services/deploy-deps";
 import { callbackToken } from "../services/deployment-stages";
 import { resourceRoutes } from "./resource-routes";
@@ -54,7 +54,7 @@ deploymentsRouter.openapi(
     responses: {
       202: jsonResponse(DeploymentSchema, "Accepted; follow status_url"),
       200: jsonResponse(DeploymentSchema, "Replayed idempotent create (nothing new was bought)"),
-      ...errorResponses(400, 401, 403, 413),
+      ...errorResponses(400, 401, 403, 409, 413),
     },
   }),
   async (c) => {
@@ -62,10 +62,12 @@ deploymentsRouter.openapi(
     const ctx = c.get("ctx");
     const body = c.req.valid("json");
     const key = idempotencyKey(c, body.idempotency_key);
-    const { resource, created } = await createOnce({
+    const { resource, created } = await createOnce(ctx, {
+      kind: "deployment",
       key,
-      find: (k) => getDeploymentByIdempotencyKey(ctx.db, k),
-      insert: async () => {
+      request: withoutKey(body),
+      find: async (k) => keyedRow(await getDeploymentByIdempotencyKey(ctx.db, k)),
+      insert: async (requestHash) => {
         const config = readDeployConfig(ctx.env);
         if (config.secretKey.length < 16) {
           throw new AppError("service_unavailable", "deployments are not configured: set the DEPLOY_SECRET_KEY secret (16+ characters)");
@@ -84,6 +86,7 @@ deploymentsRouter.openapi(
           region,
           plan,
           idempotencyKey: key ?? null,
+          idempotencyHash: requestHash,
           lastProgressAt: nowMs,
           createdAt: nowMs,
           updatedAt: nowMs,

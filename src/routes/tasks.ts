@@ -21,7 +21,7 @@ import { createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
 import { botSession } from "../objects/stubs";
 import { taskEventJson, taskJson } from "../presenters";
 import type { Ctx } from "../services/context";
-import { createOnce } from "../services/create-once";
+import { createOnce, keyedRow, withoutKey } from "../services/create-once";
 import { assignManually, dispatchTask, releaseDeletedTask, settleOutcome } from "../services/dispatch";
 import { applyTaskAction } from "../services/lifecycle";
 import { resourceRoutes } from "./resource-routes";
@@ -48,10 +48,13 @@ tasksRouter.openapi(
     requireAdmin(c);
     const ctx = c.get("ctx");
     const body = c.req.valid("json");
-    const { resource, created } = await createOnce({
-      key: idempotencyKey(c, body.idempotency_key),
-      find: (key) => getTaskByIdempotencyKey(ctx.db, key, ctx.now()),
-      insert: async () => {
+    const key = idempotencyKey(c, body.idempotency_key);
+    const { resource, created } = await createOnce(ctx, {
+      kind: "task",
+      key,
+      request: withoutKey(body),
+      find: async (k) => keyedRow(await getTaskByIdempotencyKey(ctx.db, k, ctx.now())),
+      insert: async (requestHash) => {
         const nowMs = ctx.now();
         const row = newTaskRow({
           id: crypto.randomUUID(),
@@ -60,7 +63,8 @@ tasksRouter.openapi(
           priority: body.priority,
           timeoutSeconds: body.timeout_seconds,
           maxAttempts: body.max_attempts,
-          idempotencyKey: idempotencyKey(c, body.idempotency_key) ?? null,
+          idempotencyKey: key ?? null,
+          idempotencyHash: requestHash,
           createdAt: nowMs,
           updatedAt: nowMs,
         });

@@ -20,7 +20,7 @@ import { AppError, loadOr404 } from "../errors";
 import { createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
 import { taskJson, workflowJson } from "../presenters";
 import type { Ctx } from "../services/context";
-import { createOnce } from "../services/create-once";
+import { createOnce, withoutKey } from "../services/create-once";
 import { dispatchTask, releaseDeletedTask } from "../services/dispatch";
 import { resourceRoutes } from "./resource-routes";
 
@@ -44,7 +44,7 @@ workflowsRouter.openapi(
     responses: {
       201: jsonResponse(WorkflowSchema, "Created"),
       200: jsonResponse(WorkflowSchema, "Replayed idempotent create"),
-      ...errorResponses(400, 401, 403, 413),
+      ...errorResponses(400, 401, 403, 409, 413),
     },
   }),
   async (c) => {
@@ -52,13 +52,17 @@ workflowsRouter.openapi(
     const ctx = c.get("ctx");
     const body = c.req.valid("json");
     const key = idempotencyKey(c, body.idempotency_key);
-    const { resource, created } = await createOnce({
+    const { resource, created } = await createOnce(ctx, {
+      kind: "workflow",
       key,
+      request: withoutKey(body),
       find: async (k) => {
         const existing = await getWorkflowByIdempotencyKey(ctx.db, k);
-        return existing && show(ctx, existing.id);
+        return (
+          existing && { resource: await show(ctx, existing.id), requestHash: existing.idempotencyHash, createdAtMs: existing.createdAt }
+        );
       },
-      insert: async () => {
+      insert: async (requestHash) => {
         const nowMs = ctx.now();
         const id = crypto.randomUUID();
         const steps =
@@ -69,6 +73,7 @@ workflowsRouter.openapi(
           description: body.description ?? null,
           metadata: body.metadata,
           idempotencyKey: key ?? null,
+          idempotencyHash: requestHash,
         };
         await insertWorkflow(
           ctx.db,

@@ -140,6 +140,7 @@ describe("deployments", () => {
     ]);
     expect([a.status, b.status].sort()).toEqual([200, 202]);
     expect(a.body.id).toBe(b.body.id);
+    expectError(await createDeployment({ name: "something else" }, { "Idempotency-Key": key }), 409, "idempotency_conflict");
     const id = a.body.id;
     await waitFor(id, (d) => d.stage === "vps_ordered" || d.status === "INSTALLING" || d.status === "READY", "ordered");
     expect((await standinState()).hetzner.servers.filter((s: any) => s.name === `clawbot-${id}`)).toHaveLength(1);

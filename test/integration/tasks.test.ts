@@ -126,18 +126,43 @@ describe("tasks: REST lifecycle", () => {
     expectError(await get("/api/v1/tasks?status=done"), 400, "validation_failed");
   });
 
-  it("idempotency keys (header or body) return the first task instead of a second", async () => {
-    const key = `idem-${Date.now()}`;
-    const first = await post(
-      "/api/v1/tasks",
-      { payload: { a: 1 }, capability: uniqueCapability() },
-      { headers: { "Idempotency-Key": key } },
-    );
+  it("idempotency keys (header or body): the same request replays the first task; another request is 409", async () => {
+    const key = `idem-${crypto.randomUUID()}`;
+    const body = { payload: { a: 1 }, capability: uniqueCapability() };
+    const first = await post("/api/v1/tasks", body, { headers: { "Idempotency-Key": key } });
     expect(first.status).toBe(201);
-    const second = await post("/api/v1/tasks", { payload: { a: 2 }, idempotency_key: key });
-    expect(second.status).toBe(200);
-    expect(second.body.id).toBe(first.body.id);
-    expect(second.body.payload).toEqual({ a: 1 });
+    // The same request, the key in the body this time (and object keys in another order): the first task.
+    const again = await post("/api/v1/tasks", { capability: body.capability, idempotency_key: key, payload: { a: 1 } });
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+    // Another request under the same key: refused, nothing made.
+    const other = await post("/api/v1/tasks", { payload: { a: 2 }, capability: body.capability, idempotency_key: key });
+    expectError(other, 409, "idempotency_conflict");
+    const rows = await env.DB.prepare("SELECT count(*) AS n FROM tasks WHERE capability = ?").bind(body.capability).first<{ n: number }>();
+    expect(rows!.n).toBe(1);
+  });
+
+  it("eight parallel creates with one key: exactly one 201, the rest 200 with the same task", async () => {
+    const key = `idem-race-${crypto.randomUUID()}`;
+    const body = { payload: { n: 1 }, capability: uniqueCapability() };
+    const results = await Promise.all(
+      Array.from({ length: 8 }, () => post("/api/v1/tasks", body, { headers: { "Idempotency-Key": key } })),
+    );
+    expect(results.map((r) => r.status).sort()).toEqual([200, 200, 200, 200, 200, 200, 200, 201]);
+    expect(new Set(results.map((r) => r.body.id)).size).toBe(1);
+  });
+
+  it("a key lives 24 hours: after that the same key makes a new task", async () => {
+    const key = `idem-old-${crypto.randomUUID()}`;
+    const body = { payload: {}, capability: uniqueCapability() };
+    const first = (await post("/api/v1/tasks", body, { headers: { "Idempotency-Key": key } })).body;
+    await env.DB.prepare("UPDATE tasks SET created_at = created_at - ? WHERE id = ?")
+      .bind(24 * 60 * 60 * 1000 + 1000, first.id)
+      .run();
+    const fresh = await post("/api/v1/tasks", { ...body, payload: { other: true } }, { headers: { "Idempotency-Key": key } });
+    expect(fresh.status).toBe(201);
+    expect(fresh.body.id).not.toBe(first.id);
+    expect((await get(`/api/v1/tasks/${first.id}`)).body.idempotency_key).toBeNull();
   });
 });
 

@@ -47,6 +47,12 @@ describe("workflows", () => {
     expect(results.every((r) => r.body.task_ids.length === 2)).toBe(true);
     const rows = await env.DB.prepare("SELECT count(*) AS n FROM workflows WHERE idempotency_key = ?").bind(key).first<{ n: number }>();
     expect(rows!.n).toBe(1);
+    // The same key with another request is a conflict, and makes nothing.
+    expectError(
+      await post("/api/v1/workflows", { name: "raced", task_payloads: [{ n: 9 }] }, { headers: { "Idempotency-Key": key } }),
+      409,
+      "idempotency_conflict",
+    );
     const steps = await env.DB.prepare("SELECT count(*) AS n FROM tasks WHERE workflow_id = ?")
       .bind(results[0]!.body.id)
       .first<{ n: number }>();

@@ -43,6 +43,7 @@ function deployment(over: Partial<DeploymentRow> = {}): DeploymentRow {
     botTokenId: null,
     launchCount: 0,
     idempotencyKey: null,
+    idempotencyHash: null,
     writeId: null,
     createdAt: 0,
     updatedAt: 0,

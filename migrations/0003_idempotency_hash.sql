@@ -1,0 +1,3 @@
+ALTER TABLE `deployments` ADD `idempotency_hash` text;--> statement-breakpoint
+ALTER TABLE `tasks` ADD `idempotency_hash` text;--> statement-breakpoint
+ALTER TABLE `workflows` ADD `idempotency_hash` text;
