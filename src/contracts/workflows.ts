@@ -3,6 +3,9 @@ import { WORKFLOW_STATUSES } from "../core/workflow";
 import { JsonObject, JsonValue, PageQuery } from "./common";
 import { TaskSchema, TIMEOUT_SECONDS } from "./tasks";
 
+/** Steps one workflow may have (each is a task row; all of them are written in one batch). */
+export const MAX_WORKFLOW_STEPS = 1000;
+
 const Timeout = z.number().int().min(TIMEOUT_SECONDS.min).max(TIMEOUT_SECONDS.max);
 const CapabilityName = z.string().trim().min(1).max(64);
 
@@ -16,8 +19,12 @@ export const WorkflowCreateBody = z
   .object({
     name: z.string().trim().min(1).max(200),
     description: z.string().max(5000).nullish(),
-    task_payloads: z.array(JsonValue).max(100).optional().openapi({ description: "One payload per sequential step (seed 001)" }),
-    steps: z.array(WorkflowStep).max(100).optional().openapi({ description: "Steps with their own capability/timeout" }),
+    task_payloads: z
+      .array(JsonValue)
+      .max(MAX_WORKFLOW_STEPS)
+      .optional()
+      .openapi({ description: "One payload per sequential step (seed 001)" }),
+    steps: z.array(WorkflowStep).max(MAX_WORKFLOW_STEPS).optional().openapi({ description: "Steps with their own capability/timeout" }),
     capability: CapabilityName.nullish().openapi({ description: "Default capability for every step" }),
     timeout_seconds: Timeout.default(TIMEOUT_SECONDS.default),
     priority: z.number().int().min(-1000).max(1000).default(0),

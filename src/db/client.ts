@@ -6,7 +6,33 @@ import * as schema from "./schema";
 export type Db = DrizzleD1Database<typeof schema> & { $client: D1Database };
 
 export function getDb(d1: D1Database): Db {
-  return drizzle(d1, { schema });
+  return drizzle(withParameterLimit(d1), { schema });
+}
+
+/**
+ * Production D1 refuses a statement that binds more than 100 parameters; the
+ * local one (SQLite) allows 32,766. Every statement is checked here, in every
+ * environment, so a list bound one parameter per item fails in the tests the
+ * way it would fail in production (lists go through json_each instead).
+ */
+export const MAX_BOUND_PARAMETERS = 100;
+
+function withParameterLimit(d1: D1Database): D1Database {
+  return Object.assign(Object.create(d1) as D1Database, {
+    prepare(query: string) {
+      const statement = d1.prepare(query);
+      const bind = statement.bind.bind(statement);
+      statement.bind = (...values: unknown[]) => {
+        if (values.length > MAX_BOUND_PARAMETERS) {
+          throw new Error(`D1 allows ${MAX_BOUND_PARAMETERS} bound parameters per statement; this one binds ${values.length}`);
+        }
+        return bind(...values);
+      };
+      return statement;
+    },
+    batch: (statements: D1PreparedStatement[]) => d1.batch(statements),
+    exec: (query: string) => d1.exec(query),
+  });
 }
 
 /** Rows changed by a write inside a batch (D1 reports it in `meta.changes`). */

@@ -4,10 +4,10 @@ import type { StepState, WorkflowStatus } from "../core/workflow";
 import { runBatch } from "./batch";
 import { changedRows, type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
-import { bots, events, tasks, type WorkflowRow, workflows } from "./schema";
+import { bots, events, type TaskRow, tasks, type WorkflowRow, workflows } from "./schema";
 import { insertTasks } from "./task-writes";
 
-export async function insertWorkflow(db: Db, row: typeof workflows.$inferInsert, steps: (typeof tasks.$inferInsert)[]): Promise<void> {
+export async function insertWorkflow(db: Db, row: typeof workflows.$inferInsert, steps: TaskRow[]): Promise<void> {
   await insertTasks(db, steps, [
     db.insert(workflows).values(row),
     db.insert(events).values({

@@ -103,4 +103,54 @@ describe("hardening", () => {
     adminSock.close();
     ownSock.close();
   });
+
+  it("a workflow of 1,000 steps is created, started and cancelled at step 0 (every statement binds a bounded list)", async () => {
+    const cap = uniqueCapability();
+    const created = await post("/api/v1/workflows", {
+      name: "huge",
+      capability: cap,
+      task_payloads: Array.from({ length: 1000 }, (_, n) => ({ n })),
+    });
+    expect(created.status, JSON.stringify(created.body).slice(0, 300)).toBe(201);
+    expect(created.body.task_ids).toHaveLength(1000);
+    expect((await post(`/api/v1/workflows/${created.body.id}/start`)).status).toBe(200);
+    const cancelled = await post(`/api/v1/tasks/${created.body.task_ids[0]}/cancel`, { reason: "too big" });
+    expect(cancelled.status, JSON.stringify(cancelled.body)).toBe(200);
+    const { workflow, tasks } = (await get(`/api/v1/workflows/${created.body.id}/tasks`)).body;
+    expect(workflow.status).toBe("cancelled");
+    expect(tasks).toHaveLength(1000);
+    expect(tasks.filter((t: any) => t.status !== "cancelled")).toEqual([]);
+    expect(tasks.slice(0, 3).map((t: any) => t.payload)).toEqual([{ n: 0 }, { n: 1 }, { n: 2 }]);
+    expectError(
+      await post("/api/v1/workflows", { name: "too big", task_payloads: Array.from({ length: 1001 }, () => ({})) }),
+      400,
+      "validation_failed",
+    );
+  });
+
+  it("lists at the maximum page size work: 200 workflows with their task ids, 200 deployments with their bots", async () => {
+    const now = Date.now();
+    const wfs = JSON.stringify(Array.from({ length: 205 }, (_, n) => ({ id: `wf-page-${n}-${crypto.randomUUID()}`, at: now - n })));
+    await env.DB.prepare(
+      "INSERT INTO workflows (id, name, created_at, updated_at) SELECT json_extract(value, '$.id'), 'page', json_extract(value, '$.at'), json_extract(value, '$.at') FROM json_each(?)",
+    )
+      .bind(wfs)
+      .run();
+    const page = await get("/api/v1/workflows?limit=200");
+    expect(page.status, JSON.stringify(page.body).slice(0, 300)).toBe(200);
+    expect(page.body).toHaveLength(200);
+    const deps = JSON.stringify(
+      Array.from({ length: 205 }, (_, n) => ({ id: `dep-page-${n}-${crypto.randomUUID()}`, bot: crypto.randomUUID(), at: now - n })),
+    );
+    await env.DB.prepare(
+      `INSERT INTO deployments (id, name, provider, region, plan, status, bot_id, last_progress_at, created_at, updated_at)
+       SELECT json_extract(value, '$.id'), 'page', 'local', 'fsn1', 'cx22', 'ERROR', json_extract(value, '$.bot'), 0, json_extract(value, '$.at'), json_extract(value, '$.at') FROM json_each(?)`,
+    )
+      .bind(deps)
+      .run();
+    const deployments = await get("/api/v1/deployments?limit=200");
+    expect(deployments.status, JSON.stringify(deployments.body).slice(0, 300)).toBe(200);
+    expect(deployments.body).toHaveLength(200);
+    expect(deployments.body.every((d: any) => d.bot_online === false)).toBe(true);
+  });
 });
