@@ -6,6 +6,7 @@
  */
 import { createServer, type IncomingMessage, type Server } from "node:http";
 import {
+  checkRelayTimestamp,
   MARKER_FILES,
   type Markers,
   type RelayErrorCode,
@@ -119,6 +120,10 @@ export async function startRelay(opts: RelayOptions): Promise<RunningRelay> {
   const seen = new Map<string, number>();
 
   async function handle(req: IncomingMessage): Promise<RelayResult> {
+    const timestamp = req.headers["x-relay-timestamp"] as string | undefined;
+    if (checkRelayTimestamp(timestamp, Math.floor(Date.now() / 1000)) === "stale_request") {
+      throw new RelayFailure("stale_request", "request timestamp is too far from now"); // before reading a byte of the body
+    }
     const body = await readBody(req);
     const nowS = Math.floor(Date.now() / 1000);
     const signature = req.headers["x-relay-signature"] as string | undefined;

@@ -146,6 +146,60 @@ describe("SSH relay", () => {
     }
   });
 
+  it("refuses every target that is not global unicast, in every spelling", async () => {
+    for (const host of [
+      "::ffff:7f00:1",
+      "0::ffff:127.0.0.1",
+      "::ffff:127.0.0.1",
+      "64:ff9b::7f00:1",
+      "198.18.0.1",
+      "192.0.2.10",
+      "2001:db8::1",
+      "fe80::1",
+      "::1",
+      "169.254.169.254",
+    ]) {
+      const res = await send({ op: "check_ready", ...target({ host }) }, { relayUrl: strictRelay.url });
+      expect(res.body.error?.code, host).toBe("target_refused");
+    }
+  });
+
+  it("every operation but the readiness check needs the pinned host key", async () => {
+    for (const op of [
+      { op: "upload_script", path: "/tmp/x.sh", script_b64: "ZWNobw==" },
+      { op: "launch_detached", path: "/tmp/x.sh", log_path: "/tmp/x.log" },
+      { op: "read_markers", marker_dir: "/tmp" },
+    ]) {
+      const res = await send({ ...op, ...target({ host_key_sha256: null }) });
+      expect(res.body.error?.code, op.op).toBe("validation_failed");
+    }
+  });
+
+  it("a stale timestamp is refused before the body is read", async () => {
+    const { request } = await import("node:http");
+    const url = new URL(`${relay.url}/v1/ops`);
+    const headers = await signRelayBody(SECRET, "{}", Math.floor(Date.now() / 1000) - 3600);
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const req = request({
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: "POST",
+        headers: { ...headers, "Content-Type": "application/json" },
+      });
+      req.on("response", (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d));
+        res.on("end", () => resolve({ status: res.statusCode!, body }));
+      });
+      req.on("error", reject);
+      req.write('{"op":"check_ready",'); // …and the rest never comes
+      setTimeout(() => reject(new Error("the relay waited for the body")), 5000).unref();
+    });
+    expect(answer.status).toBe(401);
+    expect(JSON.parse(answer.body).error.code).toBe("stale_request");
+  });
+
   it("a key the VPS does not accept fails with ssh_auth_failed", async () => {
     const other = await generateSshKeyPair("intruder");
     const res = await send({ op: "check_ready", ...target({ private_key: other.privateKeyPem }) });

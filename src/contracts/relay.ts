@@ -27,9 +27,12 @@ const Target = z.object({
   host_key_sha256: z.string().max(100).nullable().default(null),
 });
 
+/** Every operation but the readiness check (which learns the key) talks only to the pinned host key. */
+const Pinned = Target.extend({ host_key_sha256: z.string().min(1).max(100) });
+
 export const RelayRequest = z.discriminatedUnion("op", [
   Target.extend({ op: z.literal("check_ready") }),
-  Target.extend({
+  Pinned.extend({
     op: z.literal("upload_script"),
     path: SafePath,
     script_b64: z
@@ -37,8 +40,8 @@ export const RelayRequest = z.discriminatedUnion("op", [
       .max(512 * 1024)
       .regex(/^[A-Za-z0-9+/=]*$/),
   }),
-  Target.extend({ op: z.literal("launch_detached"), path: SafePath, log_path: SafePath }),
-  Target.extend({ op: z.literal("read_markers"), marker_dir: SafePath }),
+  Pinned.extend({ op: z.literal("launch_detached"), path: SafePath, log_path: SafePath }),
+  Pinned.extend({ op: z.literal("read_markers"), marker_dir: SafePath }),
 ]);
 export type RelayRequest = z.infer<typeof RelayRequest>;
 export type RelayRequestInput = z.input<typeof RelayRequest>;
@@ -79,6 +82,12 @@ export async function signRelayBody(secret: string, body: string, timestampS: nu
   return { "X-Relay-Timestamp": String(timestampS), "X-Relay-Signature": await hmacSha256Hex(secret, `${timestampS}.${body}`) };
 }
 
+/** The timestamp alone: checked before a request's body is read, so a stale request costs nothing. */
+export function checkRelayTimestamp(timestamp: string | undefined, nowS: number): RelayErrorCode | null {
+  if (!timestamp || !/^\d+$/.test(timestamp)) return "bad_signature";
+  return Math.abs(nowS - Number(timestamp)) > RELAY_MAX_SKEW_S ? "stale_request" : null;
+}
+
 export async function verifyRelaySignature(
   secret: string,
   body: string,
@@ -86,8 +95,9 @@ export async function verifyRelaySignature(
   signature: string | undefined,
   nowS: number,
 ): Promise<RelayErrorCode | null> {
-  if (!timestamp || !signature || !/^\d+$/.test(timestamp)) return "bad_signature";
-  if (Math.abs(nowS - Number(timestamp)) > RELAY_MAX_SKEW_S) return "stale_request";
+  if (!signature) return "bad_signature";
+  const timeError = checkRelayTimestamp(timestamp, nowS);
+  if (timeError) return timeError;
   return constantTimeEqual(await hmacSha256Hex(secret, `${timestamp}.${body}`), signature) ? null : "bad_signature";
 }
 

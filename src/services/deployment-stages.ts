@@ -46,7 +46,8 @@ export function callbackToken(secretKey: string, deploymentId: string, launch: n
   return hmacSha256Hex(secretKey, `setup-callback:${deploymentId}:${launch}`);
 }
 
-async function relayTarget(d: DeploymentRow, env: StageEnv, pinned: boolean) {
+/** Where the relay connects, before the host key is known (the readiness check pins it). */
+async function unpinnedTarget(d: DeploymentRow, env: StageEnv) {
   if (!d.sshPrivateKeySealed || !d.vpsIp) throw new Error("missing SSH key or VPS IP");
   return {
     deployment_id: d.id,
@@ -54,8 +55,14 @@ async function relayTarget(d: DeploymentRow, env: StageEnv, pinned: boolean) {
     port: d.sshPort,
     username: d.sshUsername,
     private_key: await open(env.deps.config.secretKey, d.sshPrivateKeySealed, d.id),
-    host_key_sha256: pinned ? d.hostKeySha256 : null,
+    host_key_sha256: null,
   };
+}
+
+/** Every later operation talks only to the host key pinned at ssh_ready. */
+async function pinnedTarget(d: DeploymentRow, env: StageEnv) {
+  if (!d.hostKeySha256) throw new Error("the VPS host key is not pinned yet");
+  return { ...(await unpinnedTarget(d, env)), host_key_sha256: d.hostKeySha256 };
 }
 
 export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: StageEnv) => Promise<StageRun>> = {
@@ -133,7 +140,7 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
     try {
       const res = await env.deps.relay.run<Extract<RelayResult, { op: "check_ready" }>>({
         op: "check_ready",
-        ...(await relayTarget(d, env, false)),
+        ...(await unpinnedTarget(d, env)),
       });
       return done({ hostKeySha256: res.host_key_sha256 }, `SSH ready; host key SHA256:${res.host_key_sha256} pinned`);
     } catch (err) {
@@ -171,7 +178,7 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
       botCapabilities: ["openclaw"],
       homeDir: deps.config.homeDir,
     });
-    const target = await relayTarget({ ...d, botId }, env, true);
+    const target = await pinnedTarget({ ...d, botId }, env);
     const scriptPath = `${deps.config.installDir}/openclaw-setup.sh`;
     await deps.relay.run({ op: "upload_script", ...target, path: scriptPath, script_b64: utf8ToBase64(script) });
     await deps.relay.run({ op: "launch_detached", ...target, path: scriptPath, log_path: `${deps.config.installDir}/openclaw-setup.log` });
@@ -181,7 +188,7 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
   async setup_complete(d, env) {
     const res = await env.deps.relay.run<Extract<RelayResult, { op: "read_markers" }>>({
       op: "read_markers",
-      ...(await relayTarget(d, env, true)),
+      ...(await pinnedTarget(d, env)),
       marker_dir: env.deps.config.markerDir,
     });
     const m = res.markers;
