@@ -7,9 +7,11 @@
  * With --bot-id, --token is the bot's own token. Without it, --token must be an
  * admin token: the bot registers itself and prints its id and token once.
  */
+import os from "node:os";
+import path from "node:path";
 import { parseArgs } from "node:util";
 import { BotClient } from "./client";
-import { echoHandler, shellHandler } from "./handlers";
+import { echoHandler, parseShellRules, shellHandler } from "./handlers";
 
 const { values } = parseArgs({
   options: {
@@ -19,6 +21,7 @@ const { values } = parseArgs({
     name: { type: "string", default: process.env.CLAWBOT_NAME },
     capabilities: { type: "string", default: process.env.CLAWBOT_CAPABILITIES ?? "" },
     "allow-shell": { type: "string", default: process.env.CLAWBOT_ALLOW_SHELL ?? "" },
+    "work-dir": { type: "string", default: process.env.CLAWBOT_WORK_DIR ?? path.join(os.homedir(), "clawbot-work") },
     "default-handler": { type: "string", default: "echo" },
     "heartbeat-s": { type: "string", default: "30" },
     help: { type: "boolean", short: "h", default: false },
@@ -27,7 +30,9 @@ const { values } = parseArgs({
 
 function usage(code: number): never {
   console.log(`usage: clawbot-bot --url <coordinator> (--bot-id <id> --token <bot token> | --token <admin token> [--name n] [--capabilities a,b])
-  --allow-shell uname,ls   executables the 'shell' handler may run (none by default)
+  --allow-shell uname,git:status|log   what the 'shell' handler may run: a command alone takes no arguments;
+                           command:REGEX lets each argument match REGEX in full (none by default)
+  --work-dir DIR           where shell commands run (default ~/clawbot-work)
   --default-handler echo   handler for payloads that do not name one
   --heartbeat-s 30         heartbeat interval
 env: CLAWBOT_URL, CLAWBOT_TOKEN, CLAWBOT_BOT_ID, CLAWBOT_NAME, CLAWBOT_CAPABILITIES, CLAWBOT_ALLOW_SHELL`);
@@ -60,14 +65,13 @@ async function main() {
   const identity = values["bot-id"]
     ? { id: values["bot-id"], token: values.token }
     : await register(values.url, values.token, values.name ?? `bot-${process.pid}`, capabilities);
-  const allow = values["allow-shell"]!.split(",")
-    .map((s) => s.trim())
-    .filter(Boolean);
+  const allow = parseShellRules(values["allow-shell"]!);
+  const workDir = values["work-dir"]!;
   const client = new BotClient({
     url: values.url,
     botId: identity.id,
     token: identity.token,
-    handlers: { echo: echoHandler, shell: shellHandler({ allow, timeoutMs: 10 * 60_000, maxOutputBytes: 64 * 1024 }) },
+    handlers: { echo: echoHandler, shell: shellHandler({ allow, timeoutMs: 10 * 60_000, maxOutputBytes: 64 * 1024, workDir }) },
     defaultHandler: values["default-handler"],
     heartbeatIntervalMs: Number(values["heartbeat-s"]) * 1000,
     // Deleted or refused: exit, so a service manager does not keep a dead bot around.

@@ -3,6 +3,7 @@
  * otherwise the bot's default handler runs it.
  */
 import { spawn } from "node:child_process";
+import { mkdirSync } from "node:fs";
 
 export interface TaskContext {
   taskId: string;
@@ -30,27 +31,71 @@ export const echoHandler: TaskHandler = async (payload, ctx) => {
   return { echo: payload };
 };
 
-export interface ShellOptions {
-  /** Executable names the bot may run. Empty: shell tasks are refused. */
-  allow: string[];
-  timeoutMs: number;
-  maxOutputBytes: number;
+/** One allowed command: the executable, and the pattern every one of its arguments must match in full. */
+export interface ShellRule {
+  command: string;
+  /** null: the command takes no arguments. */
+  args: RegExp | null;
 }
 
 /**
- * Runs an allow-listed executable with an argument vector, never through a
- * shell string, so a payload cannot inject `; rm -rf /`.
- * Payload: {"handler":"shell","command":"uname","args":["-a"],"cwd"?: "/tmp"}.
+ * Parses `--allow-shell` entries: `uname` (no arguments), `git:status|log|diff`
+ * (each argument must be one of those), `ls:-l|/srv/[a-z]+` (a regular
+ * expression, anchored at both ends). Entries are separated by commas.
+ */
+export function parseShellRules(spec: string): ShellRule[] {
+  return spec
+    .split(",")
+    .map((entry) => entry.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const colon = entry.indexOf(":");
+      if (colon < 0) return { command: entry, args: null };
+      return { command: entry.slice(0, colon), args: new RegExp(`^(?:${entry.slice(colon + 1)})$`) };
+    });
+}
+
+export interface ShellOptions {
+  /** What the bot may run. Empty: shell tasks are refused. */
+  allow: ShellRule[];
+  timeoutMs: number;
+  maxOutputBytes: number;
+  /** The one directory commands run in (created if missing); a task cannot choose another. */
+  workDir: string;
+}
+
+/**
+ * What a command sees of the bot's environment: a PATH and a locale, nothing
+ * else, so the bot's token, the OpenRouter key and any other secret of the
+ * bot's process never reach a task's command.
+ */
+function minimalEnv(workDir: string): NodeJS.ProcessEnv {
+  // (cast: the Worker's generated types widen ProcessEnv with its own vars)
+  return { PATH: process.env.PATH ?? "/usr/local/bin:/usr/bin:/bin", LANG: "C.UTF-8", HOME: workDir } as unknown as NodeJS.ProcessEnv;
+}
+
+/**
+ * Runs an allow-listed executable with allowed arguments as an argument
+ * vector, never through a shell string, so a payload cannot inject `; rm -rf /`;
+ * in the bot's work directory, with a minimal environment.
+ * Payload: {"handler":"shell","command":"uname","args":["-a"]}.
  */
 export function shellHandler(opts: ShellOptions): TaskHandler {
   return (payload, ctx) =>
     new Promise((resolve, reject) => {
       const p = payload as { command?: unknown; args?: unknown; cwd?: unknown };
       if (typeof p?.command !== "string" || !p.command) return reject(new Error("shell task needs a string 'command'"));
-      if (!opts.allow.includes(p.command)) return reject(new Error(`command '${p.command}' is not allow-listed on this bot`));
+      const rule = opts.allow.find((r) => r.command === p.command);
+      if (!rule) return reject(new Error(`command '${p.command}' is not allow-listed on this bot`));
+      if (p.cwd !== undefined) return reject(new Error("shell tasks run in the bot's work directory; 'cwd' is not accepted"));
       const args = Array.isArray(p.args) ? p.args.map(String) : [];
+      const refused = args.find((a) => !rule.args?.test(a));
+      if (refused !== undefined)
+        return reject(new Error(`argument '${refused.slice(0, 100)}' is not allowed for '${rule.command}' on this bot`));
+      mkdirSync(opts.workDir, { recursive: true });
       const child = spawn(p.command, args, {
-        cwd: typeof p.cwd === "string" ? p.cwd : undefined,
+        cwd: opts.workDir,
+        env: minimalEnv(opts.workDir),
         shell: false,
         stdio: ["ignore", "pipe", "pipe"],
         signal: ctx.signal,

@@ -1,12 +1,16 @@
 /** The bot client against a local fake coordinator (a plain `ws` server): protocol, handlers, reconnect. */
 import { once } from "node:events";
+import { mkdtempSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { type WebSocket, WebSocketServer } from "ws";
 import { BotClient } from "../../bot/src/client";
-import { echoHandler, shellHandler, type TaskHandler } from "../../bot/src/handlers";
+import { echoHandler, parseShellRules, shellHandler, type TaskHandler } from "../../bot/src/handlers";
 import { backoffDelayMs } from "../../src/core/backoff";
 
 let server: WebSocketServer | null = null;
+const workDir = mkdtempSync(path.join(os.tmpdir(), "cbc-bot-work-"));
 afterEach(async () => {
   for (const c of server?.clients ?? []) c.terminate();
   await new Promise((r) => server?.close(r) ?? r(undefined));
@@ -69,7 +73,7 @@ describe("bot client", () => {
       url: fake.url,
       botId: "b1",
       token: "t",
-      handlers: { echo: echoHandler, shell: shellHandler({ allow: [], timeoutMs: 1000, maxOutputBytes: 100 }) },
+      handlers: { echo: echoHandler, shell: shellHandler({ allow: [], timeoutMs: 1000, maxOutputBytes: 100, workDir }) },
       log: () => {},
     });
     await client.start();
@@ -202,20 +206,45 @@ describe("bot client", () => {
     expect(fake.connections).toHaveLength(1);
   });
 
-  it("runs allow-listed executables with an argument vector (no shell)", async () => {
-    const handler = shellHandler({ allow: ["echo"], timeoutMs: 5000, maxOutputBytes: 1000 });
+  it("runs allow-listed executables with allowed arguments as an argument vector (no shell), nothing else", async () => {
     const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {} };
+    const handler = shellHandler({ allow: parseShellRules("echo:[a-z ;/-]+,uname"), timeoutMs: 5000, maxOutputBytes: 1000, workDir });
     expect(await handler({ command: "echo", args: ["hi; rm -rf /"] }, ctx)).toEqual({ exit_code: 0, stdout: "hi; rm -rf /\n", stderr: "" });
     await expect(handler({ command: "sh", args: ["-c", "id"] }, ctx)).rejects.toThrow(/not allow-listed/);
+    await expect(handler({ command: "echo", args: ["$(id)"] }, ctx)).rejects.toThrow(/argument '\$\(id\)' is not allowed/);
+    await expect(handler({ command: "uname", args: ["-a"] }, ctx)).rejects.toThrow(/not allowed/); // no arguments for uname
+    await expect(handler({ command: "uname", args: [], cwd: "/" }, ctx)).rejects.toThrow(/cwd/);
+  });
+
+  it("shell commands run in the bot's work directory with a minimal environment (no token, no keys)", async () => {
+    const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {} };
+    process.env.CLAWBOT_TOKEN = "secret-bot-token";
+    process.env.OPENROUTER_API_KEY = "sk-or-v1-secret";
+    try {
+      const handler = shellHandler({ allow: parseShellRules("env,pwd"), timeoutMs: 5000, maxOutputBytes: 10_000, workDir });
+      const env = ((await handler({ command: "env" }, ctx)) as { stdout: string }).stdout;
+      expect(env).not.toContain("secret");
+      expect(
+        env
+          .trim()
+          .split("\n")
+          .map((l) => l.split("=")[0])
+          .sort(),
+      ).toEqual(["HOME", "LANG", "PATH"]);
+      expect(((await handler({ command: "pwd" }, ctx)) as { stdout: string }).stdout.trim()).toBe(workDir);
+    } finally {
+      delete process.env.CLAWBOT_TOKEN;
+      delete process.env.OPENROUTER_API_KEY;
+    }
   });
 
   it("the shell handler kills a command past its timeout and keeps only maxOutputBytes of output", async () => {
     const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {} };
-    const slow = shellHandler({ allow: ["sleep"], timeoutMs: 200, maxOutputBytes: 1000 });
+    const slow = shellHandler({ allow: parseShellRules("sleep:[0-9]+"), timeoutMs: 200, maxOutputBytes: 1000, workDir });
     const started = Date.now();
     await expect(slow({ command: "sleep", args: ["5"] }, ctx)).rejects.toThrow(/exited with SIGTERM/);
     expect(Date.now() - started).toBeLessThan(2000);
-    const capped = shellHandler({ allow: ["head"], timeoutMs: 5000, maxOutputBytes: 10 });
+    const capped = shellHandler({ allow: parseShellRules("head:-c|[0-9]+|/dev/zero"), timeoutMs: 5000, maxOutputBytes: 10, workDir });
     const res = (await capped({ command: "head", args: ["-c", "100000", "/dev/zero"] }, ctx)) as { stdout: string };
     expect(Buffer.byteLength(res.stdout)).toBe(10);
   });
@@ -223,7 +252,7 @@ describe("bot client", () => {
   it("the shell handler's child is killed when the task is cancelled", async () => {
     const abort = new AbortController();
     const ctx = { taskId: "t", attempt: 1, signal: abort.signal, progress: () => {} };
-    const handler = shellHandler({ allow: ["sleep"], timeoutMs: 60_000, maxOutputBytes: 1000 });
+    const handler = shellHandler({ allow: parseShellRules("sleep:[0-9]+"), timeoutMs: 60_000, maxOutputBytes: 1000, workDir });
     const started = Date.now();
     const run = handler({ command: "sleep", args: ["30"] }, ctx);
     setTimeout(() => abort.abort(), 100);
