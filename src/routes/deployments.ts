@@ -21,7 +21,7 @@ import { deploymentRunner } from "../objects/stubs";
 import { deploymentJson, deploymentLogJson, deploymentStatusUrl } from "../presenters";
 import type { Ctx } from "../services/context";
 import { createOnce, keyedRow, withoutKey } from "../services/create-once";
-import { readDeployConfig } from "../services/deploy-deps";
+import { deployConfigProblem, readDeployConfig } from "../services/deploy-deps";
 import { callbackToken } from "../services/deployment-stages";
 import { resourceRoutes } from "./resource-routes";
 
@@ -69,9 +69,8 @@ deploymentsRouter.openapi(
       find: async (k) => keyedRow(await getDeploymentByIdempotencyKey(ctx.db, k)),
       insert: async (requestHash) => {
         const config = readDeployConfig(ctx.env);
-        if (config.secretKey.length < 16) {
-          throw new AppError("service_unavailable", "deployments are not configured: set the DEPLOY_SECRET_KEY secret (16+ characters)");
-        }
+        const problem = deployConfigProblem(config);
+        if (problem) throw new AppError("service_unavailable", `deployments are not configured safely: ${problem}`);
         const provider = body.provider ?? config.provider;
         if (provider !== config.provider) {
           throw new AppError("validation_failed", `this coordinator provisions with '${config.provider}'`, { provider });

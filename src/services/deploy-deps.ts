@@ -24,7 +24,8 @@ export interface DeployConfig {
   openclawBin: string;
   /** Local dev and tests only (the "VPS" is this machine): HOME for the setup script. */
   homeDir: string | null;
-  openrouterLimitUsd: number | null;
+  /** Spending limit of each deployment's OpenRouter key; NaN when the variable is malformed (see deployConfigProblem). */
+  openrouterLimitUsd: number;
 }
 
 export interface DeployDeps {
@@ -35,6 +36,21 @@ export interface DeployDeps {
 }
 
 const num = (v: string | undefined, fallback: number) => (v !== undefined && v !== "" && Number.isFinite(Number(v)) ? Number(v) : fallback);
+
+/** Every deployment's OpenRouter key is capped unless configured otherwise: a leaked key cannot run up a bill. */
+export const DEFAULT_OPENROUTER_LIMIT_USD = 10;
+
+/** What makes deployments unsafe to start with this configuration; null when it is fine. */
+export function deployConfigProblem(config: DeployConfig): string | null {
+  if (config.secretKey.length < 16) return "set the DEPLOY_SECRET_KEY secret (16+ characters)";
+  if (config.provider !== "local" && !config.publicUrl.startsWith("https://")) {
+    return `PUBLIC_URL must be https:// (bot tokens and the bot client travel over it); it is ${config.publicUrl}`;
+  }
+  if (!Number.isFinite(config.openrouterLimitUsd) || config.openrouterLimitUsd <= 0) {
+    return "OPENROUTER_KEY_LIMIT_USD must be a positive number of US dollars";
+  }
+  return null;
+}
 
 export function readDeployConfig(env: Env): DeployConfig {
   const provider = env.VPS_PROVIDER === "hetzner" || env.VPS_PROVIDER === "ovh" ? env.VPS_PROVIDER : "local";
@@ -50,7 +66,7 @@ export function readDeployConfig(env: Env): DeployConfig {
     installDir: env.SETUP_INSTALL_DIR || "/opt/clawbot",
     openclawBin: env.OPENCLAW_BIN || "openclaw",
     homeDir: env.SETUP_HOME_DIR || null,
-    openrouterLimitUsd: env.OPENROUTER_KEY_LIMIT_USD ? Number(env.OPENROUTER_KEY_LIMIT_USD) : null,
+    openrouterLimitUsd: env.OPENROUTER_KEY_LIMIT_USD === undefined ? DEFAULT_OPENROUTER_LIMIT_USD : Number(env.OPENROUTER_KEY_LIMIT_USD),
   };
 }
 

@@ -15,6 +15,7 @@ import { getBot, issueLaunchToken } from "../db/bots";
 import type { DeploymentPatch } from "../db/deployments";
 import type { DeploymentRow } from "../db/schema";
 import { mintToken } from "../db/tokens";
+import { BOT_BUNDLE_SHA256 } from "../generated/bot-bundle";
 import { ProviderError } from "../providers/http";
 import type { Ctx } from "./context";
 import type { DeployDeps } from "./deploy-deps";
@@ -176,6 +177,7 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
       installDir: deps.config.installDir,
       openclawBin: deps.config.openclawBin,
       botCapabilities: ["openclaw"],
+      botBundleSha256: BOT_BUNDLE_SHA256,
       homeDir: deps.config.homeDir,
     });
     const target = await pinnedTarget({ ...d, botId }, env);

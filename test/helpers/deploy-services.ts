@@ -12,6 +12,7 @@ import os from "node:os";
 import path from "node:path";
 import type { TestProject } from "vitest/node";
 import { startRelay } from "../../relay/src/server";
+import { ROOT } from "../../scripts/lib/coordinator";
 import { localDeployVars, prepareLocalVps, stopLocalVpsBots } from "../../scripts/lib/local-vps";
 import { startStandins } from "../../standins/server";
 import { startTestSshServer } from "../../standins/ssh-vps";
@@ -33,8 +34,10 @@ export default async function setup(project: TestProject) {
   // The coordinator's public URL as the "VPS" sees it: the bot download and the callbacks.
   const publicUrl = createServer((req, res) => {
     req.resume();
-    if (req.url === "/bot/clawbot-bot.cjs")
-      return res.end("setTimeout(() => {}, 120000); // stand-in bot client for the Workers-pool tests\n");
+    // The real bundle (the setup script checks its SHA-256 against the Worker's); the bot it starts is told
+    // here that it does not exist (404 on its socket), so it stops: the tests connect as the bot themselves.
+    if (req.url === "/bot/clawbot-bot.cjs") return res.end(readFileSync(path.join(ROOT, "dist/bot.cjs")));
+    if (req.url?.startsWith("/api/v1/ws/control")) return res.writeHead(404).end();
     // Test-only window onto the "VPS" disk: what the setup script installed for the bot.
     const botEnv = /^\/_test\/vps\/([0-9a-f-]{36})\/bot\.env$/.exec(req.url ?? "");
     if (botEnv) {

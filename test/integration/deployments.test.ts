@@ -24,7 +24,7 @@ async function installedBot(deploymentId: string): Promise<{ id: string; token: 
     10_000,
     "bot.env on the VPS",
   );
-  const get = (k: string) => new RegExp(`^${k}=(.*)$`, "m").exec(text)![1]!;
+  const get = (k: string) => new RegExp(`^${k}='?([^']*)'?$`, "m").exec(text)![1]!;
   return { id: get("CLAWBOT_BOT_ID"), token: get("CLAWBOT_TOKEN") };
 }
 
@@ -101,6 +101,8 @@ describe("deployments", () => {
     expect(state.hetzner.servers.filter((s: any) => s.name === `clawbot-${id}`)).toHaveLength(1);
     expect(state.hetzner.sshKeys.filter((k: any) => k.name === `clawbot-${id}`)).toHaveLength(1);
     expect(state.openrouter.keys.filter((k: any) => k.name === `clawbot-deployment-${id}`)).toHaveLength(1);
+    // Capped by default (OPENROUTER_KEY_LIMIT_USD, 10 USD unless configured).
+    expect(state.openrouter.keys.find((k: any) => k.name === `clawbot-deployment-${id}`).limit).toBe(10);
 
     // The deployment's private key and OpenRouter secret are sealed at rest.
     const row = await env.DB.prepare("SELECT ssh_private_key_sealed AS k, openrouter_key_sealed AS o FROM deployments WHERE id = ?")

@@ -153,4 +153,29 @@ describe("hardening", () => {
     expect(deployments.body).toHaveLength(200);
     expect(deployments.body.every((d: any) => d.bot_online === false)).toBe(true);
   });
+
+  it("deployments refuse an unsafe configuration with a clear 503: plain-http PUBLIC_URL for a real provider, a malformed key limit", async () => {
+    const create = async (over: Record<string, string>) => {
+      const ctx = createExecutionContext();
+      const res = await worker.fetch(
+        new Request("http://coordinator.test/api/v1/deployments", {
+          method: "POST",
+          headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "application/json" },
+          body: JSON.stringify({ name: "unsafe" }),
+        }),
+        { ...env, ...over },
+        ctx,
+      );
+      await waitOnExecutionContext(ctx);
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    const before = (await env.DB.prepare("SELECT count(*) AS n FROM deployments WHERE name = 'unsafe'").first<{ n: number }>())!.n;
+    const http = await create({ VPS_PROVIDER: "hetzner", PUBLIC_URL: "http://coordinator.example.com" });
+    expect(http.status).toBe(503);
+    expect(http.body.error.message).toContain("PUBLIC_URL must be https://");
+    const limit = await create({ OPENROUTER_KEY_LIMIT_USD: "ten dollars" });
+    expect(limit.status).toBe(503);
+    expect(limit.body.error.message).toContain("OPENROUTER_KEY_LIMIT_USD");
+    expect((await env.DB.prepare("SELECT count(*) AS n FROM deployments WHERE name = 'unsafe'").first<{ n: number }>())!.n).toBe(before);
+  });
 });

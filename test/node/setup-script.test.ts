@@ -1,5 +1,6 @@
 /** The generated setup script, run for real with bash: markers, callback, idempotent onboard, detached bot. */
 import { execFileSync, spawn, spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { createServer } from "node:http";
 import os from "node:os";
@@ -7,6 +8,8 @@ import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { buildSetupScript, type SetupScriptInput, shellQuote } from "../../src/core/setup-script";
 
+/** The stand-in bot client the test server serves (it ends by itself, so a failed test leaves nothing behind). */
+const BOT_SOURCE = "setTimeout(() => {}, 30000); // stand-in bot client\n";
 let base: string;
 let callbacks: { auth: string | undefined; body: any }[] = [];
 let server: ReturnType<typeof createServer>;
@@ -18,7 +21,7 @@ beforeAll(async () => {
     req.on("data", (d) => (raw += d));
     req.on("end", () => {
       if (req.url === "/bot/clawbot-bot.cjs") {
-        res.end("setTimeout(() => {}, 30000); // stand-in bot client (ends by itself, so a failed test leaves nothing behind)\n");
+        res.end(BOT_SOURCE);
         return;
       }
       callbacks.push({ auth: req.headers.authorization, body: JSON.parse(raw || "{}") });
@@ -53,6 +56,7 @@ function setup(over: Partial<SetupScriptInput> = {}) {
     installDir: path.join(base, "install"),
     openclawBin: openclaw,
     botCapabilities: ["openclaw"],
+    botBundleSha256: createHash("sha256").update(BOT_SOURCE).digest("hex"),
     ...over,
   };
   const script = path.join(base, "setup.sh");
@@ -96,10 +100,13 @@ describe("setup script", () => {
     killBot();
   });
 
-  it("is valid bash and quotes hostile values safely", () => {
-    const { script } = setup({ botToken: `it's"; rm -rf / #$(id)` });
+  it("is valid bash and quotes hostile values safely; bot.env refuses what bash and systemd would read differently", () => {
+    const hostile = `/opt/it's"; rm -rf / #$(id)`;
+    const { script } = setup({ openclawBin: hostile });
     execFileSync("bash", ["-n", script]);
-    expect(readFileSync(script, "utf8")).toContain(`BOT_TOKEN=${shellQuote(`it's"; rm -rf / #$(id)`)}`);
+    expect(readFileSync(script, "utf8")).toContain(`OPENCLAW_BIN=${shellQuote(hostile)}`);
+    expect(() => setup({ botToken: `it's"; rm -rf / #$(id)` })).toThrow(/bot.env/);
+    expect(() => setup({ openrouterKey: "sk-or-v1-x\nEVIL=1" })).toThrow(/bot.env/);
     expect(spawnSync("bash", ["-c", `printf '%s' ${shellQuote(`a'b"c$d`)}`], { encoding: "utf8" }).stdout).toBe(`a'b"c$d`);
   });
 
@@ -113,7 +120,7 @@ describe("setup script", () => {
     expect(marker(".openclaw-setup-complete")).toBe("COMPLETE");
     expect(marker(".openclaw-setup-token")).toBe("bot-1");
     expect(existsSync(path.join(input.markerDir, ".openclaw-setup-error"))).toBe(false);
-    expect(readFileSync(path.join(input.installDir, "bot.env"), "utf8")).toContain("CLAWBOT_BOT_ID=bot-1");
+    expect(readFileSync(path.join(input.installDir, "bot.env"), "utf8")).toContain("CLAWBOT_BOT_ID='bot-1'");
     expect(readFileSync(path.join(input.installDir, "clawbot-bot.cjs"), "utf8")).toContain("stand-in bot client");
     const pid = Number(readFileSync(path.join(input.installDir, "bot.pid"), "utf8"));
     expect(() => process.kill(pid, 0)).not.toThrow(); // the bot runs detached (no systemd here)
@@ -136,6 +143,17 @@ describe("setup script", () => {
     expect(await gone()).toBe(true);
     expect(Number(readFileSync(path.join(input.installDir, "bot.pid"), "utf8"))).not.toBe(pid);
     killBot();
+  });
+
+  it("refuses to run a bot client whose SHA-256 is not the coordinator's: error marker, nothing started", async () => {
+    callbacks = [];
+    const { input, script, home } = setup({ botBundleSha256: "0".repeat(64) });
+    const res = await run(script, home);
+    expect(res.status).not.toBe(0);
+    expect(readFileSync(path.join(input.markerDir, ".openclaw-setup-error"), "utf8")).toContain("does not match its SHA-256");
+    expect(existsSync(path.join(input.installDir, "clawbot-bot.cjs"))).toBe(false);
+    expect(existsSync(path.join(input.installDir, "bot.pid"))).toBe(false);
+    expect(callbacks.map((c) => c.body.event)).toContain("error");
   });
 
   it("a failing step writes the error marker (seed's ERR trap) and calls back", async () => {

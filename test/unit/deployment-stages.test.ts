@@ -72,7 +72,7 @@ function harness(parts: { provider?: Partial<VpsProvider>; openrouter?: Partial<
       installDir: "/opt/clawbot",
       sshPort: 22,
       sshUsername: "root",
-      openrouterLimitUsd: null,
+      openrouterLimitUsd: 10,
     } as DeployDeps["config"],
     provider: track<VpsProvider>("provider", parts.provider ?? {}),
     openrouter: track<OpenRouterKeys>("openrouter", parts.openrouter ?? {}),
