@@ -35,6 +35,13 @@ function npmStart(env: Record<string, string>): Run {
   return run;
 }
 
+/** Waits until a run printed its banner and answers /health; a timeout shows what the run printed. */
+async function upAndHealthy(run: Run, what: string, health: () => Promise<boolean>) {
+  await until(what, 120_000, async () => run.output().includes("ClawBot Coordinator is running") && (await health())).catch((err) => {
+    throw new Error(`${(err as Error).message}; its output ends:\n${run.output().slice(-3000)}`);
+  });
+}
+
 const portOpen = (port: number) =>
   new Promise<boolean>((resolve) => {
     const sock = createConnection({ host: "127.0.0.1", port }, () => {
@@ -85,11 +92,7 @@ describe("npm start", () => {
     const health = async () => (await fetch(`http://127.0.0.1:${port}/health`).catch(() => null))?.status === 200;
 
     const first = npmStart(env);
-    await until(
-      "first npm start is up",
-      120_000,
-      async () => first.output().includes("ClawBot Coordinator is running") && (await health()),
-    );
+    await upAndHealthy(first, "first npm start is up", health);
     // The cron handler runs on schedule (here every second): the sweeper logs each run.
     await until("two sweeps", 20_000, async () => (first.output().match(/"msg":"sweep finished"/g) ?? []).length >= 2);
     const recorded = JSON.parse(readFileSync(path.join(stateDir, "npm-start.pids"), "utf8")) as { pgid: number }[];
@@ -103,11 +106,7 @@ describe("npm start", () => {
 
     // The next npm start stops them and comes up on the same ports.
     const second = npmStart(env);
-    await until(
-      "second npm start is up",
-      120_000,
-      async () => second.output().includes("ClawBot Coordinator is running") && (await health()),
-    );
+    await upAndHealthy(second, "second npm start is up", health);
     expect(second.output()).toContain("left running by an earlier npm start");
     for (const { pgid } of recorded)
       expect(existsSync(`/proc/${pgid}`) && readFileSync(`/proc/${pgid}/cmdline`, "utf8").length > 0).toBe(false);
