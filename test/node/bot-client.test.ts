@@ -165,46 +165,32 @@ describe("bot client", () => {
     client.stop();
   });
 
-  it("stops for good when the coordinator says the bot was deleted (4004)", async () => {
-    const fake = await fakeCoordinator();
-    let stopped = "";
-    const client = new BotClient({
-      url: fake.url,
-      botId: "b1",
-      token: "t",
-      handlers: {},
-      reconnectBaseMs: 10,
-      log: () => {},
-      onStopped: (r) => (stopped = r),
+  for (const [code, reason] of [
+    [4004, "bot deleted"],
+    [4001, "token revoked"],
+  ] as const) {
+    it(`stops for good when the coordinator closes with ${code} (${reason})`, async () => {
+      const fake = await fakeCoordinator();
+      let stopped = "";
+      const client = new BotClient({
+        url: fake.url,
+        botId: "b1",
+        token: "t",
+        handlers: {},
+        reconnectBaseMs: 10,
+        log: () => {},
+        onStopped: (r) => {
+          stopped = r;
+        },
+      });
+      await client.start();
+      fake.connections[0]!.ws.close(code, reason);
+      await waitFor("stop", () => stopped !== "");
+      expect(stopped).toBe(reason);
+      await new Promise((r) => setTimeout(r, 100)); // after the stop: ten reconnect delays' worth
+      expect(fake.connections).toHaveLength(1); // no reconnect
     });
-    await client.start();
-    fake.connections[0]!.ws.close(4004, "bot deleted");
-    await waitFor("stop", () => stopped !== "");
-    expect(stopped).toBe("bot deleted");
-    await new Promise((r) => setTimeout(r, 100));
-    expect(fake.connections).toHaveLength(1); // no reconnect
-  });
-
-  it("stops for good when its token is revoked (4001)", async () => {
-    const fake = await fakeCoordinator();
-    let stopped = "";
-    const client = new BotClient({
-      url: fake.url,
-      botId: "b1",
-      token: "t",
-      handlers: {},
-      reconnectBaseMs: 10,
-      log: () => {},
-      onStopped: (r) => {
-        stopped = r;
-      },
-    });
-    await client.start();
-    fake.connections[0]!.ws.close(4001, "token revoked");
-    await waitFor("stop", () => stopped !== "");
-    expect(stopped).toBe("token revoked");
-    expect(fake.connections).toHaveLength(1);
-  });
+  }
 
   it("runs allow-listed executables with allowed arguments as an argument vector (no shell), nothing else", async () => {
     const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {} };
