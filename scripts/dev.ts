@@ -68,6 +68,8 @@ async function main() {
     authorizedKeysFile: vps.authorizedKeysFile,
   });
   const relay = startRelayProcess(port + 2, relaySecret);
+  const relayGroup = { pgid: relay.pid!, what: "the SSH relay", markers: ["relay.cjs"] };
+  recordGroups(pidFile, [relayGroup]); // at once: a run killed while wrangler starts must not leak the relay
   const sshVps = await startTestSshServer({ file: vps.authorizedKeysFile }, { port: port + 3, hostKey: localVpsHostKey(vps.baseDir) });
   const deployVars = localDeployVars({
     paths: vps,
@@ -87,11 +89,10 @@ async function main() {
     persistDir,
     vars: { AUTH_MODE: authMode, ...secrets, ...deployVars },
     logFile: "inherit",
+    // Recorded before it is healthy: a run killed while wrangler starts must not leak it either.
+    onSpawn: (child) =>
+      recordGroups(pidFile, [{ pgid: child.pid!, what: "wrangler dev / workerd", markers: ["wrangler", "workerd"] }, relayGroup]),
   });
-  recordGroups(pidFile, [
-    { pgid: coordinator.process.pid!, what: "wrangler dev / workerd", markers: ["wrangler", "workerd"] },
-    { pgid: relay.pid!, what: "the SSH relay", markers: ["relay.cjs"] },
-  ]);
 
   const cron = setInterval(() => {
     triggerCron(coordinator.url).catch((err) =>

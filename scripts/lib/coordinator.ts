@@ -20,6 +20,8 @@ export interface CoordinatorOptions {
   /** Where wrangler's output goes; "inherit" prints it. */
   logFile?: string | "inherit";
   startTimeoutMs?: number;
+  /** Called as soon as wrangler is spawned, before it is healthy (npm start records its process group). */
+  onSpawn?: (child: ChildProcess) => void;
 }
 
 export interface Coordinator {
@@ -66,6 +68,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
   ];
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
   const child = spawn(process.execPath, args, { cwd: ROOT, env: quietEnv(), detached: true, stdio: ["ignore", "pipe", "pipe"] });
+  opts.onSpawn?.(child);
   if (opts.logFile === "inherit") {
     child.stdout!.pipe(process.stdout);
     child.stderr!.pipe(process.stderr);
