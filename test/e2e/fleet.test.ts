@@ -42,8 +42,8 @@ describe("fleet end to end", () => {
     const ids: string[] = [];
     const create = (n: number) =>
       h
-        // The first half takes 100 ms each (2.5 s of work for four bots), so work is in flight when the coordinator dies.
-        .api("POST", "/api/v1/tasks", { payload: { n, delay_ms: n < TASKS / 2 ? 100 : 0 }, capability: CAP, idempotency_key: `e2e-${n}` })
+        // The first half takes 250 ms each (over 6 s of work for four bots), so work is in flight when the coordinator dies.
+        .api("POST", "/api/v1/tasks", { payload: { n, delay_ms: n < TASKS / 2 ? 250 : 0 }, capability: CAP, idempotency_key: `e2e-${n}` })
         .then((r) => {
           expect(r.status).toBe(201);
           ids.push(r.body.id);
@@ -55,7 +55,9 @@ describe("fleet end to end", () => {
     );
 
     // Crash the coordinator mid-run (with tasks held by bots and tasks still queued); bots reconnect to the restarted one.
-    const held = (await h.api("GET", "/api/v1/tasks?limit=200&status=in_progress")).body.length;
+    const held =
+      (await h.api("GET", "/api/v1/tasks?limit=200&status=in_progress")).body.length +
+      (await h.api("GET", "/api/v1/tasks?limit=200&status=assigned")).body.length;
     const queued = (await h.api("GET", "/api/v1/tasks?limit=200&status=pending")).body.length;
     expect(held, "tasks running on bots at the kill").toBeGreaterThan(0);
     expect(queued, "tasks still queued at the kill").toBeGreaterThan(0);
