@@ -80,7 +80,7 @@ export async function findIdleConnectedBots(db: Db, capability: string | null, l
     .where(
       and(eq(bots.connected, true), eq(bots.held, false), isNull(bots.currentTaskId), capability ? hasCapability(capability) : undefined),
     )
-    .orderBy(asc(bots.lastAssignedAt))
+    .orderBy(asc(bots.lastAssignedAt), asc(bots.id)) // ties (same millisecond) in a stable order
     .limit(limit);
 }
 
@@ -90,7 +90,7 @@ export async function listAvailableBots(db: Db, capability: string | undefined, 
     .select()
     .from(bots)
     .where(and(sql`${derivedStatus(nowMs, staleAfterMs)} = 'online'`, capability ? hasCapability(capability) : undefined))
-    .orderBy(asc(bots.lastAssignedAt))
+    .orderBy(asc(bots.lastAssignedAt), asc(bots.id)) // ties (same millisecond) in a stable order
     .limit(200);
 }
 
