@@ -65,6 +65,18 @@ export async function createTask(body: Record<string, unknown>) {
 export const eventually = <T>(check: () => Promise<T | null | undefined | false>, timeoutMs = 5000, what = "condition"): Promise<T> =>
   until(what, timeoutMs, check, 50);
 
+/**
+ * A task assigned by hand to a bot that is online through REST heartbeats only (no socket): the bot
+ * holds it and nothing else is offered to it. Returns the task as created.
+ */
+export async function taskHeldViaRest(bot: { id: string; token: string }, body: Record<string, unknown>) {
+  await post(`/api/v1/bots/${bot.id}/heartbeat`, undefined, { token: bot.token });
+  const task = await createTask(body);
+  const assigned = await post(`/api/v1/tasks/${task.id}/assign`, { bot_id: bot.id });
+  expect(assigned.status, JSON.stringify(assigned.body)).toBe(200);
+  return task;
+}
+
 export async function taskStatus(id: string): Promise<any> {
   return (await get(`/api/v1/tasks/${id}`)).body;
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { BotSocket, createTask, del, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
+import { BotSocket, del, expectError, get, post, registerBot, taskHeldViaRest, uniqueCapability } from "../helpers/api";
 
 describe("auth", () => {
   it("requires a token on the API and rejects bad ones, with a request_id", async () => {
@@ -40,9 +40,7 @@ describe("auth", () => {
     const cap = uniqueCapability();
     const holder = await registerBot([cap], "holder");
     const thief = await registerBot([cap], "thief");
-    await post(`/api/v1/bots/${holder.id}/heartbeat`, undefined, { token: holder.token });
-    const task = await createTask({ payload: {}, capability: cap });
-    await post(`/api/v1/tasks/${task.id}/assign`, { bot_id: holder.id });
+    const task = await taskHeldViaRest(holder, { payload: {}, capability: cap });
     expectError(await post(`/api/v1/tasks/${task.id}/complete`, { result: 1 }, { token: thief.token }), 403, "forbidden");
     expect((await get(`/api/v1/tasks/${task.id}`)).body.status).toBe("assigned");
   });
@@ -50,9 +48,7 @@ describe("auth", () => {
   it("a bot may not cancel even the task it holds: cancelling is an operator's act", async () => {
     const cap = uniqueCapability();
     const holder = await registerBot([cap], "holder");
-    await post(`/api/v1/bots/${holder.id}/heartbeat`, undefined, { token: holder.token });
-    const task = await createTask({ payload: {}, capability: cap });
-    await post(`/api/v1/tasks/${task.id}/assign`, { bot_id: holder.id });
+    const task = await taskHeldViaRest(holder, { payload: {}, capability: cap });
     expectError(await post(`/api/v1/tasks/${task.id}/cancel`, { reason: "mine" }, { token: holder.token }), 403, "forbidden");
     expect((await get(`/api/v1/tasks/${task.id}`)).body).toMatchObject({ status: "assigned", bot_id: holder.id });
     // What a bot may do to its own task still works.

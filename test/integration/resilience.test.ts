@@ -2,9 +2,21 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import { createCtx } from "../../src/services/context";
 import { sweep } from "../../src/services/sweeper";
-import { BotSocket, createTask, eventually, get, post, registerBot, taskStatus, uniqueCapability } from "../helpers/api";
+import { BotSocket, createTask, eventually, get, registerBot, taskHeldViaRest, taskStatus, uniqueCapability } from "../helpers/api";
 
 const stub = (botId: string) => env.BOT_SESSION.getByName(botId);
+/** A due pending task written straight to D1, without the create route's dispatch (as after a crash between insert and offer). */
+async function insertUnofferedTask(capability: string): Promise<string> {
+  const id = crypto.randomUUID();
+  const now = Date.now();
+  await env.DB.prepare(
+    "INSERT INTO tasks (id, payload, capability, status, ready, run_after, created_at, updated_at) VALUES (?, '{}', ?, 'pending', 1, 0, ?, ?)",
+  )
+    .bind(id, capability, now, now)
+    .run();
+  return id;
+}
+
 /** The reconnect grace these tests run with (vitest.config.ts). */
 const graceMs = Number((env as unknown as { BOT_RECONNECT_GRACE_S: string }).BOT_RECONNECT_GRACE_S) * 1000;
 
@@ -131,9 +143,7 @@ describe("the cron sweeper", () => {
   it("fails overdue tasks an alarm missed and frees their bot", async () => {
     const cap = uniqueCapability();
     const bot = await registerBot([cap]);
-    await post(`/api/v1/bots/${bot.id}/heartbeat`, undefined, { token: bot.token });
-    const task = await createTask({ payload: {}, capability: cap, timeout_seconds: 1, max_attempts: 1 });
-    await post(`/api/v1/tasks/${task.id}/assign`, { bot_id: bot.id });
+    const task = await taskHeldViaRest(bot, { payload: {}, capability: cap, timeout_seconds: 1, max_attempts: 1 });
     // Simulate a lost alarm: wipe the bot object's schedule, then age the assignment.
     await stub(bot.id).shutdown();
     await env.DB.prepare("UPDATE tasks SET assigned_at = assigned_at - 60000 WHERE id = ?").bind(task.id).run();
@@ -151,14 +161,7 @@ describe("the cron sweeper", () => {
     const bot = await registerBot([cap]);
     const sock = await BotSocket.open(bot.id, bot.token);
     await sock.next("connected");
-    // A pending task written without the create route's dispatch (as after a crash between insert and offer).
-    const id = crypto.randomUUID();
-    const now = Date.now();
-    await env.DB.prepare(
-      "INSERT INTO tasks (id, payload, capability, status, ready, run_after, created_at, updated_at) VALUES (?, '{}', ?, 'pending', 1, 0, ?, ?)",
-    )
-      .bind(id, cap, now, now)
-      .run();
+    const id = await insertUnofferedTask(cap);
     expect(sock.log.some((m) => m.type === "task_assigned")).toBe(false);
     const report = await runSweep();
     expect((await sock.next("task_assigned", 3000)).payload.task_id).toBe(id);
@@ -179,9 +182,7 @@ describe("the cron sweeper", () => {
   it("re-queues the task of a bot that never came back, and the task of a deleted bot's row", async () => {
     const cap = uniqueCapability();
     const gone = await registerBot([cap], "gone");
-    await post(`/api/v1/bots/${gone.id}/heartbeat`, undefined, { token: gone.token });
-    const lost = await createTask({ payload: {}, capability: cap });
-    await post(`/api/v1/tasks/${lost.id}/assign`, { bot_id: gone.id });
+    const lost = await taskHeldViaRest(gone, { payload: {}, capability: cap });
     // Its last sign of life is long past the grace, and its object never noticed (no socket, no alarm).
     await stub(gone.id).shutdown();
     await env.DB.prepare("UPDATE bots SET last_heartbeat_at = ?, disconnected_at = ? WHERE id = ?")
@@ -211,12 +212,7 @@ describe("the cron sweeper", () => {
     )
       .bind(broken, now, now, now)
       .run();
-    const due = crypto.randomUUID();
-    await env.DB.prepare(
-      "INSERT INTO tasks (id, payload, capability, status, ready, run_after, created_at, updated_at) VALUES (?, '{}', ?, 'pending', 1, 0, ?, ?)",
-    )
-      .bind(due, cap, now, now)
-      .run();
+    const due = await insertUnofferedTask(cap);
     try {
       const report = await runSweep();
       expect(report.failures).toBeGreaterThanOrEqual(1);
