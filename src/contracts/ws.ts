@@ -42,6 +42,11 @@ export type ServerMessage =
   | { type: "connected"; payload: { bot_id: string; heartbeat_interval_s: number; server_time: string } }
   | TaskAssignedMessage
   | { type: "task_cancelled"; payload: { task_id: string; reason: string } }
-  | { type: "task_ack"; payload: { task_id: string; status: string; applied: boolean } }
+  /**
+   * `ack_of` (added to seed 001's shape; old clients ignore it) says which message is answered, so a
+   * client can tell the ack of its result from the ack of its `task_started`. `applied: false`: the
+   * message was refused for good (the task moved on); the client should not send it again.
+   */
+  | { type: "task_ack"; payload: { task_id: string; status: string; applied: boolean; ack_of: "task_started" | "task_complete" } }
   | { type: "heartbeat_ack" }
   | { type: "error"; payload: { code: string; message: string; details?: Record<string, unknown> } };

@@ -20,6 +20,8 @@ export type FailureCode = "timeout" | "bot_lost" | "bot_error";
 export interface TaskState {
   status: TaskStatus;
   botId: string | null;
+  /** The bot that held a task now back in `pending` (re-queued, not yet given to another bot). */
+  previousBotId: string | null;
   attempts: number;
   maxAttempts: number;
   startedAtMs: number | null;
@@ -28,7 +30,8 @@ export interface TaskState {
 export type TaskAction =
   | { kind: "assign"; botId: string }
   | { kind: "start" }
-  | { kind: "complete"; result: unknown }
+  /** `reporterBotId`: the bot that sent the result (absent when an operator completes the task). */
+  | { kind: "complete"; result: unknown; reporterBotId?: string }
   | { kind: "fail"; code: FailureCode; error: string; retry: boolean }
   | { kind: "cancel"; reason: string };
 
@@ -36,6 +39,7 @@ export type TaskAction =
 export interface TaskPatch {
   status: TaskStatus;
   botId?: string | null;
+  previousBotId?: string | null;
   attempts?: number;
   assignedAtMs?: number | null;
   startedAtMs?: number | null;
@@ -85,6 +89,25 @@ export function canApply(status: TaskStatus, action: TaskAction["kind"]): boolea
   return ALLOWED_FROM[action].includes(status);
 }
 
+/**
+ * A result that arrives after its task was re-queued (the bot finished while
+ * its connection, or the coordinator, was down) is still the work done: it is
+ * accepted from the bot that held the task, as long as no other bot has it.
+ */
+export function isLateCompletion(task: TaskState, action: TaskAction): boolean {
+  return (
+    action.kind === "complete" &&
+    task.status === "pending" &&
+    action.reporterBotId !== undefined &&
+    task.previousBotId === action.reporterBotId
+  );
+}
+
+/** May this bot report on this task? Only its holder may, or its last holder with a late result. */
+export function botMayReport(task: TaskState, botId: string, action: TaskAction): boolean {
+  return task.botId === botId || isLateCompletion(task, action);
+}
+
 export function transitionTask(
   task: TaskState,
   action: TaskAction,
@@ -92,6 +115,23 @@ export function transitionTask(
   backoff: BackoffPolicy,
   random: () => number = Math.random,
 ): TransitionResult {
+  if (isLateCompletion(task, action)) {
+    return ok(
+      {
+        status: "completed",
+        botId: task.previousBotId,
+        previousBotId: null,
+        startedAtMs: task.startedAtMs ?? nowMs,
+        completedAtMs: nowMs,
+        result: (action as { result?: unknown }).result ?? null,
+        progress: 100,
+        error: null,
+        errorCode: null,
+      },
+      ["task_completed"],
+      null, // the bot was freed when the task was re-queued
+    );
+  }
   if (!canApply(task.status, action.kind)) {
     return {
       ok: false,
@@ -106,6 +146,7 @@ export function transitionTask(
         {
           status: "assigned",
           botId: action.botId,
+          previousBotId: null,
           assignedAtMs: nowMs,
           startedAtMs: null,
           attempts: task.attempts + 1,
@@ -139,6 +180,7 @@ export function transitionTask(
           {
             status: "pending",
             botId: null,
+            previousBotId: task.botId,
             assignedAtMs: null,
             startedAtMs: null,
             runAfterMs: nowMs + retryDelayMs(task.attempts, backoff, random),

@@ -70,6 +70,8 @@ export const tasks = sqliteTable(
     attempts: integer("attempts").notNull().default(0),
     status: text("status", { enum: TASK_STATUSES }).notNull().default("pending"),
     botId: text("bot_id"),
+    /** Who held a re-queued task: its late result is still accepted until another bot takes it. */
+    previousBotId: text("previous_bot_id"),
     workflowId: text("workflow_id"),
     jobId: text("job_id"),
     stepIndex: integer("step_index"),

@@ -18,6 +18,7 @@ const guard = (taskId: string, writeId: string) => sql`EXISTS (SELECT 1 FROM tas
 /** Where each field of the machine's patch is stored (the machine speaks in domain terms, `…Ms`). */
 const PATCH_COLUMNS = {
   botId: "botId",
+  previousBotId: "previousBotId",
   attempts: "attempts",
   assignedAtMs: "assignedAt",
   startedAtMs: "startedAt",
@@ -203,6 +204,7 @@ export function newTaskRow(fields: Pick<TaskInsert, "id" | "payload" | "createdA
     attempts: 0,
     status: "pending",
     botId: null,
+    previousBotId: null,
     workflowId: null,
     jobId: null,
     stepIndex: null,

@@ -27,6 +27,7 @@ const flatten = (r: { task: TaskRow; waitingFor: string | null }): TaskWithWaiti
 export const taskState = (t: TaskRow): TaskState => ({
   status: t.status,
   botId: t.botId,
+  previousBotId: t.previousBotId,
   attempts: t.attempts,
   maxAttempts: t.maxAttempts,
   startedAtMs: t.startedAt,

@@ -139,27 +139,32 @@ export class BotSession extends DurableObject<Env> {
         case "task_started": {
           const outcome = await applyTaskAction(ctx, msg.payload.task_id, { kind: "start" }, { actingBotId: botId });
           await this.trackDeadline(outcome.task);
-          this.send(ws, { type: "task_ack", payload: { task_id: outcome.task.id, status: outcome.task.status, applied: true } });
+          this.send(ws, {
+            type: "task_ack",
+            payload: { task_id: outcome.task.id, status: outcome.task.status, applied: true, ack_of: "task_started" },
+          });
           return;
         }
         case "task_complete": {
           const { task_id, success, result, error } = msg.payload;
           const action: TaskAction = success
-            ? { kind: "complete", result }
+            ? { kind: "complete", result, reporterBotId: botId }
             : { kind: "fail", code: "bot_error", error: error ?? "bot reported failure", retry: true };
           // The bot hears that its result was applied before it is offered anything else.
           await this.settleOwnTask(ctx, task_id, action, (outcome) =>
-            this.send(ws, { type: "task_ack", payload: { task_id, status: outcome.task.status, applied: true } }),
+            this.send(ws, { type: "task_ack", payload: { task_id, status: outcome.task.status, applied: true, ack_of: "task_complete" } }),
           );
           return;
         }
       }
     } catch (err) {
       if (err instanceof AppError) {
-        // A late or duplicate completion is answered, never applied twice.
+        // A duplicate result, or one for a task that moved on (finished, cancelled, given to another bot),
+        // is answered as refused for good, never applied twice: the bot can drop it.
         const current = err.details.status as string | undefined;
-        if ((msg.type === "task_complete" || msg.type === "task_started") && err.code === "invalid_transition" && current) {
-          this.send(ws, { type: "task_ack", payload: { task_id: msg.payload.task_id, status: current, applied: false } });
+        const refusedForGood = err.code === "invalid_transition" || err.code === "forbidden";
+        if ((msg.type === "task_complete" || msg.type === "task_started") && refusedForGood && current) {
+          this.send(ws, { type: "task_ack", payload: { task_id: msg.payload.task_id, status: current, applied: false, ack_of: msg.type } });
           return;
         }
         return this.sendError(ws, err.code, err.message, err.details);

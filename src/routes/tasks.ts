@@ -1,6 +1,6 @@
 /** /api/v1/tasks — create, query and drive a task through its lifecycle. */
 import { createRoute, z } from "@hono/zod-openapi";
-import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
+import { requireAdmin, requireReader } from "../auth";
 import { errorResponses, PageQuery } from "../contracts/common";
 import {
   TaskAssignBody,
@@ -150,7 +150,7 @@ function lifecycleRoute<Body>(
   path: string,
   summary: string,
   body: z.ZodType<Body> | undefined,
-  toAction: (b: Body) => TaskAction,
+  toAction: (b: Body, reporterBotId?: string) => TaskAction,
   botMay: boolean,
 ) {
   routes.act({
@@ -162,11 +162,11 @@ function lifecycleRoute<Body>(
     errors: [400, 401, 403, 404, 409],
     run: async (c, id, b) => {
       const ctx = c.get("ctx");
-      // A bot acts only on the task it holds; anyone else must be an admin.
-      let actingBotId: string | undefined;
-      if (botMay && c.get("principal").kind === "bot") actingBotId = requireAdminOrBot(c, (await loadTask(ctx, id)).botId);
-      else requireAdmin(c);
-      const action = toAction(b);
+      // A bot acts only on the task it holds (or, with a late result, held last: the lifecycle decides); anyone else must be an admin.
+      const principal = c.get("principal");
+      const actingBotId = botMay && principal.kind === "bot" ? principal.botId : undefined;
+      if (!actingBotId) requireAdmin(c);
+      const action = toAction(b, actingBotId);
       const outcome = await applyTaskAction(ctx, id, action, { actingBotId });
       if (action.kind === "start" && outcome.task.botId) await botSession(ctx.env, outcome.task.botId).taskAssigned(id, false);
       else await settleOutcome(ctx, outcome);
@@ -180,7 +180,7 @@ lifecycleRoute(
   "complete",
   "Complete a task with its result",
   TaskCompleteBody,
-  (b) => ({ kind: "complete", result: b.result ?? null }),
+  (b, reporterBotId) => ({ kind: "complete", result: b.result ?? null, reporterBotId }),
   true,
 );
 lifecycleRoute(

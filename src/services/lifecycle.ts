@@ -4,7 +4,7 @@
  * (free a bot, dispatch a released workflow step) instead of doing it, so a
  * bot's Durable Object can handle its own bot locally.
  */
-import { type TaskAction, transitionTask } from "../core/task-machine";
+import { botMayReport, isLateCompletion, type TaskAction, transitionTask } from "../core/task-machine";
 import { planAfterStepChange } from "../core/workflow";
 import { writeTransition } from "../db/task-writes";
 import { findStepTaskId, getTask, type TaskWithWaiting, taskState } from "../db/tasks";
@@ -16,7 +16,7 @@ export interface TransitionOutcome {
   task: TaskWithWaiting;
   /** Bot that held the task and must be freed / told. */
   releasedBotId: string | null;
-  /** Tell the releasing bot to stop working on it (cancel, timeout, delete). */
+  /** Tell the releasing bot to stop working on it: anything but its own report (cancel, timeout, operator fail, …). */
   notifyBot: boolean;
   /** Set when the task went back to pending with a backoff. */
   retryAtMs: number | null;
@@ -35,10 +35,11 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
   for (let attempt = 0; attempt < MAX_RACE_RETRIES; attempt++) {
     const nowMs = ctx.now();
     const task = await loadOr404("task", taskId, getTask(ctx.db, taskId));
-    if (opts.actingBotId && task.botId !== opts.actingBotId) {
+    const state = taskState(task);
+    if (opts.actingBotId && !botMayReport(state, opts.actingBotId, action)) {
       throw new AppError("forbidden", `task ${taskId} is not held by bot ${opts.actingBotId}`, { task_id: taskId, status: task.status });
     }
-    const result = transitionTask(taskState(task), action, nowMs, ctx.config.backoff);
+    const result = transitionTask(state, action, nowMs, ctx.config.backoff);
     if (!result.ok) throw new AppError("invalid_transition", result.message, { task_id: taskId, status: task.status, action: action.kind });
     const { patch, events, releasedBotId } = result.transition;
 
@@ -49,6 +50,7 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
     const eventData: Record<string, unknown> = { bot_id: task.botId, attempt: task.attempts };
     if (action.kind === "fail") Object.assign(eventData, { error_code: action.code, error: action.error });
     if (action.kind === "cancel") eventData.reason = action.reason;
+    if (isLateCompletion(state, action)) Object.assign(eventData, { bot_id: task.previousBotId, late: true });
 
     const written = await writeTransition(ctx.db, { task, patch, events, eventData, releasedBotId, workflowPlan, nowMs });
     if (!written) continue; // someone changed the task since we read it: re-read and re-decide
@@ -69,10 +71,17 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
     return {
       task: updated,
       releasedBotId,
-      notifyBot: action.kind === "cancel" || (action.kind === "fail" && action.code === "timeout"),
+      // Every release tells the bot, except the one it reported itself (its own result or failure).
+      notifyBot: releasedBotId !== null && !reportedBy(action, releasedBotId, opts),
       retryAtMs: patch.status === "pending" ? (patch.runAfterMs ?? null) : null,
       releasedStepTaskId,
     };
   }
   throw new AppError("conflict", `task ${taskId} kept changing while we updated it; try again`, { task_id: taskId });
+}
+
+/** The holder itself sent this outcome (a result or a failure), so it needs no word that the task left it. */
+function reportedBy(action: TaskAction, botId: string, opts: ActionOptions): boolean {
+  const ownReport = action.kind === "complete" || (action.kind === "fail" && action.code === "bot_error");
+  return ownReport && opts.actingBotId === botId;
 }

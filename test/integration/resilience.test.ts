@@ -34,7 +34,7 @@ describe("timeouts, lost bots and the sweeper", () => {
     expect((await get(`/api/v1/bots/${bot.id}`)).body).toMatchObject({ status: "online", current_task_id: null });
     // A completion arriving after the timeout is answered but not applied.
     sock.send({ type: "task_complete", payload: { task_id: task.id, success: true, result: { late: true } } });
-    expect((await sock.next("task_ack")).payload).toEqual({ task_id: task.id, status: "failed", applied: false });
+    expect((await sock.next("task_ack")).payload).toEqual({ task_id: task.id, status: "failed", applied: false, ack_of: "task_complete" });
     expect((await taskStatus(task.id)).result).toBeNull();
     sock.close();
   });

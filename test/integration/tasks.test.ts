@@ -178,14 +178,19 @@ describe("tasks: dispatch over the bot WebSocket", () => {
     expect((await taskStatus(task.id)).status).toBe("assigned");
 
     const ack = await sock.complete(task.id, { output: "success" });
-    expect(ack.payload).toEqual({ task_id: task.id, status: "completed", applied: true });
+    expect(ack.payload).toEqual({ task_id: task.id, status: "completed", applied: true, ack_of: "task_complete" });
     const done = await taskStatus(task.id);
     expect(done).toMatchObject({ status: "completed", result: { output: "success" } });
     expect(done.started_at).not.toBeNull(); // completing from `assigned` records the start
 
     // A duplicate completion is answered, never applied twice.
     sock.send({ type: "task_complete", payload: { task_id: task.id, success: true, result: { output: "again" } } });
-    expect((await sock.next("task_ack")).payload).toEqual({ task_id: task.id, status: "completed", applied: false });
+    expect((await sock.next("task_ack")).payload).toEqual({
+      task_id: task.id,
+      status: "completed",
+      applied: false,
+      ack_of: "task_complete",
+    });
     expect((await taskStatus(task.id)).result).toEqual({ output: "success" });
     const events = (await get(`/api/v1/tasks/${task.id}/events`)).body.filter((e: any) => e.type === "task_completed");
     expect(events).toHaveLength(1);

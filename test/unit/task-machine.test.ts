@@ -1,11 +1,12 @@
 import { describe, expect, it } from "vitest";
 import { retryDelayMs } from "../../src/core/backoff";
-import { canApply, type TaskState, type TaskStatus, taskDeadlineMs, transitionTask } from "../../src/core/task-machine";
+import { botMayReport, canApply, type TaskState, type TaskStatus, taskDeadlineMs, transitionTask } from "../../src/core/task-machine";
 
 const backoff = { baseDelayMs: 1000, maxDelayMs: 8000 };
 const task = (over: Partial<TaskState> = {}): TaskState => ({
   status: "pending",
   botId: null,
+  previousBotId: null,
   attempts: 0,
   maxAttempts: 3,
   startedAtMs: null,
@@ -33,7 +34,16 @@ describe("task state machine", () => {
   it("assign counts an attempt and records the bot and time", () => {
     const r = transitionTask(task(), { kind: "assign", botId: "b1" }, NOW, backoff);
     expect(r.ok && r.transition).toEqual({
-      patch: { status: "assigned", botId: "b1", assignedAtMs: NOW, startedAtMs: null, attempts: 1, progress: null, progressMessage: null },
+      patch: {
+        status: "assigned",
+        botId: "b1",
+        previousBotId: null,
+        assignedAtMs: NOW,
+        startedAtMs: null,
+        attempts: 1,
+        progress: null,
+        progressMessage: null,
+      },
       events: ["task_assigned"],
       releasedBotId: null,
     });
@@ -67,7 +77,13 @@ describe("task state machine", () => {
       () => 0,
     );
     if (!retry.ok) throw new Error(retry.message);
-    expect(retry.transition.patch).toMatchObject({ status: "pending", botId: null, runAfterMs: NOW + 500, errorCode: "timeout" });
+    expect(retry.transition.patch).toMatchObject({
+      status: "pending",
+      botId: null,
+      previousBotId: "b1",
+      runAfterMs: NOW + 500,
+      errorCode: "timeout",
+    });
     expect(retry.transition.events).toEqual(["task_retry_scheduled"]);
 
     const last = transitionTask(
@@ -85,6 +101,36 @@ describe("task state machine", () => {
       backoff,
     );
     expect(noRetry.ok && noRetry.transition.patch.status).toBe("failed");
+  });
+
+  it("accepts a late result from the bot that held a re-queued task, and from no one else", () => {
+    const requeued = task({ status: "pending", previousBotId: "b1", attempts: 1, errorCode: "bot_lost" } as Partial<TaskState>);
+    const late = { kind: "complete", result: { ok: 1 }, reporterBotId: "b1" } as const;
+    expect(botMayReport(requeued, "b1", late)).toBe(true);
+    const r = transitionTask(requeued, late, NOW, backoff);
+    if (!r.ok) throw new Error(r.message);
+    expect(r.transition.patch).toMatchObject({
+      status: "completed",
+      botId: "b1",
+      previousBotId: null,
+      completedAtMs: NOW,
+      result: { ok: 1 },
+      error: null,
+      errorCode: null,
+    });
+    expect(r.transition.events).toEqual(["task_completed"]);
+    expect(r.transition.releasedBotId).toBeNull(); // b1 was freed at the re-queue; it may hold another task now
+
+    // Another bot, an operator without a reporter, a late failure, or a task already given to someone else: refused.
+    const other = { ...late, reporterBotId: "b2" };
+    expect(botMayReport(requeued, "b2", other)).toBe(false);
+    expect(transitionTask(requeued, other, NOW, backoff).ok).toBe(false);
+    expect(transitionTask(requeued, { kind: "complete", result: 1 }, NOW, backoff).ok).toBe(false);
+    const lateFail = { kind: "fail", code: "bot_error", error: "x", retry: true } as const;
+    expect(botMayReport(requeued, "b1", lateFail)).toBe(false);
+    const reassigned = transitionTask(requeued, { kind: "assign", botId: "b2" }, NOW, backoff);
+    expect(reassigned.ok && reassigned.transition.patch.previousBotId).toBeNull();
+    expect(botMayReport(task({ status: "assigned", botId: "b2", attempts: 2 }), "b1", late)).toBe(false);
   });
 
   it("refuses illegal transitions with a clear message", () => {

@@ -1,0 +1,1 @@
+ALTER TABLE `tasks` ADD `previous_bot_id` text;
