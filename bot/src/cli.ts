@@ -22,6 +22,7 @@ const { values } = parseArgs({
     capabilities: { type: "string", default: process.env.CLAWBOT_CAPABILITIES ?? "" },
     "allow-shell": { type: "string", default: process.env.CLAWBOT_ALLOW_SHELL ?? "" },
     "work-dir": { type: "string", default: process.env.CLAWBOT_WORK_DIR ?? path.join(os.homedir(), "clawbot-work") },
+    "state-file": { type: "string", default: process.env.CLAWBOT_STATE_FILE },
     "default-handler": { type: "string", default: "echo" },
     "heartbeat-s": { type: "string", default: "30" },
     help: { type: "boolean", short: "h", default: false },
@@ -33,9 +34,11 @@ function usage(code: number): never {
   --allow-shell uname,git:status|log   what the 'shell' handler may run: a command alone takes no arguments;
                            command:REGEX lets each argument match REGEX in full (none by default)
   --work-dir DIR           where shell commands run (default ~/clawbot-work)
+  --state-file PATH        where results not yet acknowledged and finished task ids survive a restart
+                           (default ~/.local/state/clawbot/bot-<id>.json; "none": memory only)
   --default-handler echo   handler for payloads that do not name one
   --heartbeat-s 30         heartbeat interval
-env: CLAWBOT_URL, CLAWBOT_TOKEN, CLAWBOT_BOT_ID, CLAWBOT_NAME, CLAWBOT_CAPABILITIES, CLAWBOT_ALLOW_SHELL`);
+env: CLAWBOT_URL, CLAWBOT_TOKEN, CLAWBOT_BOT_ID, CLAWBOT_NAME, CLAWBOT_CAPABILITIES, CLAWBOT_ALLOW_SHELL, CLAWBOT_STATE_FILE`);
   process.exit(code);
 }
 
@@ -67,6 +70,10 @@ async function main() {
     : await register(values.url, values.token, values.name ?? `bot-${process.pid}`, capabilities);
   const allow = parseShellRules(values["allow-shell"]!);
   const workDir = values["work-dir"]!;
+  const stateFile =
+    values["state-file"] === "none"
+      ? null
+      : (values["state-file"] ?? path.join(os.homedir(), ".local", "state", "clawbot", `bot-${identity.id}.json`));
   const client = new BotClient({
     url: values.url,
     botId: identity.id,
@@ -74,6 +81,7 @@ async function main() {
     handlers: { echo: echoHandler, shell: shellHandler({ allow, timeoutMs: 10 * 60_000, maxOutputBytes: 64 * 1024, workDir }) },
     defaultHandler: values["default-handler"],
     heartbeatIntervalMs: Number(values["heartbeat-s"]) * 1000,
+    stateFile,
     // Deleted or refused: exit, so a service manager does not keep a dead bot around.
     onStopped: (reason) => setTimeout(() => process.exit(reason === "stopped" || reason === "bot deleted" ? 0 : 2), 100).unref(),
   });

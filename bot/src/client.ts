@@ -2,12 +2,17 @@
  * The OpenClaw bot side of the control WebSocket: connects, heartbeats,
  * reconnects with exponential backoff + jitter, runs one task at a time
  * through pluggable handlers and reports progress and results.
+ *
+ * Delivery: every outcome is kept (ledger.ts) until the coordinator acks it and
+ * is sent again after each reconnect; an assignment pushed again for a task
+ * this bot already finished is answered with the kept outcome, not run twice.
  */
 import WebSocket from "ws";
 import type { BotMessageInput, ServerMessage, TaskAssignedMessage } from "../../src/contracts/ws";
 import { CLOSE_CODES, HEARTBEAT_FRAME } from "../../src/contracts/ws-frames";
 import { backoffDelayMs } from "../../src/core/backoff";
 import type { TaskHandler } from "./handlers";
+import { type Outcome, OutcomeLedger } from "./ledger";
 
 export interface BotClientOptions {
   url: string;
@@ -23,7 +28,12 @@ export interface BotClientOptions {
   onMessage?: (msg: ServerMessage) => void;
   /** Called once when the client gives up for good (bot deleted, token refused). */
   onStopped?: (reason: string) => void;
+  /** Where unacknowledged outcomes and finished task ids survive a restart of this process (none: memory only). */
+  stateFile?: string | null;
 }
+
+/** Error codes that refuse a result for good (the task moved on): sending it again cannot help. */
+const FINAL_REFUSALS = new Set(["not_found", "forbidden", "invalid_transition", "validation_failed"]);
 
 export class BotClient {
   private ws: WebSocket | null = null;
@@ -36,10 +46,16 @@ export class BotClient {
   private queued: TaskAssignedMessage["payload"][] = [];
   private connectedOnce: Promise<void>;
   private resolveConnected!: () => void;
+  private readonly ledger: OutcomeLedger;
+  /** Kept outcomes already sent on the current connection (a repeated assignment need not trigger another copy). */
+  private outcomesSentOnThisConnection = new Set<string>();
   completed = 0;
+  /** Handler runs started by this process (a task run twice counts twice). */
+  executions = 0;
 
   constructor(private readonly opts: BotClientOptions) {
     this.connectedOnce = new Promise((r) => (this.resolveConnected = r));
+    this.ledger = new OutcomeLedger(opts.stateFile ?? null, 500, (msg, fields) => this.log("warn", msg, fields));
   }
 
   /** Starts connecting; resolves once the first `connected` message arrives. */
@@ -120,13 +136,25 @@ export class BotClient {
     }
     this.opts.onMessage?.(msg);
     switch (msg.type) {
-      case "connected":
-        this.log("info", "connected");
+      case "connected": {
+        this.outcomesSentOnThisConnection = new Set();
+        const unacked = this.ledger.unacknowledged();
+        this.log("info", "connected", unacked.length ? { resending_outcomes: unacked.length } : {});
+        for (const kept of unacked) this.sendOutcome(kept.outcome);
         this.resolveConnected();
         return;
+      }
       case "task_assigned":
         this.enqueue(msg.payload);
         return;
+      case "task_ack": {
+        const { task_id, applied, status, ack_of } = msg.payload;
+        // Seed-era coordinators send no `ack_of`: an ack that leaves the task held answers `task_started`.
+        const answersResult = ack_of ? ack_of === "task_complete" : status !== "assigned" && status !== "in_progress";
+        if (answersResult && this.ledger.acknowledge(task_id) && !applied)
+          this.log("warn", "coordinator refused this result for good (the task moved on)", { task_id, status });
+        return;
+      }
       case "task_cancelled": {
         this.queued = this.queued.filter((q) => q.task_id !== msg.payload.task_id);
         const running = this.running;
@@ -136,15 +164,28 @@ export class BotClient {
         }
         return;
       }
-      case "error":
+      case "error": {
         this.log("warn", "coordinator reported an error", msg.payload);
+        const taskId = msg.payload.details?.task_id;
+        if (typeof taskId === "string" && FINAL_REFUSALS.has(msg.payload.code) && this.ledger.acknowledge(taskId))
+          this.log("warn", "dropping a result the coordinator refused for good", { task_id: taskId, code: msg.payload.code });
         return;
+      }
     }
   }
 
   private enqueue(p: TaskAssignedMessage["payload"]): void {
     // Re-sent after a reconnect: already running or waiting.
     if (this.running?.taskId === p.task_id || this.queued.some((q) => q.task_id === p.task_id)) return;
+    // Already finished here (its result may have been lost with the connection): answer with it, do not run it again.
+    const kept = this.ledger.keptFor(p.task_id, p.attempt ?? 1);
+    if (kept) {
+      if (this.outcomesSentOnThisConnection.has(p.task_id)) return;
+      this.log("info", "task already finished here; sending the kept result instead of running it again", { task_id: p.task_id });
+      this.ledger.reopen(p.task_id);
+      this.sendOutcome(kept.outcome);
+      return;
+    }
     this.queued.push(p);
     if (!this.draining) void this.drain();
   }
@@ -167,7 +208,8 @@ export class BotClient {
     const payload = p.task_payload as { handler?: unknown } | null;
     const name = typeof payload?.handler === "string" ? payload.handler : (this.opts.defaultHandler ?? "echo");
     const handler = this.opts.handlers[name];
-    this.log("info", "task started", { task_id: p.task_id, handler: name });
+    this.executions++;
+    this.log("info", "task started", { task_id: p.task_id, handler: name, attempt: p.attempt ?? 1 });
     this.send({ type: "task_started", payload: { task_id: p.task_id } });
     try {
       if (!handler) throw new Error(`this bot has no '${name}' handler`);
@@ -179,16 +221,28 @@ export class BotClient {
           this.send({ type: "task_progress", payload: { task_id: p.task_id, progress: Math.max(0, Math.min(100, percent)), message } }),
       });
       if (abort.signal.aborted) return;
-      this.send({ type: "task_complete", payload: { task_id: p.task_id, success: true, result: result ?? null } });
+      this.finish(p, { task_id: p.task_id, success: true, result: result ?? null });
       this.completed++;
       this.log("info", "task completed", { task_id: p.task_id });
     } catch (err) {
       if (abort.signal.aborted) return;
-      this.send({ type: "task_complete", payload: { task_id: p.task_id, success: false, error: (err as Error).message ?? String(err) } });
+      this.finish(p, { task_id: p.task_id, success: false, error: (err as Error).message ?? String(err) });
       this.log("warn", "task failed", { task_id: p.task_id, error: String(err) });
     } finally {
       if (this.running?.abort === abort) this.running = null;
     }
+  }
+
+  /** Kept first, then sent: if the connection is down now, the reconnect sends it. */
+  private finish(p: TaskAssignedMessage["payload"], outcome: Outcome): void {
+    this.ledger.record(p.task_id, p.attempt ?? 1, outcome);
+    this.sendOutcome(outcome);
+  }
+
+  private sendOutcome(outcome: Outcome): void {
+    if (this.ws?.readyState !== WebSocket.OPEN) return;
+    this.outcomesSentOnThisConnection.add(outcome.task_id);
+    this.send({ type: "task_complete", payload: outcome });
   }
 }
 
