@@ -77,27 +77,28 @@ async function startHarnessOn(port: number, vars: Record<string, string>): Promi
   return h;
 }
 
-/** Starts `node dist/bot.cjs` as a real bot process that registers itself. */
+/**
+ * Starts `node dist/bot.cjs` as a real bot process that registers itself (a new
+ * bot each time, so it keeps no state file: there is nothing to resume).
+ */
 export function spawnBot(url: string, name: string, capabilities: string[], extra: string[] = [], logFile?: string): ChildProcess {
-  const child = spawn(
-    process.execPath,
-    [
-      path.join(ROOT, "dist/bot.cjs"),
-      "--url",
-      url,
-      "--token",
-      E2E_ADMIN_TOKEN,
-      "--name",
-      name,
-      "--capabilities",
-      capabilities.join(","),
-      ...extra,
-    ],
-    {
-      cwd: ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-    },
-  );
+  const identity = ["--token", E2E_ADMIN_TOKEN, "--name", name, "--capabilities", capabilities.join(",")];
+  return spawnBotProcess(["--url", url, ...identity, "--state-file", "none", ...extra], logFile);
+}
+
+/** Starts (or restarts) the bot process of an already registered bot, with its own token and state file. */
+export function spawnRegisteredBot(
+  url: string,
+  bot: { id: string; token: string },
+  stateFile: string,
+  extra: string[] = [],
+  logFile?: string,
+): ChildProcess {
+  return spawnBotProcess(["--url", url, "--bot-id", bot.id, "--token", bot.token, "--state-file", stateFile, ...extra], logFile);
+}
+
+function spawnBotProcess(args: string[], logFile?: string): ChildProcess {
+  const child = spawn(process.execPath, [path.join(ROOT, "dist/bot.cjs"), ...args], { cwd: ROOT, stdio: ["ignore", "pipe", "pipe"] });
   if (logFile) {
     const sink = createWriteStream(logFile, { flags: "a" });
     child.stdout!.pipe(sink);
