@@ -92,12 +92,21 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
     public_net: { ipv4: { ip: x.ip } },
     labels: {},
   });
-  const hAction = (a: { id: number; command: string; status: string }) => ({
+  const hAction = (a: { id: number; command: string; status: string; startedAtMs?: number }) => ({
     id: a.id,
     command: a.command,
     status: a.status,
     progress: a.status === "success" ? 100 : 0,
+    started: new Date(a.startedAtMs ?? 0).toISOString(),
   });
+  /** A running action finishes once its time has come (read on every look, like Hetzner's own progress). */
+  const settle = (action: StandinState["hetzner"]["actions"][number]) => {
+    if (action.status === "running" && Date.now() >= action.readyAtMs) {
+      action.status = "success";
+      store.save();
+    }
+    return action;
+  };
   route("GET", "/hetzner/v1/server_types", "hetzner", (_r, _b, _p, url) => {
     const all = [
       { id: 104, name: "cx22", description: "CX22", prices: [{ location: "fsn1" }, { location: "nbg1" }, { location: "hel1" }] },
@@ -156,6 +165,7 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
       id: store.nextId(),
       command: "create_server",
       server: server.id,
+      startedAtMs: Date.now(),
       readyAtMs: Date.now() + actionDelayMs,
       status: "running" as const,
     };
@@ -184,6 +194,7 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
       id: store.nextId(),
       command: "rebuild_server",
       server: server.id,
+      startedAtMs: Date.now(),
       readyAtMs: Date.now() + actionDelayMs,
       status: "running" as const,
     };
@@ -194,11 +205,16 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
   route("GET", "/hetzner/v1/actions/{id}", "hetzner", (_r, _b, p) => {
     const action = s().hetzner.actions.find((a) => String(a.id) === p.id);
     if (!action) return notFound("action");
-    if (action.status === "running" && Date.now() >= action.readyAtMs) {
-      action.status = "success";
-      store.save();
-    }
-    return json(200, { action: hAction(action) });
+    return json(200, { action: hAction(settle(action)) });
+  });
+  // The server's actions, newest first with sort=id:desc (what a resumed rebuild looks for).
+  route("GET", "/hetzner/v1/servers/{id}/actions", "hetzner", (_r, _b, p, url) => {
+    if (!s().hetzner.servers.some((x) => String(x.id) === p.id)) return notFound("server");
+    const actions = s()
+      .hetzner.actions.filter((a) => String(a.server) === p.id)
+      .map(settle)
+      .sort((a, b) => (url.searchParams.get("sort") === "id:desc" ? b.id - a.id : a.id - b.id));
+    return json(200, { actions: actions.map(hAction), meta: { pagination: { page: 1, per_page: 25, total_entries: actions.length } } });
   });
 
   // ---- OVHcloud
@@ -288,14 +304,26 @@ export async function startStandins(opts: StandinOptions = {}): Promise<RunningS
     if (!vpsOf(p.name!)) return notFound("vps");
     if (!body?.imageId) return json(400, { message: "imageId is required" });
     installKey(body.publicSshKey);
-    const task = { id: store.nextId(), vps: p.name!, readyAtMs: Date.now() + actionDelayMs };
+    const task = { id: store.nextId(), vps: p.name!, type: "rebuildVm", createdAtMs: Date.now(), readyAtMs: Date.now() + actionDelayMs };
     s().ovh.tasks.push(task);
     store.save();
     return json(200, { id: task.id, type: "rebuildVm", state: "todo" });
   });
+  route("GET", "/ovh/1.0/vps/{name}/tasks", "ovh", (_r, _b, p, url) => {
+    if (!vpsOf(p.name!)) return notFound("vps");
+    const type = url.searchParams.get("type");
+    return json(
+      200,
+      s()
+        .ovh.tasks.filter((t) => t.vps === p.name && (!type || t.type === type))
+        .map((t) => t.id),
+    );
+  });
   route("GET", "/ovh/1.0/vps/{name}/tasks/{id}", "ovh", (_r, _b, p) => {
     const task = s().ovh.tasks.find((t) => String(t.id) === p.id && t.vps === p.name);
-    return task ? json(200, { id: task.id, state: Date.now() >= task.readyAtMs ? "done" : "doing" }) : notFound("task");
+    if (!task) return notFound("task");
+    const state = Date.now() >= task.readyAtMs ? "done" : "doing";
+    return json(200, { id: task.id, type: task.type ?? "rebuildVm", state, date: new Date(task.createdAtMs ?? 0).toISOString() });
   });
   route("POST", "/ovh/1.0/vps/{name}/terminate", "ovh", (_r, _b, p) => {
     if (!vpsOf(p.name!)) return notFound("vps");

@@ -15,7 +15,14 @@ export interface StandinState {
       created: string;
     }[];
     sshKeys: { id: number; name: string; public_key: string }[];
-    actions: { id: number; command: string; server: number; readyAtMs: number; status: "running" | "success" | "error" }[];
+    actions: {
+      id: number;
+      command: string;
+      server: number;
+      startedAtMs?: number;
+      readyAtMs: number;
+      status: "running" | "success" | "error";
+    }[];
   };
   ovh: {
     orders: {
@@ -28,7 +35,7 @@ export interface StandinState {
       cancelled: boolean;
     }[];
     carts: Record<string, { description: string; items: { itemId: number; planCode: string; datacenter?: string }[] }>;
-    tasks: { id: number; vps: string; readyAtMs: number }[];
+    tasks: { id: number; vps: string; type?: string; createdAtMs?: number; readyAtMs: number }[];
     terminated: string[];
   };
   openrouter: { keys: { hash: string; name: string; limit: number | null; created_at: string }[] };

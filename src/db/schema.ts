@@ -178,6 +178,8 @@ export const deployments = sqliteTable(
     vpsOrderId: text("vps_order_id"),
     vpsServiceId: text("vps_service_id"),
     vpsIp: text("vps_ip"),
+    /** Intent: when the rebuild was about to be issued (a resumed stage looks for it at the provider before issuing another). */
+    rebuildRequestedAt: integer("rebuild_requested_at"),
     rebuildActionId: text("rebuild_action_id"),
     botId: text("bot_id"),
     botTokenId: text("bot_token_id"),

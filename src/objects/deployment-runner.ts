@@ -126,8 +126,8 @@ export class DeploymentRunner extends DurableObject<Env> {
       asRpcResult(async () => {
         const row = await this.load(ctx, id);
         const m = operatorTransition(retry(machineStateOf(row), ctx.now()), row);
-        // Re-check the rebuild and the host key: the retry may follow a failure there.
-        const patch = { ...machineColumns(m, ctx.now()), rebuildActionId: null, hostKeySha256: null };
+        // Re-check the rebuild and the host key: the retry may follow a failure there (a fresh rebuild, a fresh intent).
+        const patch = { ...machineColumns(m, ctx.now()), rebuildRequestedAt: null, rebuildActionId: null, hostKeySha256: null };
         const event: DeploymentEventInput = { type: "deployment_retry", stage: null, message: "retry: restarting the stage machine" };
         if (!(await writeDeployment(ctx.db, id, row.updatedAt, patch, [event], ctx.now()))) {
           throw new AppError("conflict", "the deployment changed while retrying; try again");

@@ -4,7 +4,16 @@
  * keys given at creation, so the key is registered and attached up front.
  */
 import { ignoreNotFound, ProviderError, requestJson } from "./http";
-import type { ActionState, OrderRequest, OrderState, Plan, PlanChoice, Server, VpsProvider } from "./types";
+import {
+  type ActionState,
+  type OrderRequest,
+  type OrderState,
+  type Plan,
+  type PlanChoice,
+  PROVIDER_CLOCK_SKEW_MS,
+  type Server,
+  type VpsProvider,
+} from "./types";
 
 interface HServer {
   id: number;
@@ -128,6 +137,15 @@ export class HetznerProvider implements VpsProvider {
       image: this.image,
     });
     return { actionId: String(res.action.id) };
+  }
+
+  async findRebuild(serviceId: string, sinceMs: number): Promise<{ actionId: string } | null> {
+    const { actions } = await this.call<{ actions: { id: number; command: string; started: string }[] }>(
+      "GET",
+      `/servers/${encodeURIComponent(serviceId)}/actions?sort=id:desc&per_page=25`,
+    );
+    const found = actions.find((a) => a.command === "rebuild_server" && Date.parse(a.started) >= sinceMs - PROVIDER_CLOCK_SKEW_MS);
+    return found ? { actionId: String(found.id) } : null;
   }
 
   async actionState(_serviceId: string, actionId: string): Promise<ActionState> {

@@ -5,7 +5,16 @@
  */
 import { digestHex } from "../crypto/encoding";
 import { ignoreNotFound, ProviderError, requestJson } from "./http";
-import type { ActionState, OrderRequest, OrderState, Plan, PlanChoice, Server, VpsProvider } from "./types";
+import {
+  type ActionState,
+  type OrderRequest,
+  type OrderState,
+  type Plan,
+  type PlanChoice,
+  PROVIDER_CLOCK_SKEW_MS,
+  type Server,
+  type VpsProvider,
+} from "./types";
 
 export interface OvhOptions {
   appKey: string;
@@ -144,6 +153,17 @@ export class OvhProvider implements VpsProvider {
       doNotSendPassword: true,
     });
     return { actionId: String(task.id) };
+  }
+
+  async findRebuild(serviceId: string, sinceMs: number): Promise<{ actionId: string } | null> {
+    const base = `/vps/${encodeURIComponent(serviceId)}/tasks`;
+    const ids = await this.call<number[]>("GET", `${base}?type=rebuildVm`);
+    // Newest first, a bounded number: a rebuild we issued is among the latest tasks of the VPS.
+    for (const id of [...ids].sort((a, b) => b - a).slice(0, 10)) {
+      const task = await this.call<{ id: number; date: string }>("GET", `${base}/${id}`);
+      if (Date.parse(task.date) >= sinceMs - PROVIDER_CLOCK_SKEW_MS) return { actionId: String(task.id) };
+    }
+    return null;
   }
 
   async actionState(serviceId: string, actionId: string): Promise<ActionState> {

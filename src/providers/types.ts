@@ -44,6 +44,12 @@ export interface VpsProvider {
   getServer(serviceId: string): Promise<Server>;
   /** Reinstalls the OS with our SSH key; returns an action id to poll. */
   rebuild(serviceId: string, sshPublicKey: string, keyName: string): Promise<{ actionId: string }>;
+  /**
+   * The rebuild of this server issued at or after `sinceMs` (when its intent was recorded; a minute
+   * of clock skew allowed), if the provider has one: a resumed stage waits on it instead of issuing
+   * a second rebuild.
+   */
+  findRebuild(serviceId: string, sinceMs: number): Promise<{ actionId: string } | null>;
   actionState(serviceId: string, actionId: string): Promise<ActionState>;
   /** Destroys the server; succeeds if it is already gone. */
   destroy(serviceId: string): Promise<void>;
@@ -56,6 +62,9 @@ export interface VpsProvider {
    */
   serverToDestroy(recorded: { orderId: string | null; serviceId: string | null }): string | null;
 }
+
+/** How far a provider's clock may be behind ours when we look for an action we issued. */
+export const PROVIDER_CLOCK_SKEW_MS = 60_000;
 
 export interface OpenRouterKey {
   hash: string;

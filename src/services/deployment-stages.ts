@@ -128,8 +128,13 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
   async vps_rebuilt(d, env) {
     if (!d.rebuildActionId) {
       // The rebuild changes the host key: forget any pin (it is set again at ssh_ready).
+      const forget = { hostKeySha256: null };
+      // Issued before a crash that lost its action id: wait on that one, do not reinstall twice.
+      const issued = d.rebuildRequestedAt !== null ? await env.deps.provider.findRebuild(d.vpsServiceId!, d.rebuildRequestedAt) : null;
+      if (issued) return waiting({ rebuildActionId: issued.actionId, ...forget }, true);
+      await env.recordIntent({ rebuildRequestedAt: env.ctx.now() });
       const { actionId } = await env.deps.provider.rebuild(d.vpsServiceId!, d.sshPublicKey!, d.vpsName ?? vpsNameFor(d));
-      return waiting({ rebuildActionId: actionId, hostKeySha256: null }, true);
+      return waiting({ rebuildActionId: actionId, ...forget }, true);
     }
     const state = await env.deps.provider.actionState(d.vpsServiceId!, d.rebuildActionId);
     if (state === "done") return done(undefined, "OS rebuilt with our SSH key");

@@ -129,10 +129,8 @@ describe("delivery fault test", () => {
     const tasks = await mapLimit([...ids.values()], 16, async (id) => (await patiently("GET", `/api/v1/tasks/${id}`)).body);
     expect(tasks.filter((t) => t.status !== "completed").map((t) => `${t.id}:${t.status}:${t.error_code}`)).toEqual([]);
     for (const t of tasks) expect(t.result).toEqual({ echo: t.payload });
-    const completedEvents = await mapLimit(
-      [...ids.values()],
-      16,
-      async (id) => (await patiently("GET", `/api/v1/tasks/${id}/events`)).body.filter((e: any) => e.type === "task_completed"),
+    const completedEvents = await mapLimit([...ids.values()], 16, async (id) =>
+      (await patiently("GET", `/api/v1/tasks/${id}/events`)).body.filter((e: any) => e.type === "task_completed"),
     );
     const notOnce = completedEvents.map((evs, i) => ({ i, n: evs.length })).filter((c) => c.n !== 1);
     expect(notOnce, "tasks whose completion was not applied exactly once").toEqual([]);
@@ -147,7 +145,10 @@ describe("delivery fault test", () => {
         runs.set(taskId, (runs.get(taskId) ?? 0) + 1);
       }
     const taskIds = new Set(ids.values());
-    expect([...taskIds].filter((id) => !runs.has(id)), "tasks no bot ever ran").toEqual([]);
+    expect(
+      [...taskIds].filter((id) => !runs.has(id)),
+      "tasks no bot ever ran",
+    ).toEqual([]);
     const executions = [...runs.entries()].filter(([id]) => taskIds.has(id)).reduce((sum, [, n]) => sum + n, 0);
     const reExecutions = executions - TASKS;
     const figures = {

@@ -54,7 +54,12 @@ describe("Hetzner adapter", () => {
 
     expect(await p.orderState(first.orderId)).toEqual({ state: "delivered", serviceId: first.orderId });
     expect(await p.getServer(first.orderId)).toMatchObject({ ip: "127.0.0.1", status: "running" });
+    const beforeRebuildMs = Date.now();
+    expect(await p.findRebuild(first.orderId, beforeRebuildMs)).toBeNull(); // only the create action so far
     const { actionId } = await p.rebuild(first.orderId, KEY, "dep-h1");
+    // A stage resumed after a crash that lost the action id finds the rebuild it issued.
+    expect(await p.findRebuild(first.orderId, beforeRebuildMs)).toEqual({ actionId });
+    expect(await p.findRebuild(first.orderId, Date.now() + 120_000)).toBeNull(); // older than the intent: not ours
     expect(await p.actionState(first.orderId, actionId)).toBe("pending");
     await sleep(350);
     expect(await p.actionState(first.orderId, actionId)).toBe("done");
@@ -98,7 +103,11 @@ describe("OVH adapter", () => {
     expect(delivered).toEqual({ state: "delivered", serviceId: `vps-${orderId}.vps.ovh.net` });
     const serviceId = (delivered as { serviceId: string }).serviceId;
     expect(await p.getServer(serviceId)).toEqual({ serviceId, ip: "127.0.0.1", status: "running" });
+    const beforeRebuildMs = Date.now();
+    expect(await p.findRebuild(serviceId, beforeRebuildMs)).toBeNull();
     const { actionId } = await p.rebuild(serviceId, KEY, "dep-o1");
+    expect(await p.findRebuild(serviceId, beforeRebuildMs)).toEqual({ actionId });
+    expect(await p.findRebuild(serviceId, Date.now() + 120_000)).toBeNull();
     expect(await p.actionState(serviceId, actionId)).toBe("pending");
     await sleep(350);
     expect(await p.actionState(serviceId, actionId)).toBe("done");

@@ -38,6 +38,7 @@ function deployment(over: Partial<DeploymentRow> = {}): DeploymentRow {
     vpsOrderId: null,
     vpsServiceId: null,
     vpsIp: null,
+    rebuildRequestedAt: null,
     rebuildActionId: null,
     botId: null,
     botTokenId: null,
@@ -151,7 +152,36 @@ describe("deployment stage executors", () => {
     expect(start).toEqual({ outcome: { kind: "waiting", progressed: true }, patch: { rebuildActionId: "a-1", hostKeySha256: null } });
     const poll = await STAGE_EXECUTORS.vps_rebuilt(deployment({ vpsServiceId: "s", rebuildActionId: "a-1" }), h.stageEnv);
     expect(poll.outcome.kind).toBe("waiting");
-    expect(h.calls).toEqual(["provider.rebuild", "provider.actionState"]);
+    expect(h.calls).toEqual(["intent", "provider.rebuild", "provider.actionState"]);
+  });
+
+  it("the rebuild's intent is recorded before it is issued; a resumed stage waits on the rebuild it finds instead of issuing another", async () => {
+    const fresh = harness({ provider: { rebuild: async () => ({ actionId: "a-1" }) } });
+    const run = await STAGE_EXECUTORS.vps_rebuilt(deployment({ vpsServiceId: "s" }), fresh.stageEnv);
+    expect(fresh.calls).toEqual(["intent", "provider.rebuild"]); // no intent yet: nothing to look for
+    expect(fresh.intents).toEqual([{ rebuildRequestedAt: expect.any(Number) }]);
+    expect(run.patch).toEqual({ rebuildActionId: "a-1", hostKeySha256: null });
+
+    // Crashed after the rebuild was issued, before its action id was saved: found at the provider.
+    const sinceMs: number[] = [];
+    const resumed = harness({
+      provider: {
+        findRebuild: async (_s, since) => {
+          sinceMs.push(since);
+          return { actionId: "a-1" };
+        },
+      },
+    });
+    const again = await STAGE_EXECUTORS.vps_rebuilt(deployment({ vpsServiceId: "s", rebuildRequestedAt: 5_000 }), resumed.stageEnv);
+    expect(resumed.calls).toEqual(["provider.findRebuild"]);
+    expect(sinceMs).toEqual([5_000]);
+    expect(again).toEqual({ outcome: { kind: "waiting", progressed: true }, patch: { rebuildActionId: "a-1", hostKeySha256: null } });
+
+    // Crashed before the request reached the provider: nothing found, so it is issued (with a fresh intent).
+    const lost = harness({ provider: { findRebuild: async () => null, rebuild: async () => ({ actionId: "a-2" }) } });
+    const issued = await STAGE_EXECUTORS.vps_rebuilt(deployment({ vpsServiceId: "s", rebuildRequestedAt: 5_000 }), lost.stageEnv);
+    expect(lost.calls).toEqual(["provider.findRebuild", "intent", "provider.rebuild"]);
+    expect(issued.patch).toEqual({ rebuildActionId: "a-2", hostKeySha256: null });
   });
 
   it("setup_complete: an error marker fails, a complete marker waits for the bot to be online", async () => {

@@ -1,0 +1,1 @@
+ALTER TABLE `deployments` ADD `rebuild_requested_at` integer;
