@@ -123,6 +123,48 @@ function waitAck(tracker: Tracker, taskId: string, timeoutMs: number): Promise<v
   });
 }
 
+/** D1 round trips the coordinator has made so far (the counter in src/db/client.ts, BENCH_MODE=1). */
+async function d1RoundTrips(h: Harness): Promise<number> {
+  const res = await h.api("GET", "/api/v1/_bench/d1");
+  expectStatus(res, 200, "read the D1 counter");
+  return res.body.round_trips as number;
+}
+
+/** D1 round trips of heartbeats (answered by the runtime: expected 0) and of a reconnect of an idle bot. */
+async function d1Budget(h: Harness) {
+  const reg = await h.api("POST", "/api/v1/bots", { name: "bench-budget", capabilities: ["bench-budget"] });
+  expectStatus(reg, 201, "register bot");
+  const open = async () => {
+    const url = `${h.coordinator.url.replace(/^http/, "ws")}/api/v1/ws/control?bot_id=${reg.body.id}`;
+    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${reg.body.token}` } });
+    await new Promise<void>((resolve, reject) => {
+      ws.once("message", () => resolve()); // `connected`: the object has done its part of the connect
+      ws.once("error", reject);
+    });
+    return ws;
+  };
+  let ws = await open();
+  const HEARTBEATS = 100;
+  let before = await d1RoundTrips(h);
+  for (let i = 0; i < HEARTBEATS; i++) {
+    ws.send('{"type":"heartbeat"}');
+    await new Promise((r) => ws.once("message", r));
+  }
+  const perHeartbeat = ((await d1RoundTrips(h)) - before) / HEARTBEATS;
+  const RECONNECTS = 10;
+  before = await d1RoundTrips(h);
+  for (let i = 0; i < RECONNECTS; i++) {
+    const closed = new Promise((r) => ws.once("close", r));
+    ws.close();
+    await closed;
+    ws = await open();
+  }
+  // A reconnect is the close it follows plus the new connect.
+  const perReconnect = ((await d1RoundTrips(h)) - before) / RECONNECTS;
+  ws.close();
+  return { per_heartbeat: round(perHeartbeat), per_reconnect: round(perReconnect) };
+}
+
 async function coordinatorRound(h: Harness, n: number) {
   const capability = `bench${n}-${Date.now().toString(36)}`;
   const tracker: Tracker = { received: new Map(), acked: new Map(), waiters: new Map() };
@@ -131,6 +173,7 @@ async function coordinatorRound(h: Harness, n: number) {
     // Latency: one task at a time, so the figure is the path, not queueing.
     const toBot: number[] = [];
     const roundTrip: number[] = [];
+    const d1Before = await d1RoundTrips(h);
     for (let i = 0; i < LATENCY_SAMPLES; i++) {
       const t0 = now();
       const res = await h.api("POST", "/api/v1/tasks", { payload: { i }, capability });
@@ -140,6 +183,7 @@ async function coordinatorRound(h: Harness, n: number) {
       toBot.push(tracker.received.get(id)! - t0);
       roundTrip.push(tracker.acked.get(id)! - t0);
     }
+    const d1PerTask = ((await d1RoundTrips(h)) - d1Before) / LATENCY_SAMPLES;
     // Throughput: many tasks in flight over all N bots.
     const total = Math.min(THROUGHPUT_MAX_TASKS, Math.max(100, n * THROUGHPUT_TASKS_PER_BOT));
     const t0 = now();
@@ -156,6 +200,7 @@ async function coordinatorRound(h: Harness, n: number) {
     const seconds = (now() - t0) / 1000;
     return {
       bots: n,
+      d1_round_trips_per_task: round(d1PerTask),
       create_to_bot: stats(toBot),
       round_trip: stats(roundTrip),
       throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds) },
@@ -170,9 +215,10 @@ async function main() {
   console.log("ws echo floor …");
   const floor = await wsEchoFloor(10, LATENCY_SAMPLES);
   console.log("starting wrangler dev …");
-  const h = await startHarness({ LOG_LEVEL: "error" });
+  const h = await startHarness({ LOG_LEVEL: "error", BENCH_MODE: "1" });
   const rounds = [];
   let workerFloor: ReturnType<typeof stats>;
+  let budget: Awaited<ReturnType<typeof d1Budget>>;
   try {
     // One request through wrangler dev with one D1 query (`GET /health` runs SELECT 1): the local per-request floor.
     const healthMs: number[] = [];
@@ -183,6 +229,7 @@ async function main() {
       healthMs.push(now() - t0);
     }
     workerFloor = stats(healthMs);
+    budget = await d1Budget(h);
     for (const n of BOT_COUNTS) {
       console.log(`coordinator with ${n} bot(s) …`);
       rounds.push(await coordinatorRound(h, n));
@@ -203,6 +250,7 @@ async function main() {
       "wrangler dev (local workerd + local D1) on 127.0.0.1; bots are in-process BotClient instances over real WebSockets; latency = one task at a time",
     ws_echo_floor: floor,
     worker_d1_floor: workerFloor,
+    d1_round_trips: { per_task: rounds.map((r) => ({ bots: r.bots, per_task: r.d1_round_trips_per_task })), ...budget! },
     coordinator: rounds,
   };
   const out = path.join(ROOT, "bench/results.json");
@@ -217,6 +265,9 @@ async function main() {
       `| coordinator, ${r.bots} bot(s) | ${show(r.create_to_bot)} | ${show(r.round_trip)} | ${r.throughput.per_second} (${r.throughput.tasks} tasks) |`,
     );
   }
+  console.log(
+    `\nD1 round trips (counted): per task ${rounds.map((r) => `${r.d1_round_trips_per_task} (${r.bots} bots)`).join(", ")}; per heartbeat ${budget!.per_heartbeat}; per reconnect ${budget!.per_reconnect}`,
+  );
   console.log(`\nwritten to ${path.relative(process.cwd(), out)}`);
 }
 

@@ -9,6 +9,7 @@ import { MAX_MESSAGE_BYTES } from "./contracts/ws";
 import { AppError, type ErrorCode, errorEnvelope } from "./errors";
 import { BOT_BUNDLE, BOT_BUNDLE_SHA256 } from "./generated/bot-bundle";
 import { createRouter } from "./http";
+import { benchRouter } from "./routes/bench";
 import { botsRouter } from "./routes/bots";
 import { deploymentsRouter } from "./routes/deployments";
 import { DOCS_HTML } from "./routes/docs-page";
@@ -85,6 +86,7 @@ export function createApp() {
   app.route("/api/v1/ws", wsRouter);
   app.route("/api/v1/tokens", tokensRouter);
   app.route("/api/v1/deployments", deploymentsRouter);
+  app.route("/api/v1/_bench", benchRouter);
 
   // The bot client, one bundled file, for VPS setup scripts to download (public: it holds no secret).
   app.get("/bot/clawbot-bot.cjs", (c) => {

@@ -10,6 +10,15 @@ export function getDb(d1: D1Database): Db {
 }
 
 /**
+ * D1 round trips made by this isolate (every statement run, every batch, every
+ * exec counts one). The benchmark reads it (`GET /api/v1/_bench/d1`, only with
+ * BENCH_MODE=1) to count what a task, a heartbeat and a reconnect cost instead
+ * of estimating it from the code. Under wrangler dev the Worker and its
+ * Durable Objects share one isolate, so one counter sees them all.
+ */
+export const d1RoundTrips = { count: 0 };
+
+/**
  * Production D1 refuses a statement that binds more than 100 parameters; the
  * local one (SQLite) allows 32,766. Every statement is checked here, in every
  * environment, so a list bound one parameter per item fails in the tests the
@@ -20,19 +29,36 @@ export const MAX_BOUND_PARAMETERS = 100;
 function withParameterLimit(d1: D1Database): D1Database {
   return Object.assign(Object.create(d1) as D1Database, {
     prepare(query: string) {
-      const statement = d1.prepare(query);
-      const bind = statement.bind.bind(statement);
-      statement.bind = (...values: unknown[]) => {
-        if (values.length > MAX_BOUND_PARAMETERS) {
-          throw new Error(`D1 allows ${MAX_BOUND_PARAMETERS} bound parameters per statement; this one binds ${values.length}`);
-        }
-        return bind(...values);
-      };
-      return statement;
+      return counted(d1.prepare(query));
     },
-    batch: (statements: D1PreparedStatement[]) => d1.batch(statements),
-    exec: (query: string) => d1.exec(query),
+    batch: (statements: D1PreparedStatement[]) => {
+      d1RoundTrips.count++;
+      return d1.batch(statements);
+    },
+    exec: (query: string) => {
+      d1RoundTrips.count++;
+      return d1.exec(query);
+    },
   });
+}
+
+/** A statement that checks its parameter count when bound and counts a round trip when run. */
+function counted(statement: D1PreparedStatement): D1PreparedStatement {
+  const bind = statement.bind.bind(statement);
+  statement.bind = (...values: unknown[]) => {
+    if (values.length > MAX_BOUND_PARAMETERS) {
+      throw new Error(`D1 allows ${MAX_BOUND_PARAMETERS} bound parameters per statement; this one binds ${values.length}`);
+    }
+    return counted(bind(...values));
+  };
+  for (const method of ["first", "run", "all", "raw"] as const) {
+    const original = (statement[method] as (...a: unknown[]) => unknown).bind(statement);
+    (statement as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      d1RoundTrips.count++;
+      return original(...args);
+    };
+  }
+  return statement;
 }
 
 /** Rows changed by a write inside a batch (D1 reports it in `meta.changes`). */

@@ -51,6 +51,12 @@ export class BotSession extends DurableObject<Env> {
   private readonly alarms: AlarmSchedule;
   /** This object's bot; null only for an instance nobody ever addressed by name. */
   private botId: string | null = null;
+  /**
+   * The row of the task this bot holds, as of this object's last read or write of it: the bot's
+   * start and result are decided on it without reading D1 first (lifecycle's `knownRow`; the
+   * write is version-guarded, so a stale copy costs a re-read, never a wrong write). Memory only.
+   */
+  private heldTask: TaskRow | null = null;
 
   constructor(state: DurableObjectState, env: Env) {
     super(state, env);
@@ -99,6 +105,7 @@ export class BotSession extends DurableObject<Env> {
       // Back within the grace period: tell the bot its task again.
       const task = await getTask(ctx.db, bot.currentTaskId);
       if (task && isHeld(task.status) && task.botId === botId) {
+        this.heldTask = task;
         this.sendAssignment(server, task);
         await this.trackDeadline(task);
       }
@@ -137,7 +144,8 @@ export class BotSession extends DurableObject<Env> {
           return;
         }
         case "task_started": {
-          const outcome = await applyTaskAction(ctx, msg.payload.task_id, { kind: "start" }, { actingBotId: botId });
+          const outcome = await applyTaskAction(ctx, msg.payload.task_id, { kind: "start" }, this.reportOptions());
+          this.heldTask = isHeld(outcome.task.status) && outcome.task.botId === botId ? outcome.task : null;
           await this.trackDeadline(outcome.task);
           this.send(ws, {
             type: "task_ack",
@@ -200,15 +208,16 @@ export class BotSession extends DurableObject<Env> {
 
   /**
    * Automatic dispatch: take this task if this bot is connected and idle. The
-   * caller's row is enough: the claim is conditional on its version.
+   * caller's row is enough: the claim is conditional on its version. Returns
+   * the claimed row (the caller answers with it, no re-read), or null.
    */
-  async offerTask(task: TaskRow): Promise<boolean> {
+  async offerTask(task: TaskRow): Promise<TaskRow | null> {
     const ws = this.openSockets()[0];
     if (!ws) {
       await this.wake(); // D1 thought this bot was connected: correct it so dispatch stops offering
-      return false;
+      return null;
     }
-    if (task.status !== "pending") return false;
+    if (task.status !== "pending") return null;
     return this.claimAndSend(this.scoped(), ws, task);
   }
 
@@ -219,6 +228,7 @@ export class BotSession extends DurableObject<Env> {
   async taskAssigned(taskId: string, push = true): Promise<boolean> {
     const task = await getTask(this.ctxBase.db, taskId);
     if (!task || task.botId !== this.botId || !isHeld(task.status)) return false;
+    this.heldTask = task;
     await this.trackDeadline(task);
     const ws = this.openSockets()[0];
     if (ws && push) this.sendAssignment(ws, task);
@@ -227,6 +237,7 @@ export class BotSession extends DurableObject<Env> {
 
   /** A task left this bot (completed, failed, cancelled, timed out, deleted) outside this object. */
   async taskReleased(taskId: string, info: ReleaseInfo): Promise<void> {
+    if (this.heldTask?.id === taskId) this.heldTask = null;
     await this.alarms.clear(DEADLINE);
     const ws = this.openSockets()[0];
     if (ws && info.notify) this.send(ws, { type: "task_cancelled", payload: { task_id: taskId, reason: info.reason } });
@@ -334,7 +345,8 @@ export class BotSession extends DurableObject<Env> {
     action: TaskAction,
     announce?: (outcome: TransitionOutcome) => void,
   ): Promise<TransitionOutcome> {
-    const outcome = await applyTaskAction(ctx, taskId, action, { actingBotId: this.botId ?? undefined });
+    const outcome = await applyTaskAction(ctx, taskId, action, this.reportOptions());
+    if (this.heldTask?.id === taskId) this.heldTask = null;
     announce?.(outcome);
     await this.alarms.clear(DEADLINE);
     if (outcome.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, outcome.retryAtMs);
@@ -357,15 +369,16 @@ export class BotSession extends DurableObject<Env> {
     }
   }
 
-  private async claimAndSend(ctx: Ctx, ws: WebSocket, task: TaskRow): Promise<boolean> {
-    if (!this.botId) return false;
+  private async claimAndSend(ctx: Ctx, ws: WebSocket, task: TaskRow): Promise<TaskRow | null> {
+    if (!this.botId) return null;
     const claimed = await claimForBot(ctx, task, this.botId, { requireConnected: true });
-    if (!claimed) return false;
+    if (!claimed) return null;
+    this.heldTask = claimed;
     this.sendAssignment(ws, claimed);
     await this.trackDeadline(claimed);
     await this.alarms.clear(RETRY_PREFIX + task.id);
     ctx.log.info("task dispatched", { task_id: task.id, attempt: claimed.attempts, workflow_id: claimed.workflowId });
-    return true;
+    return claimed;
   }
 
   private async trackDeadline(task: TaskRow): Promise<void> {
@@ -384,6 +397,11 @@ export class BotSession extends DurableObject<Env> {
         capability: task.capability,
       },
     });
+  }
+
+  /** This bot acts on its task; the kept row saves the read (see `heldTask`). */
+  private reportOptions() {
+    return { actingBotId: this.botId ?? undefined, knownRow: this.heldTask ?? undefined };
   }
 
   private openSockets(): WebSocket[] {

@@ -70,8 +70,9 @@ tasksRouter.openapi(
         });
         await insertTasks(ctx.db, [row]);
         ctx.log.info("task created", { task_id: row.id, capability: row.capability, priority: row.priority });
-        await dispatchTask(ctx, row);
-        return loadTask(ctx, row.id);
+        // Taken at once: answer with the claimed row. Left pending: read it back with why it waits.
+        const claimed = await dispatchTask(ctx, row);
+        return claimed ? { ...claimed, waitingFor: null } : loadTask(ctx, row.id);
       },
     });
     return c.json(taskJson(resource), created ? 201 : 200);

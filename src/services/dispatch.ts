@@ -59,14 +59,15 @@ export async function assignManually(ctx: Ctx, taskId: string, botId: string): P
   await botSession(ctx.env, botId).taskAssigned(taskId);
 }
 
-/** Offers a pending task to idle capable bots. Returns the bot that took it, or null. */
-export async function dispatchTask(ctx: Ctx, taskOrId: string | TaskRow): Promise<string | null> {
+/** Offers a pending task to idle capable bots. Returns the task as claimed by the bot that took it, or null. */
+export async function dispatchTask(ctx: Ctx, taskOrId: string | TaskRow): Promise<TaskRow | null> {
   const task = typeof taskOrId === "string" ? await getTask(ctx.db, taskOrId) : taskOrId;
   if (task?.status !== "pending" || !task.ready || task.runAfter > ctx.now()) return null;
   const candidates = await findIdleConnectedBots(ctx.db, task.capability, CANDIDATES_PER_TASK);
   for (const bot of candidates) {
     try {
-      if (await botSession(ctx.env, bot.id).offerTask(task)) return bot.id;
+      const claimed = await botSession(ctx.env, bot.id).offerTask(task);
+      if (claimed) return claimed;
     } catch (err) {
       ctx.log.warn("offer to bot failed", { bot_id: bot.id, task_id: task.id, error: String(err) });
     }

@@ -7,6 +7,7 @@
 import { botMayReport, isLateCompletion, type TaskAction, transitionTask } from "../core/task-machine";
 import { planAfterStepChange } from "../core/workflow";
 import { writeTransition } from "../db/task-writes";
+import type { TaskRow } from "../db/schema";
 import { findStepTaskId, getTask, type TaskWithWaiting, taskState } from "../db/tasks";
 import { stepStates } from "../db/workflows";
 import { AppError, loadOr404 } from "../errors";
@@ -27,6 +28,12 @@ export interface TransitionOutcome {
 export interface ActionOptions {
   /** The acting bot must hold the task (bot tokens, WebSocket messages). */
   actingBotId?: string;
+  /**
+   * The task as the caller last saw it (a bot's object keeps the row of the task it holds). Decided
+   * on without reading D1 first; the write is guarded by its version, so a stale copy only costs a
+   * re-read and a second decision, never a wrong write.
+   */
+  knownRow?: TaskRow;
 }
 
 const MAX_RACE_RETRIES = 4;
@@ -34,12 +41,16 @@ const MAX_RACE_RETRIES = 4;
 export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskAction, opts: ActionOptions = {}): Promise<TransitionOutcome> {
   for (let attempt = 0; attempt < MAX_RACE_RETRIES; attempt++) {
     const nowMs = ctx.now();
-    const task = await loadOr404("task", taskId, getTask(ctx.db, taskId));
+    const known = attempt === 0 && opts.knownRow?.id === taskId ? opts.knownRow : undefined;
+    const task = known ?? (await loadOr404("task", taskId, getTask(ctx.db, taskId)));
     const state = taskState(task);
-    if (opts.actingBotId && !botMayReport(state, opts.actingBotId, action)) {
+    const mayReport = !opts.actingBotId || botMayReport(state, opts.actingBotId, action);
+    const result = transitionTask(state, action, nowMs, ctx.config.backoff);
+    // A refusal is only ever decided on what D1 says now, never on a kept copy.
+    if (known && (!mayReport || !result.ok)) continue;
+    if (!mayReport) {
       throw new AppError("forbidden", `task ${taskId} is not held by bot ${opts.actingBotId}`, { task_id: taskId, status: task.status });
     }
-    const result = transitionTask(state, action, nowMs, ctx.config.backoff);
     if (!result.ok) throw new AppError("invalid_transition", result.message, { task_id: taskId, status: task.status, action: action.kind });
     const { patch, events, releasedBotId } = result.transition;
 

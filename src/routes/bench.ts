@@ -1,0 +1,18 @@
+/**
+ * `GET /api/v1/_bench/d1`: the D1 round trips this isolate has made, for `npm run bench`.
+ * Exists only when the Worker runs with BENCH_MODE=1 (404 otherwise); admin only.
+ * Not part of the public API (left out of the OpenAPI document on purpose).
+ */
+import { Hono } from "hono";
+import { requireAdmin } from "../auth";
+import { d1RoundTrips } from "../db/client";
+import { AppError } from "../errors";
+import type { AppEnv } from "../http";
+
+export const benchRouter = new Hono<AppEnv>();
+
+benchRouter.get("/d1", (c) => {
+  if (c.env.BENCH_MODE !== "1") throw new AppError("not_found", "no such route");
+  requireAdmin(c);
+  return c.json({ round_trips: d1RoundTrips.count });
+});
