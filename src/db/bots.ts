@@ -4,7 +4,8 @@ import { type BotStatus, deriveBotStatus } from "../core/bot-status";
 import { runBatch } from "./batch";
 import { type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
-import { type BotRow, bots, events, tokens } from "./schema";
+import { type BotRow, bots, events, type TaskRow, tokens } from "./schema";
+import { dispatchableTasksQuery } from "./tasks";
 import { revokeBotTokens, type TokenInsert } from "./tokens";
 
 /** SQL twin of deriveBotStatus(); keep the two in step (the integration tests compare them). */
@@ -131,18 +132,57 @@ export async function listConnectedBotIds(db: Db): Promise<string[]> {
   return rows.map((r) => r.id);
 }
 
-export async function markConnected(db: Db, id: string, nowMs: number): Promise<void> {
-  await runBatch(db, [
-    db.update(bots).set({ connected: true, connectedAt: nowMs, lastHeartbeatAt: nowMs, updatedAt: nowMs }).where(eq(bots.id, id)),
-    db.insert(events).values({ entityType: "bot", entityId: id, type: "bot_connected", data: {}, createdAt: nowMs }),
-  ]);
+/** A bot event, written only if the bot exists (a connect for an unknown id leaves nothing behind). */
+const botEvent = (db: Db, id: string, type: string, data: Record<string, unknown>, nowMs: number) =>
+  db.insert(events).select(
+    db
+      .select({
+        id: sql<number>`NULL`.as("id"), // SQLite numbers it
+        entityType: sql<string>`'bot'`.as("entity_type"),
+        entityId: bots.id,
+        type: sql<string>`${type}`.as("type"),
+        data: sql<string>`${JSON.stringify(data)}`.as("data"),
+        createdAt: sql<number>`${nowMs}`.as("created_at"),
+      })
+      .from(bots)
+      .where(eq(bots.id, id)),
+  );
+
+export interface Connected {
+  /** The bot as stored after the connect; undefined: no such bot (nothing was written). */
+  bot: BotRow | undefined;
+  /** Pending tasks for `capabilities` (the ones the caller last knew), read in the same round trip. */
+  dispatchable: TaskRow[];
 }
 
-export async function markDisconnected(db: Db, id: string, nowMs: number, reason: string): Promise<void> {
-  await runBatch(db, [
-    db.update(bots).set({ connected: false, disconnectedAt: nowMs, updatedAt: nowMs }).where(eq(bots.id, id)),
-    db.insert(events).values({ entityType: "bot", entityId: id, type: "bot_disconnected", data: { reason }, createdAt: nowMs }),
+/**
+ * A socket opened: mark the bot connected, record the event, read the bot back
+ * and (with the capabilities the caller last knew) the tasks it could take —
+ * one round trip, so a reconnect costs the token check plus this.
+ */
+export async function markConnected(
+  db: Db,
+  id: string,
+  nowMs: number,
+  pull: { capabilities: string[]; limit: number } | null,
+): Promise<Connected> {
+  const [, , found, dispatchable] = await db.batch([
+    db.update(bots).set({ connected: true, connectedAt: nowMs, lastHeartbeatAt: nowMs, updatedAt: nowMs }).where(eq(bots.id, id)),
+    botEvent(db, id, "bot_connected", {}, nowMs),
+    db.select().from(bots).where(eq(bots.id, id)),
+    dispatchableTasksQuery(db, pull?.capabilities ?? [], nowMs, pull ? pull.limit : 0),
   ]);
+  return { bot: found[0], dispatchable: pull ? dispatchable : [] };
+}
+
+/** The socket is gone: mark the bot disconnected and read it back (what it holds), in one round trip. */
+export async function markDisconnected(db: Db, id: string, nowMs: number, reason: string): Promise<BotRow | undefined> {
+  const [, , found] = await db.batch([
+    db.update(bots).set({ connected: false, disconnectedAt: nowMs, updatedAt: nowMs }).where(eq(bots.id, id)),
+    botEvent(db, id, "bot_disconnected", { reason }, nowMs),
+    db.select().from(bots).where(eq(bots.id, id)),
+  ]);
+  return found[0];
 }
 
 /**

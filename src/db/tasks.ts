@@ -102,6 +102,11 @@ export async function listWorkflowTasks(db: Db, workflowId: string, nowMs: numbe
 
 /** Tasks a bot with these capabilities may take now, in dispatch order. */
 export async function findDispatchableTasks(db: Db, capabilities: string[], nowMs: number, limit: number): Promise<TaskRow[]> {
+  return dispatchableTasksQuery(db, capabilities, nowMs, limit);
+}
+
+/** The query of findDispatchableTasks, unexecuted, to ride in another round trip's batch. */
+export function dispatchableTasksQuery(db: Db, capabilities: string[], nowMs: number, limit: number) {
   const capabilityOk = capabilities.length
     ? or(sql`${tasks.capability} IS NULL`, inJsonList(tasks.capability, capabilities))
     : sql`${tasks.capability} IS NULL`;

@@ -79,9 +79,14 @@ export class BotSession extends DurableObject<Env> {
       return new Response("expected a WebSocket upgrade", { status: 426 });
     }
     const ctx = this.scoped();
-    const bot = await getBot(ctx.db, botId);
+    // One D1 round trip: mark connected, read the bot back, and the tasks it could take (with the capabilities it had last time).
+    const knownCapabilities = await this.ctx.storage.get<string[]>(CAPABILITIES_KEY);
+    const pull = knownCapabilities ? { capabilities: knownCapabilities, limit: PULL_BATCH } : null;
+    const { bot, dispatchable } = await markConnected(ctx.db, botId, ctx.now(), pull);
     if (!bot) return new Response("unknown bot", { status: 404 });
-    await this.ctx.storage.put(CAPABILITIES_KEY, bot.capabilities);
+    if (JSON.stringify(knownCapabilities) !== JSON.stringify(bot.capabilities)) {
+      await this.ctx.storage.put(CAPABILITIES_KEY, bot.capabilities);
+    }
 
     // A reconnect replaces an older socket (a bot holds one connection).
     for (const old of this.ctx.getWebSockets()) old.close(CLOSE_CODES.replaced, "replaced by a newer connection");
@@ -93,7 +98,6 @@ export class BotSession extends DurableObject<Env> {
       connectedAtMs: ctx.now(),
       tokenId: request.headers.get(TOKEN_ID_HEADER) || null,
     } satisfies SocketAttachment);
-    await markConnected(ctx.db, botId, ctx.now());
     await this.alarms.clear(GRACE);
     this.send(server, {
       type: "connected",
@@ -110,7 +114,10 @@ export class BotSession extends DurableObject<Env> {
         await this.trackDeadline(task);
       }
     } else {
-      await this.pullNextTask(ctx);
+      // What was read with the capabilities kept from last time, filtered by the current ones (they may have changed).
+      const canTake = (t: TaskRow) => t.capability === null || bot.capabilities.includes(t.capability);
+      const candidates = pull ? dispatchable.filter(canTake) : await findDispatchableTasks(ctx.db, bot.capabilities, ctx.now(), PULL_BATCH);
+      await this.claimFirst(ctx, server, candidates);
     }
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -198,8 +205,7 @@ export class BotSession extends DurableObject<Env> {
   /** The socket is gone: record it, and give a bot holding a task time to come back. */
   private async startGrace(ctx: Ctx, reason: string): Promise<void> {
     if (!this.botId) return;
-    await markDisconnected(ctx.db, this.botId, ctx.now(), reason);
-    const bot = await getBot(ctx.db, this.botId);
+    const bot = await markDisconnected(ctx.db, this.botId, ctx.now(), reason);
     if (bot?.currentTaskId) await this.alarms.set(GRACE, ctx.now() + ctx.config.botReconnectGraceMs);
     ctx.log.info("bot disconnected", { reason, current_task_id: bot?.currentTaskId ?? null });
   }
@@ -364,9 +370,12 @@ export class BotSession extends DurableObject<Env> {
     const ws = this.openSockets()[0];
     if (!ws) return;
     const capabilities = (await this.ctx.storage.get<string[]>(CAPABILITIES_KEY)) ?? [];
-    for (const task of await findDispatchableTasks(ctx.db, capabilities, ctx.now(), PULL_BATCH)) {
-      if (await this.claimAndSend(ctx, ws, task)) return;
-    }
+    await this.claimFirst(ctx, ws, await findDispatchableTasks(ctx.db, capabilities, ctx.now(), PULL_BATCH));
+  }
+
+  /** Claims the first of these pending tasks this bot wins (another bot may take one first). */
+  private async claimFirst(ctx: Ctx, ws: WebSocket, candidates: TaskRow[]): Promise<void> {
+    for (const task of candidates) if (await this.claimAndSend(ctx, ws, task)) return;
   }
 
   private async claimAndSend(ctx: Ctx, ws: WebSocket, task: TaskRow): Promise<TaskRow | null> {

@@ -3,9 +3,9 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
 import { ErrorSchema, errorResponses } from "../contracts/common";
 import { isHeld } from "../core/task-machine";
-import { getBot, listConnectedBots } from "../db/bots";
+import { listConnectedBots } from "../db/bots";
 import { getTask } from "../db/tasks";
-import { AppError, loadOr404 } from "../errors";
+import { AppError, loadOr404, notFound } from "../errors";
 import { createRouter, jsonResponse } from "../http";
 import { TOKEN_ID_HEADER } from "../objects/bot-session";
 import { botSession } from "../objects/stubs";
@@ -27,13 +27,15 @@ wsRouter.get("/control", async (c) => {
   const botId = c.req.query("bot_id");
   if (!botId || botId.length > 100) throw new AppError("validation_failed", "query parameter bot_id is required", { field: "bot_id" });
   requireAdminOrBot(c, botId);
-  await loadOr404("bot", botId, getBot(ctx.db, botId));
   // The bot's object records which token opened the socket, to close it when that token is revoked.
   const principal = c.get("principal");
   const forwarded = new Request(c.req.raw);
   forwarded.headers.delete(TOKEN_ID_HEADER);
   if ("tokenId" in principal && principal.tokenId) forwarded.headers.set(TOKEN_ID_HEADER, principal.tokenId);
-  return botSession(ctx.env, botId).fetch(forwarded);
+  // The object reads the bot in the same round trip that marks it connected; it answers 404 for an unknown id.
+  const res = await botSession(ctx.env, botId).fetch(forwarded);
+  if (res.status === 404) throw notFound("bot", botId);
+  return res;
 });
 
 // Documented by hand: the upgrade is not a JSON route, but clients should find it in /openapi.json.

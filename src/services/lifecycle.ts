@@ -6,8 +6,8 @@
  */
 import { botMayReport, isLateCompletion, type TaskAction, transitionTask } from "../core/task-machine";
 import { planAfterStepChange } from "../core/workflow";
-import { writeTransition } from "../db/task-writes";
 import type { TaskRow } from "../db/schema";
+import { writeTransition } from "../db/task-writes";
 import { findStepTaskId, getTask, type TaskWithWaiting, taskState } from "../db/tasks";
 import { stepStates } from "../db/workflows";
 import { AppError, loadOr404 } from "../errors";

@@ -2,7 +2,17 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import { createCtx } from "../../src/services/context";
 import { sweep } from "../../src/services/sweeper";
-import { BotSocket, createTask, eventually, get, registerBot, taskHeldViaRest, taskStatus, uniqueCapability } from "../helpers/api";
+import {
+  ADMIN_TOKEN,
+  BotSocket,
+  createTask,
+  eventually,
+  get,
+  registerBot,
+  taskHeldViaRest,
+  taskStatus,
+  uniqueCapability,
+} from "../helpers/api";
 
 const stub = (botId: string) => env.BOT_SESSION.getByName(botId);
 /** A due pending task written straight to D1, without the create route's dispatch (as after a crash between insert and offer). */
@@ -77,6 +87,29 @@ describe("timeouts, lost bots and the sweeper", () => {
     const events = (await get(`/api/v1/tasks/${task.id}/events`)).body.map((e: any) => e.type);
     expect(events).not.toContain("task_retry_scheduled");
     second.close();
+  });
+
+  it("an upgrade for an unknown bot is a 404 envelope and leaves nothing behind; a reconnecting idle bot takes waiting work at once", async () => {
+    const res = await BotSocket.upgrade("no-such-bot", ADMIN_TOKEN);
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as any).error).toMatchObject({ code: "bot_not_found" });
+    const { results } = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE entity_id = 'no-such-bot'").all<{ n: number }>();
+    expect(results[0]!.n).toBe(0);
+
+    // The reconnect reads waiting work in the same round trip as the connect (with the capabilities kept from last time).
+    const cap = uniqueCapability();
+    const bot = await registerBot([cap]);
+    (await BotSocket.open(bot.id, bot.token)).close();
+    await eventually(async () => (await get(`/api/v1/bots/${bot.id}`)).body.connected === false, 3000, "disconnect seen");
+    const waiting = await createTask({ payload: { waited: true }, capability: cap });
+    expect((await taskStatus(waiting.id)).waiting_for).toBe(`capability:${cap}`);
+    const back = await BotSocket.open(bot.id, bot.token);
+    expect((await back.next("task_assigned")).payload).toMatchObject({ task_id: waiting.id, task_payload: { waited: true } });
+    const connects = await env.DB.prepare("SELECT COUNT(*) AS n FROM events WHERE entity_id = ? AND type = 'bot_connected'")
+      .bind(bot.id)
+      .all<{ n: number }>();
+    expect(connects.results[0]!.n).toBe(2);
+    back.close();
   });
 
   it("after the grace period a lost bot's task is re-queued (bot_lost) and another bot runs it", async () => {
