@@ -5,11 +5,11 @@
  * bot, the event, the workflow step release) runs only if that `write_id` is
  * there. Two writers can never both win; the loser re-reads and re-decides.
  */
-import { and, eq, inArray, sql } from "drizzle-orm";
+import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
 import { HELD_TASK_STATUSES, type TaskPatch, type Transition, type TransitionEvent } from "../core/task-machine";
 import type { StepPlan } from "../core/workflow";
 import { runBatch, type Statement } from "./batch";
-import { changedRows, type Db, inJsonList } from "./client";
+import { changedRows, type Db, inJsonList, rowFromRaw } from "./client";
 import { bots, events, type TaskRow, tasks, workflows } from "./schema";
 
 /** True only inside the batch whose own write stamped `writeId` on the task. */
@@ -55,10 +55,24 @@ export interface GuardedWrite {
   releasedBotId: string | null;
   workflowPlan: StepPlan | null;
   nowMs: number;
+  /** The bot freed by this write takes its next task in the same batch (one round trip for "result in, next task out"). */
+  claimNext?: ClaimNext;
+}
+
+export interface ClaimNext {
+  botId: string;
+  /** The bot's capabilities (its object keeps them). */
+  capabilities: string[];
+}
+
+export interface Written {
+  row: TaskRow;
+  /** The task `claimNext` claimed for the bot, or null (nothing was due, or no claim was asked for). */
+  next: TaskRow | null;
 }
 
 /** Applies a transition if nobody changed the task since it was read. Returns the new row, or null on a lost race. */
-export async function writeTransition(db: Db, w: GuardedWrite): Promise<TaskRow | null> {
+export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written | null> {
   const { task, nowMs } = w;
   const writeId = crypto.randomUUID();
   const statements: Statement[] = [
@@ -81,9 +95,41 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<TaskRow 
   }
   if (w.workflowPlan && task.workflowId)
     statements.push(...workflowStatements(db, task.workflowId, w.workflowPlan, task.id, writeId, nowMs));
+  // Last, so a workflow step this write released can be the one claimed.
+  if (w.claimNext) statements.push(...claimNextStatements(w.claimNext, guard(task.id, writeId), nowMs));
   const results = await runBatch(db, statements);
   if (changedRows(results[0]) !== 1) return null;
-  return { ...task, ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs } as TaskRow;
+  const row = { ...task, ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs } as TaskRow;
+  const claimed = w.claimNext ? (results[results.length - 1]?.results?.[0] as Record<string, unknown> | undefined) : undefined;
+  return { row, next: claimed ? rowFromRaw<TaskRow>(tasks, claimed) : null };
+}
+
+/**
+ * A bot takes the best task it can run, if it is idle, connected and not held —
+ * decided inside the batch, so it costs no round trip of its own. The columns
+ * set are the task machine's `assign` (core/task-machine.ts), in SQL because
+ * the task is chosen by the statement itself; the claimed row is read back by
+ * the batch's last statement. `after` makes the claim part of the write before it.
+ */
+function claimNextStatements(next: ClaimNext, after: SQL, nowMs: number): Statement[] {
+  const writeId = crypto.randomUUID();
+  const capable = sql`(capability IS NULL OR capability IN (SELECT value FROM json_each(${JSON.stringify(next.capabilities)})))`;
+  const claimed = sql`(SELECT id FROM tasks WHERE write_id = ${writeId})`;
+  return [
+    sql`UPDATE tasks SET status = 'assigned', bot_id = ${next.botId}, previous_bot_id = NULL, attempts = attempts + 1,
+          assigned_at = ${nowMs}, started_at = NULL, progress = NULL, progress_message = NULL,
+          version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
+        WHERE id = (SELECT id FROM tasks WHERE status = 'pending' AND ready = 1 AND run_after <= ${nowMs} AND ${capable}
+                    ORDER BY priority DESC, created_at ASC LIMIT 1)
+          AND EXISTS (SELECT 1 FROM bots WHERE id = ${next.botId} AND current_task_id IS NULL AND held = 0 AND connected = 1)
+          AND ${after}`,
+    sql`UPDATE bots SET current_task_id = ${claimed}, last_assigned_at = ${nowMs}, updated_at = ${nowMs}
+        WHERE id = ${next.botId} AND EXISTS ${claimed}`,
+    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+        SELECT 'task', id, 'task_assigned', json_object('bot_id', ${next.botId}, 'attempt', attempts, 'status', 'assigned'), ${nowMs}
+        FROM tasks WHERE write_id = ${writeId}`,
+    sql`SELECT * FROM tasks WHERE write_id = ${writeId}`,
+  ];
 }
 
 function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: string, writeId: string, nowMs: number): Statement[] {

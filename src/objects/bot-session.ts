@@ -343,7 +343,8 @@ export class BotSession extends DurableObject<Env> {
   /**
    * Settles the task this bot holds, then does the follow-ups locally: forget
    * the deadline, schedule a retry wake-up, take the next task, and dispatch a
-   * released workflow step to whoever can run it.
+   * released workflow step to whoever can run it. With a socket open, the next
+   * task is claimed in the same D1 batch as the settlement.
    */
   private async settleOwnTask(
     ctx: Ctx,
@@ -351,12 +352,16 @@ export class BotSession extends DurableObject<Env> {
     action: TaskAction,
     announce?: (outcome: TransitionOutcome) => void,
   ): Promise<TransitionOutcome> {
-    const outcome = await applyTaskAction(ctx, taskId, action, this.reportOptions());
+    const ws = this.openSockets()[0];
+    const capabilities = ws && this.botId ? await this.ctx.storage.get<string[]>(CAPABILITIES_KEY) : undefined;
+    const claimNext = ws && this.botId && capabilities ? { botId: this.botId, capabilities } : undefined;
+    const outcome = await applyTaskAction(ctx, taskId, action, { ...this.reportOptions(), claimNext });
     if (this.heldTask?.id === taskId) this.heldTask = null;
     announce?.(outcome);
     await this.alarms.clear(DEADLINE);
     if (outcome.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, outcome.retryAtMs);
-    await this.pullNextTask(ctx);
+    if (outcome.claimedNext && ws) await this.deliver(ctx, ws, outcome.claimedNext);
+    else if (!outcome.claimTried) await this.pullNextTask(ctx);
     if (outcome.releasedStepTaskId) await dispatchTask(ctx, outcome.releasedStepTaskId);
     return outcome;
   }
@@ -382,12 +387,17 @@ export class BotSession extends DurableObject<Env> {
     if (!this.botId) return null;
     const claimed = await claimForBot(ctx, task, this.botId, { requireConnected: true });
     if (!claimed) return null;
+    await this.deliver(ctx, ws, claimed);
+    return claimed;
+  }
+
+  /** A task this bot has just claimed: keep its row, send it, watch its deadline. */
+  private async deliver(ctx: Ctx, ws: WebSocket, claimed: TaskRow): Promise<void> {
     this.heldTask = claimed;
     this.sendAssignment(ws, claimed);
     await this.trackDeadline(claimed);
-    await this.alarms.clear(RETRY_PREFIX + task.id);
-    ctx.log.info("task dispatched", { task_id: task.id, attempt: claimed.attempts, workflow_id: claimed.workflowId });
-    return claimed;
+    await this.alarms.clear(RETRY_PREFIX + claimed.id);
+    ctx.log.info("task dispatched", { task_id: claimed.id, attempt: claimed.attempts, workflow_id: claimed.workflowId });
   }
 
   private async trackDeadline(task: TaskRow): Promise<void> {

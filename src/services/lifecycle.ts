@@ -7,7 +7,7 @@
 import { botMayReport, isLateCompletion, type TaskAction, transitionTask } from "../core/task-machine";
 import { planAfterStepChange } from "../core/workflow";
 import type { TaskRow } from "../db/schema";
-import { writeTransition } from "../db/task-writes";
+import { type ClaimNext, writeTransition } from "../db/task-writes";
 import { findStepTaskId, getTask, type TaskWithWaiting, taskState } from "../db/tasks";
 import { stepStates } from "../db/workflows";
 import { AppError, loadOr404 } from "../errors";
@@ -23,6 +23,10 @@ export interface TransitionOutcome {
   retryAtMs: number | null;
   /** Workflow step released by this completion, to dispatch now. */
   releasedStepTaskId: string | null;
+  /** With `claimNext`: the task the freed bot claimed in the same batch (null: nothing it could take was due). */
+  claimedNext: TaskRow | null;
+  /** Whether the claim was tried (the write freed the bot); if not, the caller pulls as usual. */
+  claimTried: boolean;
 }
 
 export interface ActionOptions {
@@ -34,6 +38,8 @@ export interface ActionOptions {
    * re-read and a second decision, never a wrong write.
    */
   knownRow?: TaskRow;
+  /** The bot this action frees takes its next task in the same D1 batch (see task-writes' claimNextStatements). */
+  claimNext?: ClaimNext;
 }
 
 const MAX_RACE_RETRIES = 4;
@@ -63,10 +69,11 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
     if (action.kind === "cancel") eventData.reason = action.reason;
     if (isLateCompletion(state, action)) Object.assign(eventData, { bot_id: task.previousBotId, late: true });
 
-    const written = await writeTransition(ctx.db, { task, patch, events, eventData, releasedBotId, workflowPlan, nowMs });
+    const claimNext = opts.claimNext && releasedBotId === opts.claimNext.botId ? opts.claimNext : undefined;
+    const written = await writeTransition(ctx.db, { task, patch, events, eventData, releasedBotId, workflowPlan, nowMs, claimNext });
     if (!written) continue; // someone changed the task since we read it: re-read and re-decide
     // waiting_for of a re-queued task is computed on the next read (routes re-read for their response).
-    const updated: TaskWithWaiting = { ...written, waitingFor: null };
+    const updated: TaskWithWaiting = { ...written.row, waitingFor: null };
     ctx.log.info("task transition", {
       task_id: taskId,
       bot_id: task.botId,
@@ -86,6 +93,8 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
       notifyBot: releasedBotId !== null && !reportedBy(action, releasedBotId, opts),
       retryAtMs: patch.status === "pending" ? (patch.runAfterMs ?? null) : null,
       releasedStepTaskId,
+      claimedNext: written.next,
+      claimTried: claimNext !== undefined,
     };
   }
   throw new AppError("conflict", `task ${taskId} kept changing while we updated it; try again`, { task_id: taskId });

@@ -59,6 +59,38 @@ describe("dispatch rules", () => {
     sock.close();
   });
 
+  it("a result in, the next task out: the waiting task is claimed with the result, in priority order, acked first", async () => {
+    const cap = uniqueCapability();
+    const bot = await registerBot([cap]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    const first = await createTask({ payload: { n: 1 }, capability: cap });
+    await sock.next("task_assigned");
+    // Waiting while the bot is busy: a low-priority, a high-priority, and one for another capability.
+    const low = await createTask({ payload: { n: 2 }, capability: cap, priority: 0 });
+    const high = await createTask({ payload: { n: 3 }, capability: cap, priority: 5 });
+    await createTask({ payload: { n: 4 }, capability: uniqueCapability("other") });
+    await sock.complete(first.id);
+    const next = await sock.next("task_assigned");
+    expect(next.payload).toMatchObject({ task_id: high.id, task_payload: { n: 3 }, attempt: 1, capability: cap });
+    const types = sock.log.map((m) => m.type);
+    expect(types.lastIndexOf("task_ack")).toBeLessThan(types.lastIndexOf("task_assigned")); // the result was acked first
+    // What a user reads back is what the batch wrote: the same row as any other assignment.
+    const claimed = await taskStatus(high.id);
+    expect(claimed).toMatchObject({ status: "assigned", bot_id: bot.id, attempts: 1, progress: null, started_at: null });
+    expect(Date.parse(claimed.assigned_at)).toBeGreaterThan(0);
+    expect((await get(`/api/v1/bots/${bot.id}`)).body).toMatchObject({ status: "busy", current_task_id: high.id });
+    const assignedEvents = (await get(`/api/v1/tasks/${high.id}/events`)).body.filter((e: any) => e.type === "task_assigned");
+    expect(assignedEvents).toHaveLength(1);
+    expect(assignedEvents[0].data).toMatchObject({ bot_id: bot.id, attempt: 1, status: "assigned" });
+    // The next result brings the low-priority one; the other capability's task stays where it is.
+    await sock.complete(high.id);
+    expect((await sock.next("task_assigned")).payload.task_id).toBe(low.id);
+    await sock.complete(low.id);
+    await sock.sync();
+    expect(sock.inbox.filter((m) => m.type === "task_assigned")).toEqual([]);
+    sock.close();
+  });
+
   it("dispatch offers work to the least recently used idle bot first", async () => {
     const cap = uniqueCapability();
     const bots = await Promise.all([registerBot([cap], "lru-a"), registerBot([cap], "lru-b"), registerBot([cap], "lru-c")]);
