@@ -33,7 +33,9 @@ export type TaskAction =
   /** `reporterBotId`: the bot that sent the result (absent when an operator completes the task). */
   | { kind: "complete"; result: unknown; reporterBotId?: string }
   | { kind: "fail"; code: FailureCode; error: string; retry: boolean }
-  | { kind: "cancel"; reason: string };
+  | { kind: "cancel"; reason: string }
+  /** Given to a bot whose socket turned out to be gone before it was told: back to the queue, the attempt not counted. */
+  | { kind: "unassign"; reason: string };
 
 /** Column changes to apply, in domain terms (the db layer maps them to columns). */
 export interface TaskPatch {
@@ -60,7 +62,8 @@ export type TransitionEvent =
   | "task_completed"
   | "task_failed"
   | "task_retry_scheduled"
-  | "task_cancelled";
+  | "task_cancelled"
+  | "task_unassigned";
 
 export interface Transition {
   patch: TaskPatch;
@@ -78,6 +81,7 @@ const ALLOWED_FROM: Record<TaskAction["kind"], readonly TaskStatus[]> = {
   complete: HELD_TASK_STATUSES,
   fail: HELD_TASK_STATUSES,
   cancel: ["pending", "assigned", "in_progress"],
+  unassign: ["assigned"],
 };
 
 /** Assigned or in progress: a bot holds it. */
@@ -193,6 +197,12 @@ export function transitionTask(
       }
       return ok({ status: "failed", failedAtMs: nowMs, error: action.error, errorCode: action.code }, ["task_failed"], releasedBotId);
     }
+    case "unassign":
+      return ok(
+        { status: "pending", botId: null, previousBotId: null, assignedAtMs: null, attempts: Math.max(0, task.attempts - 1) },
+        ["task_unassigned"],
+        releasedBotId,
+      );
     case "cancel":
       return ok(
         { status: "cancelled", cancelledAtMs: nowMs, error: action.reason, errorCode: "cancelled" },

@@ -281,6 +281,41 @@ export function newTaskRow(fields: Pick<TaskInsert, "id" | "payload" | "createdA
  * sends 2,000 statements. `extra` statements run in the same batch, first.
  */
 export async function insertTasks(db: Db, rows: TaskRow[], extra: Statement[] = []): Promise<void> {
+  await runBatch(db, [...extra, ...insertStatements(rows)]);
+}
+
+/**
+ * Inserts one new task and, in the same batch, gives it to the least recently
+ * used idle connected bot that can run it (the machine's `assign`, in SQL as
+ * in claimNextStatements). Returns the row as stored: `assigned` with its bot,
+ * or `pending` if no bot was free. One round trip for "created and dispatched";
+ * the caller still has the bot's object deliver it (and hand it back if that
+ * bot's socket turns out to be gone).
+ */
+export async function insertTaskAndClaim(db: Db, row: TaskRow, nowMs: number): Promise<TaskRow> {
+  const writeId = crypto.randomUUID();
+  const capable = row.capability ? sql`EXISTS (SELECT 1 FROM json_each(bots.capabilities) WHERE value = ${row.capability})` : sql`1 = 1`;
+  const holder = sql`(SELECT id FROM bots WHERE current_task_id = ${row.id})`;
+  const results = await runBatch(db, [
+    ...insertStatements([row]),
+    sql`UPDATE bots SET current_task_id = ${row.id}, last_assigned_at = ${nowMs}, updated_at = ${nowMs}
+        WHERE id = (SELECT id FROM bots WHERE connected = 1 AND held = 0 AND current_task_id IS NULL AND ${capable}
+                    ORDER BY last_assigned_at ASC, id ASC LIMIT 1)
+          AND EXISTS (SELECT 1 FROM tasks WHERE id = ${row.id} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs})`,
+    sql`UPDATE tasks SET status = 'assigned', bot_id = ${holder}, attempts = attempts + 1, assigned_at = ${nowMs},
+          version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
+        WHERE id = ${row.id} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs} AND EXISTS ${holder}`,
+    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+        SELECT 'task', id, 'task_assigned', json_object('bot_id', bot_id, 'attempt', attempts, 'status', 'assigned'), ${nowMs}
+        FROM tasks WHERE id = ${row.id} AND write_id = ${writeId}`,
+    sql`SELECT * FROM tasks WHERE id = ${row.id}`,
+  ]);
+  const stored = results[results.length - 1]?.results?.[0] as Record<string, unknown> | undefined;
+  if (!stored) throw new Error(`task ${row.id} was not stored`);
+  return rowFromRaw<TaskRow>(tasks, stored);
+}
+
+function insertStatements(rows: TaskRow[]): Statement[] {
   const json = JSON.stringify(
     rows.map((r) => ({
       id: r.id,
@@ -301,8 +336,7 @@ export async function insertTasks(db: Db, rows: TaskRow[], extra: Statement[] = 
     })),
   );
   const col = (name: string) => sql.raw(`json_extract(value, '$.${name}')`);
-  await runBatch(db, [
-    ...extra,
+  return [
     sql`INSERT INTO tasks (id, payload, capability, priority, timeout_seconds, max_attempts, workflow_id, job_id, step_index,
           ready, run_after, idempotency_key, idempotency_hash, created_at, updated_at, status)
         SELECT ${col("id")}, ${col("payload")}, ${col("capability")}, ${col("priority")}, ${col("timeout_seconds")}, ${col("max_attempts")},
@@ -312,7 +346,7 @@ export async function insertTasks(db: Db, rows: TaskRow[], extra: Statement[] = 
     sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
         SELECT 'task', ${col("id")}, 'task_created', json_object('workflow_id', ${col("workflow_id")}), ${col("created_at")}
         FROM json_each(${json})`,
-  ]);
+  ];
 }
 
 export async function deleteTaskRow(db: Db, taskId: string, nowMs: number): Promise<void> {

@@ -228,6 +228,24 @@ export class BotSession extends DurableObject<Env> {
   }
 
   /**
+   * A task D1 already gave this bot (created and claimed in one batch): send it.
+   * If the socket is gone (D1 thought the bot connected), the task goes back to
+   * the queue with its attempt not counted, D1 learns the bot is gone, and false
+   * tells the caller to dispatch it elsewhere.
+   */
+  async deliverClaimed(task: TaskRow): Promise<boolean> {
+    const ctx = this.scoped();
+    const ws = this.openSockets()[0];
+    if (ws && task.botId === this.botId) {
+      await this.deliver(ctx, ws, task);
+      return true;
+    }
+    await applyTaskAction(ctx, task.id, { kind: "unassign", reason: "the bot's socket was gone" }, { knownRow: task });
+    await this.wake();
+    return false;
+  }
+
+  /**
    * A task this bot holds was assigned, started or re-broadcast through REST:
    * track its deadline and (with `push`) send it to the bot. True if a socket is open.
    */

@@ -14,7 +14,7 @@ import {
 } from "../contracts/tasks";
 import { isHeld, type TaskAction } from "../core/task-machine";
 import { decodeCursor } from "../db/pagination";
-import { deleteTaskRow, insertTasks, newTaskRow } from "../db/task-writes";
+import { deleteTaskRow, newTaskRow } from "../db/task-writes";
 import { getTaskByIdempotencyKey, getTaskView, listPendingTasks, listTaskEvents, listTasks } from "../db/tasks";
 import { loadOr404 } from "../errors";
 import { createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
@@ -22,7 +22,7 @@ import { botSession } from "../objects/stubs";
 import { taskEventJson, taskJson } from "../presenters";
 import type { Ctx } from "../services/context";
 import { createOnce, keyedRow, withoutKey } from "../services/create-once";
-import { assignManually, dispatchTask, releaseDeletedTask, settleOutcome } from "../services/dispatch";
+import { assignManually, createAndDispatch, releaseDeletedTask, settleOutcome } from "../services/dispatch";
 import { applyTaskAction } from "../services/lifecycle";
 import { resourceRoutes } from "./resource-routes";
 
@@ -68,10 +68,14 @@ tasksRouter.openapi(
           createdAt: nowMs,
           updatedAt: nowMs,
         });
-        await insertTasks(ctx.db, [row]);
-        ctx.log.info("task created", { task_id: row.id, capability: row.capability, priority: row.priority });
-        // Taken at once: answer with the claimed row. Left pending: read it back with why it waits.
-        const claimed = await dispatchTask(ctx, row);
+        // Stored and given to a free bot in one round trip; answered with that row, or read back with why it waits.
+        const claimed = await createAndDispatch(ctx, row);
+        ctx.log.info("task created", {
+          task_id: row.id,
+          capability: row.capability,
+          priority: row.priority,
+          bot_id: claimed?.botId ?? null,
+        });
         return claimed ? { ...claimed, waitingFor: null } : loadTask(ctx, row.id);
       },
     });

@@ -6,7 +6,7 @@
 import { transitionTask } from "../core/task-machine";
 import { botStatusOf, findIdleConnectedBots, getBot } from "../db/bots";
 import type { TaskRow } from "../db/schema";
-import { claimTask } from "../db/task-writes";
+import { claimTask, insertTaskAndClaim } from "../db/task-writes";
 import { findDueTasks, getTask, taskState } from "../db/tasks";
 import { AppError, loadOr404 } from "../errors";
 import { botSession } from "../objects/stubs";
@@ -57,6 +57,24 @@ export async function assignManually(ctx: Ctx, taskId: string, botId: string): P
   }
   ctx.log.info("task assigned manually", { task_id: taskId, bot_id: botId });
   await botSession(ctx.env, botId).taskAssigned(taskId);
+}
+
+/**
+ * A new task: stored and given to an idle bot in one D1 batch, then delivered
+ * by that bot's object. Returns the row as it now is (assigned, or pending when
+ * no bot was free or the chosen one could not be reached).
+ */
+export async function createAndDispatch(ctx: Ctx, row: TaskRow): Promise<TaskRow | null> {
+  const stored = await insertTaskAndClaim(ctx.db, row, ctx.now());
+  if (!stored.botId) return null;
+  try {
+    if (await botSession(ctx.env, stored.botId).deliverClaimed(stored)) return stored;
+  } catch (err) {
+    // The object could not be reached: the task stays assigned to that bot; its grace and the sweeper re-queue it.
+    ctx.log.warn("could not deliver a claimed task", { bot_id: stored.botId, task_id: stored.id, error: String(err) });
+    return stored;
+  }
+  return dispatchTask(ctx, row.id); // handed back: offer it to the others
 }
 
 /** Offers a pending task to idle capable bots. Returns the task as claimed by the bot that took it, or null. */

@@ -8,6 +8,7 @@ import {
   createTask,
   eventually,
   get,
+  post,
   registerBot,
   taskHeldViaRest,
   taskStatus,
@@ -210,6 +211,26 @@ describe("the cron sweeper", () => {
     const report = await runSweep();
     expect(report.botsChecked).toBeGreaterThanOrEqual(1);
     expect((await get(`/api/v1/bots/${bot.id}`)).body).toMatchObject({ connected: false, status: "offline" });
+  });
+
+  it("a new task given to a bot whose socket is gone is handed back (attempt not counted) and goes to a bot that is there", async () => {
+    const cap = uniqueCapability();
+    const ghost = await registerBot([cap], "ghost");
+    // D1 thinks the ghost is connected (its socket died with the runtime), and it is the least recently used.
+    await env.DB.prepare("UPDATE bots SET connected = 1, disconnected_at = NULL, last_assigned_at = 0 WHERE id = ?").bind(ghost.id).run();
+    const live = await registerBot([cap], "live");
+    const sock = await BotSocket.open(live.id, live.token);
+    await env.DB.prepare("UPDATE bots SET last_assigned_at = ? WHERE id = ?").bind(Date.now(), live.id).run();
+
+    const created = await post("/api/v1/tasks", { payload: { n: 1 }, capability: cap });
+    expect(created.status).toBe(201);
+    expect(created.body).toMatchObject({ status: "assigned", bot_id: live.id, attempts: 1 });
+    expect((await sock.next("task_assigned")).payload).toMatchObject({ task_id: created.body.id, attempt: 1 });
+    const types = (await get(`/api/v1/tasks/${created.body.id}/events`)).body.map((e: any) => e.type);
+    expect(types).toEqual(["task_created", "task_assigned", "task_unassigned", "task_assigned"]);
+    expect((await get(`/api/v1/bots/${ghost.id}`)).body).toMatchObject({ connected: false, status: "offline", current_task_id: null });
+    await sock.complete(created.body.id);
+    sock.close();
   });
 
   it("re-queues the task of a bot that never came back, and the task of a deleted bot's row", async () => {
