@@ -3,6 +3,8 @@ import { SELF } from "cloudflare:test";
 import { expect } from "vitest";
 import { until } from "../../scripts/lib/wait";
 
+export { overlappingAssignments } from "./protocol";
+
 export const ADMIN_TOKEN = "test-admin-token-0123456789abcdef";
 const BASE = "http://coordinator.test";
 
@@ -79,25 +81,6 @@ export async function taskHeldViaRest(bot: { id: string; token: string }, body: 
 
 export async function taskStatus(id: string): Promise<any> {
   return (await get(`/api/v1/tasks/${id}`)).body;
-}
-
-/**
- * Protocol violations in one socket's log: a `task_assigned` that arrives while
- * the bot still holds an earlier task (one not yet acknowledged as settled, nor
- * cancelled). Empty means the bot was never offered two tasks at once.
- */
-export function overlappingAssignments(log: any[]): string[] {
-  const violations: string[] = [];
-  let holding: string | null = null;
-  for (const m of log) {
-    if (m.type === "task_assigned") {
-      if (holding && holding !== m.payload.task_id) violations.push(`${m.payload.task_id} assigned while ${holding} was held`);
-      holding = m.payload.task_id;
-    } else if ((m.type === "task_ack" && m.payload.status !== "in_progress") || m.type === "task_cancelled") {
-      if (m.payload.task_id === holding) holding = null;
-    }
-  }
-  return violations;
 }
 
 /** A real WebSocket connection to the bot control endpoint, with a message inbox. */
