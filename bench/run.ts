@@ -7,14 +7,43 @@
  * completion is acknowledged (committed to D1, so visible to GET /tasks/{id}).
  * Writes bench/results.json and prints a table. Loopback only; every loop is bounded.
  */
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { WebSocket, WebSocketServer } from "ws";
 import { BotClient } from "../bot/src/client";
 import { echoHandler } from "../bot/src/handlers";
-import { ROOT } from "../scripts/lib/coordinator";
-import { type Harness, mapLimit, startHarness } from "../scripts/lib/harness";
+import { ROOT, startCoordinator } from "../scripts/lib/coordinator";
+import { E2E_ADMIN_TOKEN, type Harness, mapLimit, onFreePort, startHarness } from "../scripts/lib/harness";
+import { startNodeFloor } from "./floor/node-server";
+
+/** Something that serves the coordinator's protocol: the coordinator itself, or one of the floors. */
+interface Target {
+  name: string;
+  url: string;
+  api: Harness["api"];
+  /** Only the coordinator counts its D1 round trips. */
+  countsD1: boolean;
+}
+
+/** A Target for a server at `url` (the floors ignore the token). */
+function targetAt(name: string, url: string, countsD1 = false): Target {
+  return {
+    name,
+    url,
+    countsD1,
+    async api(method, p, body) {
+      const res = await fetch(`${url}${p}`, {
+        method,
+        headers: { Authorization: `Bearer ${E2E_ADMIN_TOKEN}`, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
+        body: body !== undefined ? JSON.stringify(body) : undefined,
+        signal: AbortSignal.timeout(30_000),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
+    },
+  };
+}
 
 const BOT_COUNTS = (process.env.BENCH_BOTS ?? "1,10,50").split(",").map(Number);
 /** Enough for the p99 printed to be a real percentile (at least two samples above it), not the maximum. */
@@ -83,7 +112,7 @@ interface Tracker {
   waiters: Map<string, () => void>;
 }
 
-async function startBots(h: Harness, n: number, capability: string, tracker: Tracker): Promise<BotClient[]> {
+async function startBots(h: Target, n: number, capability: string, tracker: Tracker): Promise<BotClient[]> {
   const bots = await mapLimit(
     Array.from({ length: n }, (_, i) => i),
     8,
@@ -91,7 +120,7 @@ async function startBots(h: Harness, n: number, capability: string, tracker: Tra
       const res = await h.api("POST", "/api/v1/bots", { name: `bench-${capability}-${i}`, capabilities: [capability] });
       expectStatus(res, 201, "register bot");
       const client = new BotClient({
-        url: h.coordinator.url,
+        url: h.url,
         botId: res.body.id,
         token: res.body.token,
         handlers: { echo: echoHandler },
@@ -124,18 +153,18 @@ function waitAck(tracker: Tracker, taskId: string, timeoutMs: number): Promise<v
 }
 
 /** D1 round trips the coordinator has made so far (the counter in src/db/client.ts, BENCH_MODE=1). */
-async function d1RoundTrips(h: Harness): Promise<number> {
+async function d1RoundTrips(h: Target): Promise<number> {
   const res = await h.api("GET", "/api/v1/_bench/d1");
   expectStatus(res, 200, "read the D1 counter");
   return res.body.round_trips as number;
 }
 
 /** D1 round trips of heartbeats (answered by the runtime: expected 0) and of a reconnect of an idle bot. */
-async function d1Budget(h: Harness) {
+async function d1Budget(h: Target) {
   const reg = await h.api("POST", "/api/v1/bots", { name: "bench-budget", capabilities: ["bench-budget"] });
   expectStatus(reg, 201, "register bot");
   const open = async () => {
-    const url = `${h.coordinator.url.replace(/^http/, "ws")}/api/v1/ws/control?bot_id=${reg.body.id}`;
+    const url = `${h.url.replace(/^http/, "ws")}/api/v1/ws/control?bot_id=${reg.body.id}`;
     const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${reg.body.token}` } });
     await new Promise<void>((resolve, reject) => {
       ws.once("message", () => resolve()); // `connected`: the object has done its part of the connect
@@ -165,7 +194,7 @@ async function d1Budget(h: Harness) {
   return { per_heartbeat: round(perHeartbeat), per_reconnect: round(perReconnect) };
 }
 
-async function coordinatorRound(h: Harness, n: number) {
+async function protocolRound(h: Target, n: number) {
   const capability = `bench${n}-${Date.now().toString(36)}`;
   const tracker: Tracker = { received: new Map(), acked: new Map(), waiters: new Map() };
   const bots = await startBots(h, n, capability, tracker);
@@ -173,7 +202,7 @@ async function coordinatorRound(h: Harness, n: number) {
     // Latency: one task at a time, so the figure is the path, not queueing.
     const toBot: number[] = [];
     const roundTrip: number[] = [];
-    const d1Before = await d1RoundTrips(h);
+    const d1Before = h.countsD1 ? await d1RoundTrips(h) : 0;
     for (let i = 0; i < LATENCY_SAMPLES; i++) {
       const t0 = now();
       const res = await h.api("POST", "/api/v1/tasks", { payload: { i }, capability });
@@ -183,7 +212,7 @@ async function coordinatorRound(h: Harness, n: number) {
       toBot.push(tracker.received.get(id)! - t0);
       roundTrip.push(tracker.acked.get(id)! - t0);
     }
-    const d1PerTask = ((await d1RoundTrips(h)) - d1Before) / LATENCY_SAMPLES;
+    const d1PerTask = h.countsD1 ? ((await d1RoundTrips(h)) - d1Before) / LATENCY_SAMPLES : null;
     // Throughput: many tasks in flight over all N bots.
     const total = Math.min(THROUGHPUT_MAX_TASKS, Math.max(100, n * THROUGHPUT_TASKS_PER_BOT));
     const t0 = now();
@@ -200,7 +229,7 @@ async function coordinatorRound(h: Harness, n: number) {
     const seconds = (now() - t0) / 1000;
     return {
       bots: n,
-      d1_round_trips_per_task: round(d1PerTask),
+      d1_round_trips_per_task: d1PerTask === null ? null : round(d1PerTask),
       create_to_bot: stats(toBot),
       round_trip: stats(roundTrip),
       throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds) },
@@ -210,35 +239,85 @@ async function coordinatorRound(h: Harness, n: number) {
   }
 }
 
+type Round = Awaited<ReturnType<typeof protocolRound>>;
+
+/** Every bot count through one target; `stop` runs whatever happens. */
+async function roundsThrough(target: Target, stop: () => Promise<void>): Promise<Round[]> {
+  const rounds: Round[] = [];
+  try {
+    for (const n of BOT_COUNTS) {
+      console.log(`${target.name} with ${n} bot(s) …`);
+      rounds.push(await protocolRound(target, n));
+    }
+  } finally {
+    await stop();
+  }
+  return rounds;
+}
+
+const ratio = (a: number | null, b: number | null) => (a === null || b === null || b === 0 ? null : round(a / b));
+
 async function main() {
   const started = new Date();
   console.log("ws echo floor …");
-  const floor = await wsEchoFloor(10, LATENCY_SAMPLES);
-  console.log("starting wrangler dev …");
+  const echo = await wsEchoFloor(10, LATENCY_SAMPLES);
+
+  const node = await startNodeFloor();
+  const nodeRounds = await roundsThrough(targetAt("node floor", node.url), () => node.close());
+
+  console.log("starting the platform floor (wrangler dev, one Durable Object with SQLite) …");
+  const platform = await onFreePort((port) =>
+    startCoordinator({
+      port,
+      persistDir: mkdtempSync(path.join(os.tmpdir(), "cbc-floor-")),
+      config: path.join(ROOT, "bench/floor/wrangler.toml"),
+      logFile: "/dev/null",
+    }),
+  );
+  const platformRounds = await roundsThrough(targetAt("platform floor", platform.url), () => platform.stop());
+
+  console.log("starting the coordinator (wrangler dev) …");
   const h = await startHarness({ LOG_LEVEL: "error", BENCH_MODE: "1" });
-  const rounds = [];
-  let workerFloor: ReturnType<typeof stats>;
-  let budget: Awaited<ReturnType<typeof d1Budget>>;
-  try {
-    // One request through wrangler dev with one D1 query (`GET /health` runs SELECT 1): the local per-request floor.
-    const healthMs: number[] = [];
-    for (let i = 0; i < LATENCY_SAMPLES; i++) {
-      const t0 = now();
-      const res = await fetch(`${h.coordinator.url}/health`);
-      expectStatus({ status: res.status, body: await res.text() }, 200, "GET /health");
-      healthMs.push(now() - t0);
+  const coordinator = targetAt("coordinator", h.coordinator.url, true);
+  let workerFloor: ReturnType<typeof stats> | null = null;
+  let budget: Awaited<ReturnType<typeof d1Budget>> | null = null;
+  const coordinatorRounds = await roundsThrough(coordinator, async () => {
+    try {
+      // One request through wrangler dev with one D1 query (`GET /health` runs SELECT 1).
+      const healthMs: number[] = [];
+      for (let i = 0; i < LATENCY_SAMPLES; i++) {
+        const t0 = now();
+        const res = await fetch(`${h.coordinator.url}/health`);
+        expectStatus({ status: res.status, body: await res.text() }, 200, "GET /health");
+        healthMs.push(now() - t0);
+      }
+      workerFloor = stats(healthMs);
+      budget = await d1Budget(coordinator);
+    } finally {
+      await h.coordinator.stop();
     }
-    workerFloor = stats(healthMs);
-    budget = await d1Budget(h);
-    for (const n of BOT_COUNTS) {
-      console.log(`coordinator with ${n} bot(s) …`);
-      rounds.push(await coordinatorRound(h, n));
-    }
-  } finally {
-    await h.coordinator.stop();
-  }
+  });
+
+  const compared = coordinatorRounds.map((r, i) => {
+    const p = platformRounds[i]!;
+    const nf = nodeRounds[i]!;
+    return {
+      bots: r.bots,
+      vs_platform_floor: {
+        round_trip_p50: ratio(r.round_trip.p50_ms, p.round_trip.p50_ms),
+        round_trip_p99: ratio(r.round_trip.p99_ms, p.round_trip.p99_ms),
+        throughput: ratio(r.throughput.per_second, p.throughput.per_second),
+      },
+      vs_node_floor: {
+        round_trip_p50: ratio(r.round_trip.p50_ms, nf.round_trip.p50_ms),
+        round_trip_p99: ratio(r.round_trip.p99_ms, nf.round_trip.p99_ms),
+        throughput: ratio(r.throughput.per_second, nf.throughput.per_second),
+      },
+    };
+  });
   const results = {
     date: started.toISOString(),
+    command: `npm run bench (BENCH_BOTS=${BOT_COUNTS.join(",")}, BENCH_SAMPLES=${LATENCY_SAMPLES})`,
     machine: {
       cpu: os.cpus()[0]?.model ?? "unknown",
       cores: os.cpus().length,
@@ -247,26 +326,43 @@ async function main() {
       platform: `${os.platform()} ${os.release()}`,
     },
     method:
-      "wrangler dev (local workerd + local D1) on 127.0.0.1; bots are in-process BotClient instances over real WebSockets; latency = one task at a time",
-    ws_echo_floor: floor,
-    worker_d1_floor: workerFloor,
-    d1_round_trips: { per_task: rounds.map((r) => ({ bots: r.bots, per_task: r.d1_round_trips_per_task })), ...budget! },
-    coordinator: rounds,
+      "Each setup serves the same protocol (POST /tasks, the bot WebSocket, seed 001 messages) on 127.0.0.1; bots are in-process BotClient instances over real WebSockets; latency = one task at a time (create → task_assigned → task_complete acked); throughput = many tasks in flight. Platform floor: wrangler dev, one Durable Object with the queue in its SQLite (bench/floor/worker.ts). Node floor: one Node process, state in memory (bench/floor/node-server.ts).",
+    ws_echo: echo,
+    worker_d1_health: workerFloor,
+    d1_round_trips: { per_task: coordinatorRounds.map((r) => ({ bots: r.bots, per_task: r.d1_round_trips_per_task })), ...(budget ?? {}) },
+    node_floor: nodeRounds,
+    platform_floor: platformRounds,
+    coordinator: coordinatorRounds,
+    coordinator_ratios: compared,
   };
   const out = path.join(ROOT, "bench/results.json");
-  writeFileSync(out, JSON.stringify(results, null, 2) + "\n");
+  writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
   console.log(`\n${results.date}  ${results.machine.cpu} × ${results.machine.cores}, node ${results.machine.node}`);
-  console.log("| setup | create→bot p50 / p99 (ms) | round trip p50 / p99 (ms) | tasks/s |");
-  console.log("|---|---|---|---|");
-  console.log(`| Node ws echo (floor) | – | ${show(floor)} | ${floor.per_second} msg/s |`);
-  console.log(`| GET /health via wrangler dev (1 D1 query) | – | ${show(workerFloor!)} | – |`);
-  for (const r of rounds) {
-    console.log(
-      `| coordinator, ${r.bots} bot(s) | ${show(r.create_to_bot)} | ${show(r.round_trip)} | ${r.throughput.per_second} (${r.throughput.tasks} tasks) |`,
-    );
-  }
   console.log(
-    `\nD1 round trips (counted): per task ${rounds.map((r) => `${r.d1_round_trips_per_task} (${r.bots} bots)`).join(", ")}; per heartbeat ${budget!.per_heartbeat}; per reconnect ${budget!.per_reconnect}`,
+    "| setup | bots | create→bot p50 / p99 (ms) | round trip p50 / p99 (ms) | tasks/s | coordinator ÷ this: p50 / p99 / tasks/s |",
+  );
+  console.log("|---|---|---|---|---|---|");
+  for (const [name, rounds] of [
+    ["Node floor (memory)", nodeRounds],
+    ["platform floor (1 DO + SQLite)", platformRounds],
+    ["coordinator", coordinatorRounds],
+  ] as const) {
+    rounds.forEach((r, i) => {
+      const c = coordinatorRounds[i]!;
+      const vs =
+        name === "coordinator"
+          ? "–"
+          : `${ratio(c.round_trip.p50_ms, r.round_trip.p50_ms)}× / ${ratio(c.round_trip.p99_ms, r.round_trip.p99_ms) ?? "n/a"}× / ${ratio(c.throughput.per_second, r.throughput.per_second)}×`;
+      console.log(
+        `| ${name} | ${r.bots} | ${show(r.create_to_bot)} | ${show(r.round_trip)} | ${r.throughput.per_second} (${r.throughput.tasks}) | ${vs} |`,
+      );
+    });
+  }
+  console.log(`| ws echo (Node) | 10 | – | ${show(echo)} | ${echo.per_second} msg/s | – |`);
+  if (workerFloor) console.log(`| GET /health via wrangler dev (1 D1 query) | – | – | ${show(workerFloor)} | – | – |`);
+  const b = budget as Awaited<ReturnType<typeof d1Budget>> | null;
+  console.log(
+    `\nD1 round trips (counted): per task ${coordinatorRounds.map((r) => `${r.d1_round_trips_per_task} (${r.bots} bots)`).join(", ")}; per heartbeat ${b?.per_heartbeat}; per reconnect ${b?.per_reconnect} (the disconnect 1, the token check 1, the connect 1)`,
   );
   console.log(`\nwritten to ${path.relative(process.cwd(), out)}`);
 }

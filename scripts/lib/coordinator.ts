@@ -22,6 +22,10 @@ export interface CoordinatorOptions {
   startTimeoutMs?: number;
   /** Called as soon as wrangler is spawned, before it is healthy (npm start records its process group). */
   onSpawn?: (child: ChildProcess) => void;
+  /** Another Worker (a wrangler.toml path): the benchmark's platform floor. It has no D1, so no migrations. */
+  config?: string;
+  /** Where "up" is checked (default /health). */
+  healthPath?: string;
 }
 
 export interface Coordinator {
@@ -54,10 +58,11 @@ export function applyMigrations(persistDir: string): void {
 }
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
-  applyMigrations(opts.persistDir);
+  if (!opts.config) applyMigrations(opts.persistDir);
   const args = [
     WRANGLER,
     "dev",
+    ...(opts.config ? ["--config", opts.config] : []),
     "--ip",
     "127.0.0.1",
     "--port",
@@ -102,7 +107,7 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     },
   };
   try {
-    await waitForHealth(url, opts.startTimeoutMs ?? 90_000, exited);
+    await waitForHealth(`${url}${opts.healthPath ?? "/health"}`, opts.startTimeoutMs ?? 90_000, exited);
   } catch (err) {
     await coordinator.stop();
     throw err;
@@ -117,7 +122,7 @@ async function waitForHealth(url: string, timeoutMs: number, exited: Promise<voi
   while (Date.now() < deadline) {
     if (dead) throw new Error("wrangler dev exited before it became healthy (see its log)");
     try {
-      const res = await fetch(`${url}/health`, { signal: AbortSignal.timeout(2000) });
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
       if (res.ok) return;
     } catch {
       /* not up yet */
