@@ -47,7 +47,9 @@ export class FloorQueue extends DurableObject<Env> {
         JSON.stringify(body.payload ?? {}),
         Date.now(),
       );
-      const idle = this.ctx.getWebSockets().find((ws) => !(ws.deserializeAttachment() as Attachment).taskId);
+      const idle = this.ctx
+        .getWebSockets()
+        .find((ws) => ws.readyState === WebSocket.OPEN && !(ws.deserializeAttachment() as Attachment).taskId);
       if (idle) this.assign(idle, id);
       return json(this.task(id), 201);
     }
@@ -86,6 +88,13 @@ export class FloorQueue extends DurableObject<Env> {
       ws.send(JSON.stringify({ type: "task_ack", payload: { task_id, status, applied: true, ack_of: "task_complete" } }));
       this.pull(ws);
     }
+  }
+
+  /** A bot that goes away gives its task back to the queue (bots of an earlier round close their sockets). */
+  async webSocketClose(ws: WebSocket): Promise<void> {
+    const { taskId } = ws.deserializeAttachment() as Attachment;
+    if (taskId)
+      this.sql.exec("UPDATE tasks SET status = 'pending', bot_id = NULL WHERE id = ? AND status IN ('assigned', 'in_progress')", taskId);
   }
 
   private pull(ws: WebSocket): void {
