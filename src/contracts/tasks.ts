@@ -15,6 +15,21 @@ export const TaskCreateBody = z
   })
   .openapi("TaskCreate");
 
+/** Most tasks one `POST /tasks/batch` creates (all or nothing). */
+export const MAX_BATCH_TASKS = 500;
+
+export const TaskBatchBody = z
+  .object({
+    tasks: z.array(TaskCreateBody).min(1).max(MAX_BATCH_TASKS).openapi({
+      description:
+        "Each with the fields of POST /tasks; all are validated before any is stored (errors name the item: tasks.<index>.<field>)",
+    }),
+    idempotency_key: z.string().min(1).max(200).optional().openapi({
+      description: "For the whole batch (each task may carry its own instead): the same batch again returns the same tasks",
+    }),
+  })
+  .openapi("TaskBatchCreate");
+
 export const TaskAssignBody = z.object({ bot_id: z.string().min(1).max(100) }).openapi("TaskAssign");
 export const TaskCompleteBody = z.object({ result: JsonValue.optional() }).openapi("TaskComplete");
 export const TaskFailBody = z

@@ -49,6 +49,17 @@ export async function getTaskByIdempotencyKey(db: Db, key: string, nowMs: number
   return row ? flatten(row) : undefined;
 }
 
+/** Tasks by id or by idempotency key, any number (one bound parameter: the list travels as JSON). */
+export async function getTaskViewsByIds(db: Db, ids: string[], nowMs: number): Promise<TaskWithWaiting[]> {
+  if (!ids.length) return [];
+  return (await db.select(withWaiting(nowMs)).from(tasks).where(inJsonList(tasks.id, ids))).map(flatten);
+}
+
+export async function getTasksByIdempotencyKeys(db: Db, keys: string[]): Promise<TaskRow[]> {
+  if (!keys.length) return [];
+  return db.select().from(tasks).where(inJsonList(tasks.idempotencyKey, keys));
+}
+
 /** The task of a workflow's step (the one a completed step released). */
 export async function findStepTaskId(db: Db, workflowId: string, stepIndex: number): Promise<string | null> {
   const row = await db

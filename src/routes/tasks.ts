@@ -3,7 +3,9 @@ import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
 import { errorResponses, PageQuery } from "../contracts/common";
 import {
+  MAX_BATCH_TASKS,
   TaskAssignBody,
+  TaskBatchBody,
   TaskCancelBody,
   TaskCompleteBody,
   TaskCreateBody,
@@ -24,6 +26,7 @@ import type { Ctx } from "../services/context";
 import { createOnce, keyedRow, withoutKey } from "../services/create-once";
 import { assignManually, createAndDispatch, releaseDeletedTask, settleOutcome } from "../services/dispatch";
 import { applyTaskAction } from "../services/lifecycle";
+import { createTaskBatch } from "../services/task-batch";
 import { resourceRoutes } from "./resource-routes";
 
 const tags = ["Tasks"];
@@ -80,6 +83,27 @@ tasksRouter.openapi(
       },
     });
     return c.json(taskJson(resource), created ? 201 : 200);
+  },
+);
+
+tasksRouter.openapi(
+  createRoute({
+    method: "post",
+    path: "/batch",
+    tags,
+    summary: `Create up to ${MAX_BATCH_TASKS} tasks in one call (all or nothing; idle bots pull them at once)`,
+    request: jsonBody(TaskBatchBody),
+    responses: {
+      201: jsonResponse(z.array(TaskSchema), "Created (in request order; replayed tasks included)"),
+      200: jsonResponse(z.array(TaskSchema), "Replayed idempotent batch (nothing new)"),
+      ...errorResponses(400, 401, 403, 409, 413),
+    },
+  }),
+  async (c) => {
+    requireAdmin(c);
+    const body = c.req.valid("json");
+    const { tasks, created } = await createTaskBatch(c.get("ctx"), body.tasks, idempotencyKey(c, body.idempotency_key));
+    return c.json(tasks.map(taskJson), created ? 201 : 200);
   },
 );
 

@@ -35,6 +35,13 @@ const TABLE: Row[] = [
   { method: "POST", path: "/api/v1/bots/{id}/available", who: "self", url: "/api/v1/bots/{bot}/available" },
   { method: "DELETE", path: "/api/v1/bots/{id}", who: "admin", url: "/api/v1/bots/{missing}" },
   { method: "POST", path: "/api/v1/tasks", who: "admin", url: "/api/v1/tasks", body: { payload: {}, capability: "matrix-none" } },
+  {
+    method: "POST",
+    path: "/api/v1/tasks/batch",
+    who: "admin",
+    url: "/api/v1/tasks/batch",
+    body: { tasks: [{ payload: {}, capability: "matrix-none" }] },
+  },
   { method: "GET", path: "/api/v1/tasks", who: "reader", url: "/api/v1/tasks" },
   { method: "GET", path: "/api/v1/tasks/pending", who: "reader", url: "/api/v1/tasks/pending" },
   { method: "GET", path: "/api/v1/tasks/{id}", who: "selfReader", url: "/api/v1/tasks/{task}" },
