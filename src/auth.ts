@@ -38,9 +38,14 @@ function presentedToken(c: AppContext): { token: string; inUrl: boolean } | null
 /** API paths with their own authentication (the setup script's callback token). */
 const SELF_AUTHENTICATED = /^\/api\/v1\/deployments\/[^/]+\/callback$/;
 
+/** Stream paths a single-use `?ticket=` may open instead of a token (routes/streams.ts checks the ticket). */
+export const TICKET_PATHS =
+  /^\/api\/v1\/(ws\/(jobs|execution|projects|deployments)\/[^/]+|ws\/fleet|(jobs|projects|deployments)\/[^/]+\/events)$/;
+
 export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   const ctx = c.get("ctx");
   if (SELF_AUTHENTICATED.test(c.req.path)) return next();
+  if (c.req.query("ticket") !== undefined && !c.req.header("Authorization") && TICKET_PATHS.test(c.req.path)) return next();
   if (ctx.config.authMode === "open") {
     if (!warnedOpen) {
       warnedOpen = true;

@@ -1,6 +1,7 @@
 /** Typed configuration read from the Worker's vars and secrets, with defaults. */
 
 import type { BackoffPolicy } from "./core/backoff";
+import { DEFAULT_PROJECT_INIT_PROMPT } from "./core/project";
 import { type LogLevel, parseLogLevel } from "./log";
 
 export interface Config {
@@ -11,6 +12,12 @@ export interface Config {
   heartbeatIntervalS: number;
   backoff: BackoffPolicy;
   logLevel: LogLevel;
+  /** A website project's initialization prompt (placeholders {name}, {description}, {domain}). */
+  projectInitPrompt: string;
+  /** How long one OpenClaw initialization run may take. */
+  projectInitTimeoutS: number;
+  /** Finished jobs, tasks, events, logs and streams older than this are removed by the cleanup. */
+  retentionDays: number;
 }
 
 function positiveInt(value: string | undefined, fallback: number): number {
@@ -30,5 +37,8 @@ export function readConfig(env: Env): Config {
       maxDelayMs: positiveInt(env.RETRY_MAX_DELAY_MS, 60000),
     },
     logLevel: parseLogLevel(env.LOG_LEVEL),
+    projectInitPrompt: env.PROJECT_INIT_PROMPT?.trim() || DEFAULT_PROJECT_INIT_PROMPT,
+    projectInitTimeoutS: Math.min(positiveInt(env.PROJECT_INIT_TIMEOUT_S, 600), 3000),
+    retentionDays: positiveInt(env.RETENTION_DAYS, 30),
   };
 }

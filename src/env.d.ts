@@ -28,6 +28,9 @@ declare namespace Cloudflare {
     SETUP_INSTALL_DIR?: string;
     OPENCLAW_BIN?: string;
     SETUP_HOME_DIR?: string;
+    PROJECT_INIT_PROMPT?: string;
+    PROJECT_INIT_TIMEOUT_S?: string;
+    RETENTION_DAYS?: string;
     /** "1": the benchmark's D1 round-trip counter is readable at /api/v1/_bench/d1. */
     BENCH_MODE?: string;
   }

@@ -16,8 +16,11 @@ const ERROR_STATUS = {
   workflow_not_found: 404,
   token_not_found: 404,
   deployment_not_found: 404,
+  job_not_found: 404,
+  project_not_found: 404,
   invalid_transition: 409,
   conflict: 409,
+  not_finished: 409,
   bot_unavailable: 409,
   bot_not_connected: 409,
   idempotency_conflict: 409,
@@ -53,7 +56,7 @@ export function errorEnvelope(code: string, message: string, details: Record<str
   return { error: { code, message, details, ...(requestId ? { request_id: requestId } : {}) } };
 }
 
-export type ResourceKind = "bot" | "task" | "workflow" | "token" | "deployment";
+export type ResourceKind = "bot" | "task" | "workflow" | "token" | "deployment" | "job" | "project";
 
 export const notFound = (what: ResourceKind, id: string) => new AppError(`${what}_not_found`, `${what} ${id} does not exist`, { id });
 

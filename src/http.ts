@@ -35,16 +35,21 @@ export function idempotencyKey(c: AppContext, fromBody: string | undefined): str
 }
 
 /** Sets the pagination headers DECISIONS asks for: `Link: <…>; rel="next"` and `X-Next-Cursor`. */
-export function setNextCursor(c: AppContext, nextCursor: string | null): void {
+export function setNextCursor(c: AppContext, nextCursor: string | null, param = "cursor"): void {
   if (!nextCursor) return;
   const url = new URL(c.req.url);
-  url.searchParams.set("cursor", nextCursor);
+  url.searchParams.set(param, nextCursor);
   c.header("Link", `<${url.pathname}${url.search}>; rel="next"`);
   c.header("X-Next-Cursor", nextCursor);
 }
 
 export const jsonBody = <T>(schema: T, description = "JSON body") => ({
   body: { required: true, content: { "application/json": { schema } }, description },
+});
+
+/** A JSON body the client may leave out (then the route sees `{}`: parse it with the schema for its defaults). */
+export const optionalJsonBody = <T>(schema: T, description = "JSON body (optional)") => ({
+  body: { required: false, content: { "application/json": { schema } }, description },
 });
 
 export const jsonResponse = <T>(schema: T, description: string) => ({

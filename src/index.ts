@@ -5,6 +5,7 @@ import { sweep } from "./services/sweeper";
 
 export { BotSession } from "./objects/bot-session";
 export { DeploymentRunner } from "./objects/deployment-runner";
+export { EventStream } from "./objects/event-stream";
 export { RelayContainer } from "./objects/relay-container";
 
 const app = createApp();

@@ -4,7 +4,7 @@
  */
 import { nextStage } from "./core/deployment-machine";
 import { botStatusOf } from "./db/bots";
-import type { BotRow, DeploymentRow, TokenRow, WorkflowRow } from "./db/schema";
+import type { BotRow, DeploymentRow, JobRow, TokenRow, WorkflowRow } from "./db/schema";
 import type { TaskWithWaiting } from "./db/tasks";
 
 export const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
@@ -120,4 +120,30 @@ export function tokenJson(t: Pick<TokenRow, "id" | "kind" | "name" | "botId" | "
 
 export function connectionJson(b: Pick<BotRow, "id" | "name" | "connectedAt">) {
   return { bot_id: b.id, name: b.name, connected_at: iso(b.connectedAt) };
+}
+
+export const jobStatusUrl = (id: string) => `/api/v1/jobs/${id}`;
+export const jobWebsocketUrl = (id: string) => `/api/v1/ws/jobs/${id}`;
+
+export function jobJson(j: JobRow) {
+  return {
+    id: j.id,
+    kind: j.kind,
+    workflow_id: j.workflowId,
+    project_id: j.projectId,
+    status: j.status,
+    progress: j.progress,
+    step_count: j.stepCount,
+    result: j.result ?? null,
+    error: j.error,
+    error_code: j.errorCode,
+    metadata: j.metadata,
+    status_url: jobStatusUrl(j.id),
+    websocket_url: jobWebsocketUrl(j.id),
+    created_at: isoAt(j.createdAt),
+    updated_at: isoAt(j.updatedAt),
+    queued_at: iso(j.queuedAt),
+    started_at: iso(j.startedAt),
+    finished_at: iso(j.finishedAt),
+  };
 }

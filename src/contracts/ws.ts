@@ -21,6 +21,14 @@ export const BotMessage = z.discriminatedUnion("type", [
     }),
   }),
   z.object({
+    type: z.literal("task_log"),
+    payload: z.object({
+      task_id: z.string().min(1).max(100),
+      stream: z.enum(["stdout", "stderr"]).default("stdout"),
+      lines: z.array(z.string().max(4000)).min(1).max(200),
+    }),
+  }),
+  z.object({
     type: z.literal("task_complete"),
     payload: z.object({
       task_id: z.string().min(1).max(100),

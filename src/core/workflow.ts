@@ -29,16 +29,18 @@ function nextStepIndex(steps: readonly StepState[], completedIndex: number): num
   return next && !next.released && next.status === "pending" ? next.stepIndex : null;
 }
 
-export interface StepPlan {
+export interface StepPlan<S extends StepState = StepState> {
   /** Step to release now (its predecessor just completed). */
   release: number | null;
   /** Unstarted steps to cancel (a step failed or was cancelled). */
   cancel: number[];
   status: WorkflowStatus;
+  /** Every step as it is once the plan is applied (a job folds these into its status and progress). */
+  steps: S[];
 }
 
-/** What a workflow does when one of its steps reaches `newStatus`. */
-export function planAfterStepChange(steps: readonly StepState[], stepIndex: number, newStatus: TaskStatus): StepPlan {
+/** What a workflow (or a job's run of steps) does when one of its steps reaches `newStatus`. */
+export function planAfterStepChange<S extends StepState>(steps: readonly S[], stepIndex: number, newStatus: TaskStatus): StepPlan<S> {
   const after = steps.map((s) => (s.stepIndex === stepIndex ? { ...s, status: newStatus } : s));
   let release: number | null = null;
   let cancel: number[] = [];
@@ -46,10 +48,10 @@ export function planAfterStepChange(steps: readonly StepState[], stepIndex: numb
   if (newStatus === "failed" || newStatus === "cancelled") {
     cancel = after.filter((s) => s.stepIndex !== stepIndex && s.status === "pending").map((s) => s.stepIndex);
   }
-  const final = after.map((s): StepState => {
+  const final = after.map((s): S => {
     if (s.stepIndex === release) return { ...s, released: true };
     if (cancel.includes(s.stepIndex)) return { ...s, status: "cancelled" };
     return s;
   });
-  return { release, cancel, status: aggregateWorkflowStatus(final) };
+  return { release, cancel, status: aggregateWorkflowStatus(final), steps: final };
 }

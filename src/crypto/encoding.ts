@@ -45,3 +45,6 @@ export async function hmacSha256Hex(secret: string, message: string): Promise<st
   const key = await crypto.subtle.importKey("raw", utf8.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   return toHex(await crypto.subtle.sign("HMAC", key, utf8.encode(message)));
 }
+
+/** A random secret for a URL or a header: 32 bytes, base64url. */
+export const randomToken = (): string => toBase64Url(crypto.getRandomValues(new Uint8Array(32)));

@@ -6,6 +6,8 @@
 import { sql } from "drizzle-orm";
 import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { DEPLOYMENT_STAGES, DEPLOYMENT_STATUSES } from "../core/deployment-machine";
+import { JOB_STATUSES } from "../core/job";
+import { PROJECT_STATUSES } from "../core/project";
 import { TASK_STATUSES } from "../core/task-machine";
 import { WORKFLOW_STATUSES } from "../core/workflow";
 
@@ -108,6 +110,7 @@ export const tasks = sqliteTable(
     index("tasks_bot_idx").on(t.botId, t.status),
     index("tasks_workflow_idx").on(t.workflowId, t.stepIndex),
     index("tasks_created_idx").on(t.createdAt, t.id),
+    index("tasks_job_idx").on(t.jobId, t.stepIndex),
   ],
 );
 
@@ -138,6 +141,76 @@ export const events = sqliteTable(
   },
   (t) => [index("events_entity_idx").on(t.entityType, t.entityId, t.id)],
 );
+
+/**
+ * Jobs (seed 003): one execution of a workflow (fresh tasks copied from its
+ * steps) or of one task. Its tasks carry `job_id` and run in `step_index`
+ * order; the job row is updated in the same guarded batch as each step's
+ * transition, so it never disagrees with its tasks.
+ */
+export const jobs = sqliteTable(
+  "jobs",
+  {
+    id: text("id").primaryKey(),
+    /** `task`: one task; `workflow`: the steps of `workflow_id`. */
+    kind: text("kind", { enum: ["task", "workflow"] }).notNull(),
+    workflowId: text("workflow_id"),
+    /** Set for a project's initialization run. */
+    projectId: text("project_id"),
+    status: text("status", { enum: JOB_STATUSES }).notNull().default("queued"),
+    progress: integer("progress").notNull().default(0),
+    stepCount: integer("step_count").notNull(),
+    result: text("result", { mode: "json" }),
+    error: text("error"),
+    errorCode: text("error_code"),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+    idempotencyKey: text("idempotency_key"),
+    idempotencyHash: text("idempotency_hash"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    /** When execution was asked for (at create, or by `POST /jobs/{id}/execute` for a job created with `execute: false`). */
+    queuedAt: integer("queued_at"),
+    startedAt: integer("started_at"),
+    finishedAt: integer("finished_at"),
+  },
+  (t) => [
+    uniqueIndex("jobs_idempotency_idx").on(t.idempotencyKey),
+    index("jobs_created_idx").on(t.createdAt, t.id),
+    index("jobs_status_idx").on(t.status, t.createdAt),
+    index("jobs_workflow_idx").on(t.workflowId, t.createdAt),
+    index("jobs_finished_idx").on(t.finishedAt),
+  ],
+);
+
+/** Projects (seed 000): a website project is initialized in the background by an OpenClaw run (a job). */
+export const projects = sqliteTable(
+  "projects",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    domain: text("domain").notNull(),
+    description: text("description"),
+    typeId: integer("type_id").notNull(),
+    status: text("status", { enum: PROJECT_STATUSES }).notNull().default("creating"),
+    /** The latest initialization run (a job). */
+    initJobId: text("init_job_id"),
+    /** Where the bot keeps the project: a slug of the domain under the bot's projects directory. */
+    projectPath: text("project_path").notNull(),
+    error: text("error"),
+    idempotencyKey: text("idempotency_key"),
+    idempotencyHash: text("idempotency_hash"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("projects_idempotency_idx").on(t.idempotencyKey),
+    index("projects_created_idx").on(t.createdAt, t.id),
+    index("projects_init_job_idx").on(t.initJobId),
+  ],
+);
+
+export type JobRow = typeof jobs.$inferSelect;
+export type ProjectRow = typeof projects.$inferSelect;
 
 export type BotRow = typeof bots.$inferSelect;
 export type TaskRow = typeof tasks.$inferSelect;

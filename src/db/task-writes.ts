@@ -6,11 +6,14 @@
  * there. Two writers can never both win; the loser re-reads and re-decides.
  */
 import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { isFinalJobStatus, type JobChange } from "../core/job";
+import { projectStatusAfterJob } from "../core/project";
 import { HELD_TASK_STATUSES, type TaskPatch, type Transition, type TransitionEvent } from "../core/task-machine";
 import type { StepPlan } from "../core/workflow";
 import { runBatch, type Statement } from "./batch";
 import { changedRows, type Db, inJsonList, rowFromRaw } from "./client";
 import { bots, events, type TaskRow, tasks, workflows } from "./schema";
+import { inSequence, type Sequence, sequenceOf } from "./tasks";
 
 /** True only inside the batch whose own write stamped `writeId` on the task. */
 const guard = (taskId: string, writeId: string) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${taskId} AND write_id = ${writeId})`;
@@ -53,7 +56,10 @@ export interface GuardedWrite {
   events: TransitionEvent[];
   eventData: Record<string, unknown>;
   releasedBotId: string | null;
+  /** What the step's sequence (workflow or job) does, if the task is a step and its status changed. */
   workflowPlan: StepPlan | null;
+  /** For a job's step: what the job becomes. */
+  jobChange?: JobChange | null;
   nowMs: number;
   /** The bot freed by this write takes its next task in the same batch (one round trip for "result in, next task out"). */
   claimNext?: ClaimNext;
@@ -93,8 +99,8 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written 
     const status = type === "task_started" ? "in_progress" : w.patch.status;
     statements.push(guardedEvent(task.id, writeId, type, { ...w.eventData, status }, nowMs));
   }
-  if (w.workflowPlan && task.workflowId)
-    statements.push(...workflowStatements(db, task.workflowId, w.workflowPlan, task.id, writeId, nowMs));
+  const seq = sequenceOf(task);
+  if (w.workflowPlan && seq) statements.push(...sequenceStatements(db, w, seq, w.workflowPlan, writeId));
   // Last, so a workflow step this write released can be the one claimed.
   if (w.claimNext) statements.push(...claimNextStatements(w.claimNext, guard(task.id, writeId), nowMs));
   const results = await runBatch(db, statements);
@@ -132,16 +138,22 @@ function claimNextStatements(next: ClaimNext, after: SQL, nowMs: number): Statem
   ];
 }
 
-function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: string, writeId: string, nowMs: number): Statement[] {
+/**
+ * What a step's transition does to the rest of its sequence, in the same batch:
+ * release the next step or cancel the unstarted rest, then update the
+ * workflow — or, for a job's steps, the job (and the project a finished
+ * initialization run belongs to).
+ */
+function sequenceStatements(db: Db, w: GuardedWrite, seq: Sequence, plan: StepPlan, writeId: string): Statement[] {
+  const { task, nowMs } = w;
+  const guarded = guard(task.id, writeId);
   const out: Statement[] = [];
   if (plan.release !== null) {
     out.push(
       db
         .update(tasks)
         .set({ ready: true, updatedAt: nowMs, version: sql`${tasks.version} + 1` })
-        .where(
-          and(eq(tasks.workflowId, workflowId), eq(tasks.stepIndex, plan.release), eq(tasks.status, "pending"), guard(taskId, writeId)),
-        ),
+        .where(and(inSequence(seq), eq(tasks.stepIndex, plan.release), eq(tasks.status, "pending"), guarded)),
     );
   }
   if (plan.cancel.length) {
@@ -151,29 +163,50 @@ function workflowStatements(db: Db, workflowId: string, plan: StepPlan, taskId: 
         .set({
           status: "cancelled",
           cancelledAt: nowMs,
-          error: "an earlier workflow step did not complete",
+          error: "an earlier step did not complete",
           errorCode: "cancelled",
           updatedAt: nowMs,
           version: sql`${tasks.version} + 1`,
         })
-        .where(
-          and(
-            eq(tasks.workflowId, workflowId),
-            inJsonList(tasks.stepIndex, plan.cancel),
-            eq(tasks.status, "pending"),
-            guard(taskId, writeId),
-          ),
-        ),
+        .where(and(inSequence(seq), inJsonList(tasks.stepIndex, plan.cancel), eq(tasks.status, "pending"), guarded)),
     );
   }
-  const terminal = plan.status === "completed" || plan.status === "failed" || plan.status === "cancelled";
-  out.push(
-    db
-      .update(workflows)
-      .set({ status: plan.status, updatedAt: nowMs, ...(terminal ? { finishedAt: nowMs } : {}) })
-      .where(and(eq(workflows.id, workflowId), guard(taskId, writeId))),
-  );
+  if (seq.kind === "workflow") {
+    const terminal = plan.status === "completed" || plan.status === "failed" || plan.status === "cancelled";
+    out.push(
+      db
+        .update(workflows)
+        .set({ status: plan.status, updatedAt: nowMs, ...(terminal ? { finishedAt: nowMs } : {}) })
+        .where(and(eq(workflows.id, seq.id), guarded)),
+    );
+  } else if (w.jobChange) {
+    out.push(...jobStatements(seq.id, w.jobChange, guarded, nowMs));
+  }
   return out;
+}
+
+/** The job as its steps now make it (core/job.ts); a finished job keeps its first end (a late step cannot reopen it). */
+function jobStatements(jobId: string, change: JobChange, after: SQL, nowMs: number): Statement[] {
+  const final = isFinalJobStatus(change.status);
+  const statements: Statement[] = [
+    sql`UPDATE jobs SET status = ${change.status}, progress = ${change.progress},
+          started_at = COALESCE(started_at, ${change.status === "queued" ? null : nowMs}),
+          finished_at = ${final ? nowMs : null},
+          result = ${change.result === undefined ? sql`result` : JSON.stringify(change.result)},
+          error = ${change.error === undefined ? sql`error` : change.error},
+          error_code = ${change.errorCode === undefined ? sql`error_code` : change.errorCode},
+          updated_at = ${nowMs}
+        WHERE id = ${jobId} AND finished_at IS NULL AND ${after}`,
+  ];
+  if (final) {
+    // A project's initialization run decides the project's status (seed 000's three words).
+    statements.push(
+      sql`UPDATE projects SET status = ${projectStatusAfterJob(change.status as "completed" | "failed" | "cancelled")},
+            error = ${change.error ?? null}, updated_at = ${nowMs}
+          WHERE init_job_id = ${jobId} AND ${after}`,
+    );
+  }
+  return statements;
 }
 
 /**
@@ -223,19 +256,32 @@ export async function claimTask(
   return changedRows(results[1]) === 1 ? { ...task, ...columns } : null;
 }
 
+/**
+ * A bot's progress on the task it holds; for a job's step, the job's progress
+ * follows in the same batch: its completed steps plus this step's fraction (the
+ * SQL form of core/job.ts's jobProgressOf for a job whose steps run one at a time).
+ */
 export async function recordProgress(
   db: Db,
-  taskId: string,
-  botId: string,
+  ref: { taskId: string; botId: string; jobId: string | null },
   progress: number,
   message: string | null,
   nowMs: number,
 ): Promise<boolean> {
-  const res = await db
+  const percent = Math.round(progress);
+  const update = db
     .update(tasks)
-    .set({ progress: Math.round(progress), progressMessage: message, updatedAt: nowMs })
-    .where(and(eq(tasks.id, taskId), eq(tasks.botId, botId), inArray(tasks.status, [...HELD_TASK_STATUSES])));
-  return changedRows(res) === 1;
+    .set({ progress: percent, progressMessage: message, updatedAt: nowMs })
+    .where(and(eq(tasks.id, ref.taskId), eq(tasks.botId, ref.botId), inArray(tasks.status, [...HELD_TASK_STATUSES])));
+  if (!ref.jobId) return changedRows(await update) === 1;
+  const results = await runBatch(db, [
+    update,
+    sql`UPDATE jobs SET progress = MIN(99, CAST(((SELECT COUNT(*) FROM tasks WHERE job_id = ${ref.jobId} AND status = 'completed')
+            + ${percent} / 100.0) * 100 / step_count AS INTEGER)), updated_at = ${nowMs}
+        WHERE id = ${ref.jobId} AND finished_at IS NULL
+          AND EXISTS (SELECT 1 FROM tasks WHERE id = ${ref.taskId} AND bot_id = ${ref.botId} AND status IN ('assigned', 'in_progress'))`,
+  ]);
+  return changedRows(results[0]) === 1;
 }
 
 export type TaskInsert = typeof tasks.$inferInsert;

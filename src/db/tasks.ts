@@ -1,5 +1,6 @@
 /** Task queries (the guarded writes are in task-writes.ts). */
-import { and, asc, desc, eq, inArray, lte, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNull, lte, or, type SQL, sql } from "drizzle-orm";
+import type { JobStep } from "../core/job";
 import { HELD_TASK_STATUSES, type TaskState, type TaskStatus } from "../core/task-machine";
 import { type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
@@ -60,12 +61,44 @@ export async function getTasksByIdempotencyKeys(db: Db, keys: string[]): Promise
   return db.select().from(tasks).where(inJsonList(tasks.idempotencyKey, keys));
 }
 
-/** The task of a workflow's step (the one a completed step released). */
-export async function findStepTaskId(db: Db, workflowId: string, stepIndex: number): Promise<string | null> {
+/**
+ * A run of steps, released in `step_index` order: a job's tasks, or a
+ * workflow's own (the tasks it was created with; a job's copies carry the
+ * workflow's id too, but belong to their job).
+ */
+export type Sequence = { kind: "job"; id: string } | { kind: "workflow"; id: string };
+
+export const sequenceOf = (t: Pick<TaskRow, "jobId" | "workflowId" | "stepIndex">): Sequence | null => {
+  if (t.stepIndex === null) return null;
+  if (t.jobId) return { kind: "job", id: t.jobId };
+  return t.workflowId ? { kind: "workflow", id: t.workflowId } : null;
+};
+
+/** The tasks of one sequence. */
+export const inSequence = (s: Sequence): SQL =>
+  s.kind === "job" ? eq(tasks.jobId, s.id) : (and(eq(tasks.workflowId, s.id), isNull(tasks.jobId)) as SQL);
+
+/** Every step of a sequence as the workflow and job machines see it. */
+export async function sequenceSteps(db: Db, s: Sequence): Promise<JobStep[]> {
+  const rows = await db
+    .select({ stepIndex: tasks.stepIndex, status: tasks.status, ready: tasks.ready, progress: tasks.progress, attempts: tasks.attempts })
+    .from(tasks)
+    .where(inSequence(s));
+  return rows.map((r) => ({
+    stepIndex: r.stepIndex ?? 0,
+    status: r.status,
+    released: r.ready,
+    progress: r.progress,
+    attempts: r.attempts,
+  }));
+}
+
+/** The task of a sequence's step (the one a completed step released). */
+export async function findStepTaskId(db: Db, s: Sequence, stepIndex: number): Promise<string | null> {
   const row = await db
     .select({ id: tasks.id })
     .from(tasks)
-    .where(and(eq(tasks.workflowId, workflowId), eq(tasks.stepIndex, stepIndex)))
+    .where(and(inSequence(s), eq(tasks.stepIndex, stepIndex)))
     .get();
   return row?.id ?? null;
 }
@@ -106,8 +139,9 @@ export async function listPendingTasks(db: Db, nowMs: number, limit: number): Pr
   return rows.map(flatten);
 }
 
-export async function listWorkflowTasks(db: Db, workflowId: string, nowMs: number): Promise<TaskWithWaiting[]> {
-  const rows = await db.select(withWaiting(nowMs)).from(tasks).where(eq(tasks.workflowId, workflowId)).orderBy(asc(tasks.stepIndex));
+/** A sequence's tasks in step order (a workflow's own, or a job's). */
+export async function listSequenceTasks(db: Db, s: Sequence, nowMs: number): Promise<TaskWithWaiting[]> {
+  const rows = await db.select(withWaiting(nowMs)).from(tasks).where(inSequence(s)).orderBy(asc(tasks.stepIndex));
   return rows.map(flatten);
 }
 

@@ -1,6 +1,6 @@
 /** API tokens: random, shown once, stored only as SHA-256. */
 import { and, desc, eq, isNull } from "drizzle-orm";
-import { sha256Hex, toBase64Url } from "../crypto/encoding";
+import { randomToken, sha256Hex } from "../crypto/encoding";
 import type { Db } from "./client";
 import { type TokenKind, type TokenRow, tokens } from "./schema";
 
@@ -13,7 +13,7 @@ export async function mintToken(
   botId: string | null,
   nowMs: number,
 ): Promise<{ secret: string; row: TokenInsert }> {
-  const secret = `cbc_${kind}_${toBase64Url(crypto.getRandomValues(new Uint8Array(32)))}`;
+  const secret = `cbc_${kind}_${randomToken()}`;
   return { secret, row: { id: crypto.randomUUID(), kind, name, botId, tokenHash: await sha256Hex(secret), createdAt: nowMs } };
 }
 

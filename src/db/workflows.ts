@@ -1,11 +1,12 @@
 /** Workflow queries. A workflow's steps are tasks with `workflow_id` + `step_index`. */
-import { and, eq, sql } from "drizzle-orm";
-import type { StepState, WorkflowStatus } from "../core/workflow";
+import { and, eq, isNull, sql } from "drizzle-orm";
+import type { WorkflowStatus } from "../core/workflow";
 import { runBatch } from "./batch";
 import { changedRows, type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { bots, events, type TaskRow, tasks, type WorkflowRow, workflows } from "./schema";
 import { insertTasks } from "./task-writes";
+import { inSequence } from "./tasks";
 
 export async function insertWorkflow(db: Db, row: typeof workflows.$inferInsert, steps: TaskRow[]): Promise<void> {
   await insertTasks(db, steps, [
@@ -34,18 +35,10 @@ export async function taskIdsOf(db: Db, workflowIds: string[]): Promise<Map<stri
   const rows = await db
     .select({ id: tasks.id, workflowId: tasks.workflowId })
     .from(tasks)
-    .where(inJsonList(tasks.workflowId, workflowIds))
+    .where(and(inJsonList(tasks.workflowId, workflowIds), isNull(tasks.jobId)))
     .orderBy(tasks.stepIndex);
   for (const r of rows) map.get(r.workflowId!)?.push(r.id);
   return map;
-}
-
-export async function stepStates(db: Db, workflowId: string): Promise<StepState[]> {
-  const rows = await db
-    .select({ stepIndex: tasks.stepIndex, status: tasks.status, ready: tasks.ready })
-    .from(tasks)
-    .where(eq(tasks.workflowId, workflowId));
-  return rows.map((r) => ({ stepIndex: r.stepIndex ?? 0, status: r.status, released: r.ready }));
 }
 
 export interface WorkflowFilter {
@@ -76,7 +69,7 @@ export async function startWorkflow(db: Db, id: string, nowMs: number): Promise<
       .set({ ready: true, updatedAt: nowMs, version: sql`${tasks.version} + 1` })
       .where(
         and(
-          eq(tasks.workflowId, id),
+          inSequence({ kind: "workflow", id }),
           eq(tasks.stepIndex, 0),
           eq(tasks.status, "pending"),
           sql`EXISTS (SELECT 1 FROM workflows WHERE id = ${id} AND status = 'in_progress' AND started_at = ${nowMs})`,
@@ -95,8 +88,8 @@ export async function deleteWorkflowRows(db: Db, id: string, nowMs: number): Pro
     db
       .update(bots)
       .set({ currentTaskId: null, updatedAt: nowMs })
-      .where(sql`${bots.currentTaskId} IN (SELECT id FROM tasks WHERE workflow_id = ${id})`),
-    db.delete(tasks).where(eq(tasks.workflowId, id)),
+      .where(sql`${bots.currentTaskId} IN (SELECT id FROM tasks WHERE workflow_id = ${id} AND job_id IS NULL)`),
+    db.delete(tasks).where(inSequence({ kind: "workflow", id })),
     db.delete(workflows).where(eq(workflows.id, id)),
     db.insert(events).values({ entityType: "workflow", entityId: id, type: "workflow_deleted", data: {}, createdAt: nowMs }),
   ]);

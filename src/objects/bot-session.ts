@@ -19,6 +19,7 @@ import { findDispatchableTasks, getTask } from "../db/tasks";
 import { AppError } from "../errors";
 import { type Ctx, createCtx } from "../services/context";
 import { claimForBot, dispatchTask } from "../services/dispatch";
+import { publishStepAssigned, publishStepLog, publishStepProgress } from "../services/job-events";
 import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
 import { AlarmSchedule } from "./alarm-schedule";
 import { parseBotFrame } from "./bot-frames";
@@ -30,6 +31,8 @@ const GRACE = "grace";
 const RETRY_PREFIX = "retry:";
 /** Tasks a freed bot looks at when pulling its next one. */
 const PULL_BATCH = 5;
+/** A task's progress reaches D1 at most this often (every message still reaches the job's watchers). */
+const PROGRESS_WRITE_INTERVAL_MS = 1000;
 
 interface SocketAttachment {
   connectedAtMs: number;
@@ -57,6 +60,8 @@ export class BotSession extends DurableObject<Env> {
    * write is version-guarded, so a stale copy costs a re-read, never a wrong write). Memory only.
    */
   private heldTask: TaskRow | null = null;
+  /** When each task's progress was last written to D1 (coalescing; memory only). */
+  private readonly progressWrittenAtMs = new Map<string, number>();
 
   constructor(state: DurableObjectState, env: Env) {
     super(state, env);
@@ -146,8 +151,23 @@ export class BotSession extends DurableObject<Env> {
           return;
         case "task_progress": {
           const { task_id, progress, message } = msg.payload;
-          const applied = await recordProgress(ctx.db, task_id, botId, progress, message ?? null, ctx.now());
-          if (!applied) this.sendError(ws, "invalid_transition", "progress for a task this bot does not hold", { task_id });
+          // D1 takes a task's progress at most once a second (the row and the job follow); watchers get every message.
+          const held = this.heldTask?.id === task_id ? this.heldTask : null;
+          const lastWriteMs = this.progressWrittenAtMs.get(task_id) ?? 0;
+          if (!held || ctx.now() - lastWriteMs >= PROGRESS_WRITE_INTERVAL_MS) {
+            const jobId = held?.jobId ?? null;
+            const applied = await recordProgress(ctx.db, { taskId: task_id, botId, jobId }, progress, message ?? null, ctx.now());
+            if (!applied) return this.sendError(ws, "invalid_transition", "progress for a task this bot does not hold", { task_id });
+            this.progressWrittenAtMs.set(task_id, ctx.now());
+          }
+          if (held?.jobId) await publishStepProgress(ctx, held, progress, message ?? null);
+          return;
+        }
+        case "task_log": {
+          const { task_id, stream, lines } = msg.payload;
+          const held = this.heldTask?.id === task_id ? this.heldTask : null;
+          if (!held) return this.sendError(ws, "invalid_transition", "log lines for a task this bot does not hold", { task_id });
+          if (held.jobId) await publishStepLog(ctx, held, stream, lines);
           return;
         }
         case "task_started": {
@@ -412,10 +432,17 @@ export class BotSession extends DurableObject<Env> {
   /** A task this bot has just claimed: keep its row, send it, watch its deadline. */
   private async deliver(ctx: Ctx, ws: WebSocket, claimed: TaskRow): Promise<void> {
     this.heldTask = claimed;
+    this.progressWrittenAtMs.clear();
     this.sendAssignment(ws, claimed);
     await this.trackDeadline(claimed);
     await this.alarms.clear(RETRY_PREFIX + claimed.id);
-    ctx.log.info("task dispatched", { task_id: claimed.id, attempt: claimed.attempts, workflow_id: claimed.workflowId });
+    ctx.log.info("task dispatched", {
+      task_id: claimed.id,
+      attempt: claimed.attempts,
+      workflow_id: claimed.workflowId,
+      job_id: claimed.jobId,
+    });
+    if (claimed.jobId) await publishStepAssigned(ctx, claimed);
   }
 
   private async trackDeadline(task: TaskRow): Promise<void> {

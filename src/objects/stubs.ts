@@ -2,3 +2,6 @@
 export const botSession = (env: Env, botId: string) => env.BOT_SESSION.getByName(botId);
 
 export const deploymentRunner = (env: Env, deploymentId: string) => env.DEPLOYMENT_RUNNER.getByName(deploymentId);
+
+/** `job:<id>`, `project:<id>`, `deployment:<id>` or `fleet` (core/stream.ts). */
+export const eventStream = (env: Env, stream: string) => env.EVENT_STREAM.getByName(stream);

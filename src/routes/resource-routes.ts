@@ -26,6 +26,8 @@ interface RouteSpec {
   body?: z.ZodType;
   item: z.ZodType;
   errors: number[];
+  /** 202: the operation started long work (the answer carries `status_url`, also sent as `Location`). */
+  accepted?: boolean;
 }
 
 export function resourceRoutes(router: AppRouter, tags: string[]) {
@@ -42,7 +44,10 @@ export function resourceRoutes(router: AppRouter, tags: string[]) {
       tags,
       summary: spec.summary,
       request,
-      responses: { 200: jsonResponse(spec.item, spec.summary), ...errorResponses(...spec.errors) },
+      // (a 202 route is declared as such; typed as 200 because hono cannot follow a computed status)
+      responses: { [spec.accepted ? 202 : 200]: jsonResponse(spec.item, spec.summary), ...errorResponses(...spec.errors) } as {
+        200: ReturnType<typeof jsonResponse<z.ZodType>>;
+      },
     });
     router.openapi(route, async (c) => {
       // The router's hook has validated each declared part; the shape-specific callers know their types.
@@ -52,7 +57,10 @@ export function resourceRoutes(router: AppRouter, tags: string[]) {
         id: spec.params ? (valid("param") as { id: string }).id : "",
         body: spec.body ? valid("json") : undefined,
       };
-      return c.json((await answer(c, input)) as never, 200);
+      const body = await answer(c, input);
+      const statusUrl = spec.accepted ? (body as { status_url?: string }).status_url : undefined;
+      if (statusUrl) c.header("Location", statusUrl);
+      return c.json(body as never, (spec.accepted ? 202 : 200) as 200);
     });
   };
 
@@ -95,10 +103,13 @@ export function resourceRoutes(router: AppRouter, tags: string[]) {
       body?: z.ZodType<Body>;
       item: z.ZodType;
       errors: number[];
+      accepted?: boolean;
       run: (c: AppContext, id: string, body: Body) => Promise<unknown>;
     }) {
-      const { method, path, summary, body, item, errors } = spec;
-      register({ method, path, summary, params: true, body, item, errors }, (c, input) => spec.run(c, input.id, input.body as Body));
+      const { method, path, summary, body, item, errors, accepted } = spec;
+      register({ method, path, summary, params: true, body, item, errors, accepted }, (c, input) =>
+        spec.run(c, input.id, input.body as Body),
+      );
     },
 
     /** `DELETE /{id}` → `{id, deleted: true}`. Admins only; `run` loads (404) and removes. */

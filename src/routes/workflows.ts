@@ -1,12 +1,13 @@
 /** /api/v1/workflows — sequential steps; step N+1 runs only after step N completed. */
 import { createRoute } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
-import { errorResponses } from "../contracts/common";
+import { errorResponses, IdParam } from "../contracts/common";
+import { JobSchema, WorkflowExecuteBody } from "../contracts/jobs";
 import { WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
 import { isHeld } from "../core/task-machine";
 import { decodeCursor } from "../db/pagination";
 import { newTaskRow } from "../db/task-writes";
-import { listWorkflowTasks } from "../db/tasks";
+import { listSequenceTasks } from "../db/tasks";
 import {
   deleteWorkflowRows,
   getWorkflow,
@@ -17,11 +18,13 @@ import {
   taskIdsOf,
 } from "../db/workflows";
 import { AppError, loadOr404 } from "../errors";
-import { createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
+import { createRouter, idempotencyKey, jsonBody, jsonResponse, optionalJsonBody } from "../http";
 import { taskJson, workflowJson } from "../presenters";
 import type { Ctx } from "../services/context";
 import { createOnce, withoutKey } from "../services/create-once";
 import { dispatchTask, releaseDeletedTask } from "../services/dispatch";
+import { createJob } from "../services/jobs";
+import { acceptedJob, workflowSteps } from "./jobs";
 import { resourceRoutes } from "./resource-routes";
 
 const tags = ["Workflows"];
@@ -102,6 +105,36 @@ workflowsRouter.openapi(
   },
 );
 
+workflowsRouter.openapi(
+  createRoute({
+    method: "post",
+    path: "/{id}/execute",
+    tags,
+    summary: "Execute a workflow as a job: fresh tasks copied from its steps (202; watch websocket_url)",
+    request: { params: IdParam, ...optionalJsonBody(WorkflowExecuteBody) },
+    responses: {
+      202: jsonResponse(JobSchema, "Accepted; follow status_url or watch websocket_url"),
+      200: jsonResponse(JobSchema, "Replayed idempotent execute"),
+      ...errorResponses(400, 401, 403, 404, 409, 413),
+    },
+  }),
+  async (c) => {
+    requireAdmin(c);
+    const { id } = c.req.valid("param");
+    const body = WorkflowExecuteBody.parse(c.req.valid("json"));
+    const spec = {
+      kind: "workflow" as const,
+      workflowId: id,
+      steps: await workflowSteps(c, id),
+      metadata: body.metadata,
+      execute: body.execute,
+    };
+    const key = idempotencyKey(c, body.idempotency_key);
+    const { resource, created } = await createJob(c.get("ctx"), spec, key, { workflow_id: id, ...withoutKey(body) });
+    return acceptedJob(c, resource, created);
+  },
+);
+
 const routes = resourceRoutes(workflowsRouter, tags);
 
 routes.list({
@@ -138,7 +171,7 @@ routes.get({
     requireReader(c);
     const ctx = c.get("ctx");
     const workflow = await show(ctx, id);
-    return { workflow, tasks: (await listWorkflowTasks(ctx.db, id, ctx.now())).map(taskJson) };
+    return { workflow, tasks: (await listSequenceTasks(ctx.db, { kind: "workflow", id }, ctx.now())).map(taskJson) };
   },
 });
 
@@ -170,7 +203,7 @@ routes.remove({
   run: async (c, id) => {
     const ctx = c.get("ctx");
     await loadWorkflow(ctx, id);
-    const running = (await listWorkflowTasks(ctx.db, id, ctx.now())).filter((t) => t.botId && isHeld(t.status));
+    const running = (await listSequenceTasks(ctx.db, { kind: "workflow", id }, ctx.now())).filter((t) => t.botId && isHeld(t.status));
     await deleteWorkflowRows(ctx.db, id, ctx.now());
     for (const t of running) await releaseDeletedTask(ctx, t.botId!, t.id);
     ctx.log.info("workflow deleted", { workflow_id: id, running_steps_cancelled: running.length });

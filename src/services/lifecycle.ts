@@ -4,14 +4,16 @@
  * (free a bot, dispatch a released workflow step) instead of doing it, so a
  * bot's Durable Object can handle its own bot locally.
  */
+
+import { type JobChange, jobChangeOf, jobStatusOf } from "../core/job";
 import { botMayReport, isLateCompletion, type TaskAction, transitionTask } from "../core/task-machine";
 import { planAfterStepChange } from "../core/workflow";
 import type { TaskRow } from "../db/schema";
 import { type ClaimNext, writeTransition } from "../db/task-writes";
-import { findStepTaskId, getTask, type TaskWithWaiting, taskState } from "../db/tasks";
-import { stepStates } from "../db/workflows";
+import { findStepTaskId, getTask, sequenceOf, sequenceSteps, type TaskWithWaiting, taskState } from "../db/tasks";
 import { AppError, loadOr404 } from "../errors";
 import type { Ctx } from "./context";
+import { publishJobTransition } from "./job-events";
 
 export interface TransitionOutcome {
   task: TaskWithWaiting;
@@ -60,9 +62,12 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
     if (!result.ok) throw new AppError("invalid_transition", result.message, { task_id: taskId, status: task.status, action: action.kind });
     const { patch, events, releasedBotId } = result.transition;
 
-    const workflowPlan =
-      task.workflowId && task.stepIndex !== null && patch.status !== task.status
-        ? planAfterStepChange(await stepStates(ctx.db, task.workflowId), task.stepIndex, patch.status)
+    const seq = sequenceOf(task);
+    const stepsBefore = seq && patch.status !== task.status ? await sequenceSteps(ctx.db, seq) : null;
+    const workflowPlan = stepsBefore && task.stepIndex !== null ? planAfterStepChange(stepsBefore, task.stepIndex, patch.status) : null;
+    const jobChange: JobChange | null =
+      seq?.kind === "job" && workflowPlan
+        ? jobChangeOf(workflowPlan.steps, { status: patch.status, result: patch.result, error: patch.error, errorCode: patch.errorCode })
         : null;
     const eventData: Record<string, unknown> = { bot_id: task.botId, attempt: task.attempts };
     if (action.kind === "fail") Object.assign(eventData, { error_code: action.code, error: action.error });
@@ -70,7 +75,17 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
     if (isLateCompletion(state, action)) Object.assign(eventData, { bot_id: task.previousBotId, late: true });
 
     const claimNext = opts.claimNext && releasedBotId === opts.claimNext.botId ? opts.claimNext : undefined;
-    const written = await writeTransition(ctx.db, { task, patch, events, eventData, releasedBotId, workflowPlan, nowMs, claimNext });
+    const written = await writeTransition(ctx.db, {
+      task,
+      patch,
+      events,
+      eventData,
+      releasedBotId,
+      workflowPlan,
+      jobChange,
+      nowMs,
+      claimNext,
+    });
     if (!written) continue; // someone changed the task since we read it: re-read and re-decide
     // waiting_for of a re-queued task is computed on the next read (routes re-read for their response).
     const updated: TaskWithWaiting = { ...written.row, waitingFor: null };
@@ -84,9 +99,8 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
       ...(action.kind === "fail" ? { error_code: action.code } : {}),
       ...(workflowPlan ? { workflow_status: workflowPlan.status } : {}),
     });
-    const releasedStepTaskId =
-      task.workflowId && workflowPlan?.release != null ? await findStepTaskId(ctx.db, task.workflowId, workflowPlan.release) : null;
-    return {
+    const releasedStepTaskId = seq && workflowPlan?.release != null ? await findStepTaskId(ctx.db, seq, workflowPlan.release) : null;
+    const outcome: TransitionOutcome = {
       task: updated,
       releasedBotId,
       // Every release tells the bot, except the one it reported itself (its own result or failure).
@@ -96,6 +110,18 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
       claimedNext: written.next,
       claimTried: claimNext !== undefined,
     };
+    if (seq?.kind === "job" && stepsBefore) {
+      await publishJobTransition(ctx, {
+        jobId: seq.id,
+        task,
+        patch,
+        events,
+        jobBefore: jobStatusOf(stepsBefore),
+        jobChange,
+        stepCount: stepsBefore.length,
+      });
+    }
+    return outcome;
   }
   throw new AppError("conflict", `task ${taskId} kept changing while we updated it; try again`, { task_id: taskId });
 }

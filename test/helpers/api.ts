@@ -173,3 +173,68 @@ export class BotSocket {
     }
   }
 }
+
+/** A watcher of an event stream (`/api/v1/ws/jobs/{id}` and the like): every message it got, in order. */
+export class StreamSocket {
+  readonly log: any[] = [];
+  closed: { code: number; reason: string } | null = null;
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly ws: WebSocket) {
+    ws.addEventListener("message", (e) => {
+      this.log.push(JSON.parse(typeof e.data === "string" ? e.data : new TextDecoder().decode(e.data as ArrayBuffer)));
+      for (const w of this.waiters.splice(0)) w();
+    });
+    ws.addEventListener("close", (e) => {
+      this.closed = { code: e.code, reason: e.reason };
+      for (const w of this.waiters.splice(0)) w();
+    });
+  }
+
+  /** `path`: e.g. `/api/v1/ws/jobs/<id>?since=3`; the admin token in the header unless `token` says otherwise (null: none). */
+  static async open(path: string, token: string | null = ADMIN_TOKEN): Promise<StreamSocket> {
+    const res = await StreamSocket.upgrade(path, token);
+    if (res.status !== 101) throw new Error(`${path}: expected 101, got ${res.status} ${await res.text()}`);
+    const ws = res.webSocket!;
+    ws.accept();
+    return new StreamSocket(ws);
+  }
+
+  static upgrade(path: string, token: string | null = ADMIN_TOKEN): Promise<Response> {
+    const headers: Record<string, string> = { Upgrade: "websocket" };
+    if (token) headers.Authorization = `Bearer ${token}`;
+    return SELF.fetch(`${BASE}${path}`, { headers });
+  }
+
+  /** Waits until some message satisfies `match`, and returns it. */
+  async waitFor(what: string, match: (m: any) => boolean, timeoutMs = 5000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const found = this.log.find(match);
+      if (found) return found;
+      const left = deadline - Date.now();
+      if (left <= 0 || this.closed)
+        throw new Error(`no ${what} within ${timeoutMs}ms; got: ${JSON.stringify(this.log.map((m) => m.type))}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.min(left, 250));
+        this.waiters.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    }
+  }
+
+  /** The log's events (the snapshot a watcher gets first is not one of them). */
+  events(): any[] {
+    return this.log.filter((m) => !m.data?.snapshot);
+  }
+
+  close(): void {
+    try {
+      this.ws.close(1000, "test done");
+    } catch {
+      /* already closed */
+    }
+  }
+}

@@ -8,8 +8,11 @@
 import { describe, expect, it } from "vitest";
 import { BotSocket, call, del, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
-/** Who may call: public (anyone), reader (admin, viewer), admin, self (admin, or the bot the path or task is about). */
-type Who = "public" | "reader" | "admin" | "self" | "selfReader";
+/**
+ * Who may call: public (anyone), reader (admin, viewer; GET only), watcher (admin, viewer, any method: stream
+ * tickets), admin, self (admin, or the bot the path or task is about).
+ */
+type Who = "public" | "reader" | "watcher" | "admin" | "self" | "selfReader";
 type Caller = "none" | "wrong" | "revoked" | "viewer" | "botOwn" | "botOther" | "admin";
 const CALLERS: Caller[] = ["none", "wrong", "revoked", "viewer", "botOwn", "botOther", "admin"];
 
@@ -71,6 +74,20 @@ const TABLE: Row[] = [
   { method: "POST", path: "/api/v1/deployments/{id}/retry", who: "admin", url: "/api/v1/deployments/{missing}/retry" },
   { method: "POST", path: "/api/v1/deployments/{id}/cancel", who: "admin", url: "/api/v1/deployments/{missing}/cancel" },
   { method: "DELETE", path: "/api/v1/deployments/{id}", who: "admin", url: "/api/v1/deployments/{missing}" },
+  { method: "POST", path: "/api/v1/jobs", who: "admin", url: "/api/v1/jobs", body: { task: { capability: "matrix-none" } } },
+  { method: "GET", path: "/api/v1/jobs", who: "reader", url: "/api/v1/jobs" },
+  { method: "GET", path: "/api/v1/jobs/{id}", who: "reader", url: "/api/v1/jobs/{missing}" },
+  { method: "GET", path: "/api/v1/jobs/{id}/result", who: "reader", url: "/api/v1/jobs/{missing}/result" },
+  { method: "GET", path: "/api/v1/jobs/{id}/events", who: "reader", url: "/api/v1/jobs/{missing}/events" },
+  { method: "POST", path: "/api/v1/jobs/{id}/execute", who: "admin", url: "/api/v1/jobs/{missing}/execute" },
+  { method: "POST", path: "/api/v1/jobs/{id}/cancel", who: "admin", url: "/api/v1/jobs/{missing}/cancel" },
+  { method: "POST", path: "/api/v1/workflows/{id}/execute", who: "admin", url: "/api/v1/workflows/{missing}/execute" },
+  { method: "GET", path: "/api/v1/ws/jobs/{id}", who: "reader", url: "/api/v1/ws/jobs/{missing}" },
+  { method: "GET", path: "/api/v1/ws/execution/{id}", who: "reader", url: "/api/v1/ws/execution/{missing}" },
+  { method: "GET", path: "/api/v1/ws/projects/{id}", who: "reader", url: "/api/v1/ws/projects/{missing}" },
+  { method: "GET", path: "/api/v1/ws/deployments/{id}", who: "reader", url: "/api/v1/ws/deployments/{missing}" },
+  { method: "GET", path: "/api/v1/ws/fleet", who: "reader", url: "/api/v1/ws/fleet" },
+  { method: "POST", path: "/api/v1/stream-tickets", who: "watcher", url: "/api/v1/stream-tickets", body: { resource: "fleet" } },
 ];
 
 /** The deployment callback authenticates with its own per-launch token (tested in deployments.test.ts). */
@@ -80,6 +97,7 @@ function expected(who: Who, caller: Caller, method: string): "allowed" | 401 | 4
   if (who === "public") return "allowed";
   if (caller === "none" || caller === "wrong" || caller === "revoked") return 401;
   if (caller === "admin") return "allowed";
+  if (who === "watcher") return caller === "viewer" ? "allowed" : 403;
   const reads = who === "reader" || (who === "selfReader" && caller === "viewer");
   if (caller === "viewer") return reads && method === "GET" ? "allowed" : 403;
   if (caller === "botOwn") return who === "self" || who === "selfReader" ? "allowed" : 403;
@@ -138,5 +156,5 @@ describe("authorization matrix", () => {
       await del(`/api/v1/tasks/${task.id}`);
     }
     expect(failures).toEqual([]);
-  }, 120_000);
+  }, 240_000);
 });

@@ -41,6 +41,7 @@ async function fingerprint(): Promise<string> {
   const rows = await env.DB.prepare(
     `SELECT (SELECT count(*) FROM bots) b, (SELECT count(*) FROM tasks) t, (SELECT count(*) FROM workflows) w,
             (SELECT count(*) FROM tokens WHERE revoked_at IS NULL) k, (SELECT count(*) FROM deployments) d,
+            (SELECT count(*) FROM jobs) j, (SELECT count(*) FROM projects) p,
             (SELECT max(id) FROM events) e, (SELECT group_concat(status) FROM tasks) s`,
   ).first();
   return JSON.stringify(rows);

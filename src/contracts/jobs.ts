@@ -1,0 +1,86 @@
+import { z } from "@hono/zod-openapi";
+import { JOB_STATUSES } from "../core/job";
+import { IsoTime, JsonObject, JsonValue, PageQuery } from "./common";
+import { TaskCreateBody } from "./tasks";
+
+const JobTask = TaskCreateBody.omit({ idempotency_key: true }).openapi("JobTask");
+
+const Execute = z.boolean().default(true).openapi({ description: "false: create the job queued but not started (start it with /execute)" });
+const Key = z.string().min(1).max(200).optional();
+
+export const JobCreateBody = z
+  .object({
+    task: JobTask.optional().openapi({ description: "A single-task job: the fields of POST /tasks" }),
+    workflow_id: z
+      .string()
+      .min(1)
+      .max(100)
+      .optional()
+      .openapi({ description: "An execution of this workflow (fresh tasks from its steps)" }),
+    metadata: JsonObject.default({}),
+    execute: Execute,
+    idempotency_key: Key,
+  })
+  .refine((b) => (b.task === undefined) !== (b.workflow_id === undefined), {
+    message: "give exactly one of task or workflow_id",
+    path: ["task"],
+  })
+  .openapi("JobCreate");
+
+export const WorkflowExecuteBody = z
+  .object({ metadata: JsonObject.default({}), execute: Execute, idempotency_key: Key })
+  .openapi("WorkflowExecute");
+
+export const JobSchema = z
+  .object({
+    id: z.string(),
+    kind: z.enum(["task", "workflow"]),
+    workflow_id: z.string().nullable(),
+    project_id: z.string().nullable(),
+    status: z.enum(JOB_STATUSES),
+    progress: z.number().int().min(0).max(100),
+    step_count: z.number().int(),
+    result: JsonValue.nullable(),
+    error: z.string().nullable(),
+    error_code: z.string().nullable(),
+    metadata: JsonObject,
+    status_url: z.string(),
+    websocket_url: z.string(),
+    created_at: z.string(),
+    updated_at: z.string(),
+    queued_at: IsoTime,
+    started_at: IsoTime,
+    finished_at: IsoTime,
+  })
+  .openapi("Job");
+
+export const JobResultSchema = z
+  .object({
+    job_id: z.string(),
+    status: z.enum(JOB_STATUSES),
+    result: JsonValue.nullable(),
+    error: z.string().nullable(),
+    error_code: z.string().nullable(),
+    finished_at: IsoTime,
+    steps: z.array(
+      z.object({
+        step_index: z.number().int(),
+        task_id: z.string(),
+        status: z.string(),
+        result: JsonValue.nullable(),
+        error: z.string().nullable(),
+      }),
+    ),
+  })
+  .openapi("JobResult");
+
+const IsoQueryTime = z.iso.datetime({ offset: true }).optional();
+
+export const JobListQuery = PageQuery.extend({
+  status: z.enum(JOB_STATUSES).optional(),
+  workflow_id: z.string().max(100).optional(),
+  created_after: IsoQueryTime.openapi({ description: "ISO-8601; jobs created at or after" }),
+  created_before: IsoQueryTime.openapi({ description: "ISO-8601; jobs created before" }),
+});
+
+export const JobCancelBody = z.object({ reason: z.string().max(1000).optional() }).openapi("JobCancel");

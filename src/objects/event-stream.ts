@@ -1,0 +1,214 @@
+/**
+ * One Durable Object per event stream (`job:<id>`, `project:<id>`,
+ * `deployment:<id>`, `fleet`): the ordered log of what happened, and the fan
+ * out to everyone watching.
+ *
+ * - It is the only writer of `seq` (1, 2, 3, … with no gaps): `publish` numbers
+ *   and stores the events in this object's own SQLite before it sends them, so
+ *   events published before anyone watches are kept, and a watcher that comes
+ *   back with `?since=<seq>` gets exactly what it missed — no gap, no duplicate.
+ * - Watchers hold hibernating WebSockets (idle watchers cost nothing; the runtime
+ *   answers their `{"type":"ping"}`); Server-Sent Events clients hold a stream.
+ * - The latest state a publisher gave (a job's summary, say) is kept with the
+ *   seq it was current at, and a watcher without `since` gets it first.
+ * - Browsers cannot set headers on a WebSocket: they get a short-lived,
+ *   single-use ticket minted here (only its SHA-256 is stored).
+ *
+ * The Worker authenticates and authorizes before it forwards anything here.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { type NewStreamEvent, type StoredStreamEvent, type StreamDialect, sseRecord, streamMessage } from "../core/stream";
+import { randomToken, sha256Hex } from "../crypto/encoding";
+
+/** Replayed to one watcher at most; a watcher further behind pages `GET …/events` first. */
+export const MAX_REPLAY_EVENTS = 10_000;
+const REPLAY_PAGE = 500;
+export const PING_FRAME = '{"type":"ping"}';
+export const PONG_FRAME = '{"type":"pong"}';
+
+/** Set by the Worker on the upgrade it forwards. */
+export const STREAM_SINCE_HEADER = "X-Stream-Since";
+export const STREAM_DIALECT_HEADER = "X-Stream-Dialect";
+
+interface WatcherAttachment {
+  dialect: StreamDialect;
+}
+
+interface EventRow extends Record<string, SqlStorageValue> {
+  seq: number;
+  type: string;
+  ts: number;
+  data: string;
+}
+
+export class EventStream extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  /** Live Server-Sent Events clients (an open SSE response keeps this object in memory). */
+  private readonly sseWriters = new Set<WritableStreamDefaultWriter<Uint8Array>>();
+
+  constructor(state: DurableObjectState, env: Env) {
+    super(state, env);
+    this.sql = state.storage.sql;
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, ts INTEGER NOT NULL, data TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS tickets (hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);`);
+    state.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+  }
+
+  // ---------------------------------------------------------------- RPC
+
+  /** Appends events (numbered in order) and sends them to every watcher. `state`: the resource as it now is. Returns the last seq. */
+  async publish(events: NewStreamEvent[], state?: Record<string, unknown>): Promise<number> {
+    const nowMs = Date.now();
+    let seq = this.lastSeq();
+    const stored: StoredStreamEvent[] = [];
+    for (const e of events) {
+      seq++;
+      this.sql.exec("INSERT INTO events (seq, type, ts, data) VALUES (?, ?, ?, ?)", seq, e.type, nowMs, JSON.stringify(e.data));
+      stored.push({ ...e, seq, timestampMs: nowMs });
+    }
+    if (state) this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('state', ?)", JSON.stringify(state));
+    for (const e of stored) this.fanOut(e);
+    return seq;
+  }
+
+  /** A page of the log after `since` (oldest first), and the last seq there is. */
+  async read(since: number, limit: number): Promise<{ events: ReturnType<typeof streamMessage>[]; lastSeq: number }> {
+    return { events: this.eventsAfter(since, limit).map((e) => streamMessage(e)), lastSeq: this.lastSeq() };
+  }
+
+  async lastSeqNow(): Promise<number> {
+    return this.lastSeq();
+  }
+
+  /** A single-use ticket that opens one watcher connection to this stream within `ttlMs`. */
+  async mintTicket(ttlMs: number): Promise<string> {
+    const nowMs = Date.now();
+    this.sql.exec("DELETE FROM tickets WHERE expires_at <= ?", nowMs);
+    const ticket = randomToken();
+    this.sql.exec("INSERT INTO tickets (hash, expires_at) VALUES (?, ?)", await sha256Hex(ticket), nowMs + ttlMs);
+    return ticket;
+  }
+
+  /** True once per valid, unexpired ticket: using it removes it. */
+  async consumeTicket(ticket: string): Promise<boolean> {
+    const hash = await sha256Hex(ticket);
+    const row = this.sql.exec("DELETE FROM tickets WHERE hash = ? AND expires_at > ? RETURNING hash", hash, Date.now()).toArray();
+    return row.length === 1;
+  }
+
+  /** The resource is gone (deleted, or past retention): close every watcher and forget the log. */
+  async destroy(): Promise<void> {
+    for (const ws of this.ctx.getWebSockets()) ws.close(1000, "stream deleted");
+    for (const w of this.sseWriters) void w.close().catch(() => undefined);
+    this.sseWriters.clear();
+    await this.ctx.storage.deleteAll();
+  }
+
+  // ---------------------------------------------------------------- watchers
+
+  /** A watcher's WebSocket upgrade, or a Server-Sent Events request. The Worker has authorized it. */
+  async fetch(request: Request): Promise<Response> {
+    const sinceHeader = request.headers.get(STREAM_SINCE_HEADER);
+    const since = sinceHeader === null || sinceHeader === "" ? null : Number(sinceHeader);
+    const dialect: StreamDialect = request.headers.get(STREAM_DIALECT_HEADER) === "seed004" ? "seed004" : "seed003";
+    if (request.headers.get("Upgrade")?.toLowerCase() === "websocket") return this.acceptWatcher(since, dialect);
+    return this.serveSse(since);
+  }
+
+  private acceptWatcher(since: number | null, dialect: StreamDialect): Response {
+    const pair = new WebSocketPair();
+    const [client, server] = [pair[0], pair[1]];
+    this.ctx.acceptWebSocket(server);
+    server.serializeAttachment({ dialect } satisfies WatcherAttachment);
+    // Synchronous from here to the end: nothing is published between the snapshot and the replay.
+    for (const m of this.catchUp(since, dialect)) server.send(JSON.stringify(m));
+    return new Response(null, { status: 101, webSocket: client });
+  }
+
+  private serveSse(since: number | null): Response {
+    const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+    const writer = writable.getWriter();
+    const encoder = new TextEncoder();
+    const first = this.catchUp(since, "seed003").map(sseRecord).join("");
+    void writer.write(encoder.encode(`retry: 2000\n\n${first}`)).catch(() => this.sseWriters.delete(writer));
+    this.sseWriters.add(writer);
+    return new Response(readable, {
+      headers: { "Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-store", "X-Accel-Buffering": "no" },
+    });
+  }
+
+  /**
+   * What a watcher gets before live events: without `since`, the current state
+   * (a `status` message carrying the last seq, so a reconnect can resume from
+   * it); with `since`, every event after it (bounded).
+   */
+  private catchUp(since: number | null, dialect: StreamDialect) {
+    const lastSeq = this.lastSeq();
+    if (since === null) {
+      const state = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'state'").toArray()[0];
+      if (!state) return [];
+      const data = { ...(JSON.parse(state.value) as Record<string, unknown>), snapshot: true };
+      return [streamMessage({ type: "status", seq: lastSeq, timestampMs: Date.now(), data }, dialect)];
+    }
+    const out: ReturnType<typeof streamMessage>[] = [];
+    let after = since;
+    while (out.length < MAX_REPLAY_EVENTS && after < lastSeq) {
+      const page = this.eventsAfter(after, Math.min(REPLAY_PAGE, MAX_REPLAY_EVENTS - out.length));
+      if (page.length === 0) break;
+      for (const e of page) out.push(streamMessage(e, dialect));
+      after = page[page.length - 1]!.seq;
+    }
+    return out;
+  }
+
+  webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): void {
+    // Watchers only listen; anything but the runtime-answered ping gets a hint.
+    if (raw !== PING_FRAME) {
+      ws.send(JSON.stringify({ type: "error", data: { code: "read_only", message: 'this stream only sends; ping with {"type":"ping"}' } }));
+    }
+  }
+
+  webSocketClose(ws: WebSocket, code: number): void {
+    try {
+      ws.close(code === 1005 ? 1000 : code, "bye");
+    } catch {
+      // already closed
+    }
+  }
+
+  // ---------------------------------------------------------------- helpers
+
+  private fanOut(e: StoredStreamEvent): void {
+    const byDialect = new Map<StreamDialect, string>();
+    const frame = (d: StreamDialect) => {
+      const known = byDialect.get(d);
+      if (known) return known;
+      const made = JSON.stringify(streamMessage(e, d));
+      byDialect.set(d, made);
+      return made;
+    };
+    for (const ws of this.ctx.getWebSockets()) {
+      try {
+        ws.send(frame((ws.deserializeAttachment() as WatcherAttachment | null)?.dialect ?? "seed003"));
+      } catch {
+        // closing; the runtime cleans it up
+      }
+    }
+    if (this.sseWriters.size) {
+      const bytes = new TextEncoder().encode(sseRecord(streamMessage(e)));
+      for (const w of this.sseWriters) void w.write(bytes).catch(() => this.sseWriters.delete(w));
+    }
+  }
+
+  private lastSeq(): number {
+    return this.sql.exec<{ s: number }>("SELECT COALESCE(MAX(seq), 0) AS s FROM events").one().s;
+  }
+
+  private eventsAfter(since: number, limit: number): StoredStreamEvent[] {
+    return this.sql
+      .exec<EventRow>("SELECT seq, type, ts, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?", since, limit)
+      .toArray()
+      .map((r) => ({ seq: r.seq, type: r.type as StoredStreamEvent["type"], timestampMs: r.ts, data: JSON.parse(r.data) }));
+  }
+}

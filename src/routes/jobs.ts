@@ -1,0 +1,161 @@
+/** /api/v1/jobs — executions of a workflow or of one task (seed 003), watched live on /ws/jobs/{id}. */
+import { createRoute } from "@hono/zod-openapi";
+import { requireAdmin, requireReader } from "../auth";
+import { errorResponses } from "../contracts/common";
+import { JobCreateBody, JobListQuery, JobResultSchema, JobSchema } from "../contracts/jobs";
+import { isFinalJobStatus } from "../core/job";
+import { listJobs } from "../db/jobs";
+import { decodeCursor } from "../db/pagination";
+import { listSequenceTasks } from "../db/tasks";
+import { getWorkflow } from "../db/workflows";
+import { AppError, loadOr404 } from "../errors";
+import { type AppContext, createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
+import { iso, jobJson } from "../presenters";
+import { withoutKey } from "../services/create-once";
+import { cancelJob, createJob, executeQueuedJob, type JobSpec, loadJob, stepsOf } from "../services/jobs";
+import { resourceRoutes } from "./resource-routes";
+import { eventRoutes } from "./streams";
+
+const tags = ["Jobs"];
+export const jobsRouter = createRouter();
+
+/** 202 with the job, `status_url`, `websocket_url` and `Location`; a replayed create is 200. */
+export function acceptedJob(c: AppContext, job: Parameters<typeof jobJson>[0], created: boolean) {
+  const body = jobJson(job);
+  c.header("Location", body.status_url);
+  return c.json(body, created ? 202 : 200);
+}
+
+/** A workflow's steps as a job runs them (404 for an unknown workflow). */
+export async function workflowSteps(c: AppContext, workflowId: string) {
+  const ctx = c.get("ctx");
+  await loadOr404("workflow", workflowId, getWorkflow(ctx.db, workflowId));
+  return stepsOf(await listSequenceTasks(ctx.db, { kind: "workflow", id: workflowId }, ctx.now()));
+}
+
+jobsRouter.openapi(
+  createRoute({
+    method: "post",
+    path: "/",
+    tags,
+    summary: "Create a job: one task, or an execution of a workflow (202: it runs in the background)",
+    request: jsonBody(JobCreateBody),
+    responses: {
+      202: jsonResponse(JobSchema, "Accepted; follow status_url or watch websocket_url"),
+      200: jsonResponse(JobSchema, "Replayed idempotent create"),
+      ...errorResponses(400, 401, 403, 404, 409, 413),
+    },
+  }),
+  async (c) => {
+    requireAdmin(c);
+    const body = c.req.valid("json");
+    const base = { metadata: body.metadata, execute: body.execute };
+    let spec: JobSpec;
+    if (body.workflow_id) {
+      spec = { ...base, kind: "workflow", workflowId: body.workflow_id, steps: await workflowSteps(c, body.workflow_id) };
+    } else {
+      const t = body.task!;
+      const step = {
+        payload: t.payload ?? {},
+        capability: t.capability ?? null,
+        timeoutSeconds: t.timeout_seconds,
+        priority: t.priority,
+        maxAttempts: t.max_attempts,
+      };
+      spec = { ...base, kind: "task", workflowId: null, steps: [step] };
+    }
+    const { resource, created } = await createJob(c.get("ctx"), spec, idempotencyKey(c, body.idempotency_key), withoutKey(body));
+    return acceptedJob(c, resource, created);
+  },
+);
+
+const routes = resourceRoutes(jobsRouter, tags);
+
+routes.list({
+  path: "/",
+  summary: "List jobs (filter by status, workflow, creation time; newest first)",
+  query: JobListQuery,
+  item: JobSchema,
+  read: async (c, q) => {
+    const ctx = c.get("ctx");
+    const page = await listJobs(ctx.db, {
+      status: q.status,
+      workflowId: q.workflow_id,
+      createdAfterMs: q.created_after ? Date.parse(q.created_after) : undefined,
+      createdBeforeMs: q.created_before ? Date.parse(q.created_before) : undefined,
+      limit: q.limit,
+      cursor: decodeCursor(q.cursor),
+    });
+    return { items: page.items.map(jobJson), nextCursor: page.nextCursor };
+  },
+});
+
+routes.get({
+  path: "/{id}",
+  summary: "Get a job (status, progress 0-100, result, error)",
+  item: JobSchema,
+  read: async (c, id) => {
+    requireReader(c);
+    return jobJson(await loadJob(c.get("ctx"), id));
+  },
+});
+
+routes.get({
+  path: "/{id}/result",
+  summary: "A finished job's result, with each step's (409 not_finished while it runs)",
+  item: JobResultSchema,
+  read: async (c, id) => {
+    requireReader(c);
+    const ctx = c.get("ctx");
+    const job = await loadJob(ctx, id);
+    if (!isFinalJobStatus(job.status)) {
+      throw new AppError("not_finished", `job ${id} is ${job.status}; its result comes when it finishes`, {
+        job_id: id,
+        status: job.status,
+      });
+    }
+    const steps = await listSequenceTasks(ctx.db, { kind: "job", id }, ctx.now());
+    return {
+      job_id: job.id,
+      status: job.status,
+      result: job.result ?? null,
+      error: job.error,
+      error_code: job.errorCode,
+      finished_at: iso(job.finishedAt),
+      steps: steps.map((t) => ({
+        step_index: t.stepIndex ?? 0,
+        task_id: t.id,
+        status: t.status,
+        result: t.result ?? null,
+        error: t.error,
+      })),
+    };
+  },
+});
+
+routes.act({
+  method: "post",
+  path: "/{id}/execute",
+  summary: "Start a job created with execute: false (202)",
+  item: JobSchema,
+  errors: [401, 403, 404, 409],
+  accepted: true,
+  run: async (c, id) => {
+    requireAdmin(c);
+    return jobJson(await executeQueuedJob(c.get("ctx"), id));
+  },
+});
+
+routes.act({
+  method: "post",
+  path: "/{id}/cancel",
+  summary: "Cancel a job: its running step is stopped on its bot, the rest never run (409 once finished)",
+  item: JobSchema,
+  errors: [401, 403, 404, 409],
+  run: async (c, id) => {
+    requireAdmin(c);
+    return jobJson(await cancelJob(c.get("ctx"), id, "cancelled by operator"));
+  },
+});
+
+eventRoutes(jobsRouter, tags, "job");

@@ -1,0 +1,164 @@
+/**
+ * Jobs (seed 003): create (a single task, or an execution of a workflow with
+ * fresh tasks copied from its steps), execute, cancel. A job's steps are
+ * ordinary tasks (dispatch, timeouts, retries and delivery are theirs); the
+ * job row follows them in the same guarded batches (task-writes.ts), and its
+ * watchers hear every step (job-events.ts).
+ */
+import { isFinalJobStatus } from "../core/job";
+import { streamName } from "../core/stream";
+import type { Statement } from "../db/batch";
+import { executeJob, getJob, getJobByIdempotencyKey, insertJob } from "../db/jobs";
+import type { JobRow, TaskRow } from "../db/schema";
+import { newTaskRow } from "../db/task-writes";
+import { listSequenceTasks } from "../db/tasks";
+import { AppError, loadOr404 } from "../errors";
+import type { Ctx } from "./context";
+import { createOnce, keyedRow } from "./create-once";
+import { dispatchTask, settleOutcome } from "./dispatch";
+import { jobSummary } from "./job-events";
+import { applyTaskAction } from "./lifecycle";
+import { publish } from "./streams";
+
+export interface StepSpec {
+  payload: unknown;
+  capability: string | null;
+  timeoutSeconds: number;
+  priority: number;
+  maxAttempts: number;
+}
+
+export interface JobSpec {
+  kind: "task" | "workflow";
+  workflowId: string | null;
+  projectId?: string | null;
+  steps: StepSpec[];
+  metadata: Record<string, unknown>;
+  /** Start at once (else `POST /jobs/{id}/execute` does). */
+  execute: boolean;
+}
+
+export const loadJob = (ctx: Ctx, id: string) => loadOr404("job", id, getJob(ctx.db, id));
+
+/** The steps of a workflow, as a job copies them (from the tasks the workflow was created with). */
+export function stepsOf(workflowTasks: TaskRow[]): StepSpec[] {
+  return workflowTasks.map((t) => ({
+    payload: t.payload,
+    capability: t.capability,
+    timeoutSeconds: t.timeoutSeconds,
+    priority: t.priority,
+    maxAttempts: t.maxAttempts,
+  }));
+}
+
+/** An idempotent create: same key and request → the same job. */
+export async function createJob(ctx: Ctx, spec: JobSpec, key: string | undefined, request: unknown) {
+  return createOnce(ctx, {
+    kind: "job",
+    key,
+    request,
+    find: async (k) => keyedRow(await getJobByIdempotencyKey(ctx.db, k)),
+    insert: (requestHash) => insertNewJob(ctx, spec, { key: key ?? null, hash: requestHash }),
+  });
+}
+
+/**
+ * Stores the job and its steps in one batch (with `extra` statements: a
+ * project's row), tells its stream it is queued (then `afterInsert` runs), and
+ * hands its first step to a bot if it executes now. Returns the job as stored.
+ */
+export async function insertNewJob(
+  ctx: Ctx,
+  spec: JobSpec,
+  idempotency: { key: string | null; hash: string | null },
+  hooks: { extra?: (jobId: string) => Statement[]; afterInsert?: () => Promise<void> } = {},
+): Promise<JobRow> {
+  const nowMs = ctx.now();
+  const id = crypto.randomUUID();
+  const job: JobRow = {
+    id,
+    kind: spec.kind,
+    workflowId: spec.workflowId,
+    projectId: spec.projectId ?? null,
+    status: "queued",
+    progress: 0,
+    stepCount: spec.steps.length,
+    result: null,
+    error: null,
+    errorCode: null,
+    metadata: spec.metadata,
+    idempotencyKey: idempotency.key,
+    idempotencyHash: idempotency.hash,
+    createdAt: nowMs,
+    updatedAt: nowMs,
+    queuedAt: spec.execute ? nowMs : null,
+    startedAt: null,
+    finishedAt: null,
+  };
+  const steps = spec.steps.map((s, stepIndex) =>
+    newTaskRow({
+      id: crypto.randomUUID(),
+      payload: s.payload ?? {},
+      capability: s.capability,
+      timeoutSeconds: s.timeoutSeconds,
+      priority: s.priority,
+      maxAttempts: s.maxAttempts,
+      workflowId: spec.workflowId,
+      jobId: id,
+      stepIndex,
+      ready: spec.execute && stepIndex === 0,
+      createdAt: nowMs,
+      updatedAt: nowMs,
+    }),
+  );
+  await insertJob(ctx.db, job, steps, hooks.extra?.(id) ?? []);
+  ctx.log.info("job created", { job_id: id, kind: spec.kind, workflow_id: spec.workflowId, steps: steps.length, execute: spec.execute });
+  // Queued first in its log, then whatever the dispatch below makes happen.
+  await publish(ctx, streamName("job", id), [{ type: "status", data: jobSummary(job) }], jobSummary(job));
+  await hooks.afterInsert?.();
+  if (spec.execute && steps[0]) await dispatchTask(ctx, steps[0].id);
+  return job;
+}
+
+/** `POST /jobs/{id}/execute`: starts a job created with `execute: false`, once. */
+export async function executeQueuedJob(ctx: Ctx, id: string): Promise<JobRow> {
+  const job = await loadJob(ctx, id);
+  if (!(await executeJob(ctx.db, id, ctx.now()))) {
+    throw new AppError("invalid_transition", `job ${id} was already executed (it is ${job.status})`, { job_id: id, status: job.status });
+  }
+  ctx.log.info("job executed", { job_id: id });
+  const first = (await listSequenceTasks(ctx.db, { kind: "job", id }, ctx.now()))[0];
+  if (first) await dispatchTask(ctx, first.id);
+  return loadJob(ctx, id);
+}
+
+/** Attempts at cancelling while the job's steps move under us (a step completing releases the next one). */
+const CANCEL_RACE_RETRIES = 4;
+
+/**
+ * `POST /jobs/{id}/cancel`: cancels the step that runs or waits (a running
+ * one is told to its bot, whose handler is aborted), which cancels the steps
+ * after it and ends the job `cancelled` in the same batch — at once, whether
+ * or not the bot answers. A finished job is 409.
+ */
+export async function cancelJob(ctx: Ctx, id: string, reason: string): Promise<JobRow> {
+  for (let attempt = 0; attempt < CANCEL_RACE_RETRIES; attempt++) {
+    const job = await loadJob(ctx, id);
+    if (isFinalJobStatus(job.status)) {
+      throw new AppError("invalid_transition", `cannot cancel a job that is ${job.status}`, { job_id: id, status: job.status });
+    }
+    const steps = await listSequenceTasks(ctx.db, { kind: "job", id }, ctx.now());
+    const current = steps.find((t) => t.status === "pending" || t.status === "assigned" || t.status === "in_progress");
+    if (!current) continue; // its last step is finishing right now: read the job again
+    try {
+      const outcome = await applyTaskAction(ctx, current.id, { kind: "cancel", reason });
+      await settleOutcome(ctx, outcome);
+      ctx.log.info("job cancelled", { job_id: id, task_id: current.id, reason });
+      return loadJob(ctx, id);
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== "invalid_transition") throw err;
+      // That step finished between our read and our write: look again.
+    }
+  }
+  throw new AppError("conflict", `job ${id} kept changing while we cancelled it; try again`, { job_id: id });
+}
