@@ -8,8 +8,9 @@
  * - prints where everything is. Ctrl-C stops it all;
  * - records the process groups it starts, so a run killed with SIGKILL leaves nothing that the
  *   next run does not stop first (scripts/lib/leftovers.ts).
+ * - runs one local bot (capabilities openclaw, echo; the stand-in openclaw CLI) unless LOCAL_BOTS=0.
  * From the environment: PORT (default 8787), AUTH_MODE=open (local only, no auth),
- * CRON_INTERVAL_S (default 60), CLAWBOT_STATE_DIR (default .wrangler/; its own dev.vars when set).
+ * CRON_INTERVAL_S (default 60), CLAWBOT_STATE_DIR (default .wrangler/; its own dev.vars when set), LOCAL_BOTS.
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -19,6 +20,7 @@ import { startStandins } from "../standins/server";
 import { startTestSshServer } from "../standins/ssh-vps";
 import { ROOT, startCoordinator, triggerCron } from "./lib/coordinator";
 import { recordGroups, stopLeftovers } from "./lib/leftovers";
+import { LOCAL_BOT_CAPABILITIES, startLocalBot } from "./lib/local-bot";
 import { localDeployVars, localVpsHostKey, prepareLocalVps, stopLocalVpsBots } from "./lib/local-vps";
 
 const CRON_INTERVAL_MS = Number(process.env.CRON_INTERVAL_S ?? 60) * 1000;
@@ -94,6 +96,11 @@ async function main() {
       recordGroups(pidFile, [{ pgid: child.pid!, what: "wrangler dev / workerd", markers: ["wrangler", "workerd"] }, relayGroup]),
   });
 
+  const coordinatorGroup = { pgid: coordinator.process.pid!, what: "wrangler dev / workerd", markers: ["wrangler", "workerd"] };
+  const localBot = process.env.LOCAL_BOTS === "0" ? null : await startLocalBot({ stateDir, url: coordinator.url, adminToken });
+  if (localBot)
+    recordGroups(pidFile, [coordinatorGroup, relayGroup, { pgid: localBot.child.pid!, what: "the local bot", markers: ["bot.cjs"] }]);
+
   const cron = setInterval(() => {
     triggerCron(coordinator.url).catch((err) =>
       console.error(JSON.stringify({ level: "warn", msg: "cron trigger failed", error: String(err) })),
@@ -109,7 +116,9 @@ async function main() {
     SSH relay  http://127.0.0.1:${port + 2}   (local process; private targets allowed)
     local VPS  ssh://127.0.0.1:${sshVps.port}   (deployments "deliver" this machine; files in ${path.relative(ROOT, vpsDir)})
     stand-ins  ${standins.url}/hetzner/v1, /ovh/1.0, /openrouter/api/v1   (state: ${path.relative(ROOT, path.join(stateDir, "standins.json"))})
+    local bot  ${localBot ? `${localBot.botId} (${LOCAL_BOT_CAPABILITIES.join(", ")}; stand-in openclaw; LOCAL_BOTS=0 turns it off)` : "off (LOCAL_BOTS=0)"}
 
+  project:     curl -X POST ${coordinator.url}/api/v1/projects -H "Authorization: Bearer ${adminToken}" -H 'Content-Type: application/json' -d '{"name":"Shop","domain":"shop.example","description":"a shop","typeId":1}'
   deploy:      curl -X POST ${coordinator.url}/api/v1/deployments -H "Authorization: Bearer ${adminToken}" -H 'Content-Type: application/json' -d '{"name":"my-openclaw"}'
   run a bot:   npx clawbot-bot --url ${coordinator.url} --token ${adminToken} --name my-bot --capabilities python
   Ctrl-C stops everything.
@@ -122,6 +131,7 @@ async function main() {
     clearInterval(cron);
     console.log("stopping …");
     stopGroup(relay);
+    if (localBot) stopGroup(localBot.child);
     stopLocalVpsBots(vpsDir);
     await sshVps.close();
     await standins.close();
@@ -137,6 +147,7 @@ async function main() {
     console.error(`wrangler dev exited (${code}); stopping`);
     clearInterval(cron);
     stopGroup(relay);
+    if (localBot) stopGroup(localBot.child);
     process.exit(1);
   });
 }

@@ -15,6 +15,7 @@ import { deploymentsRouter } from "./routes/deployments";
 import { DOCS_HTML } from "./routes/docs-page";
 import { healthRouter, SERVICE_NAME, SERVICE_VERSION } from "./routes/health";
 import { jobsRouter } from "./routes/jobs";
+import { projectsRouter, projectTypesRouter } from "./routes/projects";
 import { streamsRouter, streamTicketsRouter } from "./routes/streams";
 import { tasksRouter } from "./routes/tasks";
 import { tokensRouter } from "./routes/tokens";
@@ -86,6 +87,8 @@ export function createApp() {
   app.route("/api/v1/tasks", tasksRouter);
   app.route("/api/v1/workflows", workflowsRouter);
   app.route("/api/v1/jobs", jobsRouter);
+  app.route("/api/v1/projects", projectsRouter);
+  app.route("/api/v1/project-types", projectTypesRouter);
   app.route("/api/v1/ws", wsRouter);
   app.route("/api/v1/ws", streamsRouter);
   app.route("/api/v1/stream-tickets", streamTicketsRouter);

@@ -3,8 +3,9 @@
  * shape is built here, so routes, streams and pages show a resource one way.
  */
 import { nextStage } from "./core/deployment-machine";
+import { projectType } from "./core/project";
 import { botStatusOf } from "./db/bots";
-import type { BotRow, DeploymentRow, JobRow, TokenRow, WorkflowRow } from "./db/schema";
+import type { BotRow, DeploymentRow, JobRow, ProjectRow, TokenRow, WorkflowRow } from "./db/schema";
 import type { TaskWithWaiting } from "./db/tasks";
 
 export const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
@@ -145,5 +146,26 @@ export function jobJson(j: JobRow) {
     queued_at: iso(j.queuedAt),
     started_at: iso(j.startedAt),
     finished_at: iso(j.finishedAt),
+  };
+}
+
+export const projectStatusUrl = (id: string) => `/api/v1/projects/${id}/status`;
+
+export function projectJson(p: ProjectRow) {
+  return {
+    id: p.id,
+    name: p.name,
+    domain: p.domain,
+    description: p.description,
+    typeId: p.typeId,
+    type: projectType(p.typeId)?.name ?? "unknown",
+    status: p.status,
+    error: p.error,
+    project_path: p.projectPath,
+    init_job_id: p.initJobId,
+    status_url: projectStatusUrl(p.id),
+    websocket_url: `/api/v1/ws/projects/${p.id}`,
+    created_at: isoAt(p.createdAt),
+    updated_at: isoAt(p.updatedAt),
   };
 }

@@ -12,6 +12,7 @@ import path from "node:path";
 import { parseArgs } from "node:util";
 import { BotClient } from "./client";
 import { echoHandler, parseShellRules, shellHandler } from "./handlers";
+import { openclawHandler } from "./openclaw";
 
 const { values } = parseArgs({
   options: {
@@ -23,6 +24,9 @@ const { values } = parseArgs({
     "allow-shell": { type: "string", default: process.env.CLAWBOT_ALLOW_SHELL ?? "" },
     "work-dir": { type: "string", default: process.env.CLAWBOT_WORK_DIR ?? path.join(os.homedir(), "clawbot-work") },
     "state-file": { type: "string", default: process.env.CLAWBOT_STATE_FILE },
+    "openclaw-bin": { type: "string", default: process.env.CLAWBOT_OPENCLAW_BIN ?? "openclaw" },
+    "projects-dir": { type: "string", default: process.env.CLAWBOT_PROJECTS_DIR ?? path.join(os.homedir(), "openclaw-projects") },
+    "openclaw-timeout-s": { type: "string", default: process.env.CLAWBOT_OPENCLAW_TIMEOUT_S ?? "600" },
     "default-handler": { type: "string", default: "echo" },
     "heartbeat-s": { type: "string", default: "30" },
     help: { type: "boolean", short: "h", default: false },
@@ -36,9 +40,13 @@ function usage(code: number): never {
   --work-dir DIR           where shell commands run (default ~/clawbot-work)
   --state-file PATH        where results not yet acknowledged and finished task ids survive a restart
                            (default ~/.local/state/clawbot/bot-<id>.json; "none": memory only)
+  --openclaw-bin PATH      the OpenClaw CLI the 'openclaw' handler runs (default: openclaw on PATH)
+  --projects-dir DIR       where the 'openclaw' handler keeps projects (default ~/openclaw-projects)
+  --openclaw-timeout-s 600 the longest an 'openclaw' run may take (default 10 minutes)
   --default-handler echo   handler for payloads that do not name one
   --heartbeat-s 30         heartbeat interval
-env: CLAWBOT_URL, CLAWBOT_TOKEN, CLAWBOT_BOT_ID, CLAWBOT_NAME, CLAWBOT_CAPABILITIES, CLAWBOT_ALLOW_SHELL, CLAWBOT_STATE_FILE`);
+env: CLAWBOT_URL, CLAWBOT_TOKEN, CLAWBOT_BOT_ID, CLAWBOT_NAME, CLAWBOT_CAPABILITIES, CLAWBOT_ALLOW_SHELL, CLAWBOT_STATE_FILE,
+     CLAWBOT_OPENCLAW_BIN, CLAWBOT_PROJECTS_DIR, CLAWBOT_OPENCLAW_TIMEOUT_S`);
   process.exit(code);
 }
 
@@ -78,7 +86,15 @@ async function main() {
     url: values.url,
     botId: identity.id,
     token: identity.token,
-    handlers: { echo: echoHandler, shell: shellHandler({ allow, timeoutMs: 10 * 60_000, maxOutputBytes: 64 * 1024, workDir }) },
+    handlers: {
+      echo: echoHandler,
+      shell: shellHandler({ allow, timeoutMs: 10 * 60_000, maxOutputBytes: 64 * 1024, workDir }),
+      openclaw: openclawHandler({
+        bin: values["openclaw-bin"]!,
+        projectsDir: values["projects-dir"]!,
+        maxTimeoutMs: Number(values["openclaw-timeout-s"]) * 1000,
+      }),
+    },
     defaultHandler: values["default-handler"],
     heartbeatIntervalMs: Number(values["heartbeat-s"]) * 1000,
     stateFile,

@@ -219,6 +219,13 @@ export class BotClient {
         signal: abort.signal,
         progress: (percent, message) =>
           this.send({ type: "task_progress", payload: { task_id: p.task_id, progress: Math.max(0, Math.min(100, percent)), message } }),
+        log: (stream, lines) => {
+          // The coordinator takes up to 200 lines of up to 4,000 characters per message.
+          for (let i = 0; i < lines.length; i += 200) {
+            const chunk = lines.slice(i, i + 200).map((l) => l.slice(0, 4000));
+            this.send({ type: "task_log", payload: { task_id: p.task_id, stream, lines: chunk } });
+          }
+        },
       });
       if (abort.signal.aborted) return;
       this.finish(p, { task_id: p.task_id, success: true, result: result ?? null });

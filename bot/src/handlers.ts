@@ -11,6 +11,8 @@ export interface TaskContext {
   /** Aborted when the coordinator cancels the task (timeout, operator). */
   signal: AbortSignal;
   progress(percent: number, message?: string): void;
+  /** Output lines for the task's watchers (a job's `log` events). */
+  log(stream: "stdout" | "stderr", lines: string[]): void;
 }
 
 export type TaskHandler = (payload: unknown, ctx: TaskContext) => Promise<unknown>;

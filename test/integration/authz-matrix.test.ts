@@ -87,6 +87,14 @@ const TABLE: Row[] = [
   { method: "GET", path: "/api/v1/ws/projects/{id}", who: "reader", url: "/api/v1/ws/projects/{missing}" },
   { method: "GET", path: "/api/v1/ws/deployments/{id}", who: "reader", url: "/api/v1/ws/deployments/{missing}" },
   { method: "GET", path: "/api/v1/ws/fleet", who: "reader", url: "/api/v1/ws/fleet" },
+  { method: "POST", path: "/api/v1/projects", who: "admin", url: "/api/v1/projects", body: { name: "m", domain: "m", typeId: 2 } },
+  { method: "GET", path: "/api/v1/projects", who: "reader", url: "/api/v1/projects" },
+  { method: "GET", path: "/api/v1/projects/{id}", who: "reader", url: "/api/v1/projects/{missing}" },
+  { method: "GET", path: "/api/v1/projects/{id}/status", who: "reader", url: "/api/v1/projects/{missing}/status" },
+  { method: "GET", path: "/api/v1/projects/{id}/events", who: "reader", url: "/api/v1/projects/{missing}/events" },
+  { method: "POST", path: "/api/v1/projects/{id}/initialize", who: "admin", url: "/api/v1/projects/{missing}/initialize" },
+  { method: "DELETE", path: "/api/v1/projects/{id}", who: "admin", url: "/api/v1/projects/{missing}" },
+  { method: "GET", path: "/api/v1/project-types", who: "reader", url: "/api/v1/project-types" },
   { method: "POST", path: "/api/v1/stream-tickets", who: "watcher", url: "/api/v1/stream-tickets", body: { resource: "fleet" } },
 ];
 

@@ -1,0 +1,153 @@
+/**
+ * What a newcomer does first, against `npm start` as it comes (its local bot, the stand-in openclaw CLI):
+ * create a website project and watch it over WebSocket until `ready`; a failing one until `failed`; a
+ * three-step workflow execution with its progress; and a cancel mid-step that stops the bot's process.
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import { until } from "../../scripts/lib/harness";
+import { cleanUpRuns, freePortBlock, npmStart, type Run, stateDirs, upAndHealthy } from "../helpers/npm-start";
+
+let run: Run;
+let base: string;
+let stateDir: string;
+let adminToken: string;
+
+async function api(method: string, route: string, body?: unknown) {
+  const res = await fetch(`${base}${route}`, {
+    method,
+    headers: { Authorization: `Bearer ${adminToken}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+/** Watches a stream until `done` says so (bounded); returns every message in order. */
+function watch(route: string, done: (m: any) => boolean, timeoutMs = 60_000): Promise<any[]> {
+  return new Promise((resolve, reject) => {
+    const got: any[] = [];
+    const ws = new WebSocket(`${base.replace("http", "ws")}${route}`, { headers: { Authorization: `Bearer ${adminToken}` } });
+    const timer = setTimeout(() => {
+      ws.close();
+      reject(new Error(`${route}: no end within ${timeoutMs} ms; got ${JSON.stringify(got.map((m) => m.type))}`));
+    }, timeoutMs);
+    ws.on("message", (data) => {
+      const m = JSON.parse(data.toString());
+      got.push(m);
+      if (done(m)) {
+        clearTimeout(timer);
+        ws.close();
+        resolve(got);
+      }
+    });
+    ws.on("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+  });
+}
+
+const standInsRunning = (marker: string) => {
+  try {
+    return execFileSync("pgrep", ["-f", marker], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
+};
+
+beforeAll(async () => {
+  stateDir = mkdtempSync(path.join(os.tmpdir(), "cbc-projects-"));
+  stateDirs.push(stateDir);
+  const port = await freePortBlock();
+  base = `http://127.0.0.1:${port}`;
+  run = npmStart({ PORT: String(port), CLAWBOT_STATE_DIR: stateDir, OPENCLAW_STANDIN_STEP_MS: "100" });
+  await upAndHealthy(run, "npm start is up", async () => (await fetch(`${base}/health`).catch(() => null))?.status === 200);
+  adminToken = /^ADMIN_TOKEN=(.+)$/m.exec(readFileSync(path.join(stateDir, "dev.vars"), "utf8"))![1]!.trim();
+  // Its local bot is online with both capabilities.
+  await until("the local bot online", 30_000, async () => {
+    const bots = (await api("GET", "/api/v1/bots?capability=openclaw")).body;
+    return bots.some((b: any) => b.status === "online" && b.capabilities.includes("echo"));
+  });
+}, 180_000);
+
+afterAll(async () => {
+  if (run) process.kill(-run.child.pid!, "SIGINT");
+  await run?.exited;
+  await cleanUpRuns();
+}, 60_000);
+
+describe("npm start: projects and jobs out of the box", () => {
+  it("a website project goes creating → ready, watched over its WebSocket; the bot made it with openclaw", async () => {
+    const created = await api("POST", "/api/v1/projects", { name: "Shop", domain: "shop.example", description: "a shop", typeId: 1 });
+    expect(created.status, JSON.stringify(created.body)).toBe(202);
+    const p = created.body;
+    const messages = await watch(p.websocket_url, (m) => m.type === "complete");
+    expect(messages[0]).toMatchObject({ type: "status", status: "creating" });
+    expect(messages.at(-1)).toMatchObject({ type: "complete", status: "ready" });
+    expect((await api("GET", p.status_url)).body).toEqual({ status: "ready" });
+    // The init job's own stream has the run's output and progress.
+    const events = (await api("GET", `/api/v1/jobs/${p.init_job_id}/events?limit=500`)).body;
+    expect(events.some((e: any) => e.type === "log" && e.data.lines.includes("project initialized"))).toBe(true);
+    expect(events.filter((e: any) => e.type === "progress").map((e: any) => e.data.progress)).toEqual([10, 30, 50, 80, 100]);
+    const made = path.join(stateDir, "local-bot", "projects", "shop.example", "OPENCLAW.md");
+    expect(existsSync(made)).toBe(true);
+    expect(readFileSync(made, "utf8")).toContain("Project name: Shop");
+  }, 90_000);
+
+  it("a project whose openclaw run fails ends failed, with the exit code and stderr as its error", async () => {
+    const p = (
+      await api("POST", "/api/v1/projects", { name: "Broken", domain: "broken.example", description: "[openclaw:fail]", typeId: 1 })
+    ).body;
+    const messages = await watch(p.websocket_url, (m) => m.type === "complete");
+    expect(messages.at(-1)).toMatchObject({ status: "failed" });
+    const project = (await api("GET", `/api/v1/projects/${p.id}`)).body;
+    expect(project.status).toBe("failed");
+    expect(project.error).toMatch(/exited with 3: error: could not clone the frontend template/);
+  }, 90_000);
+
+  it("a three-step workflow execution reports progress step by step and completes", async () => {
+    const wf = (
+      await api("POST", "/api/v1/workflows", {
+        name: "three steps",
+        capability: "echo",
+        task_payloads: [{ delay_ms: 300 }, { delay_ms: 300 }, { delay_ms: 300 }],
+      })
+    ).body;
+    const executed = await api("POST", `/api/v1/workflows/${wf.id}/execute`);
+    expect(executed.status).toBe(202);
+    const messages = await watch(`${executed.body.websocket_url}?since=0`, (m) => m.type === "complete");
+    expect(messages.at(-1)).toMatchObject({ status: "completed", progress: 100 });
+    const statusProgress = messages.filter((m) => m.type === "step" && m.data.status === "completed").map((m) => m.data.step_index);
+    expect(statusProgress).toEqual([0, 1, 2]);
+    expect(messages.some((m) => m.type === "progress")).toBe(true);
+    const seqs = messages.map((m) => m.seq);
+    expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
+  }, 90_000);
+
+  it("cancelling a job mid-step stops the bot's process at once", async () => {
+    const marker = `cancel-me-${Date.now()}`;
+    const job = (
+      await api("POST", "/api/v1/jobs", {
+        task: {
+          capability: "openclaw",
+          payload: { handler: "openclaw", project_dir: "cancelled.example", prompt: `[openclaw:hang] ${marker}` },
+        },
+      })
+    ).body;
+    await until("the openclaw run started", 30_000, async () => standInsRunning(marker).length > 0);
+    const cancelled = await api("POST", `/api/v1/jobs/${job.id}/cancel`);
+    expect(cancelled.body.status).toBe("cancelled");
+    await until("the openclaw process gone", 10_000, async () => standInsRunning(marker).length === 0);
+    // And the bot takes work again.
+    const next = await api("POST", "/api/v1/jobs", { task: { capability: "echo", payload: { after: "cancel" } } });
+    await until(
+      "the next job completed",
+      20_000,
+      async () => (await api("GET", `/api/v1/jobs/${next.body.id}`)).body.status === "completed",
+    );
+  }, 90_000);
+});
