@@ -24,6 +24,7 @@ import {
   type StageTimings,
   type Step,
 } from "../core/deployment-machine";
+import { streamName } from "../core/stream";
 import { getBot } from "../db/bots";
 import {
   type DeploymentEventInput,
@@ -32,7 +33,6 @@ import {
   getDeployment,
   machineColumns,
   machineStateOf,
-  writeDeployment,
 } from "../db/deployments";
 import type { DeploymentRow } from "../db/schema";
 import { AppError, asRpcResult, loadOr404, type RpcResult } from "../errors";
@@ -40,7 +40,9 @@ import { ProviderError } from "../providers/http";
 import { removeBot } from "../services/bots";
 import { type Ctx, createCtx } from "../services/context";
 import { createDeployDeps, type DeployDeps } from "../services/deploy-deps";
+import { writeAndPublish } from "../services/deployment-events";
 import { STAGE_EXECUTORS } from "../services/deployment-stages";
+import { destroyStream } from "../services/streams";
 import { resolveObjectName } from "./identity";
 
 /** Stages one alarm may run back to back before yielding (each is a few external calls). */
@@ -95,7 +97,7 @@ export class DeploymentRunner extends DurableObject<Env> {
     return this.serialized(async (ctx, id) => {
       const row = await this.load(ctx, id);
       if (row.status === "PENDING") {
-        await writeDeployment(ctx.db, id, row.updatedAt, machineColumns(begin(machineStateOf(row), ctx.now()), ctx.now()), [], ctx.now());
+        await writeAndPublish(ctx, id, row.updatedAt, machineColumns(begin(machineStateOf(row), ctx.now()), ctx.now()), [], ctx.now());
       }
       await this.ctx.storage.setAlarm(Date.now());
     });
@@ -129,7 +131,7 @@ export class DeploymentRunner extends DurableObject<Env> {
         // Re-check the rebuild and the host key: the retry may follow a failure there (a fresh rebuild, a fresh intent).
         const patch = { ...machineColumns(m, ctx.now()), rebuildRequestedAt: null, rebuildActionId: null, hostKeySha256: null };
         const event: DeploymentEventInput = { type: "deployment_retry", stage: null, message: "retry: restarting the stage machine" };
-        if (!(await writeDeployment(ctx.db, id, row.updatedAt, patch, [event], ctx.now()))) {
+        if (!(await writeAndPublish(ctx, id, row.updatedAt, patch, [event], ctx.now()))) {
           throw new AppError("conflict", "the deployment changed while retrying; try again");
         }
         ctx.log.info("deployment retry");
@@ -152,7 +154,7 @@ export class DeploymentRunner extends DurableObject<Env> {
           message: "cancelled by operator",
           level: "warn",
         };
-        if (!(await writeDeployment(ctx.db, id, row.updatedAt, machineColumns(m, ctx.now()), [event], ctx.now()))) {
+        if (!(await writeAndPublish(ctx, id, row.updatedAt, machineColumns(m, ctx.now()), [event], ctx.now()))) {
           throw new AppError("conflict", "the deployment changed while cancelling; try again");
         }
         ctx.log.info("deployment cancelled", { stage: row.stage });
@@ -177,8 +179,8 @@ export class DeploymentRunner extends DurableObject<Env> {
           if (key) await deps.openrouter.delete(key);
         } catch (err) {
           const message = err instanceof Error ? err.message : String(err);
-          await writeDeployment(
-            ctx.db,
+          await writeAndPublish(
+            ctx,
             id,
             row.updatedAt,
             {},
@@ -190,6 +192,7 @@ export class DeploymentRunner extends DurableObject<Env> {
         const bot = row.botId ? await getBot(ctx.db, row.botId) : undefined;
         if (bot) await removeBot(ctx, bot);
         await deleteDeploymentRows(ctx.db, id);
+        await destroyStream(ctx, streamName("deployment", id));
         await this.ctx.storage.deleteAll();
         ctx.log.info("deployment torn down", { vps_service_id: row.vpsServiceId, bot_id: row.botId });
         return null;
@@ -204,7 +207,7 @@ export class DeploymentRunner extends DurableObject<Env> {
       if (row.status !== "INSTALLING") return;
       if (event === "progress") {
         const log: DeploymentEventInput = { type: "script_progress", stage: row.stage, message: message || "progress" };
-        await writeDeployment(ctx.db, id, row.updatedAt, { lastProgressAt: ctx.now() }, [log], ctx.now());
+        await writeAndPublish(ctx, id, row.updatedAt, { lastProgressAt: ctx.now() }, [log], ctx.now());
       } else {
         await this.ctx.storage.setAlarm(Date.now());
       }
@@ -223,7 +226,7 @@ export class DeploymentRunner extends DurableObject<Env> {
         if (!row || isTerminalStatus(row.status)) return;
         if (row.status === "PENDING") {
           const started = begin(machineStateOf(row), ctx.now());
-          if (!(await writeDeployment(ctx.db, id, row.updatedAt, machineColumns(started, ctx.now()), [], ctx.now()))) return;
+          if (!(await writeAndPublish(ctx, id, row.updatedAt, machineColumns(started, ctx.now()), [], ctx.now()))) return;
           row = await this.load(ctx, id);
         }
         const wakeAtMs = await this.step(ctx, deps, timings, row);
@@ -251,7 +254,7 @@ export class DeploymentRunner extends DurableObject<Env> {
       ctx,
       deps,
       recordIntent: async (patch: DeploymentPatch) => {
-        if (!(await writeDeployment(ctx.db, row.id, current.updatedAt, patch, [], ctx.now()))) {
+        if (!(await writeAndPublish(ctx, row.id, current.updatedAt, patch, [], ctx.now()))) {
           throw new AppError("conflict", "deployment changed under the running stage");
         }
         current = await this.load(ctx, row.id);
@@ -286,7 +289,7 @@ export class DeploymentRunner extends DurableObject<Env> {
       const level = type === "deployment_failed" ? "error" : type === "stage_retry" ? "warn" : "info";
       events.push({ type, stage, message: detail && type !== "deployment_failed" ? `${message}: ${detail}` : message, level });
     }
-    if (!(await writeDeployment(ctx.db, row.id, row.updatedAt, { ...patch, ...machineColumns(next.state, nowMs) }, events, nowMs)))
+    if (!(await writeAndPublish(ctx, row.id, row.updatedAt, { ...patch, ...machineColumns(next.state, nowMs) }, events, nowMs)))
       return false;
     if (next.event) {
       const fields = { stage: next.event.stage, status: next.state.status, message: next.event.message };

@@ -49,15 +49,16 @@ export class EventStream extends DurableObject<Env> {
   constructor(state: DurableObjectState, env: Env) {
     super(state, env);
     this.sql = state.storage.sql;
-    this.sql.exec(`CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, ts INTEGER NOT NULL, data TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS tickets (hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);`);
+    this.createTables();
     state.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
   }
 
   // ---------------------------------------------------------------- RPC
 
-  /** Appends events (numbered in order) and sends them to every watcher. `state`: the resource as it now is. Returns the last seq. */
+  /**
+   * Appends events (numbered in order) and sends them to every watcher. `state`: what is now true of the
+   * resource, merged over what the stream knew (a watcher without `since` gets the merge first). Returns the last seq.
+   */
   async publish(events: NewStreamEvent[], state?: Record<string, unknown>): Promise<number> {
     const nowMs = Date.now();
     let seq = this.lastSeq();
@@ -67,7 +68,7 @@ export class EventStream extends DurableObject<Env> {
       this.sql.exec("INSERT INTO events (seq, type, ts, data) VALUES (?, ?, ?, ?)", seq, e.type, nowMs, JSON.stringify(e.data));
       stored.push({ ...e, seq, timestampMs: nowMs });
     }
-    if (state) this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('state', ?)", JSON.stringify(state));
+    if (state) this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('state', ?)", JSON.stringify({ ...this.state(), ...state }));
     for (const e of stored) this.fanOut(e);
     return seq;
   }
@@ -97,12 +98,27 @@ export class EventStream extends DurableObject<Env> {
     return row.length === 1;
   }
 
+  /**
+   * Removes the oldest events published before `beforeMs` (at most `limit`): for long-lived streams (the
+   * fleet) under retention. A watcher resuming from a removed seq gets what is left after it.
+   */
+  async prune(beforeMs: number, limit: number): Promise<number> {
+    const removed = this.sql.exec(
+      // The newest event always stays: it carries the last seq, which must never be handed out again.
+      "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE ts < ? AND seq < (SELECT MAX(seq) FROM events) ORDER BY seq LIMIT ?) RETURNING seq",
+      beforeMs,
+      limit,
+    );
+    return removed.toArray().length;
+  }
+
   /** The resource is gone (deleted, or past retention): close every watcher and forget the log. */
   async destroy(): Promise<void> {
     for (const ws of this.ctx.getWebSockets()) ws.close(1000, "stream deleted");
     for (const w of this.sseWriters) void w.close().catch(() => undefined);
     this.sseWriters.clear();
     await this.ctx.storage.deleteAll();
+    this.createTables(); // this instance may still be asked (a late publish, a read): it answers as an empty stream
   }
 
   // ---------------------------------------------------------------- watchers
@@ -146,9 +162,9 @@ export class EventStream extends DurableObject<Env> {
   private catchUp(since: number | null, dialect: StreamDialect) {
     const lastSeq = this.lastSeq();
     if (since === null) {
-      const state = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'state'").toArray()[0];
+      const state = this.state();
       if (!state) return [];
-      const data = { ...(JSON.parse(state.value) as Record<string, unknown>), snapshot: true };
+      const data = { ...state, snapshot: true };
       return [streamMessage({ type: "status", seq: lastSeq, timestampMs: Date.now(), data }, dialect)];
     }
     const out: ReturnType<typeof streamMessage>[] = [];
@@ -179,6 +195,12 @@ export class EventStream extends DurableObject<Env> {
 
   // ---------------------------------------------------------------- helpers
 
+  private createTables(): void {
+    this.sql.exec(`CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, ts INTEGER NOT NULL, data TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS tickets (hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);`);
+  }
+
   private fanOut(e: StoredStreamEvent): void {
     const byDialect = new Map<StreamDialect, string>();
     const frame = (d: StreamDialect) => {
@@ -199,6 +221,11 @@ export class EventStream extends DurableObject<Env> {
       const bytes = new TextEncoder().encode(sseRecord(streamMessage(e)));
       for (const w of this.sseWriters) void w.write(bytes).catch(() => this.sseWriters.delete(w));
     }
+  }
+
+  private state(): Record<string, unknown> | null {
+    const row = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'state'").toArray()[0];
+    return row ? (JSON.parse(row.value) as Record<string, unknown>) : null;
   }
 
   private lastSeq(): number {

@@ -24,6 +24,7 @@ import { createOnce, keyedRow, withoutKey } from "../services/create-once";
 import { deployConfigProblem, readDeployConfig } from "../services/deploy-deps";
 import { callbackToken } from "../services/deployment-stages";
 import { resourceRoutes } from "./resource-routes";
+import { eventRoutes } from "./streams";
 
 const tags = ["Deployments"];
 export const deploymentsRouter = createRouter();
@@ -201,3 +202,5 @@ routes.act({
     return { accepted: true };
   },
 });
+
+eventRoutes(deploymentsRouter, tags, "deployment");

@@ -5,6 +5,7 @@ import { errorResponses } from "../contracts/common";
 import { ProjectCreateBody, ProjectListQuery, ProjectSchema, ProjectStatusSchema, ProjectTypeSchema } from "../contracts/projects";
 import { isFinalJobStatus } from "../core/job";
 import { PROJECT_TYPES } from "../core/project";
+import { streamName } from "../core/stream";
 import { getJob } from "../db/jobs";
 import { decodeCursor } from "../db/pagination";
 import { deleteProjectRow, listProjects } from "../db/projects";
@@ -13,6 +14,7 @@ import { projectJson } from "../presenters";
 import { withoutKey } from "../services/create-once";
 import { cancelJob } from "../services/jobs";
 import { createProject, loadProject, reinitializeProject } from "../services/projects";
+import { destroyStream } from "../services/streams";
 import { resourceRoutes } from "./resource-routes";
 import { eventRoutes } from "./streams";
 
@@ -101,6 +103,7 @@ routes.remove({
     const job = project.initJobId ? await getJob(ctx.db, project.initJobId) : undefined;
     if (job && !isFinalJobStatus(job.status)) await cancelJob(ctx, job.id, "project deleted");
     await deleteProjectRow(ctx.db, id);
+    await destroyStream(ctx, streamName("project", id));
     ctx.log.info("project deleted", { project_id: id, init_job_id: project.initJobId });
   },
 });

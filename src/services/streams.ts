@@ -19,3 +19,12 @@ export async function publish(ctx: Ctx, stream: string, events: NewStreamEvent[]
 
 /** The fleet stream: bots coming and going, job and deployment summaries, queue depth. */
 export const publishFleet = (ctx: Ctx, event: NewStreamEvent) => publish(ctx, FLEET_STREAM, [event]);
+
+/** The resource is gone: its watchers are closed and its log forgotten (a failure is logged, never thrown). */
+export async function destroyStream(ctx: Ctx, stream: string): Promise<void> {
+  try {
+    await eventStream(ctx.env, stream).destroy();
+  } catch (err) {
+    ctx.log.warn("could not remove a stream", { stream, error: String(err) });
+  }
+}

@@ -11,6 +11,7 @@ import { listActiveDeploymentIds } from "../db/deployments";
 import { findOrphanedHeldTasks, findOverdueTasks, findTasksOfLostBots } from "../db/tasks";
 import { AppError } from "../errors";
 import { botSession, deploymentRunner } from "../objects/stubs";
+import { cleanup } from "./cleanup";
 import type { Ctx } from "./context";
 import { dispatchDueTasks, settleOutcome } from "./dispatch";
 import { applyTaskAction } from "./lifecycle";
@@ -92,6 +93,11 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
       if ((await deploymentRunner(ctx.env, id).kick()) !== "ok") report.deploymentsKicked++;
     },
   );
+
+  // Retention: old finished work, logs and streams, bounded per run.
+  await phase("cleanup", async () => {
+    await cleanup(ctx);
+  });
 
   ctx.log.info("sweep finished", { ...report });
   return report;

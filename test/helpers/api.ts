@@ -1,7 +1,8 @@
 /** Helpers for integration tests: authenticated calls through the real Worker, real WebSockets. */
-import { SELF } from "cloudflare:test";
+import { createExecutionContext, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { expect } from "vitest";
 import { until } from "../../scripts/lib/wait";
+import worker from "../../src/index";
 
 export { overlappingAssignments } from "./protocol";
 
@@ -12,6 +13,21 @@ export interface CallOptions {
   token?: string | null;
   headers?: Record<string, string>;
   rawBody?: string;
+  /**
+   * Straight into the Worker's fetch handler instead of SELF.fetch, which gets slower with every request
+   * the test pool has made (measured: 300 requests take 2.6 s, the next 300 16 s). For request-heavy tests
+   * (the authorization matrix, fuzzing); not for WebSocket upgrades.
+   */
+  direct?: boolean;
+}
+
+/** One request through the Worker's own fetch handler, waiting for what it left running (waitUntil). */
+export async function directFetch(request: Request): Promise<Response> {
+  const ctx = createExecutionContext();
+  const res = await worker.fetch(request, env, ctx);
+  const body = await res.arrayBuffer();
+  await waitOnExecutionContext(ctx);
+  return new Response(body, { status: res.status, headers: res.headers });
 }
 
 export async function call(method: string, path: string, body?: unknown, opts: CallOptions = {}) {
@@ -21,7 +37,8 @@ export async function call(method: string, path: string, body?: unknown, opts: C
   let payload: string | undefined = opts.rawBody;
   if (body !== undefined) payload = JSON.stringify(body);
   if (payload !== undefined && !headers["Content-Type"]) headers["Content-Type"] = "application/json";
-  const res = await SELF.fetch(`${BASE}${path}`, { method, headers, body: payload });
+  const init = { method, headers, body: payload };
+  const res = opts.direct ? await directFetch(new Request(`${BASE}${path}`, init)) : await SELF.fetch(`${BASE}${path}`, init);
   // Every response carries a request id (README); every call of every test checks it.
   expect(res.headers.get("X-Request-Id"), `${method} ${path}: X-Request-Id`).toBeTruthy();
   const text = await res.text();

@@ -74,6 +74,7 @@ const TABLE: Row[] = [
   { method: "POST", path: "/api/v1/deployments/{id}/retry", who: "admin", url: "/api/v1/deployments/{missing}/retry" },
   { method: "POST", path: "/api/v1/deployments/{id}/cancel", who: "admin", url: "/api/v1/deployments/{missing}/cancel" },
   { method: "DELETE", path: "/api/v1/deployments/{id}", who: "admin", url: "/api/v1/deployments/{missing}" },
+  { method: "GET", path: "/api/v1/deployments/{id}/events", who: "reader", url: "/api/v1/deployments/{missing}/events" },
   { method: "POST", path: "/api/v1/jobs", who: "admin", url: "/api/v1/jobs", body: { task: { capability: "matrix-none" } } },
   { method: "GET", path: "/api/v1/jobs", who: "reader", url: "/api/v1/jobs" },
   { method: "GET", path: "/api/v1/jobs/{id}", who: "reader", url: "/api/v1/jobs/{missing}" },
@@ -140,10 +141,11 @@ describe("authorization matrix", () => {
     for (const row of TABLE) {
       // A task held by the own bot for each row. The callers run in the table's order, so the first one that may
       // act on it (the bot itself) is the first to change it; later ones may meet a 409, which is still "allowed".
-      await post(`/api/v1/bots/${own.id}/available`);
-      const task = (await post("/api/v1/tasks", { payload: {}, capability: cap })).body; // no bot has a socket: only the manual assign below places it
-      await post(`/api/v1/bots/${own.id}/heartbeat`, undefined, { token: own.token });
-      await post(`/api/v1/tasks/${task.id}/assign`, { bot_id: own.id });
+      await post(`/api/v1/bots/${own.id}/available`, undefined, { direct: true });
+      // No bot has a socket: only the manual assign below places it.
+      const task = (await post("/api/v1/tasks", { payload: {}, capability: cap }, { direct: true })).body;
+      await post(`/api/v1/bots/${own.id}/heartbeat`, undefined, { token: own.token, direct: true });
+      await post(`/api/v1/tasks/${task.id}/assign`, { bot_id: own.id }, { direct: true });
       for (const caller of CALLERS) {
         const url = row.url.replace("{bot}", own.id).replace("{task}", task.id).replace("{missing}", `missing-${crypto.randomUUID()}`);
         let status: number;
@@ -155,13 +157,14 @@ describe("authorization matrix", () => {
             res.webSocket.close(1000, "matrix");
           }
         } else {
-          status = (await call(row.method, url, row.body, caller === "admin" ? {} : { token: tokens[caller] })).status;
+          status = (await call(row.method, url, row.body, caller === "admin" ? { direct: true } : { token: tokens[caller], direct: true }))
+            .status;
         }
         const want = expected(row.who, caller, row.method);
         const ok = want === "allowed" ? status !== 401 && status !== 403 && status < 500 : status === want;
         if (!ok) failures.push(`${row.method} ${row.path} as ${caller}: got ${status}, want ${want}`);
       }
-      await del(`/api/v1/tasks/${task.id}`);
+      await del(`/api/v1/tasks/${task.id}`, { direct: true });
     }
     expect(failures).toEqual([]);
   }, 240_000);

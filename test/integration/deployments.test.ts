@@ -7,7 +7,7 @@
 import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { callbackToken } from "../../src/services/deployment-stages";
-import { BotSocket, del, eventually, expectError, get, post } from "../helpers/api";
+import { BotSocket, del, eventually, expectError, get, post, StreamSocket } from "../helpers/api";
 
 const standinsUrl = () => (env as unknown as { STANDINS_URL: string }).STANDINS_URL;
 const standinState = async () => (await fetch(`${standinsUrl()}/_standin/state`)).json() as Promise<any>;
@@ -121,6 +121,18 @@ describe("deployments", () => {
     expect(ready.finished_at).not.toBeNull();
     const readyLog = (await get(`/api/v1/deployments/${id}/logs?limit=500`)).body.at(-1);
     expect(readyLog).toMatchObject({ type: "deployment_ready", stage: "setup_complete" });
+
+    // Its stream has every log line and each stage as it happened, ending READY; a watcher gets READY first.
+    const events = (await get(`/api/v1/deployments/${id}/events?limit=500`)).body;
+    const stages = events.filter((e: any) => e.type === "status" && e.data.stage).map((e: any) => e.data.stage);
+    expect(stages.slice(-3)).toEqual(["ssh_ready", "setup_script_launched", "setup_complete"]);
+    expect(events.filter((e: any) => e.type === "log").length).toBe(
+      (await get(`/api/v1/deployments/${id}/logs?limit=500`)).body.length - 1, // the create's own line is written with the row
+    );
+    expect(events.at(-1)).toMatchObject({ type: "complete", status: "READY" });
+    const watcher = await StreamSocket.open(`/api/v1/ws/deployments/${id}`);
+    expect(await watcher.waitFor("the snapshot", (m) => m.type === "status")).toMatchObject({ status: "READY", data: { snapshot: true } });
+    watcher.close();
 
     // DELETE tears everything down: the server, the OpenRouter key, the bot and its token.
     expect((await del(`/api/v1/deployments/${id}`)).body).toEqual({ id, deleted: true });

@@ -5,11 +5,10 @@
  * without each kind of token. Properties: never a 5xx; every refusal is the
  * error envelope; a refused request changes nothing.
  */
-import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
+import { env } from "cloudflare:test";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import worker from "../../src/index";
-import { ADMIN_TOKEN, BotSocket, get, post, registerBot, uniqueCapability } from "../helpers/api";
+import { ADMIN_TOKEN, BotSocket, directFetch, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
 const SEED = 20261125;
 const HTTP_RUNS = Number(process.env.FUZZ_RUNS ?? 4000);
@@ -49,16 +48,10 @@ async function fingerprint(): Promise<string> {
 
 const jsonish = fc.jsonValue({ maxDepth: 4 });
 
-/**
- * One request straight into the Worker's fetch handler. (SELF.fetch of the test pool gets slower with every
- * request it has made — measured: 300 requests take 2.6 s, the next 300 16 s — which would cap the cases a
- * minute can run; the handler itself answers in a fraction of a millisecond.)
- */
+/** One request straight into the Worker's fetch handler (see directFetch: SELF.fetch slows with every request). */
 async function direct(method: string, url: string, headers: Record<string, string>, body: string | undefined) {
-  const ctx = createExecutionContext();
-  const res = await worker.fetch(new Request(`http://coordinator.test${url}`, { method, headers, body }), env, ctx);
+  const res = await directFetch(new Request(`http://coordinator.test${url}`, { method, headers, body }));
   const text = await res.text();
-  await waitOnExecutionContext(ctx);
   let json: any = null;
   try {
     json = text ? JSON.parse(text) : null;
