@@ -15,6 +15,7 @@ import { BotClient } from "../bot/src/client";
 import { echoHandler } from "../bot/src/handlers";
 import { ROOT, startCoordinator } from "../scripts/lib/coordinator";
 import { E2E_ADMIN_TOKEN, type Harness, mapLimit, onFreePort, startHarness } from "../scripts/lib/harness";
+import { eventLatency } from "./events";
 import { startNodeFloor } from "./floor/node-server";
 
 /** Something that serves the coordinator's protocol: the coordinator itself, or one of the floors. */
@@ -52,6 +53,7 @@ const THROUGHPUT_TASKS_PER_BOT = 10;
 const THROUGHPUT_MAX_TASKS = 500;
 const CREATE_CONCURRENCY = 16;
 const ROUND_TIMEOUT_MS = 120_000;
+const BATCH_TASKS = 500;
 
 /** Nearest-rank percentile: the smallest sample with at least p % of the samples at or below it. */
 const pct = (sorted: number[], p: number) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
@@ -233,10 +235,24 @@ async function protocolRound(h: Target, n: number) {
       create_to_bot: stats(toBot),
       round_trip: stats(roundTrip),
       throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds) },
+      batch: h.countsD1 ? await batchRound(h, capability, tracker) : null,
     };
   } finally {
     for (const b of bots) b.stop();
   }
+}
+
+/** `POST /tasks/batch` of the largest batch, created → every task completed (the coordinator only: the floors have no batch). */
+async function batchRound(h: Target, capability: string, tracker: Tracker) {
+  const tasks = Array.from({ length: BATCH_TASKS }, (_, i) => ({ payload: { i }, capability }));
+  const d1Before = await d1RoundTrips(h);
+  const t0 = now();
+  const res = await h.api("POST", "/api/v1/tasks/batch", { tasks });
+  expectStatus(res, 201, "create a batch");
+  await Promise.all((res.body as { id: string }[]).map((t) => waitAck(tracker, t.id, ROUND_TIMEOUT_MS)));
+  const seconds = (now() - t0) / 1000;
+  const perTask = ((await d1RoundTrips(h)) - d1Before) / BATCH_TASKS;
+  return { tasks: BATCH_TASKS, seconds: round(seconds), per_second: round(BATCH_TASKS / seconds), d1_round_trips_per_task: round(perTask) };
 }
 
 type Round = Awaited<ReturnType<typeof protocolRound>>;
@@ -281,6 +297,7 @@ async function main() {
   const coordinator = targetAt("coordinator", h.coordinator.url, true);
   let workerFloor: ReturnType<typeof stats> | null = null;
   let budget: Awaited<ReturnType<typeof d1Budget>> | null = null;
+  const events: { watchers: number; latency: ReturnType<typeof stats> }[] = [];
   const coordinatorRounds = await roundsThrough(coordinator, async () => {
     try {
       // One request through wrangler dev with one D1 query (`GET /health` runs SELECT 1).
@@ -293,6 +310,17 @@ async function main() {
       }
       workerFloor = stats(healthMs);
       budget = await d1Budget(coordinator);
+      // Event latency (bot progress → watcher): every delivery counts, so 100 watchers give 100 samples per message.
+      for (const [watchers, messages] of [
+        [1, LATENCY_SAMPLES],
+        [100, Math.max(1, Math.round(LATENCY_SAMPLES / 4))],
+      ] as const) {
+        console.log(`event latency with ${watchers} watcher(s) …`);
+        events.push({
+          watchers,
+          latency: stats(await eventLatency(h.coordinator.url, coordinator.api, E2E_ADMIN_TOKEN, watchers, messages)),
+        });
+      }
     } finally {
       await h.coordinator.stop();
     }
@@ -334,6 +362,7 @@ async function main() {
     platform_floor: platformRounds,
     coordinator: coordinatorRounds,
     coordinator_ratios: compared,
+    event_latency: events,
   };
   const out = path.join(ROOT, "bench/results.json");
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
@@ -359,7 +388,13 @@ async function main() {
     });
   }
   console.log(`| ws echo (Node) | 10 | – | ${show(echo)} | ${echo.per_second} msg/s | – |`);
+  for (const r of coordinatorRounds)
+    if (r.batch)
+      console.log(
+        `| coordinator, POST /tasks/batch of ${r.batch.tasks} | ${r.bots} | – | – | ${r.batch.per_second} (${r.batch.d1_round_trips_per_task} D1 round trips/task) | – |`,
+      );
   if (workerFloor) console.log(`| GET /health via wrangler dev (1 D1 query) | – | – | ${show(workerFloor)} | – | – |`);
+  for (const e of events) console.log(`| event latency: bot progress → ${e.watchers} watcher(s) | – | – | ${show(e.latency)} | – | – |`);
   const b = budget as Awaited<ReturnType<typeof d1Budget>> | null;
   console.log(
     `\nD1 round trips (counted): per task ${coordinatorRounds.map((r) => `${r.d1_round_trips_per_task} (${r.bots} bots)`).join(", ")}; per heartbeat ${b?.per_heartbeat}; per reconnect ${b?.per_reconnect} (the disconnect 1, the token check 1, the connect 1)`,

@@ -93,6 +93,7 @@ export function deploymentJson(d: DeploymentRow, botOnline: boolean) {
     bot_id: d.botId,
     bot_online: botOnline,
     status_url: deploymentStatusUrl(d.id),
+    websocket_url: `/api/v1/ws/deployments/${d.id}`,
     created_at: isoAt(d.createdAt),
     updated_at: isoAt(d.updatedAt),
     last_progress_at: isoAt(d.lastProgressAt),

@@ -36,6 +36,7 @@ export class FloorQueue extends DurableObject<Env> {
     const url = new URL(request.url);
     if (url.pathname === "/api/v1/ws/control") return this.acceptBot(url.searchParams.get("bot_id") ?? "");
     if (request.method === "POST" && url.pathname === "/api/v1/bots") {
+      await request.arrayBuffer(); // read the body before answering: the runtime refuses a stream left unread
       return json({ id: crypto.randomUUID(), token: "floor" }, 201);
     }
     if (request.method === "POST" && url.pathname === "/api/v1/tasks") {

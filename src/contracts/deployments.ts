@@ -38,6 +38,7 @@ export const DeploymentSchema = z
     bot_id: z.string().nullable(),
     bot_online: z.boolean(),
     status_url: z.string(),
+    websocket_url: z.string().openapi({ description: "Its live event stream (stages and log lines)" }),
     created_at: z.string(),
     updated_at: z.string(),
     last_progress_at: z.string(),

@@ -32,6 +32,7 @@ export async function deleteJobs(db: Db, jobIds: string[]): Promise<{ jobs: numb
     sql`DELETE FROM tasks WHERE job_id IN (SELECT value FROM json_each(${ids}))
           AND id NOT IN (SELECT current_task_id FROM bots WHERE current_task_id IS NOT NULL)`,
     sql`DELETE FROM jobs WHERE id IN (SELECT value FROM json_each(${ids})) AND finished_at IS NOT NULL`,
+    sql`DELETE FROM stream_events WHERE stream IN (SELECT 'job:' || value FROM json_each(${ids}))`,
   ]);
   return { events: changedRows(results[0]) + changedRows(results[1]), tasks: changedRows(results[2]), jobs: changedRows(results[3]) };
 }
@@ -52,12 +53,22 @@ export async function deleteExpiredTasks(db: Db, cutoffMs: number, limit: number
   return changedRows(results[1]);
 }
 
-/** Any event and any deployment log line older than the cut-off (oldest first, bounded). */
-export async function deleteExpiredLogs(db: Db, cutoffMs: number, limit: number): Promise<{ events: number; deploymentLogs: number }> {
+/** Any event, deployment log line and stream event copy older than the cut-off (oldest first, bounded). */
+export async function deleteExpiredLogs(
+  db: Db,
+  cutoffMs: number,
+  limit: number,
+): Promise<{ events: number; deploymentLogs: number; streamCopies: number }> {
   const results = await runBatch(db, [
     sql`DELETE FROM events WHERE id IN (SELECT id FROM events WHERE created_at < ${cutoffMs} ORDER BY id LIMIT ${limit})`,
     sql`DELETE FROM deployment_events WHERE id IN
           (SELECT id FROM deployment_events WHERE created_at < ${cutoffMs} ORDER BY id LIMIT ${limit})`,
+    sql`DELETE FROM stream_events WHERE rowid IN (SELECT rowid FROM stream_events WHERE created_at < ${cutoffMs} LIMIT ${limit})`,
   ]);
-  return { events: changedRows(results[0]), deploymentLogs: changedRows(results[1]) };
+  return { events: changedRows(results[0]), deploymentLogs: changedRows(results[1]), streamCopies: changedRows(results[2]) };
+}
+
+/** A stream's D1 copy, when its resource is deleted. */
+export async function deleteStreamCopy(db: Db, stream: string): Promise<void> {
+  await db.run(sql`DELETE FROM stream_events WHERE stream = ${stream}`);
 }

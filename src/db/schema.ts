@@ -4,7 +4,7 @@
  * (`npm run db:generate`).
  */
 import { sql } from "drizzle-orm";
-import { index, integer, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { DEPLOYMENT_STAGES, DEPLOYMENT_STATUSES } from "../core/deployment-machine";
 import { JOB_STATUSES } from "../core/job";
 import { PROJECT_STATUSES } from "../core/project";
@@ -207,6 +207,23 @@ export const projects = sqliteTable(
     index("projects_created_idx").on(t.createdAt, t.id),
     index("projects_init_job_idx").on(t.initJobId),
   ],
+);
+
+/**
+ * A copy of every event stream's log (DECISIONS: the stream's Durable Object is the only writer of
+ * `seq`; D1 holds a copy for queries and cleanup). Written by each stream's object from its outbox,
+ * about a second behind; watchers and `GET …/events` read the object itself.
+ */
+export const streamEvents = sqliteTable(
+  "stream_events",
+  {
+    stream: text("stream").notNull(),
+    seq: integer("seq").notNull(),
+    type: text("type").notNull(),
+    data: text("data", { mode: "json" }).$type<Record<string, unknown>>().notNull(),
+    createdAt: integer("created_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.stream, t.seq] }), index("stream_events_created_idx").on(t.createdAt)],
 );
 
 export type JobRow = typeof jobs.$inferSelect;

@@ -222,3 +222,12 @@ export async function listTaskEvents(db: Db, taskId: string, limit: number) {
     .orderBy(asc(events.id))
     .limit(limit);
 }
+
+/** Pending tasks per capability (null: any bot) and the age of the oldest, for the fleet stream (bounded). */
+export async function queueDepthByCapability(db: Db, nowMs: number, limit: number) {
+  const rows = await db.all<{ capability: string | null; pending: number; oldest: number }>(
+    sql`SELECT capability, count(*) AS pending, min(created_at) AS oldest FROM tasks WHERE status = 'pending'
+        GROUP BY capability ORDER BY pending DESC LIMIT ${limit}`,
+  );
+  return rows.map((r) => ({ capability: r.capability, pending: r.pending, oldest_pending_age_s: Math.round((nowMs - r.oldest) / 1000) }));
+}

@@ -21,6 +21,7 @@ import { type Ctx, createCtx } from "../services/context";
 import { claimForBot, dispatchTask } from "../services/dispatch";
 import { publishStepAssigned, publishStepLog, publishStepProgress } from "../services/job-events";
 import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
+import { publishFleet } from "../services/streams";
 import { AlarmSchedule } from "./alarm-schedule";
 import { parseBotFrame } from "./bot-frames";
 import { resolveObjectName } from "./identity";
@@ -109,6 +110,7 @@ export class BotSession extends DurableObject<Env> {
       payload: { bot_id: botId, heartbeat_interval_s: ctx.config.heartbeatIntervalS, server_time: new Date(ctx.now()).toISOString() },
     });
     ctx.log.info("bot connected");
+    await publishFleet(ctx, { type: "bot", data: { bot_id: botId, name: bot.name, status: "online", capabilities: bot.capabilities } });
 
     if (bot.currentTaskId) {
       // Back within the grace period: tell the bot its task again.
@@ -228,6 +230,10 @@ export class BotSession extends DurableObject<Env> {
     const bot = await markDisconnected(ctx.db, this.botId, ctx.now(), reason);
     if (bot?.currentTaskId) await this.alarms.set(GRACE, ctx.now() + ctx.config.botReconnectGraceMs);
     ctx.log.info("bot disconnected", { reason, current_task_id: bot?.currentTaskId ?? null });
+    await publishFleet(ctx, {
+      type: "bot",
+      data: { bot_id: this.botId, status: "disconnected", current_task_id: bot?.currentTaskId ?? null },
+    });
   }
 
   // ---------------------------------------------------------------- RPC

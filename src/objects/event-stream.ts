@@ -14,15 +14,26 @@
  * - Browsers cannot set headers on a WebSocket: they get a short-lived,
  *   single-use ticket minted here (only its SHA-256 is stored).
  *
+ * - D1 holds a copy (`stream_events`, for queries across streams and retention), written from an
+ *   outbox in this object's SQLite about a second behind: one round trip per stream per second at most.
+ *
  * The Worker authenticates and authorizes before it forwards anything here.
  */
 import { DurableObject } from "cloudflare:workers";
 import { type NewStreamEvent, type StoredStreamEvent, type StreamDialect, sseRecord, streamMessage } from "../core/stream";
 import { randomToken, sha256Hex } from "../crypto/encoding";
+import { type Db, getDb } from "../db/client";
+import { copyStreamEvents } from "../db/stream-events";
+import { resolveObjectName } from "./identity";
 
 /** Replayed to one watcher at most; a watcher further behind pages `GET …/events` first. */
 export const MAX_REPLAY_EVENTS = 10_000;
 const REPLAY_PAGE = 500;
+/** The D1 copy trails the log by about this much (one write per stream per interval, however many events). */
+const OUTBOX_FLUSH_DELAY_MS = 1000;
+const OUTBOX_BATCH = 500;
+/** Batches one alarm copies at most (the rest goes with the next alarm). */
+const OUTBOX_BATCHES_PER_ALARM = 4;
 export const PING_FRAME = '{"type":"ping"}';
 export const PONG_FRAME = '{"type":"pong"}';
 
@@ -43,14 +54,21 @@ interface EventRow extends Record<string, SqlStorageValue> {
 
 export class EventStream extends DurableObject<Env> {
   private readonly sql: SqlStorage;
+  private readonly db: Db;
+  /** This stream's name (`job:<id>`, …); null only for an instance nobody addressed by name. */
+  private name: string | null = null;
   /** Live Server-Sent Events clients (an open SSE response keeps this object in memory). */
   private readonly sseWriters = new Set<WritableStreamDefaultWriter<Uint8Array>>();
 
   constructor(state: DurableObjectState, env: Env) {
     super(state, env);
     this.sql = state.storage.sql;
+    this.db = getDb(env.DB);
     this.createTables();
     state.setWebSocketAutoResponse(new WebSocketRequestResponsePair(PING_FRAME, PONG_FRAME));
+    state.blockConcurrencyWhile(async () => {
+      this.name = await resolveObjectName(state, env.EVENT_STREAM);
+    });
   }
 
   // ---------------------------------------------------------------- RPC
@@ -66,8 +84,10 @@ export class EventStream extends DurableObject<Env> {
     for (const e of events) {
       seq++;
       this.sql.exec("INSERT INTO events (seq, type, ts, data) VALUES (?, ?, ?, ?)", seq, e.type, nowMs, JSON.stringify(e.data));
+      this.sql.exec("INSERT INTO outbox (seq) VALUES (?)", seq);
       stored.push({ ...e, seq, timestampMs: nowMs });
     }
+    if (stored.length && (await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(nowMs + OUTBOX_FLUSH_DELAY_MS);
     if (state) this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('state', ?)", JSON.stringify({ ...this.state(), ...state }));
     for (const e of stored) this.fanOut(e);
     return seq;
@@ -117,8 +137,36 @@ export class EventStream extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets()) ws.close(1000, "stream deleted");
     for (const w of this.sseWriters) void w.close().catch(() => undefined);
     this.sseWriters.clear();
+    await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
     this.createTables(); // this instance may still be asked (a late publish, a read): it answers as an empty stream
+  }
+
+  /**
+   * Copies what the outbox holds to D1 (`stream_events`), oldest first, bounded per alarm; an alarm that
+   * throws is retried by the runtime, and a row copied twice is left as it was, so nothing is lost or doubled.
+   */
+  async alarm(): Promise<void> {
+    if (!this.name) return;
+    for (let batch = 0; batch < OUTBOX_BATCHES_PER_ALARM; batch++) {
+      const rows = this.sql
+        .exec<EventRow>(
+          "SELECT e.seq AS seq, e.type AS type, e.ts AS ts, e.data AS data FROM outbox o JOIN events e ON e.seq = o.seq ORDER BY o.seq LIMIT ?",
+          OUTBOX_BATCH,
+        )
+        .toArray();
+      if (rows.length === 0) break;
+      await copyStreamEvents(
+        this.db,
+        this.name,
+        rows.map((r) => ({ seq: r.seq, type: r.type, data: r.data, createdAt: r.ts })),
+      );
+      this.sql.exec("DELETE FROM outbox WHERE seq <= ?", rows[rows.length - 1]!.seq);
+    }
+    // Events pruned before they were copied leave nothing to copy.
+    this.sql.exec("DELETE FROM outbox WHERE seq NOT IN (SELECT seq FROM events)");
+    const left = this.sql.exec<{ n: number }>("SELECT count(*) AS n FROM outbox").one().n;
+    if (left > 0) await this.ctx.storage.setAlarm(Date.now() + OUTBOX_FLUSH_DELAY_MS);
   }
 
   // ---------------------------------------------------------------- watchers
@@ -198,7 +246,8 @@ export class EventStream extends DurableObject<Env> {
   private createTables(): void {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, ts INTEGER NOT NULL, data TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS tickets (hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);`);
+      CREATE TABLE IF NOT EXISTS tickets (hash TEXT PRIMARY KEY, expires_at INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS outbox (seq INTEGER PRIMARY KEY);`);
   }
 
   private fanOut(e: StoredStreamEvent): void {

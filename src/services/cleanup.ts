@@ -22,12 +22,23 @@ export interface CleanupReport {
   deploymentLogs: number;
   streams: number;
   fleetEvents: number;
+  /** Rows of the streams' D1 copy. */
+  streamCopies: number;
   failures: number;
 }
 
 export async function cleanup(ctx: Ctx): Promise<CleanupReport> {
   const cutoffMs = ctx.now() - ctx.config.retentionDays * 24 * 60 * 60 * 1000;
-  const report: CleanupReport = { jobs: 0, tasks: 0, events: 0, deploymentLogs: 0, streams: 0, fleetEvents: 0, failures: 0 };
+  const report: CleanupReport = {
+    jobs: 0,
+    tasks: 0,
+    events: 0,
+    deploymentLogs: 0,
+    streams: 0,
+    fleetEvents: 0,
+    streamCopies: 0,
+    failures: 0,
+  };
   const step = async (name: string, work: () => Promise<void>) => {
     try {
       await work();
@@ -54,6 +65,7 @@ export async function cleanup(ctx: Ctx): Promise<CleanupReport> {
     const removed = await deleteExpiredLogs(ctx.db, cutoffMs, CLEANUP_ROWS_PER_RUN);
     report.events += removed.events;
     report.deploymentLogs += removed.deploymentLogs;
+    report.streamCopies += removed.streamCopies;
   });
   await step("fleet_stream", async () => {
     report.fleetEvents += await eventStream(ctx.env, FLEET_STREAM).prune(cutoffMs, CLEANUP_ROWS_PER_RUN);

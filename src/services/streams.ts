@@ -5,6 +5,7 @@
  * D1 stays the truth a watcher can always read.
  */
 import { FLEET_STREAM, type NewStreamEvent } from "../core/stream";
+import { deleteStreamCopy } from "../db/cleanup";
 import { eventStream } from "../objects/stubs";
 import type { Ctx } from "./context";
 
@@ -24,6 +25,7 @@ export const publishFleet = (ctx: Ctx, event: NewStreamEvent) => publish(ctx, FL
 export async function destroyStream(ctx: Ctx, stream: string): Promise<void> {
   try {
     await eventStream(ctx.env, stream).destroy();
+    await deleteStreamCopy(ctx.db, stream);
   } catch (err) {
     ctx.log.warn("could not remove a stream", { stream, error: String(err) });
   }

@@ -8,13 +8,14 @@
  */
 import { listConnectedBotIds } from "../db/bots";
 import { listActiveDeploymentIds } from "../db/deployments";
-import { findOrphanedHeldTasks, findOverdueTasks, findTasksOfLostBots } from "../db/tasks";
+import { findOrphanedHeldTasks, findOverdueTasks, findTasksOfLostBots, queueDepthByCapability } from "../db/tasks";
 import { AppError } from "../errors";
 import { botSession, deploymentRunner } from "../objects/stubs";
 import { cleanup } from "./cleanup";
 import type { Ctx } from "./context";
 import { dispatchDueTasks, settleOutcome } from "./dispatch";
 import { applyTaskAction } from "./lifecycle";
+import { publishFleet } from "./streams";
 
 /** How late past its deadline a task must be before the sweeper steps in (the alarm goes first). */
 const SWEEP_SLACK_MS = 5_000;
@@ -93,6 +94,11 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
       if ((await deploymentRunner(ctx.env, id).kick()) !== "ok") report.deploymentsKicked++;
     },
   );
+
+  // Dashboards: queue depth per capability on the fleet stream, once per sweep.
+  await phase("queue_depth", async () => {
+    await publishFleet(ctx, { type: "queue", data: { capabilities: await queueDepthByCapability(ctx.db, ctx.now(), 100) } });
+  });
 
   // Retention: old finished work, logs and streams, bounded per run.
   await phase("cleanup", async () => {

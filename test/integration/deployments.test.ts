@@ -64,6 +64,7 @@ describe("deployments", () => {
       provider: "local",
       status: "ORDERING",
       status_url: `/api/v1/deployments/${res.body.id}`,
+      websocket_url: `/api/v1/ws/deployments/${res.body.id}`,
     });
     const id = res.body.id as string;
 

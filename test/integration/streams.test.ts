@@ -1,6 +1,8 @@
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, expectError, get, post, registerBot, StreamSocket, uniqueCapability } from "../helpers/api";
+import { createCtx } from "../../src/services/context";
+import { sweep } from "../../src/services/sweeper";
+import { ADMIN_TOKEN, BotSocket, eventually, expectError, get, post, registerBot, StreamSocket, uniqueCapability } from "../helpers/api";
 
 /** A job nobody can run (its capability has no bot), so only the events a test publishes reach its stream. */
 async function idleJob() {
@@ -69,6 +71,25 @@ describe("event streams", () => {
     expect(received.map((m) => m.seq)).toEqual(log.map((e: any) => e.seq));
     expect(received).toEqual(log);
     expect(published).toBe(total);
+  });
+
+  it("D1 holds a copy of the log (stream_events), about a second behind, each event once", async () => {
+    const job = await idleJob();
+    await publish(job.id, 5);
+    const log = (await get(`/api/v1/jobs/${job.id}/events`)).body;
+    const copy = await eventually(
+      async () => {
+        const rows = (
+          await env.DB.prepare("SELECT seq, type, data FROM stream_events WHERE stream = ? ORDER BY seq").bind(`job:${job.id}`).all()
+        ).results as any[];
+        return rows.length === log.length ? rows : null;
+      },
+      10_000,
+      "the D1 copy",
+    );
+    expect(copy.map((r) => r.seq)).toEqual(log.map((e: any) => e.seq));
+    expect(copy.map((r) => JSON.parse(r.data))).toEqual(log.map((e: any) => e.data));
+    expect(copy.map((r) => r.type)).toEqual(log.map((e: any) => e.type));
   });
 
   it("100 watchers of one job each get every event once", async () => {
@@ -151,12 +172,30 @@ describe("event streams", () => {
     expectError(await get(`/api/v1/jobs/${job.id}?ticket=${encodeURIComponent(ticket)}`, { token: null }), 401, "unauthorized");
   });
 
-  it("the fleet stream carries job summaries as their status changes", async () => {
+  it("the fleet stream carries bots coming and going, job summaries as their status changes, and queue depth per capability", async () => {
     const fleet = await StreamSocket.open("/api/v1/ws/fleet");
     const job = await idleJob();
     await post(`/api/v1/jobs/${job.id}/cancel`);
     const summary = await fleet.waitFor("the job's summary", (m) => m.type === "job" && m.data.job_id === job.id);
     expect(summary.data).toMatchObject({ status: "cancelled" });
+
+    const bot = await registerBot(["fleet-cap"], "fleet-bot");
+    const sock = await BotSocket.open(bot.id, bot.token);
+    await sock.next("connected");
+    expect(await fleet.waitFor("the bot online", (m) => m.type === "bot" && m.data.bot_id === bot.id)).toMatchObject({
+      data: { status: "online", name: "fleet-bot", capabilities: ["fleet-cap"] },
+    });
+    sock.close();
+    await fleet.waitFor("the bot gone", (m) => m.type === "bot" && m.data.bot_id === bot.id && m.data.status === "disconnected");
+
+    const cap = uniqueCapability("depth");
+    for (let i = 0; i < 3; i++) await post("/api/v1/tasks", { capability: cap });
+    await sweep(createCtx(env));
+    const queue = await fleet.waitFor(
+      "queue depth",
+      (m) => m.type === "queue" && m.data.capabilities.some((c: any) => c.capability === cap),
+    );
+    expect(queue.data.capabilities.find((c: any) => c.capability === cap)).toMatchObject({ pending: 3 });
     fleet.close();
   });
 });
