@@ -17,6 +17,7 @@ import { ROOT, startCoordinator } from "../scripts/lib/coordinator";
 import { E2E_ADMIN_TOKEN, type Harness, mapLimit, onFreePort, startHarness } from "../scripts/lib/harness";
 import { eventLatency } from "./events";
 import { startNodeFloor } from "./floor/node-server";
+import type { fleetSweep } from "./sweeper";
 
 /** Something that serves the coordinator's protocol: the coordinator itself, or one of the floors. */
 interface Target {
@@ -54,6 +55,8 @@ const THROUGHPUT_MAX_TASKS = 500;
 const CREATE_CONCURRENCY = 16;
 const ROUND_TIMEOUT_MS = 120_000;
 const BATCH_TASKS = 500;
+const FLEET_REGISTERED = Number(process.env.BENCH_FLEET_BOTS ?? 10_000);
+const FLEET_CONNECTED = Number(process.env.BENCH_FLEET_CONNECTED ?? 1_000);
 
 /** Nearest-rank percentile: the smallest sample with at least p % of the samples at or below it. */
 const pct = (sorted: number[], p: number) => sorted[Math.max(0, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
@@ -298,6 +301,7 @@ async function main() {
   let workerFloor: ReturnType<typeof stats> | null = null;
   let budget: Awaited<ReturnType<typeof d1Budget>> | null = null;
   const events: { watchers: number; latency: ReturnType<typeof stats> }[] = [];
+  const fleet: Awaited<ReturnType<typeof fleetSweep>> | null = null;
   const coordinatorRounds = await roundsThrough(coordinator, async () => {
     try {
       // One request through wrangler dev with one D1 query (`GET /health` runs SELECT 1).
@@ -363,6 +367,7 @@ async function main() {
     coordinator: coordinatorRounds,
     coordinator_ratios: compared,
     event_latency: events,
+    sweeper_fleet: fleet,
   };
   const out = path.join(ROOT, "bench/results.json");
   writeFileSync(out, `${JSON.stringify(results, null, 2)}\n`);
@@ -395,9 +400,15 @@ async function main() {
       );
   if (workerFloor) console.log(`| GET /health via wrangler dev (1 D1 query) | – | – | ${show(workerFloor)} | – | – |`);
   for (const e of events) console.log(`| event latency: bot progress → ${e.watchers} watcher(s) | – | – | ${show(e.latency)} | – | – |`);
+  const f = fleet as Awaited<ReturnType<typeof fleetSweep>> | null;
+  if (f)
+    for (const [i, r] of f.sweeps.entries())
+      console.log(
+        `sweep ${i + 1} over ${f.registered} registered / ${f.connected} connected bots: ${r.d1_round_trips} D1 round trips, ${r.d1_statements} statements, ${r.do_wake_ups} Durable Object wake-ups (${r.sockets_checked} sockets checked), ${r.seconds} s`,
+      );
   const b = budget as Awaited<ReturnType<typeof d1Budget>> | null;
   console.log(
-    `\nD1 round trips (counted): per task ${coordinatorRounds.map((r) => `${r.d1_round_trips_per_task} (${r.bots} bots)`).join(", ")}; per heartbeat ${b?.per_heartbeat}; per reconnect ${b?.per_reconnect} (the disconnect 1, the token check 1, the connect 1)`,
+    `\nD1 round trips (counted): per task ${coordinatorRounds.map((r) => `${r.d1_round_trips_per_task} (${r.bots} bots)`).join(", ")}; per heartbeat ${b?.per_heartbeat}; per reconnect ${b?.per_reconnect} (the token check 1, the connect 1; a close is written to D1 only if the bot is not back within 1 s)`,
   );
   console.log(`\nwritten to ${path.relative(process.cwd(), out)}`);
 }

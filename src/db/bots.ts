@@ -1,10 +1,10 @@
 /** Bot queries. Status is derived in SQL with the same rule as core/bot-status. */
-import { and, asc, eq, isNull, type SQL, sql } from "drizzle-orm";
+import { and, asc, eq, gt, isNull, type SQL, sql } from "drizzle-orm";
 import { type BotStatus, deriveBotStatus } from "../core/bot-status";
 import { runBatch } from "./batch";
 import { type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
-import { type BotRow, bots, events, type TaskRow, tokens } from "./schema";
+import { type BotRow, bots, coordinatorState, events, type TaskRow, tokens } from "./schema";
 import { dispatchableTasksQuery } from "./tasks";
 import { revokeBotTokens, type TokenInsert } from "./tokens";
 
@@ -127,9 +127,35 @@ export async function issueLaunchToken(
   ]);
 }
 
-export async function listConnectedBotIds(db: Db): Promise<string[]> {
-  const rows = await db.select({ id: bots.id }).from(bots).where(eq(bots.connected, true)).limit(1000);
+/** Connected bots after `afterId` in id order, a page at a time (callers page with the last id they got). */
+export async function connectedBotIdsAfter(db: Db, afterId: string, limit: number): Promise<string[]> {
+  const rows = await db
+    .select({ id: bots.id })
+    .from(bots)
+    .where(and(eq(bots.connected, true), gt(bots.id, afterId)))
+    .orderBy(asc(bots.id))
+    .limit(limit);
   return rows.map((r) => r.id);
+}
+
+const SWEEP_CURSOR_KEY = "sweep_connected_cursor";
+
+/**
+ * The sweeper's next page of connected bots to check, from where the last sweep stopped (wrapping
+ * around at the end), and the cursor moved past it: every connected bot is checked in turn, a bounded
+ * number per sweep, whatever the size of the fleet. Three round trips at most (read, page, write).
+ */
+export async function nextConnectedPage(db: Db, limit: number): Promise<string[]> {
+  const cursor = (await db.select().from(coordinatorState).where(eq(coordinatorState.key, SWEEP_CURSOR_KEY)).get())?.value ?? "";
+  let ids = await connectedBotIdsAfter(db, cursor, limit);
+  if (ids.length < limit && cursor !== "")
+    ids = [...ids, ...(await connectedBotIdsAfter(db, "", limit - ids.length))].filter((id, i, all) => all.indexOf(id) === i);
+  const next = ids.length < limit ? "" : ids[ids.length - 1]!;
+  await db
+    .insert(coordinatorState)
+    .values({ key: SWEEP_CURSOR_KEY, value: next })
+    .onConflictDoUpdate({ target: coordinatorState.key, set: { value: next } });
+  return ids;
 }
 
 /** A bot event, written only if the bot exists (a connect for an unknown id leaves nothing behind). */

@@ -11,12 +11,12 @@ export function getDb(d1: D1Database): Db {
 
 /**
  * D1 round trips made by this isolate (every statement run, every batch, every
- * exec counts one). The benchmark reads it (`GET /api/v1/_bench/d1`, only with
+ * exec counts one), and the statements they carried (a batch counts each of its statements). The benchmark reads it (`GET /api/v1/_bench/d1`, only with
  * BENCH_MODE=1) to count what a task, a heartbeat and a reconnect cost instead
  * of estimating it from the code. Under wrangler dev the Worker and its
  * Durable Objects share one isolate, so one counter sees them all.
  */
-export const d1RoundTrips = { count: 0 };
+export const d1RoundTrips = { count: 0, statements: 0 };
 
 /**
  * Production D1 refuses a statement that binds more than 100 parameters; the
@@ -33,10 +33,12 @@ function withParameterLimit(d1: D1Database): D1Database {
     },
     batch: (statements: D1PreparedStatement[]) => {
       d1RoundTrips.count++;
+      d1RoundTrips.statements += statements.length;
       return d1.batch(statements);
     },
     exec: (query: string) => {
       d1RoundTrips.count++;
+      d1RoundTrips.statements++;
       return d1.exec(query);
     },
   });
@@ -55,6 +57,7 @@ function counted(statement: D1PreparedStatement): D1PreparedStatement {
     const original = (statement[method] as (...a: unknown[]) => unknown).bind(statement);
     (statement as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
       d1RoundTrips.count++;
+      d1RoundTrips.statements++;
       return original(...args);
     };
   }

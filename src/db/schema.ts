@@ -226,6 +226,12 @@ export const streamEvents = sqliteTable(
   (t) => [primaryKey({ columns: [t.stream, t.seq] }), index("stream_events_created_idx").on(t.createdAt)],
 );
 
+/** Small named values the coordinator keeps between runs (the sweeper's cursor over connected bots). */
+export const coordinatorState = sqliteTable("coordinator_state", {
+  key: text("key").primaryKey(),
+  value: text("value").notNull(),
+});
+
 export type JobRow = typeof jobs.$inferSelect;
 export type ProjectRow = typeof projects.$inferSelect;
 

@@ -29,6 +29,10 @@ import { resolveObjectName } from "./identity";
 const CAPABILITIES_KEY = "capabilities";
 const DEADLINE = "deadline";
 const GRACE = "grace";
+/** A socket that closed: recorded in D1 this long after, unless the bot is back by then (a reconnect then costs no disconnect write). */
+const DISCONNECT = "disconnect";
+const DISCONNECT_REASON_KEY = "disconnect_reason";
+const DISCONNECT_DEFER_MS = 1000;
 const RETRY_PREFIX = "retry:";
 /** Tasks a freed bot looks at when pulling its next one. */
 const PULL_BATCH = 5;
@@ -105,6 +109,7 @@ export class BotSession extends DurableObject<Env> {
       tokenId: request.headers.get(TOKEN_ID_HEADER) || null,
     } satisfies SocketAttachment);
     await this.alarms.clear(GRACE);
+    await this.alarms.clear(DISCONNECT); // back before the close was recorded: nothing to record
     this.send(server, {
       type: "connected",
       payload: { bot_id: botId, heartbeat_interval_s: ctx.config.heartbeatIntervalS, server_time: new Date(ctx.now()).toISOString() },
@@ -219,14 +224,21 @@ export class BotSession extends DurableObject<Env> {
     await this.onSocketGone(ws, `error: ${String(error)}`);
   }
 
+  /**
+   * The socket closed. D1 learns it a moment later (DISCONNECT_DEFER_MS), unless the bot is back by then:
+   * a quick reconnect then costs the connect alone. Meanwhile dispatch may still offer this bot work; the
+   * offer finds no socket, hands the task back and records the disconnect at once (offerTask, deliverClaimed).
+   */
   private async onSocketGone(ws: WebSocket, reason: string): Promise<void> {
     if (this.openSockets().some((s) => s !== ws)) return; // replaced by a newer connection
-    await this.startGrace(this.scoped(), reason);
+    await this.ctx.storage.put(DISCONNECT_REASON_KEY, reason);
+    await this.alarms.set(DISCONNECT, Date.now() + DISCONNECT_DEFER_MS);
   }
 
   /** The socket is gone: record it, and give a bot holding a task time to come back. */
   private async startGrace(ctx: Ctx, reason: string): Promise<void> {
     if (!this.botId) return;
+    await this.alarms.clear(DISCONNECT);
     const bot = await markDisconnected(ctx.db, this.botId, ctx.now(), reason);
     if (bot?.currentTaskId) await this.alarms.set(GRACE, ctx.now() + ctx.config.botReconnectGraceMs);
     ctx.log.info("bot disconnected", { reason, current_task_id: bot?.currentTaskId ?? null });
@@ -307,6 +319,19 @@ export class BotSession extends DurableObject<Env> {
     await this.pullNextTask(ctx);
   }
 
+  /**
+   * The sweeper's liveness check: true if this bot's socket is open. If D1 says connected but no socket
+   * survived (a runtime restart), D1 is corrected, with the usual grace. Takes no work (idle bots pull at
+   * their own moments; the sweeper dispatches due tasks itself) and costs no D1 for a healthy bot.
+   */
+  async checkSocket(): Promise<boolean> {
+    if (this.openSockets().length > 0) return true;
+    const ctx = this.scoped();
+    const bot = this.botId ? await getBot(ctx.db, this.botId) : undefined;
+    if (bot?.connected) await this.startGrace(ctx, "socket lost with a runtime restart");
+    return false;
+  }
+
   /** Tokens were revoked: every socket opened with one of them closes at once, so nothing more is offered to or taken from it. */
   async tokensRevoked(tokenIds: string[]): Promise<number> {
     let closed = 0;
@@ -340,6 +365,7 @@ export class BotSession extends DurableObject<Env> {
     for (const key of await this.alarms.takeDue(ctx.now())) {
       try {
         if (key === DEADLINE) await this.onDeadline(ctx, this.botId);
+        else if (key === DISCONNECT) await this.onDisconnectDue(ctx);
         else if (key === GRACE) await this.onGraceExpired(ctx, this.botId);
         else if (key.startsWith(RETRY_PREFIX)) await this.onRetryDue(ctx, key.slice(RETRY_PREFIX.length));
       } catch (err) {
@@ -361,6 +387,11 @@ export class BotSession extends DurableObject<Env> {
       const ws = this.openSockets()[0];
       if (ws) this.send(ws, { type: "task_cancelled", payload: { task_id: task.id, reason: "timeout" } });
     });
+  }
+
+  private async onDisconnectDue(ctx: Ctx): Promise<void> {
+    if (this.openSockets().length > 0) return; // back in time
+    await this.startGrace(ctx, (await this.ctx.storage.get<string>(DISCONNECT_REASON_KEY)) ?? "closed");
   }
 
   private async onGraceExpired(ctx: Ctx, botId: string): Promise<void> {

@@ -14,13 +14,14 @@
  * - Browsers cannot set headers on a WebSocket: they get a short-lived,
  *   single-use ticket minted here (only its SHA-256 is stored).
  *
- * - D1 holds a copy (`stream_events`, for queries across streams and retention), written from an
- *   outbox in this object's SQLite about a second behind: one round trip per stream per second at most.
+ * - D1 holds a copy of the jobs', projects' and deployments' logs (`stream_events`, for queries across
+ *   streams and retention), written from an outbox in this object's SQLite about a second behind: one
+ *   round trip per stream per second at most. The fleet stream is not copied (see `copied`).
  *
  * The Worker authenticates and authorizes before it forwards anything here.
  */
 import { DurableObject } from "cloudflare:workers";
-import { type NewStreamEvent, type StoredStreamEvent, type StreamDialect, sseRecord, streamMessage } from "../core/stream";
+import { FLEET_STREAM, type NewStreamEvent, type StoredStreamEvent, type StreamDialect, sseRecord, streamMessage } from "../core/stream";
 import { randomToken, sha256Hex } from "../crypto/encoding";
 import { type Db, getDb } from "../db/client";
 import { copyStreamEvents } from "../db/stream-events";
@@ -84,10 +85,11 @@ export class EventStream extends DurableObject<Env> {
     for (const e of events) {
       seq++;
       this.sql.exec("INSERT INTO events (seq, type, ts, data) VALUES (?, ?, ?, ?)", seq, e.type, nowMs, JSON.stringify(e.data));
-      this.sql.exec("INSERT INTO outbox (seq) VALUES (?)", seq);
+      if (this.copied()) this.sql.exec("INSERT INTO outbox (seq) VALUES (?)", seq);
       stored.push({ ...e, seq, timestampMs: nowMs });
     }
-    if (stored.length && (await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(nowMs + OUTBOX_FLUSH_DELAY_MS);
+    if (stored.length && this.copied() && (await this.ctx.storage.getAlarm()) === null)
+      await this.ctx.storage.setAlarm(nowMs + OUTBOX_FLUSH_DELAY_MS);
     if (state) this.sql.exec("INSERT OR REPLACE INTO meta (key, value) VALUES ('state', ?)", JSON.stringify({ ...this.state(), ...state }));
     for (const e of stored) this.fanOut(e);
     return seq;
@@ -242,6 +244,11 @@ export class EventStream extends DurableObject<Env> {
   }
 
   // ---------------------------------------------------------------- helpers
+
+  /** Jobs', projects' and deployments' logs are copied to D1; the fleet's (high churn, for dashboards) is not: it is pruned in place. */
+  private copied(): boolean {
+    return this.name !== null && this.name !== FLEET_STREAM;
+  }
 
   private createTables(): void {
     this.sql.exec(`CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, type TEXT NOT NULL, ts INTEGER NOT NULL, data TEXT NOT NULL);

@@ -8,11 +8,17 @@ import { requireAdmin } from "../auth";
 import { d1RoundTrips } from "../db/client";
 import { AppError } from "../errors";
 import type { AppEnv } from "../http";
+import { lastSweep } from "../services/sweeper";
 
 export const benchRouter = new Hono<AppEnv>();
 
 benchRouter.get("/d1", (c) => {
   if (c.env.BENCH_MODE !== "1") throw new AppError("not_found", "no such route");
   requireAdmin(c);
-  return c.json({ round_trips: d1RoundTrips.count });
+  return c.json({
+    round_trips: d1RoundTrips.count,
+    statements: d1RoundTrips.statements,
+    last_sweep: lastSweep.report,
+    last_sweep_finished_at_ms: lastSweep.finishedAtMs,
+  });
 });

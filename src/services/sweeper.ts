@@ -6,7 +6,7 @@
  * each phase and each item is isolated: one failure is logged with its id and
  * the sweep goes on.
  */
-import { listConnectedBotIds } from "../db/bots";
+import { nextConnectedPage } from "../db/bots";
 import { listActiveDeploymentIds } from "../db/deployments";
 import { findOrphanedHeldTasks, findOverdueTasks, findTasksOfLostBots, queueDepthByCapability } from "../db/tasks";
 import { AppError } from "../errors";
@@ -20,6 +20,14 @@ import { publishFleet } from "./streams";
 /** How late past its deadline a task must be before the sweeper steps in (the alarm goes first). */
 const SWEEP_SLACK_MS = 5_000;
 const SWEEP_BATCH = 100;
+/**
+ * Connected bots whose socket one sweep checks: a page from a cursor that goes round the fleet, so
+ * the cost per minute does not grow with the fleet (1,000 connected bots are each checked every 10
+ * minutes). A socket lost otherwise is found at once: its close, its grace alarm, its deadline alarm.
+ */
+export const SOCKET_CHECKS_PER_SWEEP = 100;
+/** A deployment runner busy with a slow provider call is alive: the sweep does not wait for it longer than this. */
+const KICK_TIMEOUT_MS = 5_000;
 
 export interface SweepReport {
   timedOut: number;
@@ -27,12 +35,25 @@ export interface SweepReport {
   botsChecked: number;
   dispatched: number;
   deploymentsKicked: number;
+  /** Durable Objects this sweep called (socket checks, deployment kicks, offers of due tasks are in `dispatched`). */
+  wakeUps: number;
   /** Phases or items that failed (logged with their ids); the rest of the sweep still ran. */
   failures: number;
 }
 
+/** The last sweep's report (the benchmark reads it under BENCH_MODE; one isolate under wrangler dev). */
+export const lastSweep: { report: SweepReport | null; finishedAtMs: number } = { report: null, finishedAtMs: 0 };
+
 export async function sweep(ctx: Ctx): Promise<SweepReport> {
-  const report: SweepReport = { timedOut: 0, lostBotTasks: 0, botsChecked: 0, dispatched: 0, deploymentsKicked: 0, failures: 0 };
+  const report: SweepReport = {
+    timedOut: 0,
+    lostBotTasks: 0,
+    botsChecked: 0,
+    dispatched: 0,
+    deploymentsKicked: 0,
+    wakeUps: 0,
+    failures: 0,
+  };
 
   /** Runs one phase; a failure is logged and counted, never thrown, so the next phase still runs. */
   const phase = async (name: string, work: () => Promise<void>, id?: string) => {
@@ -58,16 +79,23 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
     },
   );
 
-  // Ask each "connected" bot's object whether its socket survived; it corrects D1 if not.
-  await eachOf(
-    "connected_bots",
-    () => listConnectedBotIds(ctx.db),
-    (botId) => botId,
-    async (botId) => {
-      report.botsChecked++;
-      await botSession(ctx.env, botId).wake();
-    },
-  );
+  // A page of "connected" bots, in turn: each object says whether its socket survived (and corrects D1 if not).
+  await phase("connected_bots", async () => {
+    const page = await nextConnectedPage(ctx.db, SOCKET_CHECKS_PER_SWEEP);
+    await Promise.all(
+      page.map((botId) =>
+        phase(
+          "connected_bots",
+          async () => {
+            report.botsChecked++;
+            report.wakeUps++;
+            await botSession(ctx.env, botId).checkSocket();
+          },
+          botId,
+        ),
+      ),
+    );
+  });
 
   await eachOf(
     "lost_bot_tasks",
@@ -85,15 +113,25 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
     report.dispatched = await dispatchDueTasks(ctx, SWEEP_BATCH);
   });
 
-  // Deployments: re-arm lost alarms and apply the 45-minute stale rule (each runner decides).
-  await eachOf(
-    "deployments",
-    () => listActiveDeploymentIds(ctx.db, SWEEP_BATCH),
-    (id) => id,
-    async (id) => {
-      if ((await deploymentRunner(ctx.env, id).kick()) !== "ok") report.deploymentsKicked++;
-    },
-  );
+  // Deployments: re-arm lost alarms and apply the 45-minute stale rule (each runner decides), all at once:
+  // a runner waits behind its own step in flight, and one slow provider call must not hold up the sweep.
+  await phase("deployments", async () => {
+    const ids = await listActiveDeploymentIds(ctx.db, SWEEP_BATCH);
+    await Promise.all(
+      ids.map((id) =>
+        phase(
+          "deployments",
+          async () => {
+            report.wakeUps++;
+            const kicked = await withTimeout(deploymentRunner(ctx.env, id).kick(), KICK_TIMEOUT_MS);
+            if (kicked === "timeout") ctx.log.info("deployment runner busy; not waited for", { deployment_id: id });
+            else if (kicked !== "ok") report.deploymentsKicked++;
+          },
+          id,
+        ),
+      ),
+    );
+  });
 
   // Dashboards: queue depth per capability on the fleet stream, once per sweep.
   await phase("queue_depth", async () => {
@@ -106,7 +144,18 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
   });
 
   ctx.log.info("sweep finished", { ...report });
+  lastSweep.report = report;
+  lastSweep.finishedAtMs = ctx.now();
   return report;
+}
+
+/** The promise's value, or "timeout" after `ms` (the promise itself runs on; its failure is still logged by its phase). */
+function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | "timeout"> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"timeout">((resolve) => {
+    timer = setTimeout(() => resolve("timeout"), ms);
+  });
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
 }
 
 /** Fails a held task for retry; false when someone (its alarm, its bot) settled it first. */

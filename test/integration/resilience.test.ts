@@ -1,7 +1,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { createCtx } from "../../src/services/context";
-import { sweep } from "../../src/services/sweeper";
+import { SOCKET_CHECKS_PER_SWEEP, sweep } from "../../src/services/sweeper";
 import {
   ADMIN_TOKEN,
   BotSocket,
@@ -208,9 +208,35 @@ describe("the cron sweeper", () => {
     const bot = await registerBot([uniqueCapability()]);
     await env.DB.prepare("UPDATE bots SET connected = 1, disconnected_at = NULL WHERE id = ?").bind(bot.id).run();
     expect((await get(`/api/v1/bots/${bot.id}`)).body.status).toBe("online");
-    const report = await runSweep();
-    expect(report.botsChecked).toBeGreaterThanOrEqual(1);
+    // The sweeper checks a page of connected bots per run, going round: within a few runs it reaches this one.
+    for (let run = 0; run < 5 && (await get(`/api/v1/bots/${bot.id}`)).body.connected; run++) {
+      expect((await runSweep()).botsChecked).toBeGreaterThanOrEqual(1);
+    }
     expect((await get(`/api/v1/bots/${bot.id}`)).body).toMatchObject({ connected: false, status: "offline" });
+  });
+
+  it("checks a bounded page of connected bots per run, going round the whole fleet; live sockets stay as they are", async () => {
+    // 250 bots D1 thinks are connected but whose sockets died, and one that is really there.
+    const now = Date.now();
+    const ghosts = Array.from({ length: 250 }, (_, i) => `ghost-${String(i).padStart(3, "0")}-${crypto.randomUUID()}`);
+    await env.DB.prepare(
+      `INSERT INTO bots (id, name, capabilities, metadata, connected, created_at, updated_at)
+       SELECT value, 'ghost', '[]', '{}', 1, ?, ? FROM json_each(?)`,
+    )
+      .bind(now, now, JSON.stringify(ghosts))
+      .run();
+    const live = await registerBot([uniqueCapability()], "live");
+    const sock = await BotSocket.open(live.id, live.token);
+    await sock.next("connected");
+    const stillConnected = async () =>
+      (await env.DB.prepare("SELECT count(*) AS n FROM bots WHERE connected = 1 AND name = 'ghost'").first<{ n: number }>())!.n;
+    const checked: number[] = [];
+    for (let run = 0; run < 6 && (await stillConnected()) > 0; run++) checked.push((await runSweep()).botsChecked);
+    expect(await stillConnected()).toBe(0);
+    expect(Math.max(...checked)).toBeLessThanOrEqual(SOCKET_CHECKS_PER_SWEEP);
+    expect(checked.length).toBeGreaterThanOrEqual(3); // 250 ghosts take three pages of 100
+    expect((await get(`/api/v1/bots/${live.id}`)).body).toMatchObject({ connected: true, status: "online" });
+    sock.close();
   });
 
   it("a new task given to a bot whose socket is gone is handed back (attempt not counted) and goes to a bot that is there", async () => {
