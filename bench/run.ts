@@ -17,7 +17,7 @@ import { ROOT, startCoordinator } from "../scripts/lib/coordinator";
 import { E2E_ADMIN_TOKEN, type Harness, mapLimit, onFreePort, startHarness } from "../scripts/lib/harness";
 import { eventLatency } from "./events";
 import { startNodeFloor } from "./floor/node-server";
-import type { fleetSweep } from "./sweeper";
+import { fleetSweep } from "./sweeper";
 
 /** Something that serves the coordinator's protocol: the coordinator itself, or one of the floors. */
 interface Target {
@@ -301,7 +301,7 @@ async function main() {
   let workerFloor: ReturnType<typeof stats> | null = null;
   let budget: Awaited<ReturnType<typeof d1Budget>> | null = null;
   const events: { watchers: number; latency: ReturnType<typeof stats> }[] = [];
-  const fleet: Awaited<ReturnType<typeof fleetSweep>> | null = null;
+  let fleet: Awaited<ReturnType<typeof fleetSweep>> | null = null;
   const coordinatorRounds = await roundsThrough(coordinator, async () => {
     try {
       // One request through wrangler dev with one D1 query (`GET /health` runs SELECT 1).
@@ -323,6 +323,14 @@ async function main() {
         events.push({
           watchers,
           latency: stats(await eventLatency(h.coordinator.url, coordinator.api, E2E_ADMIN_TOKEN, watchers, messages)),
+        });
+      }
+      if (FLEET_REGISTERED > 0) {
+        console.log(`the sweeper over a fleet of ${FLEET_REGISTERED} bots, ${FLEET_CONNECTED} connected …`);
+        fleet = await fleetSweep(h.coordinator.url, coordinator.api, {
+          registered: FLEET_REGISTERED,
+          connected: FLEET_CONNECTED,
+          sweeps: 3,
         });
       }
     } finally {
