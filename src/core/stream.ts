@@ -16,6 +16,7 @@ export const STREAM_EVENT_TYPES = [
   "error",
   "bot",
   "job",
+  "project",
   "deployment",
   "queue",
 ] as const;

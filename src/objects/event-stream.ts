@@ -212,9 +212,9 @@ export class EventStream extends DurableObject<Env> {
   private catchUp(since: number | null, dialect: StreamDialect) {
     const lastSeq = this.lastSeq();
     if (since === null) {
-      const state = this.state();
-      if (!state) return [];
-      const data = { ...state, snapshot: true };
+      // Always sent, even by a stream that keeps no state (the fleet): it tells the watcher where it
+      // stands, so that after a drop it resumes from that seq and misses nothing.
+      const data = { ...(this.state() ?? {}), snapshot: true };
       return [streamMessage({ type: "status", seq: lastSeq, timestampMs: Date.now(), data }, dialect)];
     }
     const out: ReturnType<typeof streamMessage>[] = [];

@@ -13,12 +13,20 @@ healthRouter.openapi(
     method: "get",
     path: "/",
     tags: ["Health"],
-    summary: "Service identity",
+    summary: "Service identity (a browser asking for HTML is sent to the Status Center at /status)",
     responses: {
-      200: jsonResponse(z.object({ service: z.string(), version: z.string(), status: z.string(), docs: z.string() }), "Service info"),
+      200: jsonResponse(
+        z.object({ service: z.string(), version: z.string(), status: z.string(), docs: z.string(), status_center: z.string() }),
+        "Service info",
+      ),
+      302: { description: "To /status, for a request that accepts text/html" },
     },
   }),
-  (c) => c.json({ service: SERVICE_NAME, version: SERVICE_VERSION, status: "running", docs: "/docs" }, 200),
+  (c) => {
+    // API clients keep seed 001's JSON; a browser (Accept: text/html first) goes to the page.
+    if (/^\s*text\/html/i.test(c.req.header("Accept") ?? "")) return c.redirect("/status", 302) as never;
+    return c.json({ service: SERVICE_NAME, version: SERVICE_VERSION, status: "running", docs: "/docs", status_center: "/status" }, 200);
+  },
 );
 
 const Health = z.object({

@@ -91,6 +91,7 @@ async function announceProjectOutcome(ctx: Ctx, jobId: string): Promise<void> {
   const project = await getProject(ctx.db, job.projectId);
   if (!project || project.initJobId !== jobId) return;
   const summary = projectSummary(project);
+  await publishFleet(ctx, { type: "project", data: summary });
   await publish(
     ctx,
     streamName("project", project.id),

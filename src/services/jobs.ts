@@ -18,7 +18,7 @@ import { createOnce, keyedRow } from "./create-once";
 import { dispatchTask, settleOutcome } from "./dispatch";
 import { jobSummary } from "./job-events";
 import { applyTaskAction } from "./lifecycle";
-import { publish } from "./streams";
+import { publish, publishFleet } from "./streams";
 
 export interface StepSpec {
   payload: unknown;
@@ -115,6 +115,7 @@ export async function insertNewJob(
   ctx.log.info("job created", { job_id: id, kind: spec.kind, workflow_id: spec.workflowId, steps: steps.length, execute: spec.execute });
   // Queued first in its log, then whatever the dispatch below makes happen.
   await publish(ctx, streamName("job", id), [{ type: "status", data: jobSummary(job) }], jobSummary(job));
+  await publishFleet(ctx, { type: "job", data: jobSummary(job) });
   await hooks.afterInsert?.();
   if (spec.execute && steps[0]) await dispatchTask(ctx, steps[0].id);
   return job;

@@ -15,7 +15,7 @@ import type { Ctx } from "./context";
 import { createOnce, keyedRow } from "./create-once";
 import { projectSummary } from "./job-events";
 import { insertNewJob, type JobSpec } from "./jobs";
-import { publish } from "./streams";
+import { publish, publishFleet } from "./streams";
 
 /** The capability a bot needs to initialize projects. */
 export const OPENCLAW_CAPABILITY = "openclaw";
@@ -59,8 +59,10 @@ function initJob(ctx: Ctx, p: ProjectCreate & { id: string; projectPath: string 
   };
 }
 
-const announce = (ctx: Ctx, p: Pick<ProjectRow, "id" | "status" | "initJobId" | "error">) =>
-  publish(ctx, streamName("project", p.id), [{ type: "status", data: projectSummary(p) }], projectSummary(p));
+async function announce(ctx: Ctx, p: Pick<ProjectRow, "id" | "status" | "initJobId" | "error">) {
+  await publish(ctx, streamName("project", p.id), [{ type: "status", data: projectSummary(p) }], projectSummary(p));
+  await publishFleet(ctx, { type: "project", data: projectSummary(p) });
+}
 
 export async function createProject(ctx: Ctx, input: ProjectCreate, key: string | undefined, request: unknown) {
   return createOnce(ctx, {

@@ -1,10 +1,19 @@
+import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { expectError, get } from "../helpers/api";
 
 describe("service surface", () => {
   it("GET / keeps seed 001's JSON; /health checks D1", async () => {
     const root = await get("/", { token: null });
-    expect(root.body).toMatchObject({ service: "ClawBot Coordinator", status: "running" });
+    expect(root.body).toMatchObject({ service: "ClawBot Coordinator", status: "running", status_center: "/status" });
+    // A browser is sent to the Status Center; API clients (any other Accept) keep the JSON.
+    const browser = await SELF.fetch("http://coordinator.test/", {
+      headers: { Accept: "text/html,application/xhtml+xml,*/*;q=0.8" },
+      redirect: "manual",
+    });
+    expect(browser.status).toBe(302);
+    expect(browser.headers.get("Location")).toBe("/status");
+    expect((await get("/", { token: null, headers: { Accept: "application/json" } })).status).toBe(200);
     const health = await get("/health", { token: null });
     expect(health.body).toMatchObject({ status: "healthy", checks: { database: { status: "ok" } } });
     expect(health.headers.get("X-Request-Id")).toBeTruthy();

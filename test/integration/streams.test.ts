@@ -176,8 +176,9 @@ describe("event streams", () => {
     const fleet = await StreamSocket.open("/api/v1/ws/fleet");
     const job = await idleJob();
     await post(`/api/v1/jobs/${job.id}/cancel`);
-    const summary = await fleet.waitFor("the job's summary", (m) => m.type === "job" && m.data.job_id === job.id);
-    expect(summary.data).toMatchObject({ status: "cancelled" });
+    // The job appears when it is created, and again at each change of status.
+    await fleet.waitFor("the new job", (m) => m.type === "job" && m.data.job_id === job.id && m.data.status === "queued");
+    await fleet.waitFor("the job cancelled", (m) => m.type === "job" && m.data.job_id === job.id && m.data.status === "cancelled");
 
     const bot = await registerBot(["fleet-cap"], "fleet-bot");
     const sock = await BotSocket.open(bot.id, bot.token);

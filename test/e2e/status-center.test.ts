@@ -1,0 +1,225 @@
+/**
+ * The Status Center in a real browser (Debian's chromium driven by playwright-core) against `npm start`
+ * as it comes: sign in, watch a job go from queued to completed, cancel a running job and see the bot's
+ * process stop, watch a deployment advance through its stages, drop the network and see the page come
+ * back to exactly the current state, and check that a viewer has no actions. Screenshots go to
+ * docs/screenshots/ (the README shows them).
+ */
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { createServer, type Server, type Socket, connect as tcpConnect } from "node:net";
+import os from "node:os";
+import path from "node:path";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ROOT } from "../../scripts/lib/coordinator";
+import { until } from "../../scripts/lib/harness";
+import { cleanUpRuns, freePortBlock, npmStart, type Run, stateDirs, upAndHealthy } from "../helpers/npm-start";
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+const SHOTS = path.join(ROOT, "docs/screenshots");
+
+/**
+ * A TCP proxy between the browser and the coordinator, so the test can cut the page's network (every
+ * connection dropped, new ones refused) and restore it, while the coordinator itself runs on.
+ */
+function startProxy(target: number): Promise<{ port: number; cut: () => void; restore: () => void; close: () => Promise<void> }> {
+  const open = new Set<Socket>();
+  let down = false;
+  const server: Server = createServer((client) => {
+    if (down) return client.destroy();
+    const upstream = tcpConnect(target, "127.0.0.1");
+    open.add(client);
+    open.add(upstream);
+    client.pipe(upstream).pipe(client);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    client.on("error", end).on("close", end);
+    upstream.on("error", end).on("close", end);
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        port: (server.address() as { port: number }).port,
+        cut: () => {
+          down = true;
+          for (const s of open) s.destroy();
+        },
+        restore: () => {
+          down = false;
+        },
+        close: () => new Promise((r) => server.close(() => r())),
+      }),
+    ),
+  );
+}
+
+let run: Run;
+let coordinatorUrl: string;
+let pageUrl: string;
+let adminToken: string;
+let browser: Browser;
+let proxy: Awaited<ReturnType<typeof startProxy>>;
+
+async function api(method: string, route: string, body?: unknown, token = adminToken) {
+  const res = await fetch(`${coordinatorUrl}${route}`, {
+    method,
+    headers: { Authorization: `Bearer ${token}`, ...(body ? { "Content-Type": "application/json" } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  return { status: res.status, body: (await res.json()) as any };
+}
+
+async function signIn(page: Page, token: string) {
+  await page.goto(`${pageUrl}/`);
+  await page.waitForURL(`${pageUrl}/status`);
+  await page.getByLabel("API token (admin or viewer)").fill(token);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: /^Fleet/ }).waitFor();
+}
+
+const jobCard = (page: Page, id: string) => page.locator(`li[data-job="${id}"]`);
+
+const running = (marker: string) => {
+  try {
+    return execFileSync("pgrep", ["-f", marker], { encoding: "utf8" }).trim().split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
+};
+
+beforeAll(async () => {
+  expect(existsSync(CHROMIUM), `${CHROMIUM} (Debian's chromium package; .ci/run installs it)`).toBe(true);
+  mkdirSync(SHOTS, { recursive: true });
+  const stateDir = mkdtempSync(path.join(os.tmpdir(), "cbc-status-"));
+  stateDirs.push(stateDir);
+  const port = await freePortBlock();
+  coordinatorUrl = `http://127.0.0.1:${port}`;
+  run = npmStart({ PORT: String(port), CLAWBOT_STATE_DIR: stateDir, CRON_INTERVAL_S: "5" });
+  await upAndHealthy(run, "npm start is up", async () => (await fetch(`${coordinatorUrl}/health`).catch(() => null))?.status === 200);
+  adminToken = /^ADMIN_TOKEN=(.+)$/m.exec(readFileSync(path.join(stateDir, "dev.vars"), "utf8"))![1]!.trim();
+  await until("the local bot online", 30_000, async () => (await api("GET", "/api/v1/bots")).body.some((b: any) => b.status === "online"));
+  proxy = await startProxy(port);
+  pageUrl = `http://127.0.0.1:${proxy.port}`;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ["--no-sandbox", "--disable-dev-shm-usage"] });
+}, 180_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await proxy?.close();
+  if (run) process.kill(-run.child.pid!, "SIGINT");
+  await run?.exited;
+  await cleanUpRuns();
+}, 60_000);
+
+describe("Status Center in a real browser", () => {
+  it("refuses a wrong token, then shows the live fleet and a job going from queued to completed with a toast", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await page.goto(`${pageUrl}/status`);
+    await page.getByLabel("API token (admin or viewer)").fill("not-a-token");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await expect.poll(() => page.getByRole("alert").first().textContent()).toContain("not valid");
+
+    await signIn(page, adminToken);
+    await page.getByRole("cell", { name: "local-bot" }).waitFor();
+    expect(await page.locator("#role").textContent()).toBe("admin");
+    await page.getByText("live", { exact: true }).waitFor();
+
+    // Created from the page's form, watched as a job.
+    await page.getByLabel("Capability").fill("echo");
+    await page.getByLabel("Payload (JSON)").fill('{"delay_ms": 1500}');
+    await page.getByRole("button", { name: "Create" }).click();
+    const card = page.locator("li[data-job]").first();
+    await card.getByText(/^running/).waitFor({ timeout: 15_000 });
+    await page.screenshot({ path: path.join(SHOTS, "status-running.png") });
+    await card.getByText(/^completed · 100%/).waitFor({ timeout: 15_000 });
+    await page
+      .getByRole("status")
+      .filter({ hasText: /completed$/ })
+      .first()
+      .waitFor();
+    await page.screenshot({ path: path.join(SHOTS, "status-completed.png"), fullPage: true });
+
+    // Bad input is refused as the API refuses it, and nothing is made.
+    await page.getByLabel("Payload (JSON)").fill("{not json");
+    await page.getByRole("button", { name: "Create" }).click();
+    await expect.poll(() => page.locator("#create-error").textContent()).toContain("not valid JSON");
+    await page.close();
+  }, 90_000);
+
+  it("cancel on a running job stops the bot's process", async () => {
+    const page = await browser.newPage();
+    await signIn(page, adminToken);
+    const marker = `status-cancel-${Date.now()}`;
+    const job = (
+      await api("POST", "/api/v1/jobs", {
+        task: {
+          capability: "openclaw",
+          payload: { handler: "openclaw", project_dir: "cancel.example", prompt: `[openclaw:hang] ${marker}` },
+        },
+      })
+    ).body;
+    await until("the openclaw run started", 30_000, async () => running(marker).length > 0);
+    const card = jobCard(page, job.id);
+    await card.getByText(/^running/).waitFor({ timeout: 15_000 });
+    await card.getByRole("button", { name: "Cancel" }).click();
+    await card.locator(".status-cancelled").first().waitFor({ timeout: 10_000 });
+    await until("the bot's process gone", 10_000, async () => running(marker).length === 0);
+    await page.close();
+  }, 90_000);
+
+  it("a deployment advances through its ten stages to READY on the page", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await signIn(page, adminToken);
+    const created = await api("POST", "/api/v1/deployments", { name: "status-center-vps" });
+    expect(created.status).toBe(202);
+    const card = page.locator("#deployments li", { hasText: "status-center-vps" });
+    await card.locator(".status-READY").waitFor({ timeout: 60_000 });
+    expect(await card.locator(".stages span.done").count()).toBe(10);
+    await page.screenshot({ path: path.join(SHOTS, "status-deployment.png"), fullPage: true });
+    await page.close();
+  }, 90_000);
+
+  it("after the network drops, the page says so, and when it is back it shows exactly what happened meanwhile", async () => {
+    const page = await browser.newPage();
+    await signIn(page, adminToken);
+    await page.getByText("live", { exact: true }).waitFor();
+    proxy.cut();
+    await page.getByText("reconnecting…").waitFor({ timeout: 10_000 });
+    // While the page is cut off, a job runs to the end (created straight at the coordinator).
+    const job = (await api("POST", "/api/v1/jobs", { task: { capability: "echo", payload: { offline: true } } })).body;
+    await until("the job completed", 20_000, async () => (await api("GET", `/api/v1/jobs/${job.id}`)).body.status === "completed");
+    await page.screenshot({ path: path.join(SHOTS, "status-reconnecting.png") });
+    proxy.restore();
+    await page.getByText("live", { exact: true }).waitFor({ timeout: 40_000 });
+    await jobCard(page, job.id)
+      .getByText(/^completed/)
+      .waitFor({ timeout: 10_000 });
+    await page.close();
+  }, 120_000);
+
+  it("a viewer sees everything and no action; the page works at phone width", async () => {
+    const viewer = (await api("POST", "/api/v1/tokens", { kind: "viewer", name: "status-viewer" })).body.token;
+    const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
+    await signIn(page, viewer);
+    expect(await page.locator("#role").textContent()).toBe("viewer");
+    await page.getByRole("cell", { name: "local-bot" }).waitFor();
+    expect(await page.locator("#actions").isHidden()).toBe(true);
+    expect(await page.getByRole("button", { name: "Cancel" }).count()).toBe(0);
+    expect(await page.getByRole("button", { name: "Tear down" }).count()).toBe(0);
+    // Nothing overflows the phone's width.
+    expect(
+      await page.evaluate(
+        () => (globalThis as unknown as { document: { documentElement: { scrollWidth: number } } }).document.documentElement.scrollWidth,
+      ),
+    ).toBeLessThanOrEqual(390);
+    await page.screenshot({ path: path.join(SHOTS, "status-phone-viewer.png"), fullPage: true });
+    // The token never went into a URL.
+    expect(page.url()).not.toContain(viewer);
+    await page.close();
+  }, 60_000);
+});
