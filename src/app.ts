@@ -16,6 +16,7 @@ import { DOCS_HTML } from "./routes/docs-page";
 import { healthRouter, SERVICE_NAME, SERVICE_VERSION } from "./routes/health";
 import { jobsRouter } from "./routes/jobs";
 import { projectsRouter, projectTypesRouter } from "./routes/projects";
+import { statusPageRouter } from "./routes/status-page";
 import { streamsRouter, streamTicketsRouter } from "./routes/streams";
 import { tasksRouter } from "./routes/tasks";
 import { tokensRouter } from "./routes/tokens";
@@ -83,6 +84,7 @@ export function createApp() {
   });
 
   app.route("/", healthRouter);
+  app.route("/", statusPageRouter);
   app.route("/api/v1/bots", botsRouter);
   app.route("/api/v1/tasks", tasksRouter);
   app.route("/api/v1/workflows", workflowsRouter);

@@ -14,6 +14,18 @@ describe("service surface", () => {
     expect(browser.status).toBe(302);
     expect(browser.headers.get("Location")).toBe("/status");
     expect((await get("/", { token: null, headers: { Accept: "application/json" } })).status).toBe(200);
+    // The page and its files, served by the Worker with a strict CSP and ETags; they hold no secret (no token needed).
+    const page = await SELF.fetch("http://coordinator.test/status");
+    expect(page.status).toBe(200);
+    expect(page.headers.get("Content-Type")).toContain("text/html");
+    expect(page.headers.get("Content-Security-Policy")).toContain("script-src 'self'");
+    expect(await page.text()).toContain('<script type="module" src="/assets/status.js">');
+    const script = await SELF.fetch("http://coordinator.test/assets/status.js");
+    expect(script.headers.get("Content-Type")).toContain("text/javascript");
+    const again = await SELF.fetch("http://coordinator.test/assets/status.js", {
+      headers: { "If-None-Match": script.headers.get("ETag")! },
+    });
+    expect(again.status).toBe(304);
     const health = await get("/health", { token: null });
     expect(health.body).toMatchObject({ status: "healthy", checks: { database: { status: "ok" } } });
     expect(health.headers.get("X-Request-Id")).toBeTruthy();

@@ -1,0 +1,36 @@
+/**
+ * The Status Center's files (public/, embedded by scripts/embed-pages.mjs), served by the Worker itself:
+ * no CDN, no separate server. The page runs under a strict Content-Security-Policy (its own scripts and
+ * styles only; connections to this origin), and each file carries an ETag so a reload costs a 304.
+ */
+import { Hono } from "hono";
+import { STATUS_PAGES } from "../generated/status-pages";
+import type { AppEnv } from "../http";
+
+const CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "connect-src 'self' ws: wss:",
+  "img-src 'self' data:",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+  "form-action 'self'",
+].join("; ");
+
+export const statusPageRouter = new Hono<AppEnv>();
+
+for (const [path, page] of Object.entries(STATUS_PAGES)) {
+  statusPageRouter.get(path, (c) => {
+    c.header("ETag", page.etag);
+    c.header("Cache-Control", "no-cache");
+    c.header("X-Content-Type-Options", "nosniff");
+    if (page.type.startsWith("text/html")) {
+      c.header("Content-Security-Policy", CSP);
+      c.header("Referrer-Policy", "no-referrer");
+    }
+    if (c.req.header("If-None-Match") === page.etag) return c.body(null, 304);
+    c.header("Content-Type", page.type);
+    return c.body(page.body);
+  });
+}
