@@ -217,6 +217,12 @@ export class BotSession extends DurableObject<Env> {
   }
 
   async webSocketClose(ws: WebSocket, code: number, reason: string): Promise<void> {
+    // Answer the bot's close frame, so its client sees the close at once instead of timing out waiting for it.
+    try {
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, "closed");
+    } catch {
+      // already closed
+    }
     await this.onSocketGone(ws, `closed ${code}${reason ? `: ${reason}` : ""}`);
   }
 

@@ -237,7 +237,7 @@ export class EventStream extends DurableObject<Env> {
 
   webSocketClose(ws: WebSocket, code: number): void {
     try {
-      ws.close(code === 1005 ? 1000 : code, "bye");
+      ws.close(code === 1005 || code === 1006 ? 1000 : code, "bye");
     } catch {
       // already closed
     }
