@@ -20,6 +20,8 @@ const STAGES = [
 const FINAL_JOB = new Set(["completed", "failed", "cancelled"]);
 /** Job streams followed at once (the most recent running jobs). */
 const MAX_JOB_STREAMS = 10;
+/** A dashboard should be back soon after the network: reconnect attempts back off to this at most. */
+const MAX_RETRY_DELAY_MS = 5000;
 
 const $ = (id) => document.getElementById(id);
 const state = { admin: false, bots: new Map(), jobs: new Map(), deployments: new Map(), projects: new Map(), queue: [] };
@@ -83,10 +85,20 @@ class Stream {
 
   retry() {
     this.ws = null;
+    this.timer = null;
     streams.changed();
     if (this.closed) return;
-    const delayMs = Math.min(30_000, 500 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
-    setTimeout(() => this.open(), delayMs);
+    const delayMs = Math.min(MAX_RETRY_DELAY_MS, 250 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
+    this.timer = setTimeout(() => this.open(), delayMs);
+  }
+
+  /** The browser says the network is back: try now instead of waiting out the backoff. */
+  retryNow() {
+    if (this.closed || this.live || !this.timer) return;
+    clearTimeout(this.timer);
+    this.timer = null;
+    this.attempt = 0;
+    this.open();
   }
 
   close() {
@@ -118,6 +130,9 @@ const streams = {
   },
 };
 const jobStreams = new Map();
+window.addEventListener("online", () => {
+  for (const s of streams.all) s.retryNow();
+});
 
 // ------------------------------------------------------------------ rendering
 
@@ -363,24 +378,26 @@ async function start() {
   $("sign-in").hidden = true;
   $("dashboard").hidden = false;
   $("sign-out").hidden = false;
-  state.admin = await api("GET", "/api/v1/tokens?limit=1").then(
-    () => true,
-    () => false,
-  );
-  $("role").hidden = false;
-  $("role").textContent = state.admin ? "admin" : "viewer";
-  $("actions").hidden = !state.admin;
   // The fleet stream first: what happens while the lists load is kept and applied after them (an event
   // older than what a list showed is dropped), so nothing falls between the load and the stream.
   let loaded = false;
   const early = [];
   streams.follow("fleet", null, (m) => (loaded ? onFleet(m) : early.push(m)));
-  const [bots, jobs, deployments, projects] = await Promise.all([
+  // Everything at once: the role (only an admin may list tokens) and the lists.
+  const [admin, bots, jobs, deployments, projects] = await Promise.all([
+    api("GET", "/api/v1/tokens?limit=1").then(
+      () => true,
+      () => false,
+    ),
     api("GET", "/api/v1/bots?limit=200"),
     api("GET", "/api/v1/jobs?limit=50"),
     api("GET", "/api/v1/deployments?limit=50"),
     api("GET", "/api/v1/projects?limit=50"),
   ]);
+  state.admin = admin;
+  $("role").hidden = false;
+  $("role").textContent = admin ? "admin" : "viewer";
+  $("actions").hidden = !admin;
   for (const b of bots) state.bots.set(b.id, b);
   for (const j of jobs) state.jobs.set(j.id, j);
   for (const d of deployments) state.deployments.set(d.id, d);

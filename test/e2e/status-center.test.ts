@@ -126,7 +126,7 @@ describe("Status Center in a real browser", () => {
 
     await signIn(page, adminToken);
     await page.getByRole("cell", { name: "local-bot" }).waitFor();
-    expect(await page.locator("#role").textContent()).toBe("admin");
+    await expect.poll(() => page.locator("#role").textContent()).toBe("admin");
     await page.getByText("live", { exact: true }).waitFor();
 
     // Created from the page's form, watched as a job.
@@ -195,18 +195,42 @@ describe("Status Center in a real browser", () => {
     await until("the job completed", 20_000, async () => (await api("GET", `/api/v1/jobs/${job.id}`)).body.status === "completed");
     await page.screenshot({ path: path.join(SHOTS, "status-reconnecting.png") });
     proxy.restore();
-    await page.getByText("live", { exact: true }).waitFor({ timeout: 40_000 });
+    await page.getByText("live", { exact: true }).waitFor({ timeout: 20_000 });
     await jobCard(page, job.id)
       .getByText(/^completed/)
       .waitFor({ timeout: 10_000 });
     await page.close();
   }, 120_000);
 
+  it("first paint with real data is under 1 s with 1,000 tasks and 100 bots in the database", async () => {
+    // 100 more bots (registered; the page lists them all) and 1,000 tasks waiting for a capability nobody has.
+    for (let i = 0; i < 100; i += 10) {
+      await Promise.all(
+        Array.from({ length: 10 }, (_, j) => api("POST", "/api/v1/bots", { name: `paint-${i + j}`, capabilities: ["paint"] })),
+      );
+    }
+    for (let i = 0; i < 2; i++) {
+      const tasks = Array.from({ length: 500 }, (_, j) => ({ payload: { i, j }, capability: "nobody-has-this" }));
+      expect((await api("POST", "/api/v1/tasks/batch", { tasks })).status).toBe(201);
+    }
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await signIn(page, adminToken); // signed in once: the token is in this tab's session storage
+    const started = Date.now();
+    await page.reload();
+    await page.locator("#bots tr").nth(100).waitFor(); // local-bot, the deployed bot and the 100 new ones
+    const firstPaintMs = Date.now() - started;
+    console.log(`Status Center first paint with data: ${firstPaintMs} ms (102 bots, 1,000 pending tasks)`);
+    // The target is 1 s on a quiet machine (measured 0.45–0.95 s here, in the README); CI runs this beside
+    // the other suites, so the check guards against a regression at twice that.
+    expect(firstPaintMs).toBeLessThan(2000);
+    await page.close();
+  }, 90_000);
+
   it("a viewer sees everything and no action; the page works at phone width", async () => {
     const viewer = (await api("POST", "/api/v1/tokens", { kind: "viewer", name: "status-viewer" })).body.token;
     const page = await browser.newPage({ viewport: { width: 390, height: 844 } });
     await signIn(page, viewer);
-    expect(await page.locator("#role").textContent()).toBe("viewer");
+    await expect.poll(() => page.locator("#role").textContent()).toBe("viewer");
     await page.getByRole("cell", { name: "local-bot" }).waitFor();
     expect(await page.locator("#actions").isHidden()).toBe(true);
     expect(await page.getByRole("button", { name: "Cancel" }).count()).toBe(0);
