@@ -93,8 +93,9 @@ if ! command -v node >/dev/null 2>&1; then
 fi
 
 progress "installing the bot client"
-# The coordinator may be restarting (deploys, crashes): keep trying for up to 10 minutes.
-curl -fsS -m 120 --retry 60 --retry-delay 5 --retry-connrefused --retry-max-time 600 \
+# The coordinator may be restarting (deploys, crashes): keep trying for up to 10 minutes, whatever
+# broke the attempt — a refused connection, or one cut in the middle of the download (curl 7.71+).
+curl -fsS -m 120 --retry 60 --retry-delay 5 --retry-all-errors --retry-max-time 600 \
   -o "$INSTALL_DIR/clawbot-bot.cjs.$$.tmp" "$COORDINATOR_URL/bot/clawbot-bot.cjs"
 # It will run as root: only the exact bundle the coordinator built.
 if ! echo "${i.botBundleSha256}  $INSTALL_DIR/clawbot-bot.cjs.$$.tmp" | sha256sum -c --status -; then

@@ -69,6 +69,11 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
     phase(name, async () => {
       for (const item of await list()) await phase(name, () => work(item), idOf(item));
     });
+  /** The same, all items at once: for calls to Durable Objects, none of which should wait for another. */
+  const eachAtOnce = (name: string, list: () => Promise<string[]>, work: (id: string) => Promise<void>) =>
+    phase(name, async () => {
+      await Promise.all((await list()).map((id) => phase(name, () => work(id), id)));
+    });
 
   await eachOf(
     "overdue_tasks",
@@ -80,22 +85,15 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
   );
 
   // A page of "connected" bots, in turn: each object says whether its socket survived (and corrects D1 if not).
-  await phase("connected_bots", async () => {
-    const page = await nextConnectedPage(ctx.db, SOCKET_CHECKS_PER_SWEEP);
-    await Promise.all(
-      page.map((botId) =>
-        phase(
-          "connected_bots",
-          async () => {
-            report.botsChecked++;
-            report.wakeUps++;
-            await botSession(ctx.env, botId).checkSocket();
-          },
-          botId,
-        ),
-      ),
-    );
-  });
+  await eachAtOnce(
+    "connected_bots",
+    () => nextConnectedPage(ctx.db, SOCKET_CHECKS_PER_SWEEP),
+    async (botId) => {
+      report.botsChecked++;
+      report.wakeUps++;
+      await botSession(ctx.env, botId).checkSocket();
+    },
+  );
 
   await eachOf(
     "lost_bot_tasks",
@@ -115,23 +113,16 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
 
   // Deployments: re-arm lost alarms and apply the 45-minute stale rule (each runner decides), all at once:
   // a runner waits behind its own step in flight, and one slow provider call must not hold up the sweep.
-  await phase("deployments", async () => {
-    const ids = await listActiveDeploymentIds(ctx.db, SWEEP_BATCH);
-    await Promise.all(
-      ids.map((id) =>
-        phase(
-          "deployments",
-          async () => {
-            report.wakeUps++;
-            const kicked = await withTimeout(deploymentRunner(ctx.env, id).kick(), KICK_TIMEOUT_MS);
-            if (kicked === "timeout") ctx.log.info("deployment runner busy; not waited for", { deployment_id: id });
-            else if (kicked !== "ok") report.deploymentsKicked++;
-          },
-          id,
-        ),
-      ),
-    );
-  });
+  await eachAtOnce(
+    "deployments",
+    () => listActiveDeploymentIds(ctx.db, SWEEP_BATCH),
+    async (id) => {
+      report.wakeUps++;
+      const kicked = await withTimeout(deploymentRunner(ctx.env, id).kick(), KICK_TIMEOUT_MS);
+      if (kicked === "timeout") ctx.log.info("deployment runner busy; not waited for", { deployment_id: id });
+      else if (kicked !== "ok") report.deploymentsKicked++;
+    },
+  );
 
   // Dashboards: queue depth per capability on the fleet stream, once per sweep.
   await phase("queue_depth", async () => {

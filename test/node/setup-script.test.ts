@@ -14,6 +14,8 @@ let base: string;
 let callbacks: { auth: string | undefined; body: any }[] = [];
 let server: ReturnType<typeof createServer>;
 let url: string;
+/** Downloads of the bot client to cut in the middle (a coordinator killed while serving it). */
+let cutDownloads = 0;
 
 beforeAll(async () => {
   server = createServer((req, res) => {
@@ -21,6 +23,13 @@ beforeAll(async () => {
     req.on("data", (d) => (raw += d));
     req.on("end", () => {
       if (req.url === "/bot/clawbot-bot.cjs") {
+        if (cutDownloads > 0) {
+          cutDownloads--;
+          res.writeHead(200, { "Content-Length": String(BOT_SOURCE.length) });
+          res.write(BOT_SOURCE.slice(0, 10));
+          setTimeout(() => res.socket?.destroy(), 20);
+          return;
+        }
         res.end(BOT_SOURCE);
         return;
       }
@@ -99,6 +108,19 @@ describe("setup script", () => {
     }
     killBot();
   });
+
+  it("a download of the bot client cut in the middle (the coordinator restarting) is tried again, and the bot installs", async () => {
+    callbacks = [];
+    cutDownloads = 1;
+    const { input, script, home } = setup();
+    const result = await run(script, home);
+    expect(result.status, result.stderr).toBe(0);
+    expect(cutDownloads).toBe(0); // the cut download did happen
+    expect(existsSync(path.join(input.markerDir, ".openclaw-setup-error"))).toBe(false);
+    expect(readFileSync(path.join(input.markerDir, ".openclaw-setup-complete"), "utf8").trim()).toBe("COMPLETE");
+    expect(readFileSync(path.join(input.installDir, "clawbot-bot.cjs"), "utf8")).toBe(BOT_SOURCE);
+    killBot();
+  }, 30_000);
 
   it("is valid bash and quotes hostile values safely; bot.env refuses what bash and systemd would read differently", () => {
     const hostile = `/opt/it's"; rm -rf / #$(id)`;
