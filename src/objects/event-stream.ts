@@ -100,10 +100,6 @@ export class EventStream extends DurableObject<Env> {
     return { events: this.eventsAfter(since, limit).map((e) => streamMessage(e)), lastSeq: this.lastSeq() };
   }
 
-  async lastSeqNow(): Promise<number> {
-    return this.lastSeq();
-  }
-
   /** A single-use ticket that opens one watcher connection to this stream within `ttlMs`. */
   async mintTicket(ttlMs: number): Promise<string> {
     const nowMs = Date.now();

@@ -90,17 +90,16 @@ async function announceProjectOutcome(ctx: Ctx, jobId: string): Promise<void> {
   if (!job?.projectId) return;
   const project = await getProject(ctx.db, job.projectId);
   if (!project || project.initJobId !== jobId) return;
-  const summary = projectSummary(project);
+  await announceProject(ctx, project, { final: true });
+}
+
+/** A project's status, to its own stream (with `complete` once its initialization ended) and to the fleet. */
+export async function announceProject(ctx: Ctx, p: Pick<ProjectRow, "id" | "status" | "initJobId" | "error">, o = { final: false }) {
+  const summary = projectSummary(p);
+  const events: NewStreamEvent[] = [{ type: "status", data: summary }];
+  if (o.final) events.push({ type: "complete", data: summary });
+  await publish(ctx, streamName("project", p.id), events, summary);
   await publishFleet(ctx, { type: "project", data: summary });
-  await publish(
-    ctx,
-    streamName("project", project.id),
-    [
-      { type: "status", data: summary },
-      { type: "complete", data: summary },
-    ],
-    summary,
-  );
 }
 
 /** A step was handed to a bot (its object delivers it). */

@@ -7,15 +7,13 @@
  * says so to its watchers.
  */
 import { initPrompt, projectSlug, projectType } from "../core/project";
-import { streamName } from "../core/stream";
 import { getProject, getProjectByIdempotencyKey, insertProject, insertProjectStatement, reinitializeStatement } from "../db/projects";
 import type { ProjectRow } from "../db/schema";
 import { AppError, loadOr404 } from "../errors";
 import type { Ctx } from "./context";
 import { createOnce, keyedRow } from "./create-once";
-import { projectSummary } from "./job-events";
+import { announceProject } from "./job-events";
 import { insertNewJob, type JobSpec } from "./jobs";
-import { publish, publishFleet } from "./streams";
 
 /** The capability a bot needs to initialize projects. */
 export const OPENCLAW_CAPABILITY = "openclaw";
@@ -59,11 +57,6 @@ function initJob(ctx: Ctx, p: ProjectCreate & { id: string; projectPath: string 
   };
 }
 
-async function announce(ctx: Ctx, p: Pick<ProjectRow, "id" | "status" | "initJobId" | "error">) {
-  await publish(ctx, streamName("project", p.id), [{ type: "status", data: projectSummary(p) }], projectSummary(p));
-  await publishFleet(ctx, { type: "project", data: projectSummary(p) });
-}
-
 export async function createProject(ctx: Ctx, input: ProjectCreate, key: string | undefined, request: unknown) {
   return createOnce(ctx, {
     kind: "project",
@@ -88,7 +81,7 @@ export async function createProject(ctx: Ctx, input: ProjectCreate, key: string 
       };
       if (!type.initialized) {
         await insertProject(ctx.db, row);
-        await announce(ctx, row);
+        await announceProject(ctx, row);
       } else {
         // The project and its initialization job in one batch: there is never a `creating` project without its run.
         await insertNewJob(
@@ -100,7 +93,7 @@ export async function createProject(ctx: Ctx, input: ProjectCreate, key: string 
               row.initJobId = jobId;
               return [insertProjectStatement(ctx.db, row)];
             },
-            afterInsert: () => announce(ctx, row),
+            afterInsert: () => announceProject(ctx, row),
           },
         );
       }
@@ -129,7 +122,7 @@ export async function reinitializeProject(ctx: Ctx, id: string): Promise<Project
         after.initJobId = jobId;
         return [reinitializeStatement(ctx.db, id, jobId, after.updatedAt)];
       },
-      afterInsert: () => announce(ctx, after),
+      afterInsert: () => announceProject(ctx, after),
     },
   );
   ctx.log.info("project initialization restarted", { project_id: id, job_id: after.initJobId });
