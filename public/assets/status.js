@@ -37,10 +37,18 @@ class ApiError extends Error {
   }
 }
 
+/** No request may hang the page: one the network swallowed fails after this, and its caller retries. */
+const REQUEST_TIMEOUT_MS = 8000;
+
 async function api(method, path, body) {
   const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` };
   if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const res = await fetch(path, {
+    method,
+    headers,
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  });
   const text = await res.text();
   const json = text ? JSON.parse(text) : null;
   if (!res.ok) throw new ApiError(res.status, json);
@@ -66,6 +74,8 @@ class Stream {
       const since = this.lastSeq === null ? "" : `&since=${this.lastSeq}`;
       const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${t.websocket_url}${since}`);
       this.ws = ws;
+      // A handshake the network swallowed would never end by itself: give it up (its close retries).
+      setTimeout(() => ws.readyState === WebSocket.CONNECTING && ws.close(), REQUEST_TIMEOUT_MS);
       ws.onopen = () => {
         this.attempt = 0;
         streams.changed();
