@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 const FILES = {
   "/status": ["status.html", "text/html; charset=utf-8"],
   "/assets/status.js": ["assets/status.js", "text/javascript; charset=utf-8"],
+  "/assets/status-api.js": ["assets/status-api.js", "text/javascript; charset=utf-8"],
   "/assets/status.css": ["assets/status.css", "text/css; charset=utf-8"],
 };
 const pages = {};

@@ -16,6 +16,7 @@ import { DOCS_HTML } from "./routes/docs-page";
 import { healthRouter, SERVICE_NAME, SERVICE_VERSION } from "./routes/health";
 import { jobsRouter } from "./routes/jobs";
 import { projectsRouter, projectTypesRouter } from "./routes/projects";
+import { statsRouter } from "./routes/stats";
 import { statusPageRouter } from "./routes/status-page";
 import { streamsRouter, streamTicketsRouter } from "./routes/streams";
 import { tasksRouter } from "./routes/tasks";
@@ -96,6 +97,7 @@ export function createApp() {
   app.route("/api/v1/stream-tickets", streamTicketsRouter);
   app.route("/api/v1/tokens", tokensRouter);
   app.route("/api/v1/deployments", deploymentsRouter);
+  app.route("/api/v1/stats", statsRouter);
   app.route("/api/v1/_bench", benchRouter);
 
   // The bot client, one bundled file, for VPS setup scripts to download (public: it holds no secret).

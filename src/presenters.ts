@@ -22,10 +22,19 @@ export function botJson(row: BotRow, nowMs: number, staleAfterMs: number) {
     connected: row.connected,
     held: row.held,
     current_task_id: row.currentTaskId,
+    tasks_completed: row.tasksCompleted,
+    tasks_failed: row.tasksFailed,
+    success_rate: successRate(row.tasksCompleted, row.tasksFailed),
     last_heartbeat_at: iso(row.lastHeartbeatAt),
     created_at: isoAt(row.createdAt),
     updated_at: isoAt(row.updatedAt),
   };
+}
+
+/** Completed over finished attempts, rounded to 3 places; null before the first. */
+export function successRate(completed: number, failed: number): number | null {
+  const finished = completed + failed;
+  return finished === 0 ? null : Math.round((completed / finished) * 1000) / 1000;
 }
 
 export function taskJson(row: TaskWithWaiting) {

@@ -3,145 +3,36 @@
 // resume with ?since= after a drop, so it never polls for what a stream delivers. The API token stays in
 // sessionStorage; streams open with single-use tickets, never with the token in a URL.
 
-const TOKEN_KEY = "clawbot.token";
+import { ApiError, api, problemOf, StreamSet, TOKEN_KEY } from "./status-api.js";
+import { DEPLOYMENT_STAGES } from "./status-config.js";
+
 const DISMISSED_KEY = "clawbot.dismissed";
-const STAGES = [
-  "ssh_key_generated",
-  "openrouter_key_created",
-  "plan_found",
-  "vps_ordered",
-  "vps_delivered",
-  "vps_ip_acquired",
-  "vps_rebuilt",
-  "ssh_ready",
-  "setup_script_launched",
-  "setup_complete",
-];
 const FINAL_JOB = new Set(["completed", "failed", "cancelled"]);
 /** Job streams followed at once (the most recent running jobs). */
 const MAX_JOB_STREAMS = 10;
-/** A dashboard should be back soon after the network: reconnect attempts back off to this at most. */
-const MAX_RETRY_DELAY_MS = 5000;
+/** Minutes the throughput chart shows. */
+const CHART_MINUTES = 30;
+const MINUTE_MS = 60_000;
 
 const $ = (id) => document.getElementById(id);
-const state = { admin: false, bots: new Map(), jobs: new Map(), deployments: new Map(), projects: new Map(), queue: [] };
-const dismissed = new Set(JSON.parse(sessionStorage.getItem(DISMISSED_KEY) ?? "[]"));
-
-// ------------------------------------------------------------------ API
-
-class ApiError extends Error {
-  constructor(status, body) {
-    super(body?.error?.message ?? `HTTP ${status}`);
-    this.status = status;
-    this.body = body;
-  }
-}
-
-/** No request may hang the page: one the network swallowed fails after this, and its caller retries. */
-const REQUEST_TIMEOUT_MS = 8000;
-
-async function api(method, path, body) {
-  const headers = { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` };
-  if (body !== undefined) headers["Content-Type"] = "application/json";
-  const res = await fetch(path, {
-    method,
-    headers,
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-  });
-  const text = await res.text();
-  const json = text ? JSON.parse(text) : null;
-  if (!res.ok) throw new ApiError(res.status, json);
-  return json;
-}
-
-// ------------------------------------------------------------------ streams
-
-/** One event stream, followed across drops: a fresh ticket per connection, resumed after the last seq seen. */
-class Stream {
-  constructor(resource, id, onEvent) {
-    Object.assign(this, { resource, id, onEvent, lastSeq: null, ws: null, closed: false, attempt: 0 });
-  }
-
-  async open() {
-    if (this.closed) return;
-    try {
-      const t = await api(
-        "POST",
-        "/api/v1/stream-tickets",
-        this.id ? { resource: this.resource, id: this.id } : { resource: this.resource },
-      );
-      const since = this.lastSeq === null ? "" : `&since=${this.lastSeq}`;
-      const ws = new WebSocket(`${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${t.websocket_url}${since}`);
-      this.ws = ws;
-      // A handshake the network swallowed would never end by itself: give it up (its close retries).
-      setTimeout(() => ws.readyState === WebSocket.CONNECTING && ws.close(), REQUEST_TIMEOUT_MS);
-      ws.onopen = () => {
-        this.attempt = 0;
-        streams.changed();
-      };
-      ws.onmessage = (e) => {
-        const msg = JSON.parse(e.data);
-        if (typeof msg.seq === "number" && !msg.data?.snapshot) this.lastSeq = msg.seq;
-        else if (typeof msg.seq === "number" && this.lastSeq === null) this.lastSeq = msg.seq;
-        this.onEvent(msg);
-      };
-      ws.onclose = () => this.retry();
-    } catch (err) {
-      if (err instanceof ApiError && err.status === 404) return this.close(); // the resource is gone
-      this.retry();
-    }
-  }
-
-  retry() {
-    this.ws = null;
-    this.timer = null;
-    streams.changed();
-    if (this.closed) return;
-    const delayMs = Math.min(MAX_RETRY_DELAY_MS, 250 * 2 ** this.attempt++) * (0.5 + Math.random() / 2);
-    this.timer = setTimeout(() => this.open(), delayMs);
-  }
-
-  /** The browser says the network is back: try now instead of waiting out the backoff. */
-  retryNow() {
-    if (this.closed || this.live || !this.timer) return;
-    clearTimeout(this.timer);
-    this.timer = null;
-    this.attempt = 0;
-    this.open();
-  }
-
-  close() {
-    this.closed = true;
-    this.ws?.close();
-    streams.changed();
-  }
-
-  get live() {
-    return this.ws?.readyState === WebSocket.OPEN;
-  }
-}
-
-const streams = {
-  all: new Set(),
-  follow(resource, id, onEvent) {
-    const s = new Stream(resource, id, onEvent);
-    this.all.add(s);
-    s.open();
-    return s;
-  },
-  changed() {
-    for (const s of this.all) if (s.closed) this.all.delete(s);
-    const down = [...this.all].some((s) => !s.live);
-    const el = $("connection");
-    el.hidden = this.all.size === 0;
-    el.textContent = down ? "reconnecting…" : "live";
-    el.className = `pill ${down ? "reconnecting" : "live"}`;
-  },
+const state = {
+  admin: false,
+  bots: new Map(),
+  jobs: new Map(),
+  deployments: new Map(),
+  projects: new Map(),
+  queue: [],
+  /** Completed tasks per minute, oldest first: `{minute, completed}` (minute = epoch ms / 60,000). */
+  throughput: [],
 };
+const dismissed = new Set(JSON.parse(sessionStorage.getItem(DISMISSED_KEY) ?? "[]"));
 const jobStreams = new Map();
-window.addEventListener("online", () => {
-  for (const s of streams.all) s.retryNow();
+
+const streams = new StreamSet((allLive, count) => {
+  const pill = $("connection");
+  pill.hidden = count === 0;
+  pill.textContent = allLive ? "live" : "reconnecting…";
+  pill.className = `pill ${allLive ? "live" : "reconnecting"}`;
 });
 
 // ------------------------------------------------------------------ rendering
@@ -158,6 +49,13 @@ function el(tag, props = {}, ...children) {
 }
 const ago = (iso) => (iso ? `${Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 1000))} s ago` : "—");
 const short = (id) => (id ? id.slice(0, 8) : "—");
+const button = (label, onClick, props = {}) => el("button", { type: "button", onclick: onClick, ...props }, label);
+
+function successOf(b) {
+  const finished = (b.tasks_completed ?? 0) + (b.tasks_failed ?? 0);
+  if (!finished) return "—";
+  return `${Math.round(((b.tasks_completed ?? 0) / finished) * 100)}% of ${finished}`;
+}
 
 function renderBots() {
   const rows = [...state.bots.values()].sort((a, b) => a.name.localeCompare(b.name));
@@ -167,11 +65,20 @@ function renderBots() {
     ...rows.map((b) =>
       el(
         "tr",
-        {},
+        { "data-bot": b.id },
         el("td", {}, b.name, el("div", { class: "meta" }, short(b.id))),
         el("td", { class: `status-${b.status}` }, b.status),
         el("td", {}, b.capabilities.join(", ") || "—"),
-        el("td", {}, short(b.current_task_id)),
+        el(
+          "td",
+          { class: "current-task" },
+          b.current_task_id
+            ? button(short(b.current_task_id), () => showTask(b.current_task_id), {
+                "aria-label": `task ${short(b.current_task_id)} details`,
+              })
+            : "—",
+        ),
+        el("td", { class: "success" }, successOf(b)),
         el("td", {}, ago(b.last_heartbeat_at)),
       ),
     ),
@@ -202,8 +109,36 @@ function bar(percent, label) {
   return b;
 }
 
+/** The chart's window ends at the current minute: older minutes fall off, new ones start at 0. */
+function rollThroughput() {
+  const current = Math.floor(Date.now() / MINUTE_MS);
+  const byMinute = new Map(state.throughput.map((p) => [p.minute, p.completed]));
+  state.throughput = Array.from({ length: CHART_MINUTES }, (_, i) => {
+    const minute = current - CHART_MINUTES + 1 + i;
+    return { minute, completed: byMinute.get(minute) ?? 0 };
+  });
+}
+
+function renderThroughput() {
+  rollThroughput();
+  const points = state.throughput;
+  const max = Math.max(1, ...points.map((p) => p.completed));
+  const total = points.reduce((sum, p) => sum + p.completed, 0);
+  const now = points.at(-1)?.completed ?? 0;
+  $("throughput-summary").textContent = `${now} this minute · ${total} in ${CHART_MINUTES} min`;
+  const chart = $("throughput");
+  chart.setAttribute("aria-label", `tasks completed per minute: ${now} this minute, ${total} in the last ${CHART_MINUTES} minutes`);
+  chart.replaceChildren(
+    ...points.map((p) => {
+      const col = el("span", { class: "col", title: `${new Date(p.minute * MINUTE_MS).toLocaleTimeString()}: ${p.completed}` });
+      col.style.height = `${(p.completed / max) * 100}%`;
+      return col;
+    }),
+  );
+}
+
 function actionButton(label, onClick) {
-  return state.admin ? el("button", { type: "button", onclick: onClick }, label) : null;
+  return state.admin ? button(label, onClick) : null;
 }
 
 function renderJobs() {
@@ -221,9 +156,9 @@ function renderJobs() {
         el(
           "div",
           { class: "row" },
-          el("button", { type: "button", onclick: () => showJob(j.id) }, "Details"),
+          button("Details", () => showJob(j.id)),
           FINAL_JOB.has(j.status) ? null : actionButton("Cancel", () => act(() => api("POST", `/api/v1/jobs/${j.id}/cancel`))),
-          FINAL_JOB.has(j.status) ? el("button", { type: "button", onclick: () => dismiss(j.id) }, "Dismiss") : null,
+          FINAL_JOB.has(j.status) ? button("Dismiss", () => dismiss(j.id)) : null,
         ),
       ),
     ),
@@ -233,21 +168,24 @@ function renderJobs() {
 function renderDeployments() {
   $("deployments").replaceChildren(
     ...[...state.deployments.values()].map((d) => {
-      const done = d.stage ? STAGES.indexOf(d.stage) + 1 : 0;
+      const done = d.stage ? DEPLOYMENT_STAGES.indexOf(d.stage) + 1 : 0;
       return el(
         "li",
-        { class: d.status === "ERROR" ? "failed" : "" },
+        { class: d.status === "ERROR" ? "failed" : "", "data-deployment": d.id },
         el("div", { class: "title" }, d.name ?? short(d.id)),
         el("div", { class: `status-${d.status}` }, `${d.status}${d.stage ? ` · ${d.stage}` : ""}`),
         el(
           "div",
-          { class: "stages", role: "img", "aria-label": `${done} of ${STAGES.length} stages` },
-          STAGES.map((s, i) => el("span", { class: i < done ? "done" : d.status === "ERROR" && i === done ? "failed" : "", title: s })),
+          { class: "stages", role: "img", "aria-label": `${done} of ${DEPLOYMENT_STAGES.length} stages` },
+          DEPLOYMENT_STAGES.map((s, i) =>
+            el("span", { class: i < done ? "done" : d.status === "ERROR" && i === done ? "failed" : "", title: s }),
+          ),
         ),
         d.error ? el("div", { class: "meta status-failed" }, d.error) : null,
         el(
           "div",
           { class: "row" },
+          button("Details", () => showDeployment(d.id)),
           d.status === "ERROR" ? actionButton("Retry", () => act(() => api("POST", `/api/v1/deployments/${d.id}/retry`))) : null,
           actionButton("Tear down", () => confirm(`Tear down ${d.name}?`) && act(() => api("DELETE", `/api/v1/deployments/${d.id}`))),
         ),
@@ -266,6 +204,13 @@ function renderProjects() {
         el("div", { class: `status-${p.status}` }, p.status),
         el("div", { class: "meta" }, p.domain),
         p.error ? el("div", { class: "meta status-failed" }, p.error) : null,
+        p.init_job_id
+          ? el(
+              "div",
+              { class: "row" },
+              button("Details", () => showJob(p.init_job_id)),
+            )
+          : null,
       ),
     ),
   );
@@ -291,12 +236,42 @@ async function act(work) {
   }
 }
 
-async function showJob(id) {
-  const [job, events] = await Promise.all([api("GET", `/api/v1/jobs/${id}`), api("GET", `/api/v1/jobs/${id}/events?limit=500`)]);
-  $("detail-title").textContent = `Job ${id}`;
-  $("detail-body").textContent = JSON.stringify({ job, events }, null, 2);
-  $("detail").showModal();
+// ------------------------------------------------------------------ details
+
+/** A resource and its full event log in the dialog, pretty-printed and copyable. */
+async function showDetail(title, load) {
+  try {
+    const detail = await load();
+    $("detail-title").textContent = title;
+    $("detail-body").textContent = JSON.stringify(detail, null, 2);
+    $("detail").showModal();
+  } catch (err) {
+    toast(err.message, true);
+  }
 }
+
+const showJob = (id) =>
+  showDetail(`Job ${id}`, async () => {
+    const [job, events] = await Promise.all([api("GET", `/api/v1/jobs/${id}`), api("GET", `/api/v1/jobs/${id}/events?limit=500`)]);
+    const result = FINAL_JOB.has(job.status) ? await api("GET", `/api/v1/jobs/${id}/result`) : null;
+    return { job, result, events };
+  });
+
+const showTask = (id) =>
+  showDetail(`Task ${id}`, async () => {
+    const [task, events] = await Promise.all([api("GET", `/api/v1/tasks/${id}`), api("GET", `/api/v1/tasks/${id}/events`)]);
+    return { task, events };
+  });
+
+const showDeployment = (id) =>
+  showDetail(`Deployment ${id}`, async () => {
+    const [deployment, events, logs] = await Promise.all([
+      api("GET", `/api/v1/deployments/${id}`),
+      api("GET", `/api/v1/deployments/${id}/events?limit=500`),
+      api("GET", `/api/v1/deployments/${id}/logs`),
+    ]);
+    return { deployment, events, logs };
+  });
 
 // ------------------------------------------------------------------ live updates
 
@@ -330,49 +305,71 @@ function followJob(id) {
 /** True if this event is older than what the page already shows of the resource (read before the event arrived). */
 const stale = (resource, m) => Boolean(resource?.updated_at && m.timestamp && m.timestamp < resource.updated_at);
 
+/** A bot's counts moved on: what it completed since the page last knew goes into the current minute. */
+function countCompletions(bot, d) {
+  if (typeof d.tasks_completed !== "number") return;
+  const before = bot.tasks_completed;
+  if (typeof before === "number" && d.tasks_completed > before) {
+    rollThroughput();
+    state.throughput.at(-1).completed += d.tasks_completed - before;
+    renderThroughput();
+  }
+  bot.tasks_completed = d.tasks_completed;
+  if (typeof d.tasks_failed === "number") bot.tasks_failed = d.tasks_failed;
+}
+
+function onBot(m, d) {
+  const bot = state.bots.get(d.bot_id) ?? { id: d.bot_id, name: d.name ?? short(d.bot_id), capabilities: [], current_task_id: null };
+  if (stale(bot, m)) return;
+  if ("current_task_id" in d) bot.current_task_id = d.current_task_id;
+  if (d.status === "disconnected") bot.status = "offline";
+  else bot.status = bot.current_task_id ? "busy" : "online";
+  if (d.capabilities) bot.capabilities = d.capabilities;
+  if (d.name) bot.name = d.name;
+  countCompletions(bot, d);
+  bot.updated_at = m.timestamp;
+  state.bots.set(bot.id, bot);
+  renderBots();
+}
+
+function onJob(m, d) {
+  const job = state.jobs.get(d.job_id) ?? { id: d.job_id, kind: d.workflow_id ? "workflow" : "task", created_at: m.timestamp, progress: 0 };
+  if (typeof d.progress === "number") job.progress = d.progress;
+  if (d.error) job.error = d.error;
+  state.jobs.set(job.id, job);
+  setJobStatus(job, d.status);
+  if (!FINAL_JOB.has(job.status)) followJob(job.id);
+  renderJobs();
+}
+
+function onDeployment(m, d) {
+  const known = state.deployments.has(d.deployment_id);
+  const dep = state.deployments.get(d.deployment_id) ?? { id: d.deployment_id };
+  if (stale(dep, m)) return;
+  for (const k of ["status", "stage", "error"]) if (k in d) dep[k] = d[k];
+  dep.updated_at = m.timestamp;
+  state.deployments.set(dep.id, dep);
+  // A deployment made after the page loaded: read it once for its name (its changes keep coming by stream).
+  if (!known)
+    api("GET", `/api/v1/deployments/${dep.id}`).then(
+      (full) => {
+        state.deployments.set(dep.id, { ...full, ...dep, name: full.name });
+        renderDeployments();
+      },
+      () => {},
+    );
+  if (d.status === "READY") toast(`Deployment ${dep.name ?? short(dep.id)} is ready`);
+  if (d.status === "ERROR") toast(`Deployment ${dep.name ?? short(dep.id)} failed: ${d.error ?? ""}`, true);
+  renderDeployments();
+}
+
 function onFleet(m) {
   const d = m.data ?? {};
   if (d.snapshot) return;
-  if (m.type === "bot") {
-    const bot = state.bots.get(d.bot_id) ?? { id: d.bot_id, name: d.name ?? short(d.bot_id), capabilities: [], current_task_id: null };
-    bot.status = d.status === "online" ? (bot.current_task_id ? "busy" : "online") : "offline";
-    if (d.capabilities) bot.capabilities = d.capabilities;
-    state.bots.set(bot.id, bot);
-    renderBots();
-  } else if (m.type === "job") {
-    const job = state.jobs.get(d.job_id) ?? {
-      id: d.job_id,
-      kind: d.workflow_id ? "workflow" : "task",
-      created_at: m.timestamp,
-      progress: 0,
-    };
-    const before = job.status;
-    Object.assign(job, { status: d.status ?? job.status, progress: d.progress ?? job.progress, error: d.error ?? job.error ?? null });
-    state.jobs.set(job.id, job);
-    if (before !== job.status && job.status === "completed") toast(`Job ${short(job.id)} completed`);
-    if (before !== job.status && job.status === "failed") toast(`Job ${short(job.id)} failed: ${job.error ?? ""}`, true);
-    if (!FINAL_JOB.has(job.status)) followJob(job.id);
-    renderJobs();
-  } else if (m.type === "deployment") {
-    const known = state.deployments.has(d.deployment_id);
-    const dep = state.deployments.get(d.deployment_id) ?? { id: d.deployment_id };
-    if (stale(dep, m)) return;
-    for (const k of ["status", "stage", "error"]) if (k in d) dep[k] = d[k];
-    dep.updated_at = m.timestamp;
-    state.deployments.set(dep.id, dep);
-    // A deployment made after the page loaded: read it once for its name (its changes keep coming by stream).
-    if (!known)
-      api("GET", `/api/v1/deployments/${dep.id}`).then(
-        (full) => {
-          state.deployments.set(dep.id, { ...full, ...dep, name: full.name });
-          renderDeployments();
-        },
-        () => {},
-      );
-    if (d.status === "READY") toast(`Deployment ${dep.name ?? short(dep.id)} is ready`);
-    if (d.status === "ERROR") toast(`Deployment ${dep.name ?? short(dep.id)} failed: ${d.error ?? ""}`, true);
-    renderDeployments();
-  } else if (m.type === "project") {
+  if (m.type === "bot") onBot(m, d);
+  else if (m.type === "job") onJob(m, d);
+  else if (m.type === "deployment") onDeployment(m, d);
+  else if (m.type === "project") {
     const p = state.projects.get(d.project_id);
     if (p) Object.assign(p, { status: d.status, error: d.error ?? null });
     renderProjects();
@@ -394,7 +391,7 @@ async function start() {
   const early = [];
   streams.follow("fleet", null, (m) => (loaded ? onFleet(m) : early.push(m)));
   // Everything at once: the role (only an admin may list tokens) and the lists.
-  const [admin, bots, jobs, deployments, projects] = await Promise.all([
+  const [admin, bots, jobs, deployments, projects, throughput] = await Promise.all([
     api("GET", "/api/v1/tokens?limit=1").then(
       () => true,
       () => false,
@@ -403,6 +400,7 @@ async function start() {
     api("GET", "/api/v1/jobs?limit=50"),
     api("GET", "/api/v1/deployments?limit=50"),
     api("GET", "/api/v1/projects?limit=50"),
+    api("GET", `/api/v1/stats/throughput?minutes=${CHART_MINUTES}`),
   ]);
   state.admin = admin;
   $("role").hidden = false;
@@ -412,14 +410,21 @@ async function start() {
   for (const j of jobs) state.jobs.set(j.id, j);
   for (const d of deployments) state.deployments.set(d.id, d);
   for (const p of projects) state.projects.set(p.id, p);
+  state.throughput = throughput.minutes.map((p) => ({ minute: Math.floor(Date.parse(p.at) / MINUTE_MS), completed: p.completed }));
   renderBots();
   renderQueue();
+  renderThroughput();
   renderJobs();
   renderDeployments();
   renderProjects();
   loaded = true;
   for (const m of early.splice(0)) onFleet(m);
   for (const j of jobs) if (!FINAL_JOB.has(j.status)) followJob(j.id);
+  // The clock moves on without events: heartbeat ages and the chart's window (no request is made).
+  setInterval(() => {
+    renderBots();
+    renderThroughput();
+  }, 10_000);
 }
 
 $("sign-in-form").addEventListener("submit", async (e) => {
@@ -439,31 +444,55 @@ $("sign-out").addEventListener("click", () => {
   location.reload();
 });
 
+/** Parses a form field as JSON, or says why not in the form's error line. */
+function jsonField(form, name, errorId, what) {
+  try {
+    return { ok: true, value: JSON.parse(String(form.get(name) || "null")) };
+  } catch {
+    $(errorId).textContent = `${what} is not valid JSON.`;
+    return { ok: false };
+  }
+}
+
+/** A job made from the page is watched at once (its fleet event may come before or after this). */
+function watchNewJob(job) {
+  state.jobs.set(job.id, { ...state.jobs.get(job.id), ...job });
+  followJob(job.id);
+  renderJobs();
+}
+
 $("create-task").addEventListener("submit", async (e) => {
   e.preventDefault();
   const form = new FormData(e.target);
   $("create-error").textContent = "";
-  let payload;
+  const payload = jsonField(form, "payload", "create-error", "The payload");
+  if (!payload.ok) return;
+  const task = { payload: payload.value ?? {}, ...(form.get("capability") ? { capability: String(form.get("capability")).trim() } : {}) };
   try {
-    payload = JSON.parse(String(form.get("payload") || "{}"));
-  } catch {
-    $("create-error").textContent = "The payload is not valid JSON.";
-    return;
-  }
-  const task = { payload, ...(form.get("capability") ? { capability: String(form.get("capability")).trim() } : {}) };
-  try {
-    if (form.get("as_job")) {
-      const job = await api("POST", "/api/v1/jobs", { task });
-      state.jobs.set(job.id, job);
-      followJob(job.id);
-      renderJobs();
-    } else {
+    if (form.get("as_job")) watchNewJob(await api("POST", "/api/v1/jobs", { task }));
+    else {
       await api("POST", "/api/v1/tasks", task);
       toast("Task created");
     }
   } catch (err) {
-    const issues = err.body?.error?.details?.issues;
-    $("create-error").textContent = issues ? issues.map((i) => `${i.path}: ${i.message}`).join("; ") : err.message;
+    $("create-error").textContent = problemOf(err);
+  }
+});
+
+$("create-workflow").addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const form = new FormData(e.target);
+  $("workflow-error").textContent = "";
+  const steps = jsonField(form, "task_payloads", "workflow-error", "The steps");
+  if (!steps.ok) return;
+  const capability = String(form.get("capability") ?? "").trim();
+  const body = { name: String(form.get("name") ?? "").trim(), task_payloads: steps.value, ...(capability ? { capability } : {}) };
+  try {
+    const workflow = await api("POST", "/api/v1/workflows", body);
+    if (form.get("run")) watchNewJob(await api("POST", `/api/v1/workflows/${workflow.id}/execute`, {}));
+    else toast(`Workflow ${short(workflow.id)} created`);
+  } catch (err) {
+    $("workflow-error").textContent = problemOf(err);
   }
 });
 

@@ -26,6 +26,15 @@ export const BotSchema = z
     connected: z.boolean(),
     held: z.boolean(),
     current_task_id: z.string().nullable(),
+    tasks_completed: z.number().int().openapi({ description: "Attempts this bot completed." }),
+    tasks_failed: z
+      .number()
+      .int()
+      .openapi({ description: "Attempts this bot failed: its errors, its timeouts, its losses (cancelled ones count in neither)." }),
+    success_rate: z
+      .number()
+      .nullable()
+      .openapi({ description: "tasks_completed / (tasks_completed + tasks_failed); null before the first." }),
     last_heartbeat_at: IsoTime,
     created_at: z.string(),
     updated_at: z.string(),

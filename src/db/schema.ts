@@ -32,6 +32,9 @@ export const bots = sqliteTable(
     disconnectedAt: integer("disconnected_at"),
     /** Least recently assigned idle bot is offered work first (fairness). */
     lastAssignedAt: integer("last_assigned_at").notNull().default(0),
+    /** Attempts this bot finished: completed, and failed (an error, a timeout, its loss); cancelled ones count in neither. */
+    tasksCompleted: integer("tasks_completed").notNull().default(0),
+    tasksFailed: integer("tasks_failed").notNull().default(0),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },
@@ -111,6 +114,8 @@ export const tasks = sqliteTable(
     index("tasks_workflow_idx").on(t.workflowId, t.stepIndex),
     index("tasks_created_idx").on(t.createdAt, t.id),
     index("tasks_job_idx").on(t.jobId, t.stepIndex),
+    index("tasks_completed_idx").on(t.completedAt),
+    index("tasks_failed_idx").on(t.failedAt),
   ],
 );
 

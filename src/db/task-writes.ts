@@ -75,6 +75,13 @@ export interface Written {
   row: TaskRow;
   /** The task `claimNext` claimed for the bot, or null (nothing was due, or no claim was asked for). */
   next: TaskRow | null;
+  /** The freed bot's finished attempts after this write (null: no bot was freed). */
+  releasedBotCounts: BotTaskCounts | null;
+}
+
+export interface BotTaskCounts {
+  completed: number;
+  failed: number;
 }
 
 /** Applies a transition if nobody changed the task since it was read. Returns the new row, or null on a lost race. */
@@ -87,12 +94,20 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written 
       .set({ ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs })
       .where(and(eq(tasks.id, task.id), eq(tasks.version, task.version))),
   ];
+  const releaseAt = w.releasedBotId ? statements.length : -1;
   if (w.releasedBotId) {
+    const outcome = attemptOutcome(w.patch);
     statements.push(
       db
         .update(bots)
-        .set({ currentTaskId: null, updatedAt: nowMs })
-        .where(and(eq(bots.id, w.releasedBotId), eq(bots.currentTaskId, task.id), guard(task.id, writeId))),
+        .set({
+          currentTaskId: null,
+          updatedAt: nowMs,
+          ...(outcome === "completed" ? { tasksCompleted: sql`${bots.tasksCompleted} + 1` } : {}),
+          ...(outcome === "failed" ? { tasksFailed: sql`${bots.tasksFailed} + 1` } : {}),
+        })
+        .where(and(eq(bots.id, w.releasedBotId), eq(bots.currentTaskId, task.id), guard(task.id, writeId)))
+        .returning({ tasksCompleted: bots.tasksCompleted, tasksFailed: bots.tasksFailed }),
     );
   }
   for (const type of w.events) {
@@ -107,7 +122,16 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written 
   if (changedRows(results[0]) !== 1) return null;
   const row = { ...task, ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs } as TaskRow;
   const claimed = w.claimNext ? (results[results.length - 1]?.results?.[0] as Record<string, unknown> | undefined) : undefined;
-  return { row, next: claimed ? rowFromRaw<TaskRow>(tasks, claimed) : null };
+  const counts = releaseAt >= 0 ? (results[releaseAt]?.results?.[0] as Record<string, number> | undefined) : undefined;
+  const releasedBotCounts = counts ? { completed: Number(counts.tasks_completed), failed: Number(counts.tasks_failed) } : null;
+  return { row, next: claimed ? rowFromRaw<TaskRow>(tasks, claimed) : null, releasedBotCounts };
+}
+
+/** How the bot's attempt ended, for its success rate: an unassign (never delivered) and a cancel count in neither. */
+function attemptOutcome(patch: TaskPatch): "completed" | "failed" | null {
+  if (patch.status === "completed") return "completed";
+  if (patch.status === "cancelled" || !patch.errorCode) return null;
+  return "failed";
 }
 
 /**

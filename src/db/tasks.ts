@@ -231,3 +231,14 @@ export async function queueDepthByCapability(db: Db, nowMs: number, limit: numbe
   );
   return rows.map((r) => ({ capability: r.capability, pending: r.pending, oldest_pending_age_s: Math.round((nowMs - r.oldest) / 1000) }));
 }
+
+/** Tasks completed and failed (for good) per minute since `sinceMs`, oldest first; minutes with none are left out. */
+export async function finishedTasksPerMinute(db: Db, sinceMs: number) {
+  return db.all<{ minute: number; completed: number; failed: number }>(
+    sql`SELECT minute, sum(completed) AS completed, sum(failed) AS failed FROM (
+          SELECT completed_at / 60000 AS minute, 1 AS completed, 0 AS failed FROM tasks WHERE completed_at >= ${sinceMs}
+          UNION ALL
+          SELECT failed_at / 60000 AS minute, 0 AS completed, 1 AS failed FROM tasks WHERE failed_at >= ${sinceMs}
+        ) GROUP BY minute ORDER BY minute`,
+  );
+}

@@ -14,7 +14,7 @@ import { CLOSE_CODES, HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, type ServerMessage }
 import { isHeld, type TaskAction, taskDeadlineMs } from "../core/task-machine";
 import { getBot, markConnected, markDisconnected } from "../db/bots";
 import type { TaskRow } from "../db/schema";
-import { recordProgress } from "../db/task-writes";
+import { type BotTaskCounts, recordProgress } from "../db/task-writes";
 import { findDispatchableTasks, getTask } from "../db/tasks";
 import { AppError } from "../errors";
 import { type Ctx, createCtx } from "../services/context";
@@ -24,6 +24,7 @@ import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
 import { publishFleet } from "../services/streams";
 import { AlarmSchedule } from "./alarm-schedule";
 import { parseBotFrame } from "./bot-frames";
+import { type ActivityChange, FLEET_ACTIVITY, FleetActivity } from "./fleet-activity";
 import { resolveObjectName } from "./identity";
 
 const CAPABILITIES_KEY = "capabilities";
@@ -52,11 +53,14 @@ export interface ReleaseInfo {
   notify: boolean;
   reason: string;
   retryAtMs: number | null;
+  /** The bot's finished attempts after the release (null: unknown, e.g. a deleted task). */
+  counts: BotTaskCounts | null;
 }
 
 export class BotSession extends DurableObject<Env> {
   private readonly ctxBase: Ctx;
   private readonly alarms: AlarmSchedule;
+  private readonly activity: FleetActivity;
   /** This object's bot; null only for an instance nobody ever addressed by name. */
   private botId: string | null = null;
   /**
@@ -74,6 +78,7 @@ export class BotSession extends DurableObject<Env> {
     // Answered by the runtime without waking this object: heartbeats cost nothing.
     state.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_FRAME, HEARTBEAT_ACK_FRAME));
     this.alarms = new AlarmSchedule(state.storage);
+    this.activity = new FleetActivity(state.storage, this.alarms);
     state.blockConcurrencyWhile(async () => {
       this.botId = await resolveObjectName(state, env.BOT_SESSION);
       // Re-arm on start: an alarm may have been lost with a killed runtime.
@@ -115,7 +120,18 @@ export class BotSession extends DurableObject<Env> {
       payload: { bot_id: botId, heartbeat_interval_s: ctx.config.heartbeatIntervalS, server_time: new Date(ctx.now()).toISOString() },
     });
     ctx.log.info("bot connected");
-    await publishFleet(ctx, { type: "bot", data: { bot_id: botId, name: bot.name, status: "online", capabilities: bot.capabilities } });
+    await publishFleet(ctx, {
+      type: "bot",
+      data: {
+        bot_id: botId,
+        name: bot.name,
+        status: bot.currentTaskId ? "busy" : "online",
+        capabilities: bot.capabilities,
+        current_task_id: bot.currentTaskId,
+        tasks_completed: bot.tasksCompleted,
+        tasks_failed: bot.tasksFailed,
+      },
+    });
 
     if (bot.currentTaskId) {
       // Back within the grace period: tell the bot its task again.
@@ -298,6 +314,7 @@ export class BotSession extends DurableObject<Env> {
     if (!task || task.botId !== this.botId || !isHeld(task.status)) return false;
     this.heldTask = task;
     await this.trackDeadline(task);
+    await this.noteActivity(this.scoped(), { currentTaskId: task.id });
     const ws = this.openSockets()[0];
     if (ws && push) this.sendAssignment(ws, task);
     return Boolean(ws);
@@ -310,7 +327,9 @@ export class BotSession extends DurableObject<Env> {
     const ws = this.openSockets()[0];
     if (ws && info.notify) this.send(ws, { type: "task_cancelled", payload: { task_id: taskId, reason: info.reason } });
     if (info.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, info.retryAtMs);
-    await this.pullNextTask(this.scoped());
+    const ctx = this.scoped();
+    await this.noteActivity(ctx, { currentTaskId: null, counts: info.counts });
+    await this.pullNextTask(ctx);
   }
 
   /** The bot may take work again (hold released, sweeper kick). */
@@ -373,6 +392,7 @@ export class BotSession extends DurableObject<Env> {
         if (key === DEADLINE) await this.onDeadline(ctx, this.botId);
         else if (key === DISCONNECT) await this.onDisconnectDue(ctx);
         else if (key === GRACE) await this.onGraceExpired(ctx, this.botId);
+        else if (key === FLEET_ACTIVITY) await this.activity.flush(ctx, this.botId);
         else if (key.startsWith(RETRY_PREFIX)) await this.onRetryDue(ctx, key.slice(RETRY_PREFIX.length));
       } catch (err) {
         ctx.log.error("alarm entry failed; the sweeper will reconcile", { entry: key, error: String(err) });
@@ -441,8 +461,12 @@ export class BotSession extends DurableObject<Env> {
     announce?.(outcome);
     await this.alarms.clear(DEADLINE);
     if (outcome.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, outcome.retryAtMs);
-    if (outcome.claimedNext && ws) await this.deliver(ctx, ws, outcome.claimedNext);
-    else if (!outcome.claimTried) await this.pullNextTask(ctx);
+    const counts = outcome.releasedBotId === this.botId ? outcome.releasedBotCounts : null;
+    if (outcome.claimedNext && ws) await this.deliver(ctx, ws, outcome.claimedNext, counts);
+    else {
+      await this.noteActivity(ctx, { currentTaskId: this.heldTask?.id ?? null, counts });
+      if (!outcome.claimTried) await this.pullNextTask(ctx);
+    }
     if (outcome.releasedStepTaskId) await dispatchTask(ctx, outcome.releasedStepTaskId);
     return outcome;
   }
@@ -473,7 +497,7 @@ export class BotSession extends DurableObject<Env> {
   }
 
   /** A task this bot has just claimed: keep its row, send it, watch its deadline. */
-  private async deliver(ctx: Ctx, ws: WebSocket, claimed: TaskRow): Promise<void> {
+  private async deliver(ctx: Ctx, ws: WebSocket, claimed: TaskRow, counts: BotTaskCounts | null = null): Promise<void> {
     this.heldTask = claimed;
     this.progressWrittenAtMs.clear();
     this.sendAssignment(ws, claimed);
@@ -486,6 +510,12 @@ export class BotSession extends DurableObject<Env> {
       job_id: claimed.jobId,
     });
     if (claimed.jobId) await publishStepAssigned(ctx, claimed);
+    await this.noteActivity(ctx, { currentTaskId: claimed.id, counts });
+  }
+
+  /** The fleet stream learns this bot's current task and finished attempts (coalesced, see fleet-activity.ts). */
+  private async noteActivity(ctx: Ctx, change: ActivityChange): Promise<void> {
+    if (this.botId) await this.activity.note(ctx, this.botId, change);
   }
 
   private async trackDeadline(task: TaskRow): Promise<void> {

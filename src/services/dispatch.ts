@@ -119,6 +119,7 @@ export async function settleOutcome(ctx: Ctx, outcome: TransitionOutcome): Promi
         notify: outcome.notifyBot,
         reason: task.errorCode ?? task.status,
         retryAtMs: outcome.retryAtMs,
+        counts: outcome.releasedBotCounts,
       });
     } catch (err) {
       ctx.log.warn("could not tell bot its task was released", { bot_id: outcome.releasedBotId, task_id: task.id, error: String(err) });
@@ -129,5 +130,5 @@ export async function settleOutcome(ctx: Ctx, outcome: TransitionOutcome): Promi
 
 /** A held task was deleted (alone or with its workflow): tell its bot to stop and let it take other work. */
 export async function releaseDeletedTask(ctx: Ctx, botId: string, taskId: string): Promise<void> {
-  await botSession(ctx.env, botId).taskReleased(taskId, { notify: true, reason: "deleted", retryAtMs: null });
+  await botSession(ctx.env, botId).taskReleased(taskId, { notify: true, reason: "deleted", retryAtMs: null, counts: null });
 }

@@ -9,7 +9,7 @@ import { type JobChange, jobChangeOf, jobStatusOf } from "../core/job";
 import { botMayReport, isLateCompletion, type TaskAction, transitionTask } from "../core/task-machine";
 import { planAfterStepChange } from "../core/workflow";
 import type { TaskRow } from "../db/schema";
-import { type ClaimNext, writeTransition } from "../db/task-writes";
+import { type BotTaskCounts, type ClaimNext, writeTransition } from "../db/task-writes";
 import { findStepTaskId, getTask, sequenceOf, sequenceSteps, type TaskWithWaiting, taskState } from "../db/tasks";
 import { AppError, loadOr404 } from "../errors";
 import type { Ctx } from "./context";
@@ -29,6 +29,8 @@ export interface TransitionOutcome {
   claimedNext: TaskRow | null;
   /** Whether the claim was tried (the write freed the bot); if not, the caller pulls as usual. */
   claimTried: boolean;
+  /** The freed bot's finished attempts after this write, for the fleet's success rates (null: no bot freed). */
+  releasedBotCounts: BotTaskCounts | null;
 }
 
 export interface ActionOptions {
@@ -109,6 +111,7 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
       releasedStepTaskId,
       claimedNext: written.next,
       claimTried: claimNext !== undefined,
+      releasedBotCounts: written.releasedBotCounts,
     };
     if (seq?.kind === "job" && stepsBefore) {
       await publishJobTransition(ctx, {

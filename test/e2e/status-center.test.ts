@@ -82,6 +82,15 @@ async function signIn(page: Page, token: string) {
   await page.getByRole("heading", { name: /^Fleet/ }).waitFor();
 }
 
+/** Clicks a Details button and returns what the dialog shows, once it shows `title`. */
+async function openDetail(page: Page, details: ReturnType<Page["locator"]>, title: RegExp): Promise<any> {
+  await details.click();
+  await expect.poll(() => page.locator("#detail-title").textContent()).toMatch(title);
+  const body = JSON.parse((await page.locator("#detail-body").textContent()) ?? "{}");
+  await page.getByRole("button", { name: "Close" }).click();
+  return body;
+}
+
 const jobCard = (page: Page, id: string) => page.locator(`li[data-job="${id}"]`);
 
 const running = (marker: string) => {
@@ -130,13 +139,28 @@ describe("Status Center in a real browser", () => {
     await page.getByText("live", { exact: true }).waitFor();
 
     // Created from the page's form, watched as a job.
-    await page.getByLabel("Capability").fill("echo");
-    await page.getByLabel("Payload (JSON)").fill('{"delay_ms": 1500}');
-    await page.getByRole("button", { name: "Create" }).click();
+    await page.getByLabel("Capability", { exact: true }).fill("echo");
+    await page.getByLabel("Payload (JSON)").fill('{"delay_ms": 3000}');
+    await page.getByRole("button", { name: "Create", exact: true }).click();
     const card = page.locator("li[data-job]").first();
     await card.getByText(/^running/).waitFor({ timeout: 15_000 });
+    // The bot running it shows the task as its current one, live; the task opens with its event log.
+    const localBot = (await api("GET", "/api/v1/bots?limit=200")).body.find((b: any) => b.name === "local-bot");
+    const taskId: string = localBot.current_task_id;
+    expect((await api("GET", `/api/v1/tasks/${taskId}`)).body.job_id).toBe(await card.getAttribute("data-job"));
+    const botRow = page.locator("#bots tr", { hasText: "local-bot" });
+    await botRow.getByRole("button", { name: `task ${taskId.slice(0, 8)} details` }).click();
+    await expect.poll(() => page.locator("#detail-title").textContent()).toBe(`Task ${taskId}`);
+    expect(await page.locator("#detail-body").textContent()).toContain('"type": "task_assigned"');
     await page.screenshot({ path: path.join(SHOTS, "status-running.png") });
+    await page.getByRole("button", { name: "Close" }).click();
     await card.getByText(/^completed · 100%/).waitFor({ timeout: 15_000 });
+    // Freed, with a success rate, and the completion counted in this minute's column.
+    await botRow.locator("td.current-task", { hasText: "—" }).waitFor({ timeout: 5000 });
+    await expect.poll(() => botRow.locator("td.success").textContent()).toMatch(/^\d+% of \d+$/);
+    await expect
+      .poll(async () => Number(/(\d+) in 30 min/.exec((await page.locator("#throughput-summary").textContent()) ?? "")?.[1]))
+      .toBeGreaterThan(0);
     await page
       .getByRole("status")
       .filter({ hasText: /completed$/ })
@@ -146,8 +170,33 @@ describe("Status Center in a real browser", () => {
 
     // Bad input is refused as the API refuses it, and nothing is made.
     await page.getByLabel("Payload (JSON)").fill("{not json");
-    await page.getByRole("button", { name: "Create" }).click();
+    await page.getByRole("button", { name: "Create", exact: true }).click();
     await expect.poll(() => page.locator("#create-error").textContent()).toContain("not valid JSON");
+    await page.close();
+  }, 90_000);
+
+  it("a workflow made from the form runs as a job to the end; bad steps are refused as the API refuses them", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await signIn(page, adminToken);
+    const workflowsBefore = (await api("GET", "/api/v1/workflows?limit=200")).body.length;
+    await page.getByLabel("Name").fill("page-workflow");
+    await page.getByLabel("Capability of every step").fill("echo");
+    await page.getByLabel(/^Steps/).fill("{}");
+    await page.getByRole("button", { name: "Create workflow" }).click();
+    await expect.poll(() => page.locator("#workflow-error").textContent()).toMatch(/^task_payloads: /);
+    await page.getByLabel(/^Steps/).fill("[1, 2");
+    await page.getByRole("button", { name: "Create workflow" }).click();
+    await expect.poll(() => page.locator("#workflow-error").textContent()).toContain("not valid JSON");
+    expect((await api("GET", "/api/v1/workflows?limit=200")).body.length).toBe(workflowsBefore);
+
+    await page.getByLabel(/^Steps/).fill('[{"delay_ms": 300}, {"step": 2}, {"step": 3}]');
+    await page.getByRole("button", { name: "Create workflow" }).click();
+    const card = page.locator("li[data-job]", { hasText: "workflow job" }).first();
+    await card.getByText(/^completed · 100%/).waitFor({ timeout: 30_000 });
+    const detail = await openDetail(page, card.getByRole("button", { name: "Details" }), /^Job /);
+    expect(detail.job).toMatchObject({ status: "completed", progress: 100 });
+    expect(detail.events.filter((e: any) => e.type === "step" && e.data.status === "completed")).toHaveLength(3);
+    expect((await api("GET", "/api/v1/workflows?limit=200")).body.length).toBe(workflowsBefore + 1);
     await page.close();
   }, 90_000);
 
@@ -181,6 +230,11 @@ describe("Status Center in a real browser", () => {
     await card.locator(".status-READY").waitFor({ timeout: 60_000 });
     expect(await card.locator(".stages span.done").count()).toBe(10);
     await page.screenshot({ path: path.join(SHOTS, "status-deployment.png"), fullPage: true });
+    // Its full record: the deployment, its event log (every stage), its logs.
+    const detail = await openDetail(page, card.getByRole("button", { name: "Details" }), /^Deployment /);
+    expect(detail.deployment).toMatchObject({ id: created.body.id, status: "READY" });
+    expect(detail.events.map((e: any) => e.data?.stage).filter(Boolean)).toContain("setup_complete");
+    expect(detail.logs.length).toBeGreaterThan(0);
     await page.close();
   }, 90_000);
 

@@ -5,7 +5,6 @@
  * the bot still holds an earlier task (one not yet acknowledged as settled, nor
  * cancelled). Empty means the bot was never offered two tasks at once.
  */
-// biome-ignore lint/suspicious/noExplicitAny: messages of every shape
 export function overlappingAssignments(log: any[]): string[] {
   const violations: string[] = [];
   let holding: string | null = null;

@@ -1,5 +1,6 @@
 import { SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { DEPLOYMENT_STAGES } from "../../src/core/deployment-machine";
 import { expectError, get } from "../helpers/api";
 
 describe("service surface", () => {
@@ -26,6 +27,12 @@ describe("service surface", () => {
       headers: { "If-None-Match": script.headers.get("ETag")! },
     });
     expect(again.status).toBe(304);
+    // The modules it imports; the stage order comes from the Worker's own list, not a copy.
+    expect((await SELF.fetch("http://coordinator.test/assets/status-api.js")).status).toBe(200);
+    const config = await SELF.fetch("http://coordinator.test/assets/status-config.js");
+    expect(config.headers.get("Content-Type")).toContain("text/javascript");
+    expect(await config.text()).toBe(`export const DEPLOYMENT_STAGES = ${JSON.stringify(DEPLOYMENT_STAGES)};\n`);
+    expect(config.headers.get("ETag")).toMatch(/^"config-[0-9a-f]+"$/);
     const health = await get("/health", { token: null });
     expect(health.body).toMatchObject({ status: "healthy", checks: { database: { status: "ok" } } });
     expect(health.headers.get("X-Request-Id")).toBeTruthy();

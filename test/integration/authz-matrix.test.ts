@@ -96,6 +96,7 @@ const TABLE: Row[] = [
   { method: "POST", path: "/api/v1/projects/{id}/initialize", who: "admin", url: "/api/v1/projects/{missing}/initialize" },
   { method: "DELETE", path: "/api/v1/projects/{id}", who: "admin", url: "/api/v1/projects/{missing}" },
   { method: "GET", path: "/api/v1/project-types", who: "reader", url: "/api/v1/project-types" },
+  { method: "GET", path: "/api/v1/stats/throughput", who: "reader", url: "/api/v1/stats/throughput" },
   { method: "POST", path: "/api/v1/stream-tickets", who: "watcher", url: "/api/v1/stream-tickets", body: { resource: "fleet" } },
 ];
 
