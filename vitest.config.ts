@@ -33,6 +33,10 @@ export default defineConfig(async () => {
                   RETRY_BASE_DELAY_MS: "300",
                   RETRY_MAX_DELAY_MS: "600",
                   LOG_LEVEL: "warn",
+                  // Small enough to test the limit with a 24 MiB body, big enough for a multipart (8 MiB parts) upload.
+                  ARTIFACT_MAX_BYTES: String(24 * 1024 * 1024),
+                  // Signed URLs expire in seconds, so the expiry is observable.
+                  ARTIFACT_URL_TTL_S: "3",
                 },
               },
             })),

@@ -9,6 +9,7 @@ import { MAX_MESSAGE_BYTES } from "./contracts/ws";
 import { AppError, type ErrorCode, errorEnvelope } from "./errors";
 import { BOT_BUNDLE, BOT_BUNDLE_SHA256 } from "./generated/bot-bundle";
 import { createRouter } from "./http";
+import { artifactsRouter, dataRouter, STREAMING_UPLOAD, taskArtifactsRouter } from "./routes/artifacts";
 import { benchRouter } from "./routes/bench";
 import { botsRouter } from "./routes/bots";
 import { deploymentsRouter } from "./routes/deployments";
@@ -51,17 +52,19 @@ export function createApp() {
     }
   });
 
-  app.use(
-    "/api/v1/*",
-    bodyLimit({
-      maxSize: MAX_BODY_BYTES,
-      onError: () => {
-        throw new AppError("payload_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`, { max_bytes: MAX_BODY_BYTES });
-      },
-    }),
-  );
+  const jsonLimit = bodyLimit({
+    maxSize: MAX_BODY_BYTES,
+    onError: () => {
+      throw new AppError("payload_too_large", `request bodies are limited to ${MAX_BODY_BYTES} bytes`, { max_bytes: MAX_BODY_BYTES });
+    },
+  });
+  /** An artifact's bytes stream to R2 with their own limit (ARTIFACT_MAX_BYTES); every other body is JSON. */
+  const isUpload = (c: { req: { method: string; path: string } }) =>
+    (c.req.method === "POST" || c.req.method === "PUT") && STREAMING_UPLOAD.test(c.req.path);
+  app.use("/api/v1/*", (c, next) => (isUpload(c) ? next() : jsonLimit(c, next)));
   app.use("/api/v1/*", authenticate);
   app.use("/api/v1/*", async (c, next) => {
+    if (isUpload(c)) return next();
     // Parse JSON bodies once, up front, so malformed JSON is its own clear error (hono caches the result).
     if (c.req.method === "POST" || c.req.method === "PUT" || c.req.method === "PATCH") {
       const length = c.req.header("Content-Length");
@@ -88,6 +91,9 @@ export function createApp() {
   app.route("/", statusPageRouter);
   app.route("/api/v1/bots", botsRouter);
   app.route("/api/v1/tasks", tasksRouter);
+  app.route("/api/v1/tasks", taskArtifactsRouter);
+  app.route("/api/v1/artifacts", artifactsRouter);
+  app.route("/api/v1/data", dataRouter);
   app.route("/api/v1/workflows", workflowsRouter);
   app.route("/api/v1/jobs", jobsRouter);
   app.route("/api/v1/projects", projectsRouter);
@@ -125,6 +131,8 @@ export function createApp() {
   app.onError((err, c) => {
     const requestId = c.get("requestId");
     if (err instanceof AppError) {
+      // A 416 says how big the resource is (RFC 9110 §15.5.17).
+      if (err.code === "range_not_satisfiable") c.header("Content-Range", `bytes */${err.details.size}`);
       return c.json(errorEnvelope(err.code, err.message, err.details, requestId), err.status);
     }
     if (err instanceof HTTPException) {

@@ -42,9 +42,13 @@ const SELF_AUTHENTICATED = /^\/api\/v1\/deployments\/[^/]+\/callback$/;
 export const TICKET_PATHS =
   /^\/api\/v1\/(ws\/(jobs|execution|projects|deployments)\/[^/]+|ws\/fleet|(jobs|projects|deployments)\/[^/]+\/events)$/;
 
+/** An artifact's content with a signed URL (`?signature=`): routes/artifacts.ts checks the signature. */
+const SIGNED_PATHS = /^\/api\/v1\/artifacts\/[^/]+\/content$/;
+
 export const authenticate = createMiddleware<AppEnv>(async (c, next) => {
   const ctx = c.get("ctx");
   if (SELF_AUTHENTICATED.test(c.req.path)) return next();
+  if (c.req.query("signature") !== undefined && !c.req.header("Authorization") && SIGNED_PATHS.test(c.req.path)) return next();
   if (c.req.query("ticket") !== undefined && !c.req.header("Authorization") && TICKET_PATHS.test(c.req.path)) return next();
   if (ctx.config.authMode === "open") {
     if (!warnedOpen) {

@@ -18,6 +18,10 @@ export interface Config {
   projectInitTimeoutS: number;
   /** Finished jobs, tasks, events, logs and streams older than this are removed by the cleanup. */
   retentionDays: number;
+  /** Largest artifact accepted (uploads past it are refused and leave nothing behind). */
+  artifactMaxBytes: number;
+  /** How long a signed artifact URL works. */
+  artifactUrlTtlMs: number;
 }
 
 function positiveInt(value: string | undefined, fallback: number): number {
@@ -40,5 +44,7 @@ export function readConfig(env: Env): Config {
     projectInitPrompt: env.PROJECT_INIT_PROMPT?.trim() || DEFAULT_PROJECT_INIT_PROMPT,
     projectInitTimeoutS: Math.min(positiveInt(env.PROJECT_INIT_TIMEOUT_S, 600), 3000),
     retentionDays: positiveInt(env.RETENTION_DAYS, 30),
+    artifactMaxBytes: positiveInt(env.ARTIFACT_MAX_BYTES, 100 * 1024 * 1024),
+    artifactUrlTtlMs: positiveInt(env.ARTIFACT_URL_TTL_S, 900) * 1000,
   };
 }

@@ -31,6 +31,12 @@ declare namespace Cloudflare {
     PROJECT_INIT_PROMPT?: string;
     PROJECT_INIT_TIMEOUT_S?: string;
     RETENTION_DAYS?: string;
+    /** Signs artifact URLs (secret; without it, a key derived from ADMIN_TOKEN). */
+    ARTIFACT_SIGNING_KEY?: string;
+    /** Largest artifact accepted, in bytes (default 100 MiB). */
+    ARTIFACT_MAX_BYTES?: string;
+    /** How long a signed artifact URL works (default 900 s). */
+    ARTIFACT_URL_TTL_S?: string;
     /** "1": the benchmark's D1 round-trip counter is readable at /api/v1/_bench/d1. */
     BENCH_MODE?: string;
   }

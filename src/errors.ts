@@ -18,6 +18,7 @@ const ERROR_STATUS = {
   deployment_not_found: 404,
   job_not_found: 404,
   project_not_found: 404,
+  artifact_not_found: 404,
   invalid_transition: 409,
   conflict: 409,
   not_finished: 409,
@@ -26,6 +27,7 @@ const ERROR_STATUS = {
   idempotency_conflict: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
+  range_not_satisfiable: 416,
   upgrade_required: 426,
   internal_error: 500,
   service_unavailable: 503,
@@ -56,7 +58,7 @@ export function errorEnvelope(code: string, message: string, details: Record<str
   return { error: { code, message, details, ...(requestId ? { request_id: requestId } : {}) } };
 }
 
-export type ResourceKind = "bot" | "task" | "workflow" | "token" | "deployment" | "job" | "project";
+export type ResourceKind = "bot" | "task" | "workflow" | "token" | "deployment" | "job" | "project" | "artifact";
 
 export const notFound = (what: ResourceKind, id: string) => new AppError(`${what}_not_found`, `${what} ${id} does not exist`, { id });
 

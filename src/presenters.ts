@@ -5,7 +5,7 @@
 import { nextStage } from "./core/deployment-machine";
 import { projectType } from "./core/project";
 import { botStatusOf } from "./db/bots";
-import type { BotRow, DeploymentRow, JobRow, ProjectRow, TokenRow, WorkflowRow } from "./db/schema";
+import type { ArtifactRow, BotRow, DeploymentRow, JobRow, ProjectRow, TokenRow, WorkflowRow } from "./db/schema";
 import type { TaskWithWaiting } from "./db/tasks";
 
 export const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
@@ -177,5 +177,24 @@ export function projectJson(p: ProjectRow) {
     websocket_url: `/api/v1/ws/projects/${p.id}`,
     created_at: isoAt(p.createdAt),
     updated_at: isoAt(p.updatedAt),
+  };
+}
+
+export function artifactJson(a: ArtifactRow) {
+  return {
+    id: a.id,
+    name: a.name,
+    content_type: a.contentType,
+    kind: a.kind,
+    status: a.status,
+    size: a.size,
+    sha256: a.sha256,
+    job_id: a.jobId,
+    task_id: a.taskId,
+    project_id: a.projectId,
+    uploaded_by: a.uploadedBy,
+    content_url: `/api/v1/artifacts/${a.id}/content`,
+    created_at: isoAt(a.createdAt),
+    updated_at: isoAt(a.updatedAt),
   };
 }

@@ -5,6 +5,7 @@
  */
 import { sql } from "drizzle-orm";
 import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { ARTIFACT_KINDS, ARTIFACT_STATUSES } from "../core/artifact";
 import { DEPLOYMENT_STAGES, DEPLOYMENT_STATUSES } from "../core/deployment-machine";
 import { JOB_STATUSES } from "../core/job";
 import { PROJECT_STATUSES } from "../core/project";
@@ -89,6 +90,8 @@ export const tasks = sqliteTable(
     errorCode: text("error_code"),
     progress: integer("progress"),
     progressMessage: text("progress_message"),
+    /** The job's input artifacts, as the bot is told of them (with short-lived download URLs signed at assignment). */
+    inputArtifacts: text("input_artifacts", { mode: "json" }).$type<InputArtifact[]>(),
     idempotencyKey: text("idempotency_key"),
     /** SHA-256 of the create request the key was first used with: the same key with another body is a conflict. */
     idempotencyHash: text("idempotency_hash"),
@@ -169,6 +172,7 @@ export const jobs = sqliteTable(
     error: text("error"),
     errorCode: text("error_code"),
     metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+    inputArtifactIds: text("input_artifact_ids", { mode: "json" }).$type<string[]>().notNull().default(sql`'[]'`),
     idempotencyKey: text("idempotency_key"),
     idempotencyHash: text("idempotency_hash"),
     createdAt: integer("created_at").notNull(),
@@ -318,3 +322,45 @@ export const deploymentEvents = sqliteTable(
 );
 
 export type DeploymentRow = typeof deployments.$inferSelect;
+
+/** What a bot is told of an input artifact (the URL is added, freshly signed, when the task is sent). */
+export interface InputArtifact {
+  id: string;
+  name: string;
+  content_type: string;
+  size: number;
+  sha256: string;
+}
+
+/** Files into and out of jobs: bytes in R2 under `r2Key`, this row for finding them. */
+export const artifacts = sqliteTable(
+  "artifacts",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    contentType: text("content_type").notNull(),
+    kind: text("kind", { enum: ARTIFACT_KINDS }).notNull(),
+    status: text("status", { enum: ARTIFACT_STATUSES }).notNull(),
+    /** Bytes and hex SHA-256, known once stored. */
+    size: integer("size"),
+    sha256: text("sha256"),
+    r2Key: text("r2_key").notNull(),
+    jobId: text("job_id"),
+    taskId: text("task_id"),
+    projectId: text("project_id"),
+    /** `admin`, or the bot that uploaded it. */
+    uploadedBy: text("uploaded_by").notNull(),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+    /** A pending upload's URL stops working then; retention removes what never arrived. */
+    uploadExpiresAt: integer("upload_expires_at"),
+  },
+  (t) => [
+    index("artifacts_created_idx").on(t.createdAt, t.id),
+    index("artifacts_job_idx").on(t.jobId, t.createdAt),
+    index("artifacts_task_idx").on(t.taskId),
+    index("artifacts_project_idx").on(t.projectId),
+    index("artifacts_pending_idx").on(t.status, t.uploadExpiresAt),
+  ],
+);
+export type ArtifactRow = typeof artifacts.$inferSelect;

@@ -331,6 +331,7 @@ export function newTaskRow(fields: Pick<TaskInsert, "id" | "payload" | "createdA
     errorCode: null,
     progress: null,
     progressMessage: null,
+    inputArtifacts: null,
     idempotencyKey: null,
     idempotencyHash: null,
     version: 0,

@@ -9,7 +9,7 @@ import { isFinalJobStatus } from "../core/job";
 import { streamName } from "../core/stream";
 import type { Statement } from "../db/batch";
 import { executeJob, getJob, getJobByIdempotencyKey, insertJob } from "../db/jobs";
-import type { JobRow, TaskRow } from "../db/schema";
+import type { InputArtifact, JobRow, TaskRow } from "../db/schema";
 import { newTaskRow } from "../db/task-writes";
 import { listSequenceTasks } from "../db/tasks";
 import { AppError, loadOr404 } from "../errors";
@@ -36,6 +36,8 @@ export interface JobSpec {
   metadata: Record<string, unknown>;
   /** Start at once (else `POST /jobs/{id}/execute` does). */
   execute: boolean;
+  /** Files every step gets (ready artifacts, checked by the caller). */
+  inputArtifacts?: InputArtifact[];
 }
 
 export const loadJob = (ctx: Ctx, id: string) => loadOr404("job", id, getJob(ctx.db, id));
@@ -87,6 +89,7 @@ export async function insertNewJob(
     error: null,
     errorCode: null,
     metadata: spec.metadata,
+    inputArtifactIds: (spec.inputArtifacts ?? []).map((a) => a.id),
     idempotencyKey: idempotency.key,
     idempotencyHash: idempotency.hash,
     createdAt: nowMs,
@@ -106,6 +109,7 @@ export async function insertNewJob(
       workflowId: spec.workflowId,
       jobId: id,
       stepIndex,
+      inputArtifacts: spec.inputArtifacts?.length ? spec.inputArtifacts : null,
       ready: spec.execute && stepIndex === 0,
       createdAt: nowMs,
       updatedAt: nowMs,

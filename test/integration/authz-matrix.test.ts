@@ -10,14 +10,14 @@ import { BotSocket, call, del, get, post, registerBot, uniqueCapability } from "
 
 /**
  * Who may call: public (anyone), reader (admin, viewer; GET only), watcher (admin, viewer, any method: stream
- * tickets), admin, self (admin, or the bot the path or task is about).
+ * tickets), admin, self (admin, or the bot the path or task is about), signed (only a signed URL: every token is refused).
  */
-type Who = "public" | "reader" | "watcher" | "admin" | "self" | "selfReader";
+type Who = "public" | "reader" | "watcher" | "admin" | "self" | "selfReader" | "signed";
 type Caller = "none" | "wrong" | "revoked" | "viewer" | "botOwn" | "botOther" | "admin";
 const CALLERS: Caller[] = ["none", "wrong", "revoked", "viewer", "botOwn", "botOther", "admin"];
 
 interface Row {
-  method: "GET" | "POST" | "DELETE";
+  method: "GET" | "POST" | "PUT" | "DELETE";
   /** The OpenAPI path. */
   path: string;
   who: Who;
@@ -96,6 +96,15 @@ const TABLE: Row[] = [
   { method: "POST", path: "/api/v1/projects/{id}/initialize", who: "admin", url: "/api/v1/projects/{missing}/initialize" },
   { method: "DELETE", path: "/api/v1/projects/{id}", who: "admin", url: "/api/v1/projects/{missing}" },
   { method: "GET", path: "/api/v1/project-types", who: "reader", url: "/api/v1/project-types" },
+  { method: "POST", path: "/api/v1/artifacts", who: "admin", url: "/api/v1/artifacts?name=m.json", body: { m: 1 } },
+  { method: "GET", path: "/api/v1/artifacts", who: "reader", url: "/api/v1/artifacts" },
+  { method: "GET", path: "/api/v1/artifacts/{id}", who: "reader", url: "/api/v1/artifacts/{missing}" },
+  { method: "GET", path: "/api/v1/artifacts/{id}/content", who: "reader", url: "/api/v1/artifacts/{missing}/content" },
+  { method: "PUT", path: "/api/v1/artifacts/{id}/content", who: "signed", url: "/api/v1/artifacts/{missing}/content", body: { m: 1 } },
+  { method: "DELETE", path: "/api/v1/artifacts/{id}", who: "admin", url: "/api/v1/artifacts/{missing}" },
+  { method: "POST", path: "/api/v1/data/upload", who: "admin", url: "/api/v1/data/upload?name=m.json", body: { m: 1 } },
+  { method: "GET", path: "/api/v1/data/{id}/download", who: "reader", url: "/api/v1/data/{missing}/download" },
+  { method: "POST", path: "/api/v1/tasks/{id}/artifacts", who: "self", url: "/api/v1/tasks/{task}/artifacts", body: { name: "m.png" } },
   { method: "GET", path: "/api/v1/stats/throughput", who: "reader", url: "/api/v1/stats/throughput" },
   { method: "POST", path: "/api/v1/stream-tickets", who: "watcher", url: "/api/v1/stream-tickets", body: { resource: "fleet" } },
 ];
@@ -106,6 +115,7 @@ const OWN_AUTH = new Set(["POST /api/v1/deployments/{id}/callback"]);
 function expected(who: Who, caller: Caller, method: string): "allowed" | 401 | 403 {
   if (who === "public") return "allowed";
   if (caller === "none" || caller === "wrong" || caller === "revoked") return 401;
+  if (who === "signed") return 403;
   if (caller === "admin") return "allowed";
   if (who === "watcher") return caller === "viewer" ? "allowed" : 403;
   const reads = who === "reader" || (who === "selfReader" && caller === "viewer");
