@@ -149,6 +149,7 @@ export function jobJson(j: JobRow) {
     error: j.error,
     error_code: j.errorCode,
     metadata: j.metadata,
+    input_artifact_ids: j.inputArtifactIds,
     status_url: jobStatusUrl(j.id),
     websocket_url: jobWebsocketUrl(j.id),
     created_at: isoAt(j.createdAt),

@@ -7,6 +7,11 @@ const JobTask = TaskCreateBody.omit({ idempotency_key: true }).openapi("JobTask"
 
 const Execute = z.boolean().default(true).openapi({ description: "false: create the job queued but not started (start it with /execute)" });
 const Key = z.string().min(1).max(200).optional();
+const InputArtifactIds = z
+  .array(z.string().min(1).max(100))
+  .max(20)
+  .default([])
+  .openapi({ description: "Stored artifacts every step gets (the bot receives short-lived download URLs with each task)" });
 
 export const JobCreateBody = z
   .object({
@@ -19,6 +24,7 @@ export const JobCreateBody = z
       .openapi({ description: "An execution of this workflow (fresh tasks from its steps)" }),
     metadata: JsonObject.default({}),
     execute: Execute,
+    input_artifact_ids: InputArtifactIds,
     idempotency_key: Key,
   })
   .refine((b) => (b.task === undefined) !== (b.workflow_id === undefined), {
@@ -28,8 +34,22 @@ export const JobCreateBody = z
   .openapi("JobCreate");
 
 export const WorkflowExecuteBody = z
-  .object({ metadata: JsonObject.default({}), execute: Execute, idempotency_key: Key })
+  .object({ metadata: JsonObject.default({}), execute: Execute, input_artifact_ids: InputArtifactIds, idempotency_key: Key })
   .openapi("WorkflowExecute");
+
+/** Seed 003 names one input in the query: `POST /workflows/{id}/execute?input_data_id=`. */
+export const WorkflowExecuteQuery = z.object({ input_data_id: z.string().min(1).max(100).optional() });
+
+const ResultArtifact = z.object({
+  id: z.string(),
+  name: z.string(),
+  content_type: z.string(),
+  kind: z.string(),
+  size: z.number().int().nullable(),
+  sha256: z.string().nullable(),
+  task_id: z.string().nullable(),
+  download_url: z.string(),
+});
 
 export const JobSchema = z
   .object({
@@ -44,6 +64,7 @@ export const JobSchema = z
     error: z.string().nullable(),
     error_code: z.string().nullable(),
     metadata: JsonObject,
+    input_artifact_ids: z.array(z.string()),
     status_url: z.string(),
     websocket_url: z.string(),
     created_at: z.string(),
@@ -62,6 +83,11 @@ export const JobResultSchema = z
     error: z.string().nullable(),
     error_code: z.string().nullable(),
     finished_at: IsoTime,
+    result_artifacts: z.array(ResultArtifact).openapi({ description: "The artifacts the result names in `result_artifact_ids`" }),
+    result_data_id: z.string().nullable().openapi({ description: "Seed 003: the first of them" }),
+    artifacts: z
+      .array(ResultArtifact)
+      .openapi({ description: "Every stored artifact of the job (its steps' uploads), oldest first, at most 200" }),
     steps: z.array(
       z.object({
         step_index: z.number().int(),

@@ -44,7 +44,26 @@ export type BotMessageInput = z.input<typeof BotMessage>;
 
 export interface TaskAssignedMessage {
   type: "task_assigned";
-  payload: { task_id: string; task_payload: unknown; timeout_seconds: number; attempt: number; capability: string | null };
+  payload: {
+    task_id: string;
+    task_payload: unknown;
+    timeout_seconds: number;
+    attempt: number;
+    capability: string | null;
+    /** The job's input files (added to seed 001's shape; old clients ignore it), each with a short-lived download URL. */
+    input_artifacts?: AssignedArtifact[];
+  };
+}
+
+export interface AssignedArtifact {
+  id: string;
+  name: string;
+  content_type: string;
+  size: number;
+  sha256: string;
+  /** Relative to the coordinator; a GET needs no token until `expires_at`. */
+  url: string;
+  expires_at: string;
 }
 export type ServerMessage =
   | { type: "connected"; payload: { bot_id: string; heartbeat_interval_s: number; server_time: string } }

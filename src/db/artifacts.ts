@@ -3,7 +3,7 @@ import { and, asc, eq, lt, type SQL, sql } from "drizzle-orm";
 import type { ArtifactKind } from "../core/artifact";
 import { type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
-import { type ArtifactRow, artifacts, jobs } from "./schema";
+import { type ArtifactRow, artifacts, jobs, tasks } from "./schema";
 
 export type NewArtifact = typeof artifacts.$inferInsert;
 
@@ -70,17 +70,19 @@ export async function deleteArtifactRows(db: Db, ids: readonly string[]): Promis
 }
 
 /**
- * Up to `limit` artifacts retention removes: those of jobs that no longer exist (the job cleanup ran
- * first) or finished before `cutoffMs`, and pending uploads whose URL expired before `nowMs`.
+ * Up to `limit` artifacts retention removes: those whose job (or, without a job, whose task) is gone —
+ * the job cleanup ran first —, and pending uploads whose URL expired before their bytes came.
+ * Artifacts of nothing (an admin's uploads) stay until deleted.
  */
-export async function artifactsToRemove(db: Db, cutoffMs: number, nowMs: number, limit: number): Promise<ArtifactRow[]> {
-  const orphanedOrOld: SQL = sql`${artifacts.jobId} IS NOT NULL AND NOT EXISTS (
-      SELECT 1 FROM ${jobs} WHERE ${jobs.id} = ${artifacts.jobId} AND (${jobs.finishedAt} IS NULL OR ${jobs.finishedAt} >= ${cutoffMs}))`;
+export async function artifactsToRemove(db: Db, nowMs: number, limit: number): Promise<ArtifactRow[]> {
+  const jobGone: SQL = sql`${artifacts.jobId} IS NOT NULL AND NOT EXISTS (SELECT 1 FROM ${jobs} WHERE ${jobs.id} = ${artifacts.jobId})`;
+  const taskGone: SQL = sql`${artifacts.jobId} IS NULL AND ${artifacts.taskId} IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM ${tasks} WHERE ${tasks.id} = ${artifacts.taskId})`;
   const expiredUpload = and(eq(artifacts.status, "pending"), lt(artifacts.uploadExpiresAt, nowMs));
   return db
     .select()
     .from(artifacts)
-    .where(sql`(${orphanedOrOld}) OR (${expiredUpload})`)
+    .where(sql`(${jobGone}) OR (${taskGone}) OR (${expiredUpload})`)
     .orderBy(asc(artifacts.createdAt))
     .limit(limit)
     .all();

@@ -400,6 +400,7 @@ function insertStatements(rows: TaskRow[]): Statement[] {
       step_index: r.stepIndex,
       ready: r.ready ? 1 : 0,
       run_after: r.runAfter,
+      input_artifacts: r.inputArtifacts ? JSON.stringify(r.inputArtifacts) : null,
       idempotency_key: r.idempotencyKey,
       idempotency_hash: r.idempotencyHash,
       created_at: r.createdAt,
@@ -409,9 +410,9 @@ function insertStatements(rows: TaskRow[]): Statement[] {
   const col = (name: string) => sql.raw(`json_extract(value, '$.${name}')`);
   return [
     sql`INSERT INTO tasks (id, payload, capability, priority, timeout_seconds, max_attempts, workflow_id, job_id, step_index,
-          ready, run_after, idempotency_key, idempotency_hash, created_at, updated_at, status)
+          ready, run_after, input_artifacts, idempotency_key, idempotency_hash, created_at, updated_at, status)
         SELECT ${col("id")}, ${col("payload")}, ${col("capability")}, ${col("priority")}, ${col("timeout_seconds")}, ${col("max_attempts")},
-          ${col("workflow_id")}, ${col("job_id")}, ${col("step_index")}, ${col("ready")}, ${col("run_after")}, ${col("idempotency_key")},
+          ${col("workflow_id")}, ${col("job_id")}, ${col("step_index")}, ${col("ready")}, ${col("run_after")}, ${col("input_artifacts")}, ${col("idempotency_key")},
           ${col("idempotency_hash")}, ${col("created_at")}, ${col("updated_at")}, 'pending'
         FROM json_each(${json})`,
     sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)

@@ -1,7 +1,10 @@
-/** Reading one frame a bot sent: size, JSON, then the message contract. */
+/** Frames between a bot and its object: reading one it sent (size, JSON, the contract), and the task it is sent. */
 import { jsonTooDeep, MAX_JSON_DEPTH } from "../contracts/json-depth";
-import { BotMessage, MAX_MESSAGE_BYTES } from "../contracts/ws";
+import { BotMessage, MAX_MESSAGE_BYTES, type TaskAssignedMessage } from "../contracts/ws";
+import type { TaskRow } from "../db/schema";
 import type { ErrorCode } from "../errors";
+import { signUrl } from "../services/artifact-urls";
+import type { Ctx } from "../services/context";
 
 export type ParsedFrame =
   | { ok: true; msg: BotMessage }
@@ -39,4 +42,27 @@ export function parseBotFrame(raw: string | ArrayBuffer): ParsedFrame {
     };
   }
   return { ok: true, msg: parsed.data };
+}
+
+/** `task_assigned`; input files get download URLs signed now, so they are fresh whenever the task is (re)sent. */
+export async function assignmentOf(ctx: Ctx, task: TaskRow): Promise<TaskAssignedMessage> {
+  const inputArtifacts = task.inputArtifacts?.length
+    ? await Promise.all(
+        task.inputArtifacts.map(async (a) => {
+          const signed = await signUrl(ctx, "GET", a.id);
+          return { ...a, url: signed.url, expires_at: signed.expires_at };
+        }),
+      )
+    : undefined;
+  return {
+    type: "task_assigned",
+    payload: {
+      task_id: task.id,
+      task_payload: task.payload,
+      timeout_seconds: task.timeoutSeconds,
+      attempt: task.attempts,
+      capability: task.capability,
+      ...(inputArtifacts ? { input_artifacts: inputArtifacts } : {}),
+    },
+  };
 }

@@ -23,7 +23,7 @@ import { publishStepAssigned, publishStepLog, publishStepProgress } from "../ser
 import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
 import { publishFleet } from "../services/streams";
 import { AlarmSchedule } from "./alarm-schedule";
-import { parseBotFrame } from "./bot-frames";
+import { assignmentOf, parseBotFrame } from "./bot-frames";
 import { type ActivityChange, FLEET_ACTIVITY, FleetActivity } from "./fleet-activity";
 import { resolveObjectName } from "./identity";
 
@@ -138,7 +138,7 @@ export class BotSession extends DurableObject<Env> {
       const task = await getTask(ctx.db, bot.currentTaskId);
       if (task && isHeld(task.status) && task.botId === botId) {
         this.heldTask = task;
-        this.sendAssignment(server, task);
+        await this.sendAssignment(server, task);
         await this.trackDeadline(task);
       }
     } else {
@@ -316,7 +316,7 @@ export class BotSession extends DurableObject<Env> {
     await this.trackDeadline(task);
     await this.noteActivity(this.scoped(), { currentTaskId: task.id });
     const ws = this.openSockets()[0];
-    if (ws && push) this.sendAssignment(ws, task);
+    if (ws && push) await this.sendAssignment(ws, task);
     return Boolean(ws);
   }
 
@@ -500,7 +500,7 @@ export class BotSession extends DurableObject<Env> {
   private async deliver(ctx: Ctx, ws: WebSocket, claimed: TaskRow, counts: BotTaskCounts | null = null): Promise<void> {
     this.heldTask = claimed;
     this.progressWrittenAtMs.clear();
-    this.sendAssignment(ws, claimed);
+    await this.sendAssignment(ws, claimed);
     await this.trackDeadline(claimed);
     await this.alarms.clear(RETRY_PREFIX + claimed.id);
     ctx.log.info("task dispatched", {
@@ -523,17 +523,8 @@ export class BotSession extends DurableObject<Env> {
     if (deadline !== null && isHeld(task.status)) await this.alarms.set(DEADLINE, deadline);
   }
 
-  private sendAssignment(ws: WebSocket, task: TaskRow): void {
-    this.send(ws, {
-      type: "task_assigned",
-      payload: {
-        task_id: task.id,
-        task_payload: task.payload,
-        timeout_seconds: task.timeoutSeconds,
-        attempt: task.attempts,
-        capability: task.capability,
-      },
-    });
+  private async sendAssignment(ws: WebSocket, task: TaskRow): Promise<void> {
+    this.send(ws, await assignmentOf(this.ctxBase, task));
   }
 
   /** This bot acts on its task; the kept row saves the read (see `heldTask`). */

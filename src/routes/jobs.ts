@@ -4,19 +4,39 @@ import { requireAdmin, requireReader } from "../auth";
 import { errorResponses } from "../contracts/common";
 import { JobCreateBody, JobListQuery, JobResultSchema, JobSchema } from "../contracts/jobs";
 import { isFinalJobStatus } from "../core/job";
+import { artifactsOfJob, readyArtifactsIn } from "../db/artifacts";
 import { listJobs } from "../db/jobs";
 import { decodeCursor } from "../db/pagination";
+import type { ArtifactRow } from "../db/schema";
 import { listSequenceTasks } from "../db/tasks";
 import { getWorkflow } from "../db/workflows";
 import { AppError, loadOr404 } from "../errors";
 import { type AppContext, createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
 import { iso, jobJson } from "../presenters";
+import { inputArtifacts } from "../services/artifacts";
 import { withoutKey } from "../services/create-once";
 import { cancelJob, createJob, executeQueuedJob, type JobSpec, loadJob, stepsOf } from "../services/jobs";
 import { resourceRoutes } from "./resource-routes";
 import { eventRoutes } from "./streams";
 
 const tags = ["Jobs"];
+
+/** The ids a job's result names in `result_artifact_ids` (strings only, at most 100). */
+function resultArtifactIds(result: unknown): string[] {
+  const ids = (result as { result_artifact_ids?: unknown } | null)?.result_artifact_ids;
+  return Array.isArray(ids) ? ids.filter((x): x is string => typeof x === "string").slice(0, 100) : [];
+}
+
+const resultArtifactJson = (a: ArtifactRow) => ({
+  id: a.id,
+  name: a.name,
+  content_type: a.contentType,
+  kind: a.kind,
+  size: a.size,
+  sha256: a.sha256,
+  task_id: a.taskId,
+  download_url: `/api/v1/artifacts/${a.id}/content`,
+});
 export const jobsRouter = createRouter();
 
 /** 202 with the job, `status_url`, `websocket_url` and `Location`; a replayed create is 200. */
@@ -49,7 +69,11 @@ jobsRouter.openapi(
   async (c) => {
     requireAdmin(c);
     const body = c.req.valid("json");
-    const base = { metadata: body.metadata, execute: body.execute };
+    const base = {
+      metadata: body.metadata,
+      execute: body.execute,
+      inputArtifacts: await inputArtifacts(c.get("ctx"), body.input_artifact_ids),
+    };
     let spec: JobSpec;
     if (body.workflow_id) {
       spec = { ...base, kind: "workflow", workflowId: body.workflow_id, steps: await workflowSteps(c, body.workflow_id) };
@@ -115,6 +139,8 @@ routes.get({
       });
     }
     const steps = await listSequenceTasks(ctx.db, { kind: "job", id }, ctx.now());
+    const named = resultArtifactIds(job.result);
+    const resultArtifacts = (await readyArtifactsIn(ctx.db, named)).sort((a, b) => named.indexOf(a.id) - named.indexOf(b.id));
     return {
       job_id: job.id,
       status: job.status,
@@ -122,6 +148,9 @@ routes.get({
       error: job.error,
       error_code: job.errorCode,
       finished_at: iso(job.finishedAt),
+      result_artifacts: resultArtifacts.map(resultArtifactJson),
+      result_data_id: resultArtifacts[0]?.id ?? null,
+      artifacts: (await artifactsOfJob(ctx.db, id, 200)).map(resultArtifactJson),
       steps: steps.map((t) => ({
         step_index: t.stepIndex ?? 0,
         task_id: t.id,

@@ -2,7 +2,7 @@
 import { createRoute } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
 import { errorResponses, IdParam } from "../contracts/common";
-import { JobSchema, WorkflowExecuteBody } from "../contracts/jobs";
+import { JobSchema, WorkflowExecuteBody, WorkflowExecuteQuery } from "../contracts/jobs";
 import { WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
 import { isHeld } from "../core/task-machine";
 import { decodeCursor } from "../db/pagination";
@@ -20,6 +20,7 @@ import {
 import { AppError, loadOr404 } from "../errors";
 import { createRouter, idempotencyKey, jsonBody, jsonResponse, optionalJsonBody } from "../http";
 import { taskJson, workflowJson } from "../presenters";
+import { inputArtifacts } from "../services/artifacts";
 import type { Ctx } from "../services/context";
 import { createOnce, withoutKey } from "../services/create-once";
 import { dispatchTask, releaseDeletedTask } from "../services/dispatch";
@@ -111,7 +112,7 @@ workflowsRouter.openapi(
     path: "/{id}/execute",
     tags,
     summary: "Execute a workflow as a job: fresh tasks copied from its steps (202; watch websocket_url)",
-    request: { params: IdParam, ...optionalJsonBody(WorkflowExecuteBody) },
+    request: { params: IdParam, query: WorkflowExecuteQuery, ...optionalJsonBody(WorkflowExecuteBody) },
     responses: {
       202: jsonResponse(JobSchema, "Accepted; follow status_url or watch websocket_url"),
       200: jsonResponse(JobSchema, "Replayed idempotent execute"),
@@ -122,15 +123,18 @@ workflowsRouter.openapi(
     requireAdmin(c);
     const { id } = c.req.valid("param");
     const body = WorkflowExecuteBody.parse(c.req.valid("json"));
+    const { input_data_id } = c.req.valid("query");
+    const ids = input_data_id ? [input_data_id, ...body.input_artifact_ids] : body.input_artifact_ids;
     const spec = {
       kind: "workflow" as const,
       workflowId: id,
       steps: await workflowSteps(c, id),
       metadata: body.metadata,
       execute: body.execute,
+      inputArtifacts: await inputArtifacts(c.get("ctx"), ids),
     };
     const key = idempotencyKey(c, body.idempotency_key);
-    const { resource, created } = await createJob(c.get("ctx"), spec, key, { workflow_id: id, ...withoutKey(body) });
+    const { resource, created } = await createJob(c.get("ctx"), spec, key, { workflow_id: id, input_data_id, ...withoutKey(body) });
     return acceptedJob(c, resource, created);
   },
 );

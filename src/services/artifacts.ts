@@ -223,9 +223,9 @@ export async function removeArtifacts(ctx: Ctx, rows: ArtifactRow[]): Promise<nu
   return rows.length;
 }
 
-/** Retention: the artifacts of removed or long-finished jobs, and uploads that never came, `limit` at a time. */
-export async function removeExpiredArtifacts(ctx: Ctx, cutoffMs: number, limit: number): Promise<number> {
-  return removeArtifacts(ctx, await artifactsToRemove(ctx.db, cutoffMs, ctx.now(), limit));
+/** Retention: the artifacts of removed jobs and tasks, and uploads that never came, `limit` at a time. */
+export async function removeExpiredArtifacts(ctx: Ctx, limit: number): Promise<number> {
+  return removeArtifacts(ctx, await artifactsToRemove(ctx.db, ctx.now(), limit));
 }
 
 /** A job's inputs: every id must be a ready artifact (404 names the first that is not). */

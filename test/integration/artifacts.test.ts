@@ -6,7 +6,18 @@
  */
 import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { ADMIN_TOKEN, BotSocket, del, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
+import {
+  ADMIN_TOKEN,
+  BotSocket,
+  del,
+  eventually,
+  expectError,
+  get,
+  post,
+  registerBot,
+  StreamSocket,
+  uniqueCapability,
+} from "../helpers/api";
 
 const BASE = "http://coordinator.test";
 const MiB = 1024 * 1024;
@@ -291,4 +302,101 @@ describe("artifacts", () => {
     expect(((await expired.json()) as any).error.details.reason).toBe("expired");
     sock.close();
   }, 20_000);
+});
+
+describe("artifacts in jobs", () => {
+  it("a job's inputs reach its bot as signed download URLs; its result names its outputs; a screenshot is an event of its stream", async () => {
+    const cap = uniqueCapability("job-files");
+    const bot = await registerBot([cap], "job-files-bot");
+    const sock = await BotSocket.open(bot.id, bot.token);
+    await sock.next("connected");
+    const input = bytes(70_000, 21);
+    const { body: stored } = await upload(input, "name=input.bin&kind=input");
+
+    // An unknown input: refused, no job made.
+    const jobsBefore = (await get("/api/v1/jobs?limit=200")).body.length;
+    expectError(
+      await post("/api/v1/jobs", { task: { capability: cap }, input_artifact_ids: [stored.id, "missing"] }),
+      404,
+      "artifact_not_found",
+    );
+    expectError(await post("/api/v1/jobs", { task: { capability: cap }, input_artifact_ids: "x" }), 400, "validation_failed");
+    expect((await get("/api/v1/jobs?limit=200")).body.length).toBe(jobsBefore);
+
+    const job = (await post("/api/v1/jobs", { task: { capability: cap }, input_artifact_ids: [stored.id] })).body;
+    expect(job.input_artifact_ids).toEqual([stored.id]);
+    const stream = await StreamSocket.open(`/api/v1/ws/jobs/${job.id}`);
+    const assigned = (await sock.next("task_assigned")).payload;
+    expect(assigned.input_artifacts).toHaveLength(1);
+    const given = assigned.input_artifacts[0];
+    expect(given).toMatchObject({ id: stored.id, name: "input.bin", size: input.byteLength, sha256: stored.sha256 });
+    // The bot downloads it with no token.
+    const fetched = await SELF.fetch(`${BASE}${given.url}`);
+    expect(fetched.status).toBe(200);
+    expect(await sha256(await fetched.arrayBuffer())).toBe(stored.sha256);
+    // The signature is for this artifact only.
+    const { body: other } = await upload("other", "name=o.txt");
+    expect((await SELF.fetch(`${BASE}${given.url.replace(stored.id, other.id)}`)).status).toBe(403);
+
+    // It uploads a screenshot and an output, and names the output in its result.
+    const png = bytes(2048, 33);
+    const shot = (
+      await post(
+        `/api/v1/tasks/${assigned.task_id}/artifacts`,
+        { name: "page.png", content_type: "image/png", kind: "screenshot" },
+        { token: bot.token },
+      )
+    ).body;
+    expect((await SELF.fetch(`${BASE}${shot.upload.url}`, { method: "PUT", body: png })).status).toBe(200);
+    const event = await stream.waitFor("the screenshot event", (m) => m.type === "screenshot");
+    expect(event.data).toMatchObject({ artifact_id: shot.artifact.id, content_type: "image/png", size: 2048, task_id: assigned.task_id });
+    const downloaded = await content(event.data.artifact_id);
+    expect(new Uint8Array(await downloaded.arrayBuffer())).toEqual(png);
+
+    const out = (
+      await post(
+        `/api/v1/tasks/${assigned.task_id}/artifacts`,
+        { name: "out.csv", content_type: "text/csv", kind: "result" },
+        { token: bot.token },
+      )
+    ).body;
+    expect((await SELF.fetch(`${BASE}${out.upload.url}`, { method: "PUT", body: "a,b\n1,2\n" })).status).toBe(200);
+    await sock.complete(assigned.task_id, { rows: 1, result_artifact_ids: [out.artifact.id, "not-an-artifact"] });
+    await eventually(async () => (await get(`/api/v1/jobs/${job.id}`)).body.status === "completed", 5000, "the job's end");
+
+    const result = (await get(`/api/v1/jobs/${job.id}/result`)).body;
+    expect(result.result_artifacts).toEqual([
+      expect.objectContaining({
+        id: out.artifact.id,
+        name: "out.csv",
+        kind: "result",
+        download_url: `/api/v1/artifacts/${out.artifact.id}/content`,
+      }),
+    ]);
+    expect(result.result_data_id).toBe(out.artifact.id);
+    expect(result.artifacts.map((a: any) => a.id)).toEqual([shot.artifact.id, out.artifact.id]);
+    expect(await (await content(result.result_data_id)).text()).toBe("a,b\n1,2\n");
+    sock.close();
+    stream.close();
+  }, 20_000);
+
+  it("seed 003's execute?input_data_id= gives every step of the workflow the file", async () => {
+    const cap = uniqueCapability("wf-files");
+    const bot = await registerBot([cap], "wf-files-bot");
+    const sock = await BotSocket.open(bot.id, bot.token);
+    await sock.next("connected");
+    const { body: data } = await upload("rows", "name=rows.txt", { "Content-Type": "text/plain" });
+    const workflow = (await post("/api/v1/workflows", { name: "with data", capability: cap, task_payloads: [{ s: 1 }, { s: 2 }] })).body;
+    expectError(await post(`/api/v1/workflows/${workflow.id}/execute?input_data_id=missing`, {}), 404, "artifact_not_found");
+    const job = await post(`/api/v1/workflows/${workflow.id}/execute?input_data_id=${data.id}`, {});
+    expect(job.status).toBe(202);
+    expect(job.body.input_artifact_ids).toEqual([data.id]);
+    for (let step = 0; step < 2; step++) {
+      const assigned = (await sock.next("task_assigned")).payload;
+      expect(assigned.input_artifacts.map((a: any) => a.id)).toEqual([data.id]);
+      expect(await (await SELF.fetch(`${BASE}${assigned.input_artifacts[0].url}`)).text()).toBe("rows");
+      await sock.complete(assigned.task_id);
+    }
+    sock.close();
+  });
 });

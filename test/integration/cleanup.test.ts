@@ -1,8 +1,8 @@
-import { env } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { cleanup } from "../../src/services/cleanup";
 import { createCtx } from "../../src/services/context";
-import { expectError, get, post, uniqueCapability } from "../helpers/api";
+import { ADMIN_TOKEN, expectError, get, post, uniqueCapability } from "../helpers/api";
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 const sql = (query: string, ...params: unknown[]) =>
@@ -82,6 +82,41 @@ describe("retention cleanup", () => {
     // A second run finds nothing more of it.
     const again = await cleanup(createCtx(env));
     expect(again.jobs).toBe(0);
+  });
+
+  it("removes the artifacts of removed jobs (bytes and rows) and uploads that never came; keeps the rest", async () => {
+    const put = async (query: string) =>
+      (
+        await SELF.fetch(`http://coordinator.test/api/v1/artifacts?${query}`, {
+          method: "POST",
+          headers: { Authorization: `Bearer ${ADMIN_TOKEN}`, "Content-Type": "text/plain" },
+          body: query,
+        })
+      ).json() as Promise<any>;
+    const oldJob = await finishedJob(31);
+    const youngJob = await finishedJob(1);
+    const ofOld = await put(`name=old.txt&job_id=${oldJob}`);
+    const ofYoung = await put(`name=young.txt&job_id=${youngJob}`);
+    const standalone = await put("name=mine.txt");
+    // An upload started and never sent, its URL long expired.
+    await sql(
+      `INSERT INTO artifacts (id, name, content_type, kind, status, r2_key, uploaded_by, created_at, updated_at, upload_expires_at)
+       VALUES ('never-sent', 'n', 'text/plain', 'file', 'pending', 'artifacts/never-sent', 'bot-x', ?, ?, ?)`,
+      Date.now() - DAY_MS,
+      Date.now() - DAY_MS,
+      Date.now() - DAY_MS + 900_000,
+    );
+
+    const report = await cleanup(createCtx(env));
+    expect(report.failures).toBe(0);
+    expect(report.artifacts).toBe(2);
+    expectError(await get(`/api/v1/artifacts/${ofOld.id}`), 404, "artifact_not_found");
+    expect(await env.ARTIFACTS.head(`artifacts/${ofOld.id}`)).toBeNull();
+    expectError(await get("/api/v1/artifacts/never-sent"), 404, "artifact_not_found");
+    for (const kept of [ofYoung, standalone]) {
+      expect((await get(`/api/v1/artifacts/${kept.id}`)).status).toBe(200);
+      expect(await env.ARTIFACTS.head(`artifacts/${kept.id}`)).not.toBeNull();
+    }
   });
 
   it("the fleet stream keeps its newest event when everything in it is old, so its seq never restarts", async () => {
