@@ -8,6 +8,7 @@
  *       [openclaw:fail]  prints an error to stderr and exits 3
  *       [openclaw:hang]  never finishes (until it is killed)
  *       [openclaw:slow]  takes ten times as long
+ *       [openclaw:screenshot]  also saves <project dir>/.openclaw/screenshots/home.png (a 1×1 PNG)
  *   openclaw onboard …   (the deployment setup script's call) succeeds.
  *
  * OPENCLAW_STANDIN_STEP_MS sets the pause between progress lines (default 100).
@@ -16,6 +17,8 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 const [command, ...rest] = process.argv.slice(2);
+/** A 1×1 PNG, the "screenshot" a run saves on request. */
+const SCREENSHOT_PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 async function run() {
@@ -42,6 +45,11 @@ async function run() {
   }
   mkdirSync(dir, { recursive: true });
   writeFileSync(path.join(dir, "OPENCLAW.md"), `# Initialized by the openclaw stand-in\n\n${prompt}\n`);
+  if (prompt.includes("[openclaw:screenshot]")) {
+    mkdirSync(path.join(dir, ".openclaw", "screenshots"), { recursive: true });
+    writeFileSync(path.join(dir, ".openclaw", "screenshots", "home.png"), Buffer.from(SCREENSHOT_PNG, "base64"));
+    console.log("saved a screenshot of the home page");
+  }
   for (const percent of [80, 100]) {
     console.log(`progress ${percent}`);
     await sleep(stepMs);

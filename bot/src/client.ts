@@ -11,6 +11,7 @@ import WebSocket from "ws";
 import type { BotMessageInput, ServerMessage, TaskAssignedMessage } from "../../src/contracts/ws";
 import { CLOSE_CODES, HEARTBEAT_FRAME } from "../../src/contracts/ws-frames";
 import { backoffDelayMs } from "../../src/core/backoff";
+import { ArtifactTransfer } from "./artifacts";
 import type { TaskHandler } from "./handlers";
 import { type Outcome, OutcomeLedger } from "./ledger";
 
@@ -53,7 +54,10 @@ export class BotClient {
   /** Handler runs started by this process (a task run twice counts twice). */
   executions = 0;
 
+  private readonly files: ArtifactTransfer;
+
   constructor(private readonly opts: BotClientOptions) {
+    this.files = new ArtifactTransfer(opts.url, opts.token);
     this.connectedOnce = new Promise((r) => (this.resolveConnected = r));
     this.ledger = new OutcomeLedger(opts.stateFile ?? null, 500, (msg, fields) => this.log("warn", msg, fields));
   }
@@ -226,6 +230,9 @@ export class BotClient {
             this.send({ type: "task_log", payload: { task_id: p.task_id, stream, lines: chunk } });
           }
         },
+        upload: (name, data, contentType, kind) => this.files.upload(p.task_id, name, data, contentType, kind),
+        inputs: p.input_artifacts ?? [],
+        download: (input) => this.files.download(input),
       });
       if (abort.signal.aborted) return;
       this.finish(p, { task_id: p.task_id, success: true, result: result ?? null });

@@ -5,6 +5,10 @@
 import { spawn } from "node:child_process";
 import { mkdirSync } from "node:fs";
 
+import type { Readable } from "node:stream";
+import type { AssignedArtifact } from "../../src/contracts/ws";
+import type { ArtifactKind, UploadedArtifact } from "./artifacts";
+
 export interface TaskContext {
   taskId: string;
   attempt: number;
@@ -13,6 +17,12 @@ export interface TaskContext {
   progress(percent: number, message?: string): void;
   /** Output lines for the task's watchers (a job's `log` events). */
   log(stream: "stdout" | "stderr", lines: string[]): void;
+  /** Stores a file for this task's job (a screenshot is also an event of the job's stream). */
+  upload(name: string, data: Uint8Array | Readable, contentType?: string, kind?: ArtifactKind): Promise<UploadedArtifact>;
+  /** The job's input files, with their signed download URLs (see `download`). */
+  inputs: AssignedArtifact[];
+  /** Fetches one of `inputs`. */
+  download(input: AssignedArtifact): Promise<Uint8Array>;
 }
 
 export type TaskHandler = (payload: unknown, ctx: TaskContext) => Promise<unknown>;

@@ -12,6 +12,8 @@ export const PART_BYTES = 8 * 1024 * 1024;
 export interface Stored {
   size: number;
   sha256: string;
+  /** The most bytes held at once (about one part: the proof that nothing was held whole). */
+  bufferedPeakBytes: number;
 }
 
 /** Collects chunks until a part's worth is there, then hands out exact parts. */
@@ -65,6 +67,7 @@ export async function storeStream(
   let upload: R2MultipartUpload | null = null;
   const parts: R2UploadedPart[] = [];
   let size = 0;
+  let bufferedPeakBytes = 0;
   const reader = body.getReader();
   try {
     for (;;) {
@@ -78,6 +81,7 @@ export async function storeStream(
       }
       await hashWriter.write(value);
       buffer.push(value);
+      bufferedPeakBytes = Math.max(bufferedPeakBytes, buffer.bytes);
       while (buffer.bytes >= PART_BYTES) {
         upload ??= await bucket.createMultipartUpload(key, { httpMetadata });
         parts.push(await upload.uploadPart(parts.length + 1, buffer.take(PART_BYTES)));
@@ -97,7 +101,7 @@ export async function storeStream(
     } else {
       await bucket.put(key, buffer.take(buffer.bytes), { httpMetadata, sha256 });
     }
-    return { size, sha256 };
+    return { size, sha256, bufferedPeakBytes };
   } catch (err) {
     reader.cancel().catch(() => {});
     await upload?.abort().catch(() => {});

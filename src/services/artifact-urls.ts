@@ -10,12 +10,14 @@ import { constantTimeEqual } from "../crypto/compare";
 import { hmacSha256Hex } from "../crypto/encoding";
 import type { Ctx } from "./context";
 
-/** Open mode without any secret (local development only): a key for this isolate's life. */
-const ISOLATE_KEY = crypto.randomUUID();
+/** Open mode without any secret (local development only): a key for this isolate's life (made on first use: no randomness at global scope). */
+let isolateKey: string | null = null;
 
 function signingKey(env: Env): string {
   if (env.ARTIFACT_SIGNING_KEY) return env.ARTIFACT_SIGNING_KEY;
-  return env.ADMIN_TOKEN ? `artifact-urls:${env.ADMIN_TOKEN}` : ISOLATE_KEY;
+  if (env.ADMIN_TOKEN) return `artifact-urls:${env.ADMIN_TOKEN}`;
+  isolateKey ??= crypto.randomUUID();
+  return isolateKey;
 }
 
 export const contentPath = (artifactId: string) => `/api/v1/artifacts/${artifactId}/content`;

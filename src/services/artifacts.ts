@@ -84,7 +84,13 @@ export async function uploadArtifact(ctx: Ctx, request: Request, meta: ArtifactM
       createdAt: nowMs,
       updatedAt: nowMs,
     });
-    ctx.log.info("artifact stored", { artifact_id: id, size: stored.size, kind: meta.kind, job_id: meta.jobId ?? null });
+    ctx.log.info("artifact stored", {
+      artifact_id: id,
+      size: stored.size,
+      buffered_peak_bytes: stored.bufferedPeakBytes,
+      kind: meta.kind,
+      job_id: meta.jobId ?? null,
+    });
     return row;
   } catch (err) {
     await ctx.env.ARTIFACTS.delete(r2KeyOf(id)).catch(() => {}); // no bytes without their row

@@ -41,6 +41,17 @@ const waitFor = async (what: string, check: () => boolean, timeoutMs = 3000) => 
   }
 };
 
+/** Handlers that never touch files get a context whose file calls fail loudly. */
+const NO_FILES = {
+  upload: async () => {
+    throw new Error("no uploads in this test");
+  },
+  inputs: [],
+  download: async () => {
+    throw new Error("no downloads in this test");
+  },
+};
+
 describe("bot client", () => {
   it("connects with its token, heartbeats with the exact frame, runs a task and reports it", async () => {
     const fake = await fakeCoordinator();
@@ -193,7 +204,7 @@ describe("bot client", () => {
   }
 
   it("runs allow-listed executables with allowed arguments as an argument vector (no shell), nothing else", async () => {
-    const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {}, log: () => {} };
+    const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {}, log: () => {}, ...NO_FILES };
     const handler = shellHandler({ allow: parseShellRules("echo:[a-z ;/-]+,uname"), timeoutMs: 5000, maxOutputBytes: 1000, workDir });
     expect(await handler({ command: "echo", args: ["hi; rm -rf /"] }, ctx)).toEqual({ exit_code: 0, stdout: "hi; rm -rf /\n", stderr: "" });
     await expect(handler({ command: "sh", args: ["-c", "id"] }, ctx)).rejects.toThrow(/not allow-listed/);
@@ -203,7 +214,7 @@ describe("bot client", () => {
   });
 
   it("shell commands run in the bot's work directory with a minimal environment (no token, no keys)", async () => {
-    const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {}, log: () => {} };
+    const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {}, log: () => {}, ...NO_FILES };
     process.env.CLAWBOT_TOKEN = "secret-bot-token";
     process.env.OPENROUTER_API_KEY = "sk-or-v1-secret";
     try {
@@ -225,7 +236,7 @@ describe("bot client", () => {
   });
 
   it("the shell handler kills a command past its timeout and keeps only maxOutputBytes of output", async () => {
-    const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {}, log: () => {} };
+    const ctx = { taskId: "t", attempt: 1, signal: new AbortController().signal, progress: () => {}, log: () => {}, ...NO_FILES };
     const slow = shellHandler({ allow: parseShellRules("sleep:[0-9]+"), timeoutMs: 200, maxOutputBytes: 1000, workDir });
     const started = Date.now();
     await expect(slow({ command: "sleep", args: ["5"] }, ctx)).rejects.toThrow(/exited with SIGTERM/);
@@ -237,7 +248,7 @@ describe("bot client", () => {
 
   it("the shell handler's child is killed when the task is cancelled", async () => {
     const abort = new AbortController();
-    const ctx = { taskId: "t", attempt: 1, signal: abort.signal, progress: () => {}, log: () => {} };
+    const ctx = { taskId: "t", attempt: 1, signal: abort.signal, progress: () => {}, log: () => {}, ...NO_FILES };
     const handler = shellHandler({ allow: parseShellRules("sleep:[0-9]+"), timeoutMs: 60_000, maxOutputBytes: 1000, workDir });
     const started = Date.now();
     const run = handler({ command: "sleep", args: ["30"] }, ctx);

@@ -1,6 +1,6 @@
 /** The bot's `openclaw` handler against the stand-in CLI (standins/openclaw.mjs): success, failure, a hang past the timeout, cancel. */
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { describe, expect, it } from "vitest";
@@ -12,14 +12,22 @@ const STAND_IN = path.resolve("standins/openclaw.mjs");
 function context(signal = new AbortController().signal) {
   const progress: number[] = [];
   const logs: { stream: string; line: string }[] = [];
+  /** What the handler uploaded, as the coordinator would have stored it. */
+  const uploads: { name: string; data: Buffer; contentType?: string; kind?: string }[] = [];
   const ctx: TaskContext = {
     taskId: "t",
     attempt: 1,
     signal,
     progress: (p) => progress.push(p),
     log: (stream, lines) => logs.push(...lines.map((line) => ({ stream, line }))),
+    upload: async (name, data, contentType, kind) => {
+      uploads.push({ name, data: Buffer.from(data as Uint8Array), contentType, kind });
+      return { id: `artifact-${uploads.length}`, name, content_type: contentType ?? "", size: (data as Uint8Array).byteLength, sha256: "" };
+    },
+    inputs: [],
+    download: async () => new Uint8Array(),
   };
-  return { ctx, progress, logs };
+  return { ctx, progress, logs, uploads };
 }
 
 /** Processes whose command line mentions this marker (the stand-in and anything it started). */
@@ -46,6 +54,44 @@ describe("openclaw handler", () => {
     // The prompt arrived as one argument, verbatim: no shell ever saw it.
     expect(readFileSync(path.join(projectsDir, "shop.example", "OPENCLAW.md"), "utf8")).toContain(prompt);
     expect(existsSync("/tmp/pwned")).toBe(false);
+  });
+
+  it("uploads the run's whole output as its log, and the screenshots it saved during the run", async () => {
+    const { ctx, uploads } = context();
+    // A screenshot left over from an earlier run is not this run's.
+    const shots = path.join(projectsDir, "shots.example", ".openclaw", "screenshots");
+    mkdirSync(shots, { recursive: true });
+    writeFileSync(path.join(shots, "old.png"), "old");
+    utimesSync(path.join(shots, "old.png"), new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    const result = (await handler()({ project_dir: "shots.example", prompt: "site [openclaw:screenshot]" }, ctx)) as Record<
+      string,
+      unknown
+    >;
+    expect(uploads.map((u) => [u.name, u.kind, u.contentType])).toEqual([
+      ["openclaw-run.log", "log", "text/plain; charset=utf-8"],
+      ["home.png", "screenshot", "image/png"],
+    ]);
+    expect(uploads[0]!.data.toString()).toMatch(
+      /^openclaw stand-in: initializing .*\nprogress 10\n[^]*saved a screenshot of the home page\n[^]*project initialized$/,
+    );
+    expect(uploads[1]!.data).toEqual(readFileSync(path.join(shots, "home.png")));
+    expect(result).toMatchObject({ log_artifact_id: "artifact-1", screenshot_artifact_ids: ["artifact-2"] });
+
+    // A failed run's log is uploaded too, and named in the error; a failed upload never fails the run.
+    const failing = context();
+    await expect(handler()({ project_dir: "broken", prompt: "x [openclaw:fail]" }, failing.ctx)).rejects.toThrow(
+      /\(log: artifact artifact-1\)/,
+    );
+    expect(failing.uploads[0]!.data.toString()).toContain("! error: could not clone the frontend template");
+    const refusing = context();
+    refusing.ctx.upload = async () => {
+      throw new Error("coordinator said no");
+    };
+    expect(await handler()({ project_dir: "shots.example", prompt: "again [openclaw:screenshot]" }, refusing.ctx)).toMatchObject({
+      exit_code: 0,
+      log_artifact_id: null,
+    });
+    expect(refusing.logs.some((l) => l.line.includes("could not upload the run's log: coordinator said no"))).toBe(true);
   });
 
   it("a failing run rejects with its exit code and the tail of its stderr", async () => {
