@@ -72,7 +72,7 @@ describe("openclaw handler", () => {
       ["home.png", "screenshot", "image/png"],
     ]);
     expect(uploads[0]!.data.toString()).toMatch(
-      /^openclaw stand-in: initializing .*\nprogress 10\n[^]*saved a screenshot of the home page\n[^]*project initialized$/,
+      /^openclaw stand-in: initializing .*\nprogress 10\n[\s\S]*saved a screenshot of the home page\n[\s\S]*project initialized$/,
     );
     expect(uploads[1]!.data).toEqual(readFileSync(path.join(shots, "home.png")));
     expect(result).toMatchObject({ log_artifact_id: "artifact-1", screenshot_artifact_ids: ["artifact-2"] });
