@@ -31,6 +31,16 @@ export async function api(method, path, body) {
   return json;
 }
 
+/** Bytes (an artifact's content) with the tab's token. */
+export async function apiBlob(path) {
+  const res = await fetch(path, {
+    headers: { Authorization: `Bearer ${sessionStorage.getItem(TOKEN_KEY)}` },
+    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+  });
+  if (!res.ok) throw new ApiError(res.status, null);
+  return res.blob();
+}
+
 /** The API's validation answer as one line a person can act on (`field: problem; …`). */
 export function problemOf(err) {
   const issues = err.body?.error?.details?.issues;

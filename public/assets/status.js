@@ -3,7 +3,7 @@
 // resume with ?since= after a drop, so it never polls for what a stream delivers. The API token stays in
 // sessionStorage; streams open with single-use tickets, never with the token in a URL.
 
-import { ApiError, api, problemOf, StreamSet, TOKEN_KEY } from "./status-api.js";
+import { ApiError, api, apiBlob, problemOf, StreamSet, TOKEN_KEY } from "./status-api.js";
 import { DEPLOYMENT_STAGES } from "./status-config.js";
 
 const DISMISSED_KEY = "clawbot.dismissed";
@@ -152,6 +152,7 @@ function renderJobs() {
         el("div", { class: `status-${j.status}` }, `${j.status} · ${j.progress}%`),
         el("progress", { max: 100, value: j.progress, "aria-label": `job ${short(j.id)} progress` }),
         j.last_event ? el("div", { class: "meta" }, j.last_event) : null,
+        j.screenshot ? screenshotOf(j.screenshot) : null,
         j.error ? el("div", { class: "meta status-failed" }, j.error) : null,
         el(
           "div",
@@ -236,6 +237,26 @@ async function act(work) {
   }
 }
 
+/** Screenshots already fetched: artifact id → blob: URL (fetched once, with the token; kept while the page lives). */
+const screenshotUrls = new Map();
+
+/** A job's latest screenshot (from its stream's `screenshot` event), loaded with the token. */
+function screenshotOf(shot) {
+  const img = el("img", { class: "screenshot", alt: `screenshot ${shot.name}`, "data-artifact": shot.artifact_id });
+  const cached = screenshotUrls.get(shot.artifact_id);
+  if (cached) img.src = cached;
+  else
+    apiBlob(shot.content_url).then(
+      (blob) => {
+        const url = URL.createObjectURL(blob);
+        screenshotUrls.set(shot.artifact_id, url);
+        for (const shown of document.querySelectorAll(`img[data-artifact="${shot.artifact_id}"]`)) shown.src = url;
+      },
+      () => {},
+    );
+  return img;
+}
+
 // ------------------------------------------------------------------ details
 
 /** A resource and its full event log in the dialog, pretty-printed and copyable. */
@@ -293,6 +314,7 @@ function followJob(id) {
     setJobStatus(job, m.status);
     if (m.type === "progress") job.last_event = m.data.message ?? `step ${m.data.step_index}: ${m.data.progress}%`;
     if (m.type === "step") job.last_event = `step ${m.data.step_index}: ${m.data.status}`;
+    if (m.type === "screenshot") job.screenshot = m.data;
     if (m.type === "complete") {
       s.close();
       jobStreams.delete(id);

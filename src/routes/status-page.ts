@@ -13,7 +13,8 @@ const CSP = [
   "script-src 'self'",
   "style-src 'self'",
   "connect-src 'self' ws: wss:",
-  "img-src 'self' data:",
+  // Screenshots are fetched with the tab's token and shown from blob: URLs (an <img> cannot send the token).
+  "img-src 'self' data: blob:",
   "frame-ancestors 'none'",
   "base-uri 'none'",
   "form-action 'self'",

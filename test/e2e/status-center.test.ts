@@ -221,6 +221,27 @@ describe("Status Center in a real browser", () => {
     await page.close();
   }, 90_000);
 
+  it("a screenshot a bot uploads during a job appears on the job's card, loaded with the tab's token", async () => {
+    const page = await browser.newPage();
+    await signIn(page, adminToken);
+    const job = (
+      await api("POST", "/api/v1/jobs", {
+        task: {
+          capability: "openclaw",
+          payload: { handler: "openclaw", project_dir: "page-shot.example", prompt: "[openclaw:screenshot] [openclaw:slow]" },
+        },
+      })
+    ).body;
+    const img = jobCard(page, job.id).locator("img.screenshot");
+    await img.waitFor({ timeout: 30_000 });
+    await expect
+      .poll(() => img.evaluate((node) => (node as unknown as { naturalWidth: number }).naturalWidth), { timeout: 10_000 })
+      .toBe(1);
+    expect(await img.getAttribute("alt")).toBe("screenshot home.png");
+    expect(await img.getAttribute("src")).toMatch(/^blob:/);
+    await page.close();
+  }, 60_000);
+
   it("a deployment advances through its ten stages to READY on the page", async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await signIn(page, adminToken);
