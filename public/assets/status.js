@@ -168,52 +168,56 @@ function renderJobs() {
 
 function renderDeployments() {
   $("deployments").replaceChildren(
-    ...[...state.deployments.values()].map((d) => {
-      const done = d.stage ? DEPLOYMENT_STAGES.indexOf(d.stage) + 1 : 0;
-      return el(
-        "li",
-        { class: d.status === "ERROR" ? "failed" : "", "data-deployment": d.id },
-        el("div", { class: "title" }, d.name ?? short(d.id)),
-        el("div", { class: `status-${d.status}` }, `${d.status}${d.stage ? ` · ${d.stage}` : ""}`),
-        el(
-          "div",
-          { class: "stages", role: "img", "aria-label": `${done} of ${DEPLOYMENT_STAGES.length} stages` },
-          DEPLOYMENT_STAGES.map((s, i) =>
-            el("span", { class: i < done ? "done" : d.status === "ERROR" && i === done ? "failed" : "", title: s }),
+    ...[...state.deployments.values()]
+      .filter((d) => !dismissed.has(d.id))
+      .map((d) => {
+        const done = d.stage ? DEPLOYMENT_STAGES.indexOf(d.stage) + 1 : 0;
+        return el(
+          "li",
+          { class: d.status === "ERROR" ? "failed" : "", "data-deployment": d.id },
+          el("div", { class: "title" }, d.name ?? short(d.id)),
+          el("div", { class: `status-${d.status}` }, `${d.status}${d.stage ? ` · ${d.stage}` : ""}`),
+          el(
+            "div",
+            { class: "stages", role: "img", "aria-label": `${done} of ${DEPLOYMENT_STAGES.length} stages` },
+            DEPLOYMENT_STAGES.map((s, i) =>
+              el("span", { class: i < done ? "done" : d.status === "ERROR" && i === done ? "failed" : "", title: s }),
+            ),
           ),
-        ),
-        d.error ? el("div", { class: "meta status-failed" }, d.error) : null,
-        el(
-          "div",
-          { class: "row" },
-          button("Details", () => showDeployment(d.id)),
-          d.status === "ERROR" ? actionButton("Retry", () => act(() => api("POST", `/api/v1/deployments/${d.id}/retry`))) : null,
-          actionButton("Tear down", () => confirm(`Tear down ${d.name}?`) && act(() => api("DELETE", `/api/v1/deployments/${d.id}`))),
-        ),
-      );
-    }),
+          d.error ? el("div", { class: "meta status-failed" }, d.error) : null,
+          el(
+            "div",
+            { class: "row" },
+            button("Details", () => showDeployment(d.id)),
+            d.status === "ERROR" ? actionButton("Retry", () => act(() => api("POST", `/api/v1/deployments/${d.id}/retry`))) : null,
+            actionButton("Tear down", () => confirm(`Tear down ${d.name}?`) && act(() => api("DELETE", `/api/v1/deployments/${d.id}`))),
+            d.status === "ERROR" ? button("Dismiss", () => dismiss(d.id)) : null,
+          ),
+        );
+      }),
   );
 }
 
 function renderProjects() {
   $("projects").replaceChildren(
-    ...[...state.projects.values()].map((p) =>
-      el(
-        "li",
-        { class: p.status === "failed" ? "failed" : "" },
-        el("div", { class: "title" }, `${p.name} (${p.type})`),
-        el("div", { class: `status-${p.status}` }, p.status),
-        el("div", { class: "meta" }, p.domain),
-        p.error ? el("div", { class: "meta status-failed" }, p.error) : null,
-        p.init_job_id
-          ? el(
-              "div",
-              { class: "row" },
-              button("Details", () => showJob(p.init_job_id)),
-            )
-          : null,
+    ...[...state.projects.values()]
+      .filter((p) => !dismissed.has(p.id))
+      .map((p) =>
+        el(
+          "li",
+          { class: p.status === "failed" ? "failed" : "" },
+          el("div", { class: "title" }, p.name ? `${p.name} (${p.type})` : `project ${short(p.id)}`),
+          el("div", { class: `status-${p.status}` }, p.status),
+          el("div", { class: "meta" }, p.domain),
+          p.error ? el("div", { class: "meta status-failed" }, p.error) : null,
+          el(
+            "div",
+            { class: "row" },
+            p.init_job_id ? button("Details", () => showJob(p.init_job_id)) : null,
+            p.status === "failed" ? button("Dismiss", () => dismiss(p.id)) : null,
+          ),
+        ),
       ),
-    ),
   );
 }
 
@@ -223,10 +227,13 @@ function toast(text, bad = false) {
   setTimeout(() => t.remove(), 6000);
 }
 
+/** A finished item (a job, a failed deployment or project) leaves the page for this tab's session. */
 function dismiss(id) {
   dismissed.add(id);
   sessionStorage.setItem(DISMISSED_KEY, JSON.stringify([...dismissed]));
   renderJobs();
+  renderDeployments();
+  renderProjects();
 }
 
 async function act(work) {
@@ -371,18 +378,36 @@ function onDeployment(m, d) {
   for (const k of ["status", "stage", "error"]) if (k in d) dep[k] = d[k];
   dep.updated_at = m.timestamp;
   state.deployments.set(dep.id, dep);
-  // A deployment made after the page loaded: read it once for its name (its changes keep coming by stream).
-  if (!known)
-    api("GET", `/api/v1/deployments/${dep.id}`).then(
-      (full) => {
-        state.deployments.set(dep.id, { ...full, ...dep, name: full.name });
-        renderDeployments();
-      },
-      () => {},
-    );
+  if (!known) readOnce(state.deployments, `/api/v1/deployments/${dep.id}`, renderDeployments);
   if (d.status === "READY") toast(`Deployment ${dep.name ?? short(dep.id)} is ready`);
   if (d.status === "ERROR") toast(`Deployment ${dep.name ?? short(dep.id)} failed: ${d.error ?? ""}`, true);
   renderDeployments();
+}
+
+/**
+ * A resource made after the page loaded: read it once for what the stream does not carry (its name,
+ * domain, …); what the stream said meanwhile wins over the read.
+ */
+function readOnce(map, path, render) {
+  api("GET", path).then(
+    (full) => {
+      map.set(full.id, { ...full, ...(map.get(full.id) ?? {}) });
+      render();
+    },
+    () => {},
+  );
+}
+
+function onProject(m, d) {
+  const known = state.projects.get(d.project_id);
+  const p = known ?? { id: d.project_id };
+  if (stale(p, m)) return;
+  Object.assign(p, { status: d.status, error: d.error ?? null, updated_at: m.timestamp });
+  if (d.init_job_id) p.init_job_id = d.init_job_id;
+  state.projects.set(p.id, p);
+  if (!known) readOnce(state.projects, `/api/v1/projects/${p.id}`, renderProjects);
+  if (d.status === "failed") toast(`Project ${p.name ?? short(p.id)} failed: ${d.error ?? ""}`, true);
+  renderProjects();
 }
 
 function onFleet(m) {
@@ -391,11 +416,8 @@ function onFleet(m) {
   if (m.type === "bot") onBot(m, d);
   else if (m.type === "job") onJob(m, d);
   else if (m.type === "deployment") onDeployment(m, d);
-  else if (m.type === "project") {
-    const p = state.projects.get(d.project_id);
-    if (p) Object.assign(p, { status: d.status, error: d.error ?? null });
-    renderProjects();
-  } else if (m.type === "queue") {
+  else if (m.type === "project") onProject(m, d);
+  else if (m.type === "queue") {
     state.queue = d.capabilities ?? [];
     renderQueue();
   }
@@ -412,36 +434,45 @@ async function start() {
   let loaded = false;
   const early = [];
   streams.follow("fleet", null, (m) => (loaded ? onFleet(m) : early.push(m)));
-  // Everything at once: the role (only an admin may list tokens) and the lists.
-  const [admin, bots, jobs, deployments, projects, throughput] = await Promise.all([
-    api("GET", "/api/v1/tokens?limit=1").then(
-      () => true,
-      () => false,
-    ),
-    api("GET", "/api/v1/bots?limit=200"),
-    api("GET", "/api/v1/jobs?limit=50"),
-    api("GET", "/api/v1/deployments?limit=50"),
-    api("GET", "/api/v1/projects?limit=50"),
-    api("GET", `/api/v1/stats/throughput?minutes=${CHART_MINUTES}`),
-  ]);
-  state.admin = admin;
+  // Everything at once: the role (only an admin may list tokens) and the lists; each list is shown as
+  // soon as it arrives (the role first: it decides which buttons the lists get).
+  const admin = api("GET", "/api/v1/tokens?limit=1").then(
+    () => true,
+    () => false,
+  );
+  const lists = {
+    bots: api("GET", "/api/v1/bots?limit=200"),
+    jobs: api("GET", "/api/v1/jobs?limit=50"),
+    deployments: api("GET", "/api/v1/deployments?limit=50"),
+    projects: api("GET", "/api/v1/projects?limit=50"),
+    throughput: api("GET", `/api/v1/stats/throughput?minutes=${CHART_MINUTES}`),
+  };
+  state.admin = await admin;
   $("role").hidden = false;
-  $("role").textContent = admin ? "admin" : "viewer";
-  $("actions").hidden = !admin;
-  for (const b of bots) state.bots.set(b.id, b);
-  for (const j of jobs) state.jobs.set(j.id, j);
-  for (const d of deployments) state.deployments.set(d.id, d);
-  for (const p of projects) state.projects.set(p.id, p);
-  state.throughput = throughput.minutes.map((p) => ({ minute: Math.floor(Date.parse(p.at) / MINUTE_MS), completed: p.completed }));
-  renderBots();
+  $("role").textContent = state.admin ? "admin" : "viewer";
+  $("actions").hidden = !state.admin;
+  const show = async (list, keep, render) => {
+    keep(await list);
+    render();
+  };
+  const fill = (map) => (rows) => {
+    for (const row of rows) map.set(row.id, row);
+  };
   renderQueue();
-  renderThroughput();
-  renderJobs();
-  renderDeployments();
-  renderProjects();
+  await Promise.all([
+    show(lists.bots, fill(state.bots), renderBots),
+    show(lists.jobs, fill(state.jobs), renderJobs),
+    show(lists.deployments, fill(state.deployments), renderDeployments),
+    show(lists.projects, fill(state.projects), renderProjects),
+    show(
+      lists.throughput,
+      (t) => (state.throughput = t.minutes.map((p) => ({ minute: Math.floor(Date.parse(p.at) / MINUTE_MS), completed: p.completed }))),
+      renderThroughput,
+    ),
+  ]);
   loaded = true;
   for (const m of early.splice(0)) onFleet(m);
-  for (const j of jobs) if (!FINAL_JOB.has(j.status)) followJob(j.id);
+  for (const j of await lists.jobs) if (!FINAL_JOB.has(j.status)) followJob(j.id);
   // The clock moves on without events: heartbeat ages and the chart's window (no request is made).
   setInterval(() => {
     renderBots();

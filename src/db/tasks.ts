@@ -163,12 +163,18 @@ export function dispatchableTasksQuery(db: Db, capabilities: string[], nowMs: nu
     .limit(limit);
 }
 
-/** Ready pending tasks whose backoff has passed (sweeper). */
+/**
+ * Ready pending tasks whose backoff has passed and that a free connected bot could take now (sweeper):
+ * a queue of work nobody can run (no bot with its capability, every bot busy) costs a sweep this one
+ * query, not a dispatch attempt per task.
+ */
 export async function findDueTasks(db: Db, nowMs: number, limit: number): Promise<TaskRow[]> {
+  const takerExists = sql`EXISTS (SELECT 1 FROM bots WHERE bots.connected = 1 AND bots.held = 0 AND bots.current_task_id IS NULL
+      AND (${tasks.capability} IS NULL OR EXISTS (SELECT 1 FROM json_each(bots.capabilities) WHERE value = ${tasks.capability})))`;
   return db
     .select()
     .from(tasks)
-    .where(and(eq(tasks.status, "pending"), eq(tasks.ready, true), lte(tasks.runAfter, nowMs)))
+    .where(and(eq(tasks.status, "pending"), eq(tasks.ready, true), lte(tasks.runAfter, nowMs), takerExists))
     .orderBy(desc(tasks.priority), asc(tasks.createdAt))
     .limit(limit);
 }

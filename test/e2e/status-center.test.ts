@@ -242,6 +242,26 @@ describe("Status Center in a real browser", () => {
     await page.close();
   }, 60_000);
 
+  it("a failed project stands out and can be dismissed", async () => {
+    const page = await browser.newPage();
+    await signIn(page, adminToken);
+    const project = (
+      await api("POST", "/api/v1/projects", {
+        name: "Broken site",
+        domain: "broken-site.example",
+        description: "[openclaw:fail]",
+        typeId: 1,
+      })
+    ).body;
+    const card = page.locator("#projects li", { hasText: "Broken site" });
+    await card.locator(".status-failed").first().waitFor({ timeout: 30_000 });
+    expect(await card.getAttribute("class")).toBe("failed");
+    await card.getByRole("button", { name: "Dismiss" }).click();
+    await expect.poll(() => card.count()).toBe(0);
+    expect((await api("GET", `/api/v1/projects/${project.id}`)).body.status).toBe("failed"); // only hidden from this tab
+    await page.close();
+  }, 60_000);
+
   it("a deployment advances through its ten stages to READY on the page", async () => {
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await signIn(page, adminToken);
@@ -290,14 +310,22 @@ describe("Status Center in a real browser", () => {
     }
     const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
     await signIn(page, adminToken); // signed in once: the token is in this tab's session storage
-    const started = Date.now();
-    await page.reload();
-    await page.locator("#bots tr").nth(100).waitFor(); // local-bot, the deployed bot and the 100 new ones
-    const firstPaintMs = Date.now() - started;
-    console.log(`Status Center first paint with data: ${firstPaintMs} ms (102 bots, 1,000 pending tasks)`);
-    // The target is 1 s on a quiet machine (measured 0.45–0.95 s here, in the README); CI runs this beside
-    // the other suites, so the check guards against a regression at twice that.
-    expect(firstPaintMs).toBeLessThan(2000);
+    const fleetShown = () => page.locator("#bots tr").nth(100).waitFor(); // local-bot, the deployed bot and the 100 new ones
+    await fleetShown();
+    // Three reloads, each once the page before it has finished loading (no reload racing its own requests).
+    const paintsMs: number[] = [];
+    for (let i = 0; i < 3; i++) {
+      await page.waitForLoadState("networkidle");
+      const started = Date.now();
+      await page.reload();
+      await fleetShown();
+      paintsMs.push(Date.now() - started);
+    }
+    const medianMs = [...paintsMs].sort((a, b) => a - b)[1]!;
+    console.log(`Status Center first paint with data: ${paintsMs.join(", ")} ms, median ${medianMs} (102 bots, 1,000 pending tasks)`);
+    // The target is 1 s on a quiet machine (the README has the figures); CI runs this beside the other
+    // suites on a shared machine, so the check guards against a regression at twice that.
+    expect(medianMs).toBeLessThan(2000);
     await page.close();
   }, 90_000);
 

@@ -69,9 +69,19 @@ describe("service surface", () => {
       "/api/v1/deployments/{id}/cancel",
       "/api/v1/deployments/{id}/callback",
       "/api/v1/tokens",
+      "/api/v1/artifacts",
+      "/api/v1/artifacts/{id}",
+      "/api/v1/artifacts/{id}/content",
+      "/api/v1/tasks/{id}/artifacts",
+      "/api/v1/data/upload",
+      "/api/v1/data/{id}/download",
+      "/api/v1/stats/throughput",
     ]) {
       expect(spec.paths[path], path).toBeDefined();
     }
+    // An upload's body is any bytes (streamed; not a JSON schema the router would validate and buffer).
+    expect(Object.keys(spec.paths["/api/v1/artifacts"].post.requestBody.content)).toEqual(["*/*"]);
+    expect(spec.paths["/api/v1/artifacts/{id}/content"].get.responses["206"]).toBeDefined();
     expect(spec.components.schemas.TaskCreate.properties.timeout_seconds).toMatchObject({ minimum: 1, maximum: 3600 });
   });
 

@@ -109,7 +109,11 @@ describe("artifacts", () => {
       `inline; filename="r_sum_ _final_.txt"; filename*=UTF-8''${encodeURIComponent('résumé "final".txt')}`,
     );
 
-    // Filters and pagination.
+    // Filters and pagination; a project's files are found by the project.
+    const project = (await post("/api/v1/projects", { name: "Files", domain: "files.example", typeId: 2 })).body;
+    const ofProject = (await upload("p", `name=brief.txt&project_id=${project.id}`, { "Content-Type": "text/plain" })).body;
+    expect((await get(`/api/v1/artifacts?project_id=${project.id}`)).body.map((a: any) => a.id)).toEqual([ofProject.id]);
+    expectError(await upload("p", "name=x&project_id=missing-project"), 404, "project_not_found");
     const kinds = (await get("/api/v1/artifacts?kind=screenshot&limit=200")).body.map((a: any) => a.id);
     expect(kinds).toContain(png.body.id);
     expect(kinds).not.toContain(stored.body.id);

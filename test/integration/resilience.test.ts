@@ -1,6 +1,8 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { d1RoundTrips } from "../../src/db/client";
 import { createCtx } from "../../src/services/context";
+import { dispatchDueTasks } from "../../src/services/dispatch";
 import { SOCKET_CHECKS_PER_SWEEP, sweep } from "../../src/services/sweeper";
 import {
   ADMIN_TOKEN,
@@ -201,6 +203,21 @@ describe("the cron sweeper", () => {
     expect((await sock.next("task_assigned", 3000)).payload.task_id).toBe(id);
     expect(await taskStatus(id)).toMatchObject({ status: "assigned", bot_id: bot.id });
     expect(report.failures).toBe(0);
+    sock.close();
+  });
+
+  it("due work that no free connected bot can take costs the sweep one query, not a dispatch attempt per task", async () => {
+    const nobody = uniqueCapability("nobody");
+    for (let i = 0; i < 20; i++) await insertUnofferedTask(nobody);
+    const before = d1RoundTrips.count;
+    expect(await dispatchDueTasks(createCtx(env), 100)).toBe(0);
+    expect(d1RoundTrips.count - before).toBe(1);
+    // A bot that can take them makes them due work again.
+    const bot = await registerBot([nobody]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    await sock.next("connected"); // it pulls one at once; the sweep finds the rest waiting for it to be free
+    await sock.next("task_assigned");
+    expect((await get(`/api/v1/tasks?status=pending&limit=200`)).body.filter((t: any) => t.capability === nobody)).toHaveLength(19);
     sock.close();
   });
 
