@@ -16,6 +16,7 @@ import { deploymentsRouter } from "./routes/deployments";
 import { DOCS_HTML } from "./routes/docs-page";
 import { healthRouter, SERVICE_NAME, SERVICE_VERSION } from "./routes/health";
 import { jobsRouter } from "./routes/jobs";
+import { metricsRouter } from "./routes/metrics";
 import { projectsRouter, projectTypesRouter } from "./routes/projects";
 import { statsRouter } from "./routes/stats";
 import { statusPageRouter } from "./routes/status-page";
@@ -25,6 +26,7 @@ import { tokensRouter } from "./routes/tokens";
 import { workflowsRouter } from "./routes/workflows";
 import { wsRouter } from "./routes/ws";
 import { createCtx } from "./services/context";
+import { flushMetrics } from "./services/metrics";
 
 export const MAX_BODY_BYTES = MAX_MESSAGE_BYTES;
 
@@ -47,6 +49,13 @@ export function createApp() {
     const started = Date.now();
     await next();
     c.header("X-Request-Id", requestId);
+    // What this request counted goes to the metrics store (at most once a second per isolate), after the response.
+    const flush = flushMetrics(ctx);
+    try {
+      c.executionCtx.waitUntil(flush);
+    } catch {
+      await flush; // no execution context (a direct call in tests)
+    }
     if (c.req.header("Upgrade")?.toLowerCase() !== "websocket") {
       ctx.log.info("request", { method: c.req.method, path: c.req.path, status: c.res.status, duration_ms: Date.now() - started });
     }
@@ -63,6 +72,7 @@ export function createApp() {
     (c.req.method === "POST" || c.req.method === "PUT") && STREAMING_UPLOAD.test(c.req.path);
   app.use("/api/v1/*", (c, next) => (isUpload(c) ? next() : jsonLimit(c, next)));
   app.use("/api/v1/*", authenticate);
+  app.use("/metrics", authenticate);
   app.use("/api/v1/*", async (c, next) => {
     if (isUpload(c)) return next();
     // Parse JSON bodies once, up front, so malformed JSON is its own clear error (hono caches the result).
@@ -88,6 +98,7 @@ export function createApp() {
   });
 
   app.route("/", healthRouter);
+  app.route("/", metricsRouter);
   app.route("/", statusPageRouter);
   app.route("/api/v1/bots", botsRouter);
   app.route("/api/v1/tasks", tasksRouter);

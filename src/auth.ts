@@ -12,6 +12,8 @@ export type Principal =
   | { kind: "admin"; tokenId: string | null }
   | { kind: "viewer"; tokenId: string }
   | { kind: "bot"; tokenId: string; botId: string }
+  /** Reads `/metrics` and nothing else (for a Prometheus scraper). */
+  | { kind: "metrics"; tokenId: string }
   | { kind: "open" };
 
 let warnedOpen = false;
@@ -85,6 +87,8 @@ async function principalOf(ctx: AppContext["var"]["ctx"], token: string): Promis
       return { kind: "viewer", tokenId: row.id };
     case "bot":
       return row.botId ? { kind: "bot", tokenId: row.id, botId: row.botId } : null;
+    case "metrics":
+      return { kind: "metrics", tokenId: row.id };
     default:
       return null;
   }

@@ -1,11 +1,13 @@
 /** Worker entry: exports only. */
 import { createApp } from "./app";
 import { createCtx } from "./services/context";
+import { flushMetrics } from "./services/metrics";
 import { sweep } from "./services/sweeper";
 
 export { BotSession } from "./objects/bot-session";
 export { DeploymentRunner } from "./objects/deployment-runner";
 export { EventStream } from "./objects/event-stream";
+export { MetricsStore } from "./objects/metrics-store";
 export { RelayContainer } from "./objects/relay-container";
 
 const app = createApp();
@@ -13,6 +15,7 @@ const app = createApp();
 export default {
   fetch: app.fetch,
   async scheduled(controller, env, ctx) {
-    ctx.waitUntil(sweep(createCtx(env, { component: "sweeper", cron: controller.cron })));
+    const sweepCtx = createCtx(env, { component: "sweeper", cron: controller.cron });
+    ctx.waitUntil(sweep(sweepCtx).finally(() => flushMetrics(sweepCtx, true)));
   },
 } satisfies ExportedHandler<Env>;

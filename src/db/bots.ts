@@ -241,3 +241,9 @@ export async function deleteBotRows(db: Db, id: string, nowMs: number): Promise<
     db.insert(events).values({ entityType: "bot", entityId: id, type: "bot_deleted", data: {}, createdAt: nowMs }),
   ]);
 }
+
+/** Bots per derived status (the metrics scrape). */
+export async function countBotsByStatus(db: Db, nowMs: number, staleAfterMs: number): Promise<{ status: BotStatus; n: number }[]> {
+  const status = derivedStatus(nowMs, staleAfterMs);
+  return db.select({ status, n: sql<number>`count(*)` }).from(bots).groupBy(status).all();
+}

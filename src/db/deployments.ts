@@ -120,3 +120,8 @@ export async function deleteDeploymentRows(db: Db, id: string): Promise<void> {
     db.delete(deployments).where(eq(deployments.id, id)),
   ]);
 }
+
+/** Deployments per status (the metrics scrape). */
+export async function countDeploymentsByStatus(db: Db): Promise<{ status: string; n: number }[]> {
+  return db.select({ status: deployments.status, n: sql<number>`count(*)` }).from(deployments).groupBy(deployments.status).all();
+}

@@ -12,7 +12,7 @@ import { PROJECT_STATUSES } from "../core/project";
 import { TASK_STATUSES } from "../core/task-machine";
 import { WORKFLOW_STATUSES } from "../core/workflow";
 
-const TOKEN_KINDS = ["admin", "viewer", "bot"] as const;
+const TOKEN_KINDS = ["admin", "viewer", "bot", "metrics"] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];
 const LOG_LEVELS = ["info", "warn", "error"] as const;
 

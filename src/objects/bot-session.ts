@@ -21,6 +21,7 @@ import { type Ctx, createCtx } from "../services/context";
 import { claimForBot, dispatchTask } from "../services/dispatch";
 import { publishStepAssigned, publishStepLog, publishStepProgress } from "../services/job-events";
 import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
+import { countDispatch, countMetric, flushMetrics } from "../services/metrics";
 import { publishFleet } from "../services/streams";
 import { AlarmSchedule } from "./alarm-schedule";
 import { assignmentOf, parseBotFrame } from "./bot-frames";
@@ -120,6 +121,7 @@ export class BotSession extends DurableObject<Env> {
       payload: { bot_id: botId, heartbeat_interval_s: ctx.config.heartbeatIntervalS, server_time: new Date(ctx.now()).toISOString() },
     });
     ctx.log.info("bot connected");
+    countMetric("clawbot_websocket_connects_total");
     await publishFleet(ctx, {
       type: "bot",
       data: {
@@ -154,7 +156,8 @@ export class BotSession extends DurableObject<Env> {
   private inbox: Promise<void> = Promise.resolve();
 
   async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    const handled = this.inbox.then(() => this.handleMessage(ws, raw));
+    // What the message counted goes to the metrics store (at most once a second; never throws).
+    const handled = this.inbox.then(() => this.handleMessage(ws, raw)).finally(() => flushMetrics(this.ctxBase));
     // The chain must survive a failed message; handleMessage logs its own failures.
     this.inbox = handled.catch(() => undefined);
     return handled;
@@ -264,6 +267,8 @@ export class BotSession extends DurableObject<Env> {
     const bot = await markDisconnected(ctx.db, this.botId, ctx.now(), reason);
     if (bot?.currentTaskId) await this.alarms.set(GRACE, ctx.now() + ctx.config.botReconnectGraceMs);
     ctx.log.info("bot disconnected", { reason, current_task_id: bot?.currentTaskId ?? null });
+    countMetric("clawbot_websocket_disconnects_total");
+    void flushMetrics(ctx);
     await publishFleet(ctx, {
       type: "bot",
       data: { bot_id: this.botId, status: "disconnected", current_task_id: bot?.currentTaskId ?? null },
@@ -398,6 +403,7 @@ export class BotSession extends DurableObject<Env> {
         ctx.log.error("alarm entry failed; the sweeper will reconcile", { entry: key, error: String(err) });
       }
     }
+    await flushMetrics(ctx);
   }
 
   private async onDeadline(ctx: Ctx, botId: string): Promise<void> {
@@ -500,6 +506,7 @@ export class BotSession extends DurableObject<Env> {
   private async deliver(ctx: Ctx, ws: WebSocket, claimed: TaskRow, counts: BotTaskCounts | null = null): Promise<void> {
     this.heldTask = claimed;
     this.progressWrittenAtMs.clear();
+    countDispatch(claimed, ctx.now());
     await this.sendAssignment(ws, claimed);
     await this.trackDeadline(claimed);
     await this.alarms.clear(RETRY_PREFIX + claimed.id);
@@ -511,6 +518,7 @@ export class BotSession extends DurableObject<Env> {
     });
     if (claimed.jobId) await publishStepAssigned(ctx, claimed);
     await this.noteActivity(ctx, { currentTaskId: claimed.id, counts });
+    void flushMetrics(ctx);
   }
 
   /** The fleet stream learns this bot's current task and finished attempts (coalesced, see fleet-activity.ts). */

@@ -12,7 +12,9 @@ import { resourceRoutes } from "./resource-routes";
 const tags = ["Tokens"];
 export const tokensRouter = createRouter();
 
-const TokenCreate = z.object({ kind: z.enum(["admin", "viewer"]), name: z.string().trim().min(1).max(200) }).openapi("TokenCreate");
+const TokenCreate = z
+  .object({ kind: z.enum(["admin", "viewer", "metrics"]), name: z.string().trim().min(1).max(200) })
+  .openapi("TokenCreate");
 const Token = z
   .object({
     id: z.string(),
@@ -29,7 +31,7 @@ tokensRouter.openapi(
     method: "post",
     path: "/",
     tags,
-    summary: "Create an admin or read-only viewer token (shown once)",
+    summary: "Create an admin, a read-only viewer, or a metrics token (it reads /metrics only; shown once)",
     request: jsonBody(TokenCreate),
     responses: { 201: jsonResponse(Token.extend({ token: z.string() }), "Created"), ...errorResponses(400, 401, 403) },
   }),

@@ -25,6 +25,7 @@ import type { Ctx } from "../services/context";
 import { createOnce, withoutKey } from "../services/create-once";
 import { dispatchTask, releaseDeletedTask } from "../services/dispatch";
 import { createJob } from "../services/jobs";
+import { countCreated } from "../services/metrics";
 import { acceptedJob, workflowSteps } from "./jobs";
 import { resourceRoutes } from "./resource-routes";
 
@@ -79,25 +80,23 @@ workflowsRouter.openapi(
           idempotencyKey: key ?? null,
           idempotencyHash: requestHash,
         };
-        await insertWorkflow(
-          ctx.db,
-          { ...workflow, createdAt: nowMs, updatedAt: nowMs },
-          steps.map((step, index) =>
-            newTaskRow({
-              id: crypto.randomUUID(),
-              payload: step.payload ?? {},
-              capability: step.capability ?? body.capability ?? null,
-              timeoutSeconds: step.timeout_seconds ?? body.timeout_seconds,
-              priority: body.priority,
-              maxAttempts: body.max_attempts,
-              workflowId: id,
-              stepIndex: index,
-              ready: false,
-              createdAt: nowMs,
-              updatedAt: nowMs,
-            }),
-          ),
+        const rows = steps.map((step, index) =>
+          newTaskRow({
+            id: crypto.randomUUID(),
+            payload: step.payload ?? {},
+            capability: step.capability ?? body.capability ?? null,
+            timeoutSeconds: step.timeout_seconds ?? body.timeout_seconds,
+            priority: body.priority,
+            maxAttempts: body.max_attempts,
+            workflowId: id,
+            stepIndex: index,
+            ready: false,
+            createdAt: nowMs,
+            updatedAt: nowMs,
+          }),
         );
+        await insertWorkflow(ctx.db, { ...workflow, createdAt: nowMs, updatedAt: nowMs }, rows);
+        countCreated(rows);
         ctx.log.info("workflow created", { workflow_id: id, steps: steps.length });
         return show(ctx, id);
       },

@@ -12,6 +12,7 @@ import { AppError, loadOr404 } from "../errors";
 import { botSession } from "../objects/stubs";
 import type { Ctx } from "./context";
 import type { TransitionOutcome } from "./lifecycle";
+import { countCreated } from "./metrics";
 
 /** How many idle bots to offer one task to before leaving it pending. */
 const CANDIDATES_PER_TASK = 5;
@@ -66,6 +67,7 @@ export async function assignManually(ctx: Ctx, taskId: string, botId: string): P
  */
 export async function createAndDispatch(ctx: Ctx, row: TaskRow): Promise<TaskRow | null> {
   const stored = await insertTaskAndClaim(ctx.db, row, ctx.now());
+  countCreated([row]);
   if (!stored.botId) return null;
   try {
     if (await botSession(ctx.env, stored.botId).deliverClaimed(stored)) return stored;

@@ -18,6 +18,7 @@ import { createOnce, keyedRow } from "./create-once";
 import { dispatchTask, settleOutcome } from "./dispatch";
 import { jobSummary } from "./job-events";
 import { applyTaskAction } from "./lifecycle";
+import { countCreated } from "./metrics";
 import { publish, publishFleet } from "./streams";
 
 export interface StepSpec {
@@ -116,6 +117,7 @@ export async function insertNewJob(
     }),
   );
   await insertJob(ctx.db, job, steps, hooks.extra?.(id) ?? []);
+  countCreated(steps);
   ctx.log.info("job created", { job_id: id, kind: spec.kind, workflow_id: spec.workflowId, steps: steps.length, execute: spec.execute });
   // Queued first in its log, then whatever the dispatch below makes happen.
   await publish(ctx, streamName("job", id), [{ type: "status", data: jobSummary(job) }], jobSummary(job));

@@ -14,6 +14,7 @@ import { findStepTaskId, getTask, sequenceOf, sequenceSteps, type TaskWithWaitin
 import { AppError, loadOr404 } from "../errors";
 import type { Ctx } from "./context";
 import { publishJobTransition } from "./job-events";
+import { countTaskTransition } from "./metrics";
 
 export interface TransitionOutcome {
   task: TaskWithWaiting;
@@ -89,6 +90,7 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
       claimNext,
     });
     if (!written) continue; // someone changed the task since we read it: re-read and re-decide
+    countTaskTransition(task, patch, events);
     // waiting_for of a re-queued task is computed on the next read (routes re-read for their response).
     const updated: TaskWithWaiting = { ...written.row, waitingFor: null };
     ctx.log.info("task transition", {

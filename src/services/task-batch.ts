@@ -20,6 +20,7 @@ import { AppError } from "../errors";
 import { botSession } from "../objects/stubs";
 import type { Ctx } from "./context";
 import { IDEMPOTENCY_KEY_TTL_MS, requestHash, withoutKey } from "./create-once";
+import { countCreated } from "./metrics";
 
 type TaskCreate = z.infer<typeof TaskCreateBody>;
 
@@ -81,6 +82,7 @@ export async function createTaskBatch(
     });
     try {
       if (rows.length) await insertTasks(ctx.db, rows);
+      countCreated(rows);
     } catch (err) {
       if (pass === 0 && firstUse.size > 0) continue;
       throw err;

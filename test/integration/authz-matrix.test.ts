@@ -29,6 +29,7 @@ interface Row {
 const TABLE: Row[] = [
   { method: "GET", path: "/", who: "public", url: "/" },
   { method: "GET", path: "/health", who: "public", url: "/health" },
+  { method: "GET", path: "/metrics", who: "admin", url: "/metrics" },
   { method: "POST", path: "/api/v1/bots", who: "admin", url: "/api/v1/bots", body: { name: "matrix" } },
   { method: "GET", path: "/api/v1/bots", who: "reader", url: "/api/v1/bots" },
   { method: "GET", path: "/api/v1/bots/available", who: "reader", url: "/api/v1/bots/available" },
