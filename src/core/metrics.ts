@@ -34,6 +34,10 @@ export const METRICS = {
   },
   clawbot_d1_round_trips_total: { type: "counter", help: "D1 round trips (a batch is one)." },
   clawbot_d1_statements_total: { type: "counter", help: "D1 statements (each statement of a batch counts)." },
+  clawbot_deployment_stage_seconds: {
+    type: "histogram",
+    help: "How long each deployment stage took, from its start to its completion, by stage.",
+  },
   clawbot_queue_depth: { type: "gauge", help: "Pending tasks, by capability (read at scrape time)." },
   clawbot_queue_oldest_pending_age_seconds: { type: "gauge", help: "Age of the oldest pending task, by capability (read at scrape time)." },
   clawbot_bots: { type: "gauge", help: "Registered bots, by status (read at scrape time)." },

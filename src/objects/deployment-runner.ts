@@ -42,6 +42,7 @@ import { type Ctx, createCtx } from "../services/context";
 import { createDeployDeps, type DeployDeps } from "../services/deploy-deps";
 import { writeAndPublish } from "../services/deployment-events";
 import { STAGE_EXECUTORS } from "../services/deployment-stages";
+import { flushMetrics, observeSeconds } from "../services/metrics";
 import { destroyStream } from "../services/streams";
 import { resolveObjectName } from "./identity";
 
@@ -78,7 +79,12 @@ export class DeploymentRunner extends DurableObject<Env> {
     const run = async () => {
       const id = this.deploymentId;
       if (!id) throw new AppError("internal_error", "deployment runner addressed without a name");
-      return work(createCtx(this.env, { deployment_id: id, component: "deployment", request_id: crypto.randomUUID() }), id);
+      const ctx = createCtx(this.env, { deployment_id: id, component: "deployment", request_id: crypto.randomUUID() });
+      try {
+        return await work(ctx, id);
+      } finally {
+        await flushMetrics(ctx); // what this step counted (at most once a second; never throws)
+      }
     };
     const next = this.queue.then(run, run);
     // The queue must survive a failed step; each caller sees its own failure.
@@ -291,6 +297,10 @@ export class DeploymentRunner extends DurableObject<Env> {
     }
     if (!(await writeAndPublish(ctx, row.id, row.updatedAt, { ...patch, ...machineColumns(next.state, nowMs) }, events, nowMs)))
       return false;
+    const stageEnded = next.event?.type === "stage_completed" || next.event?.type === "deployment_ready";
+    if (stageEnded && next.event?.stage && row.stageStartedAt !== null) {
+      observeSeconds("clawbot_deployment_stage_seconds", { stage: next.event.stage }, (nowMs - row.stageStartedAt) / 1000);
+    }
     if (next.event) {
       const fields = { stage: next.event.stage, status: next.state.status, message: next.event.message };
       if (next.event.type === "deployment_failed") ctx.log.error("deployment stage", fields);

@@ -6,8 +6,9 @@
  */
 import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { DEPLOYMENT_STAGES } from "../../src/core/deployment-machine";
 import { callbackToken } from "../../src/services/deployment-stages";
-import { BotSocket, del, eventually, expectError, get, post, StreamSocket } from "../helpers/api";
+import { ADMIN_TOKEN, BotSocket, del, eventually, expectError, get, post, StreamSocket } from "../helpers/api";
 
 const standinsUrl = () => (env as unknown as { STANDINS_URL: string }).STANDINS_URL;
 const standinState = async () => (await fetch(`${standinsUrl()}/_standin/state`)).json() as Promise<any>;
@@ -118,6 +119,13 @@ describe("deployments", () => {
     const sock = await BotSocket.open(bot.id, bot.token);
     await sock.next("connected");
     const ready = await waitFor(id, (d) => d.status === "READY", "READY");
+    // Each of the ten stages was timed (GET /metrics).
+    const metrics = await (
+      await SELF.fetch("http://coordinator.test/metrics", { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })
+    ).text();
+    for (const stage of DEPLOYMENT_STAGES) {
+      expect(metrics, stage).toMatch(new RegExp(`^clawbot_deployment_stage_seconds_count\\{stage="${stage}"\\} [1-9]`, "m"));
+    }
     expect(ready).toMatchObject({ stage: "setup_complete", next_stage: null, bot_online: true, error: null });
     expect(ready.finished_at).not.toBeNull();
     const readyLog = (await get(`/api/v1/deployments/${id}/logs?limit=500`)).body.at(-1);
