@@ -181,6 +181,9 @@ export function projectJson(p: ProjectRow) {
   };
 }
 
+/** Where an artifact's content is read (with a token, or signed for a bot). */
+export const artifactContentPath = (id: string) => `/api/v1/artifacts/${id}/content`;
+
 export function artifactJson(a: ArtifactRow) {
   return {
     id: a.id,
@@ -194,8 +197,20 @@ export function artifactJson(a: ArtifactRow) {
     task_id: a.taskId,
     project_id: a.projectId,
     uploaded_by: a.uploadedBy,
-    content_url: `/api/v1/artifacts/${a.id}/content`,
+    content_url: artifactContentPath(a.id),
     created_at: isoAt(a.createdAt),
     updated_at: isoAt(a.updatedAt),
   };
 }
+
+/** An artifact as a job's result lists it. */
+export const resultArtifactJson = (a: ArtifactRow) => ({
+  id: a.id,
+  name: a.name,
+  content_type: a.contentType,
+  kind: a.kind,
+  size: a.size,
+  sha256: a.sha256,
+  task_id: a.taskId,
+  download_url: artifactContentPath(a.id),
+});

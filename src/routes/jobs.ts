@@ -7,12 +7,11 @@ import { isFinalJobStatus } from "../core/job";
 import { artifactsOfJob, readyArtifactsIn } from "../db/artifacts";
 import { listJobs } from "../db/jobs";
 import { decodeCursor } from "../db/pagination";
-import type { ArtifactRow } from "../db/schema";
 import { listSequenceTasks } from "../db/tasks";
 import { getWorkflow } from "../db/workflows";
 import { AppError, loadOr404 } from "../errors";
 import { type AppContext, createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
-import { iso, jobJson } from "../presenters";
+import { iso, jobJson, resultArtifactJson } from "../presenters";
 import { inputArtifacts } from "../services/artifacts";
 import { withoutKey } from "../services/create-once";
 import { cancelJob, createJob, executeQueuedJob, type JobSpec, loadJob, stepsOf } from "../services/jobs";
@@ -27,16 +26,6 @@ function resultArtifactIds(result: unknown): string[] {
   return Array.isArray(ids) ? ids.filter((x): x is string => typeof x === "string").slice(0, 100) : [];
 }
 
-const resultArtifactJson = (a: ArtifactRow) => ({
-  id: a.id,
-  name: a.name,
-  content_type: a.contentType,
-  kind: a.kind,
-  size: a.size,
-  sha256: a.sha256,
-  task_id: a.taskId,
-  download_url: `/api/v1/artifacts/${a.id}/content`,
-});
 export const jobsRouter = createRouter();
 
 /** 202 with the job, `status_url`, `websocket_url` and `Location`; a replayed create is 200. */

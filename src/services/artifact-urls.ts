@@ -8,6 +8,7 @@
 import { type SignedMethod, signedText } from "../core/artifact";
 import { constantTimeEqual } from "../crypto/compare";
 import { hmacSha256Hex } from "../crypto/encoding";
+import { artifactContentPath } from "../presenters";
 import type { Ctx } from "./context";
 
 /** Open mode without any secret (local development only): a key for this isolate's life (made on first use: no randomness at global scope). */
@@ -20,8 +21,6 @@ function signingKey(env: Env): string {
   return isolateKey;
 }
 
-export const contentPath = (artifactId: string) => `/api/v1/artifacts/${artifactId}/content`;
-
 export interface SignedUrl {
   /** Path and query, relative to the coordinator (the bot client resolves it against its server). */
   url: string;
@@ -33,7 +32,7 @@ export async function signUrl(ctx: Ctx, method: SignedMethod, artifactId: string
   const expiresMs = ctx.now() + ctx.config.artifactUrlTtlMs;
   const signature = await hmacSha256Hex(signingKey(ctx.env), signedText(method, artifactId, expiresMs));
   return {
-    url: `${contentPath(artifactId)}?expires=${expiresMs}&signature=${signature}`,
+    url: `${artifactContentPath(artifactId)}?expires=${expiresMs}&signature=${signature}`,
     method,
     expires_at: new Date(expiresMs).toISOString(),
   };

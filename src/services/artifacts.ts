@@ -12,6 +12,7 @@ import { getProject } from "../db/projects";
 import type { ArtifactRow, InputArtifact, TaskRow } from "../db/schema";
 import { getTask } from "../db/tasks";
 import { AppError, loadOr404 } from "../errors";
+import { artifactContentPath } from "../presenters";
 import { storeStream } from "./artifact-store";
 import { type SignedUrl, signUrl } from "./artifact-urls";
 import type { Ctx } from "./context";
@@ -169,7 +170,7 @@ export async function receiveUpload(ctx: Ctx, artifact: ArtifactRow, request: Re
           content_type: ready.contentType,
           size: ready.size,
           task_id: ready.taskId,
-          content_url: `/api/v1/artifacts/${ready.id}/content`,
+          content_url: artifactContentPath(ready.id),
         },
       },
     ]);

@@ -220,8 +220,6 @@ describe("artifacts", () => {
     });
     expect(cut.status).toBe(400);
     expect(await bucketKeys()).toEqual(keysBefore);
-    const uploads = await env.ARTIFACTS.list({ prefix: "artifacts/", include: [] });
-    expect(uploads.objects.length).toBe(keysBefore.length);
     expect((await get("/api/v1/artifacts?limit=200")).body.length).toBe(listed);
   }, 60_000);
 
