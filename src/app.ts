@@ -18,6 +18,7 @@ import { healthRouter, SERVICE_NAME, SERVICE_VERSION } from "./routes/health";
 import { jobsRouter } from "./routes/jobs";
 import { metricsRouter } from "./routes/metrics";
 import { projectsRouter, projectTypesRouter } from "./routes/projects";
+import { schedulesRouter } from "./routes/schedules";
 import { statsRouter } from "./routes/stats";
 import { statusPageRouter } from "./routes/status-page";
 import { streamsRouter, streamTicketsRouter } from "./routes/streams";
@@ -107,6 +108,7 @@ export function createApp() {
   app.route("/api/v1/data", dataRouter);
   app.route("/api/v1/workflows", workflowsRouter);
   app.route("/api/v1/jobs", jobsRouter);
+  app.route("/api/v1/schedules", schedulesRouter);
   app.route("/api/v1/projects", projectsRouter);
   app.route("/api/v1/project-types", projectTypesRouter);
   app.route("/api/v1/ws", wsRouter);

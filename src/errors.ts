@@ -19,12 +19,14 @@ const ERROR_STATUS = {
   job_not_found: 404,
   project_not_found: 404,
   artifact_not_found: 404,
+  schedule_not_found: 404,
   invalid_transition: 409,
   conflict: 409,
   not_finished: 409,
   bot_unavailable: 409,
   bot_not_connected: 409,
   idempotency_conflict: 409,
+  run_in_progress: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   range_not_satisfiable: 416,
@@ -58,7 +60,7 @@ export function errorEnvelope(code: string, message: string, details: Record<str
   return { error: { code, message, details, ...(requestId ? { request_id: requestId } : {}) } };
 }
 
-export type ResourceKind = "bot" | "task" | "workflow" | "token" | "deployment" | "job" | "project" | "artifact";
+export type ResourceKind = "bot" | "task" | "workflow" | "token" | "deployment" | "job" | "project" | "artifact" | "schedule";
 
 export const notFound = (what: ResourceKind, id: string) => new AppError(`${what}_not_found`, `${what} ${id} does not exist`, { id });
 

@@ -9,6 +9,7 @@ export { DeploymentRunner } from "./objects/deployment-runner";
 export { EventStream } from "./objects/event-stream";
 export { MetricsStore } from "./objects/metrics-store";
 export { RelayContainer } from "./objects/relay-container";
+export { ScheduleRunner } from "./objects/schedule-runner";
 
 const app = createApp();
 

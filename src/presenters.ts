@@ -5,7 +5,7 @@
 import { nextStage } from "./core/deployment-machine";
 import { projectType } from "./core/project";
 import { botStatusOf } from "./db/bots";
-import type { ArtifactRow, BotRow, DeploymentRow, JobRow, ProjectRow, TokenRow, WorkflowRow } from "./db/schema";
+import type { ArtifactRow, BotRow, DeploymentRow, JobRow, ProjectRow, ScheduleRow, TokenRow, WorkflowRow } from "./db/schema";
 import type { TaskWithWaiting } from "./db/tasks";
 
 export const iso = (ms: number | null | undefined): string | null => (ms === null || ms === undefined ? null : new Date(ms).toISOString());
@@ -150,6 +150,8 @@ export function jobJson(j: JobRow) {
     error_code: j.errorCode,
     metadata: j.metadata,
     input_artifact_ids: j.inputArtifactIds,
+    schedule_id: j.scheduleId,
+    scheduled_for: iso(j.scheduledFor),
     status_url: jobStatusUrl(j.id),
     websocket_url: jobWebsocketUrl(j.id),
     created_at: isoAt(j.createdAt),
@@ -214,3 +216,36 @@ export const resultArtifactJson = (a: ArtifactRow) => ({
   task_id: a.taskId,
   download_url: artifactContentPath(a.id),
 });
+
+/** A schedule as the API shows it. */
+export function scheduleJson(s: ScheduleRow) {
+  const task = s.target.kind === "task" ? s.target.task : null;
+  return {
+    id: s.id,
+    name: s.name,
+    status: s.status,
+    cron: s.cron,
+    timezone: s.timezone,
+    every_seconds: s.everySeconds,
+    task: task && {
+      payload: task.payload,
+      capability: task.capability,
+      priority: task.priority,
+      timeout_seconds: task.timeoutSeconds,
+      max_attempts: task.maxAttempts,
+    },
+    workflow_id: s.target.kind === "workflow" ? s.target.workflowId : null,
+    overlap: s.overlap,
+    catch_up: s.catchUp,
+    metadata: s.metadata,
+    next_run_at: s.status === "active" ? iso(s.nextRunAt) : null,
+    run_count: s.runCount,
+    skipped_count: s.skippedCount,
+    last_run_at: iso(s.lastRunAt),
+    last_job_id: s.lastJobId,
+    last_skip: s.lastSkip,
+    runs_url: `/api/v1/jobs?schedule_id=${s.id}`,
+    created_at: isoAt(s.createdAt),
+    updated_at: isoAt(s.updatedAt),
+  };
+}

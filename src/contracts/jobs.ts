@@ -65,6 +65,8 @@ export const JobSchema = z
     error_code: z.string().nullable(),
     metadata: JsonObject,
     input_artifact_ids: z.array(z.string()),
+    schedule_id: z.string().nullable().openapi({ description: "Set for a schedule's run" }),
+    scheduled_for: IsoTime.openapi({ description: "The due time a schedule's run ran for (null when triggered by hand)" }),
     status_url: z.string(),
     websocket_url: z.string(),
     created_at: z.string(),
@@ -105,6 +107,7 @@ const IsoQueryTime = z.iso.datetime({ offset: true }).optional();
 export const JobListQuery = PageQuery.extend({
   status: z.enum(JOB_STATUSES).optional(),
   workflow_id: z.string().max(100).optional(),
+  schedule_id: z.string().max(100).optional().openapi({ description: "A schedule's runs" }),
   created_after: IsoQueryTime.openapi({ description: "ISO-8601; jobs created at or after" }),
   created_before: IsoQueryTime.openapi({ description: "ISO-8601; jobs created before" }),
 });

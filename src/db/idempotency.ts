@@ -1,9 +1,9 @@
 /** Idempotency keys live 24 hours: an older key is released (cleared on its resource) so it can be used again. */
 import { and, eq, lt } from "drizzle-orm";
 import type { Db } from "./client";
-import { deployments, jobs, projects, tasks, workflows } from "./schema";
+import { deployments, jobs, projects, schedules, tasks, workflows } from "./schema";
 
-const TABLES = { task: tasks, workflow: workflows, deployment: deployments, job: jobs, project: projects } as const;
+const TABLES = { task: tasks, workflow: workflows, deployment: deployments, job: jobs, project: projects, schedule: schedules } as const;
 export type KeyedResource = keyof typeof TABLES;
 
 /** Clears `key` on the resource that used it before `olderThanMs`; a younger use keeps it. */

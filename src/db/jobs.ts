@@ -36,6 +36,7 @@ export function getJobByIdempotencyKey(db: Db, key: string): Promise<JobRow | un
 export interface JobFilter {
   status?: JobStatus;
   workflowId?: string;
+  scheduleId?: string;
   createdAfterMs?: number;
   createdBeforeMs?: number;
   limit: number;
@@ -50,6 +51,7 @@ export async function listJobs(db: Db, f: JobFilter) {
       and(
         f.status ? eq(jobs.status, f.status) : undefined,
         f.workflowId ? eq(jobs.workflowId, f.workflowId) : undefined,
+        f.scheduleId ? eq(jobs.scheduleId, f.scheduleId) : undefined,
         f.createdAfterMs !== undefined ? gte(jobs.createdAt, f.createdAfterMs) : undefined,
         f.createdBeforeMs !== undefined ? lt(jobs.createdAt, f.createdBeforeMs) : undefined,
         afterCursor(jobs, f.cursor),

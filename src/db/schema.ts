@@ -9,6 +9,7 @@ import { ARTIFACT_KINDS, ARTIFACT_STATUSES } from "../core/artifact";
 import { DEPLOYMENT_STAGES, DEPLOYMENT_STATUSES } from "../core/deployment-machine";
 import { JOB_STATUSES } from "../core/job";
 import { PROJECT_STATUSES } from "../core/project";
+import { CATCH_UP_POLICIES, OVERLAP_POLICIES } from "../core/recurrence";
 import { TASK_STATUSES } from "../core/task-machine";
 import { WORKFLOW_STATUSES } from "../core/workflow";
 
@@ -181,9 +182,13 @@ export const jobs = sqliteTable(
     queuedAt: integer("queued_at"),
     startedAt: integer("started_at"),
     finishedAt: integer("finished_at"),
+    /** Set for a schedule's run, with the due time it ran for (null for a manual trigger). */
+    scheduleId: text("schedule_id"),
+    scheduledFor: integer("scheduled_for"),
   },
   (t) => [
     uniqueIndex("jobs_idempotency_idx").on(t.idempotencyKey),
+    index("jobs_schedule_idx").on(t.scheduleId, t.status),
     index("jobs_created_idx").on(t.createdAt, t.id),
     index("jobs_status_idx").on(t.status, t.createdAt),
     index("jobs_workflow_idx").on(t.workflowId, t.createdAt),
@@ -364,3 +369,51 @@ export const artifacts = sqliteTable(
   ],
 );
 export type ArtifactRow = typeof artifacts.$inferSelect;
+
+/** What a schedule runs: the fields of `POST /tasks`, or an execution of a workflow. */
+export type ScheduleTarget =
+  | {
+      kind: "task";
+      task: { payload: unknown; capability: string | null; timeoutSeconds: number; priority: number; maxAttempts: number };
+    }
+  | { kind: "workflow"; workflowId: string };
+
+/** Scheduled tasks (seed 001's roadmap): each due time runs a job; a ScheduleRunner object holds the alarm. */
+export const schedules = sqliteTable(
+  "schedules",
+  {
+    id: text("id").primaryKey(),
+    name: text("name").notNull(),
+    status: text("status", { enum: ["active", "paused"] })
+      .notNull()
+      .default("active"),
+    /** A 5-field cron pattern read in `timezone`, or null for a fixed interval. */
+    cron: text("cron"),
+    timezone: text("timezone").notNull().default("UTC"),
+    everySeconds: integer("every_seconds"),
+    /** Interval schedules count their due times from here. */
+    anchorAt: integer("anchor_at").notNull(),
+    target: text("target", { mode: "json" }).$type<ScheduleTarget>().notNull(),
+    overlap: text("overlap", { enum: OVERLAP_POLICIES }).notNull(),
+    catchUp: text("catch_up", { enum: CATCH_UP_POLICIES }).notNull(),
+    metadata: text("metadata", { mode: "json" }).$type<Record<string, unknown>>().notNull().default(sql`'{}'`),
+    runCount: integer("run_count").notNull().default(0),
+    skippedCount: integer("skipped_count").notNull().default(0),
+    lastRunAt: integer("last_run_at"),
+    /** The due time the schedule's object is armed for (written by it; the sweeper re-arms one left far behind). */
+    nextRunAt: integer("next_run_at"),
+    lastJobId: text("last_job_id"),
+    /** Why the last due time did not run (an overlap skip, a missed time, a deleted workflow); cleared by the next run. */
+    lastSkip: text("last_skip"),
+    idempotencyKey: text("idempotency_key"),
+    idempotencyHash: text("idempotency_hash"),
+    createdAt: integer("created_at").notNull(),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [
+    uniqueIndex("schedules_idempotency_idx").on(t.idempotencyKey),
+    index("schedules_created_idx").on(t.createdAt, t.id),
+    index("schedules_next_run_idx").on(t.status, t.nextRunAt),
+  ],
+);
+export type ScheduleRow = typeof schedules.$inferSelect;

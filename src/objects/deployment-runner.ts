@@ -45,6 +45,7 @@ import { STAGE_EXECUTORS } from "../services/deployment-stages";
 import { flushMetrics, observeSeconds } from "../services/metrics";
 import { destroyStream } from "../services/streams";
 import { resolveObjectName } from "./identity";
+import { SerialQueue } from "./serial";
 
 /** Stages one alarm may run back to back before yielding (each is a few external calls). */
 const MAX_STAGES_PER_ALARM = 12;
@@ -58,7 +59,7 @@ export class DeploymentRunner extends DurableObject<Env> {
    * Alarm steps and RPCs (callback, cancel, retry, teardown) run one at a time:
    * a setup-script callback must not slip between a stage's start and its write.
    */
-  private queue: Promise<unknown> = Promise.resolve();
+  private readonly serial = new SerialQueue();
 
   constructor(state: DurableObjectState, env: Env) {
     super(state, env);
@@ -86,10 +87,7 @@ export class DeploymentRunner extends DurableObject<Env> {
         await flushMetrics(ctx); // what this step counted (at most once a second; never throws)
       }
     };
-    const next = this.queue.then(run, run);
-    // The queue must survive a failed step; each caller sees its own failure.
-    this.queue = next.catch(() => undefined);
-    return next;
+    return this.serial.run(run);
   }
 
   private load(ctx: Ctx, id: string): Promise<DeploymentRow> {

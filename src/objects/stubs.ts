@@ -5,3 +5,5 @@ export const deploymentRunner = (env: Env, deploymentId: string) => env.DEPLOYME
 
 /** `job:<id>`, `project:<id>`, `deployment:<id>` or `fleet` (core/stream.ts). */
 export const eventStream = (env: Env, stream: string) => env.EVENT_STREAM.getByName(stream);
+
+export const scheduleRunner = (env: Env, scheduleId: string) => env.SCHEDULE_RUNNER.getByName(scheduleId);

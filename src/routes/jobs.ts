@@ -86,7 +86,7 @@ const routes = resourceRoutes(jobsRouter, tags);
 
 routes.list({
   path: "/",
-  summary: "List jobs (filter by status, workflow, creation time; newest first)",
+  summary: "List jobs (filter by status, workflow, schedule, creation time; newest first)",
   query: JobListQuery,
   item: JobSchema,
   read: async (c, q) => {
@@ -94,6 +94,7 @@ routes.list({
     const page = await listJobs(ctx.db, {
       status: q.status,
       workflowId: q.workflow_id,
+      scheduleId: q.schedule_id,
       createdAfterMs: q.created_after ? Date.parse(q.created_after) : undefined,
       createdBeforeMs: q.created_before ? Date.parse(q.created_before) : undefined,
       limit: q.limit,

@@ -10,6 +10,7 @@ import type { TaskPatch, TransitionEvent } from "../core/task-machine";
 import { getJob } from "../db/jobs";
 import { getProject } from "../db/projects";
 import type { JobRow, ProjectRow, TaskRow } from "../db/schema";
+import { scheduleRunner } from "../objects/stubs";
 import { iso } from "../presenters";
 import type { Ctx } from "./context";
 import { publish, publishFleet } from "./streams";
@@ -81,12 +82,23 @@ export async function publishJobTransition(ctx: Ctx, t: JobTransition): Promise<
   }
   await publish(ctx, streamName("job", t.jobId), out, state);
   if (change && change.status !== t.jobBefore) await publishFleet(ctx, { type: "job", data: state! });
-  if (change && isFinalJobStatus(change.status)) await announceProjectOutcome(ctx, t.jobId);
+  if (change && isFinalJobStatus(change.status)) await announceJobOutcome(ctx, t.jobId);
 }
 
-/** A job ended: if it initialized a project (and is still that project's latest run), the project's watchers hear the outcome. */
-async function announceProjectOutcome(ctx: Ctx, jobId: string): Promise<void> {
+/**
+ * A job ended. If it initialized a project (and is still that project's
+ * latest run), the project's watchers hear the outcome; if it was a
+ * schedule's run, the schedule's object hears it (a queued run may start).
+ */
+async function announceJobOutcome(ctx: Ctx, jobId: string): Promise<void> {
   const job = await getJob(ctx.db, jobId);
+  if (job?.scheduleId) {
+    await scheduleRunner(ctx.env, job.scheduleId)
+      .runEnded()
+      .catch((err) =>
+        ctx.log.error("could not tell the schedule its run ended", { job_id: jobId, schedule_id: job.scheduleId, error: String(err) }),
+      );
+  }
   if (!job?.projectId) return;
   const project = await getProject(ctx.db, job.projectId);
   if (!project || project.initJobId !== jobId) return;

@@ -39,7 +39,11 @@ export interface JobSpec {
   execute: boolean;
   /** Files every step gets (ready artifacts, checked by the caller). */
   inputArtifacts?: InputArtifact[];
+  /** A schedule's run: the schedule, and the due time it runs for (null when triggered by hand). */
+  schedule?: { id: string; dueMs: number | null };
 }
+
+type InsertHooks = { extra?: (jobId: string) => Statement[]; afterInsert?: () => Promise<void> };
 
 export const loadJob = (ctx: Ctx, id: string) => loadOr404("job", id, getJob(ctx.db, id));
 
@@ -55,13 +59,13 @@ export function stepsOf(workflowTasks: TaskRow[]): StepSpec[] {
 }
 
 /** An idempotent create: same key and request → the same job. */
-export async function createJob(ctx: Ctx, spec: JobSpec, key: string | undefined, request: unknown) {
+export async function createJob(ctx: Ctx, spec: JobSpec, key: string | undefined, request: unknown, hooks: InsertHooks = {}) {
   return createOnce(ctx, {
     kind: "job",
     key,
     request,
     find: async (k) => keyedRow(await getJobByIdempotencyKey(ctx.db, k)),
-    insert: (requestHash) => insertNewJob(ctx, spec, { key: key ?? null, hash: requestHash }),
+    insert: (requestHash) => insertNewJob(ctx, spec, { key: key ?? null, hash: requestHash }, hooks),
   });
 }
 
@@ -74,7 +78,7 @@ export async function insertNewJob(
   ctx: Ctx,
   spec: JobSpec,
   idempotency: { key: string | null; hash: string | null },
-  hooks: { extra?: (jobId: string) => Statement[]; afterInsert?: () => Promise<void> } = {},
+  hooks: InsertHooks = {},
 ): Promise<JobRow> {
   const nowMs = ctx.now();
   const id = crypto.randomUUID();
@@ -98,6 +102,8 @@ export async function insertNewJob(
     queuedAt: spec.execute ? nowMs : null,
     startedAt: null,
     finishedAt: null,
+    scheduleId: spec.schedule?.id ?? null,
+    scheduledFor: spec.schedule?.dueMs ?? null,
   };
   const steps = spec.steps.map((s, stepIndex) =>
     newTaskRow({

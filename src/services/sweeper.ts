@@ -8,9 +8,10 @@
  */
 import { nextConnectedPage } from "../db/bots";
 import { listActiveDeploymentIds } from "../db/deployments";
+import { overdueScheduleIds } from "../db/schedules";
 import { findOrphanedHeldTasks, findOverdueTasks, findTasksOfLostBots, queueDepthByCapability } from "../db/tasks";
 import { AppError } from "../errors";
-import { botSession, deploymentRunner } from "../objects/stubs";
+import { botSession, deploymentRunner, scheduleRunner } from "../objects/stubs";
 import { cleanup } from "./cleanup";
 import type { Ctx } from "./context";
 import { dispatchDueTasks, settleOutcome } from "./dispatch";
@@ -26,6 +27,8 @@ const SWEEP_BATCH = 100;
  * minutes). A socket lost otherwise is found at once: its close, its grace alarm, its deadline alarm.
  */
 export const SOCKET_CHECKS_PER_SWEEP = 100;
+/** How far past its armed due time a schedule must be before the sweeper re-arms it (its alarm goes first). */
+const SCHEDULE_SLACK_MS = 30_000;
 /** A deployment runner busy with a slow provider call is alive: the sweep does not wait for it longer than this. */
 const KICK_TIMEOUT_MS = 5_000;
 
@@ -35,6 +38,8 @@ export interface SweepReport {
   botsChecked: number;
   dispatched: number;
   deploymentsKicked: number;
+  /** Schedules whose alarm was lost, re-armed (they run what is due at once, under their catch_up). */
+  schedulesRearmed: number;
   /** Durable Objects this sweep called (socket checks, deployment kicks, offers of due tasks are in `dispatched`). */
   wakeUps: number;
   /** Phases or items that failed (logged with their ids); the rest of the sweep still ran. */
@@ -51,6 +56,7 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
     botsChecked: 0,
     dispatched: 0,
     deploymentsKicked: 0,
+    schedulesRearmed: 0,
     wakeUps: 0,
     failures: 0,
   };
@@ -121,6 +127,18 @@ export async function sweep(ctx: Ctx): Promise<SweepReport> {
       const kicked = await withTimeout(deploymentRunner(ctx.env, id).kick(), KICK_TIMEOUT_MS);
       if (kicked === "timeout") ctx.log.info("deployment runner busy; not waited for", { deployment_id: id });
       else if (kicked !== "ok") report.deploymentsKicked++;
+    },
+  );
+
+  // Schedules: only those whose armed due time is long past (a lost alarm), so a healthy fleet of schedules costs one query.
+  await eachAtOnce(
+    "schedules",
+    () => overdueScheduleIds(ctx.db, ctx.now() - SCHEDULE_SLACK_MS, SWEEP_BATCH),
+    async (id) => {
+      report.wakeUps++;
+      await scheduleRunner(ctx.env, id).arm(false);
+      report.schedulesRearmed++;
+      ctx.log.warn("schedule alarm was late or lost; re-armed by the sweeper", { schedule_id: id });
     },
   );
 
