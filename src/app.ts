@@ -1,6 +1,7 @@
 /** The Worker's HTTP surface: middleware, routers per resource, OpenAPI, errors. */
 
 import { bodyLimit } from "hono/body-limit";
+import { createMiddleware } from "hono/factory";
 import { HTTPException } from "hono/http-exception";
 import type { ContentfulStatusCode } from "hono/utils/http-status";
 import { authenticate } from "./auth";
@@ -8,7 +9,7 @@ import { jsonTooDeep, MAX_JSON_DEPTH } from "./contracts/json-depth";
 import { MAX_MESSAGE_BYTES } from "./contracts/ws";
 import { AppError, type ErrorCode, errorEnvelope } from "./errors";
 import { BOT_BUNDLE, BOT_BUNDLE_SHA256 } from "./generated/bot-bundle";
-import { createRouter } from "./http";
+import { type AppEnv, createRouter } from "./http";
 import { artifactsRouter, dataRouter, STREAMING_UPLOAD, taskArtifactsRouter } from "./routes/artifacts";
 import { benchRouter } from "./routes/bench";
 import { botsRouter } from "./routes/bots";
@@ -18,6 +19,7 @@ import { healthRouter, SERVICE_NAME, SERVICE_VERSION } from "./routes/health";
 import { jobsRouter } from "./routes/jobs";
 import { metricsRouter } from "./routes/metrics";
 import { projectsRouter, projectTypesRouter } from "./routes/projects";
+import { rateLimitsRouter } from "./routes/rate-limits";
 import { schedulesRouter } from "./routes/schedules";
 import { statsRouter } from "./routes/stats";
 import { statusPageRouter } from "./routes/status-page";
@@ -28,6 +30,7 @@ import { workflowsRouter } from "./routes/workflows";
 import { wsRouter } from "./routes/ws";
 import { createCtx } from "./services/context";
 import { flushMetrics } from "./services/metrics";
+import { limitRequest } from "./services/rate-limits";
 
 export const MAX_BODY_BYTES = MAX_MESSAGE_BYTES;
 
@@ -74,6 +77,13 @@ export function createApp() {
   app.use("/api/v1/*", (c, next) => (isUpload(c) ? next() : jsonLimit(c, next)));
   app.use("/api/v1/*", authenticate);
   app.use("/metrics", authenticate);
+  // After who is calling is known: a limited token's request rate (bots and the setup callback are never limited).
+  const limitRequests = createMiddleware<AppEnv>(async (c, next) => {
+    await limitRequest(c.get("ctx"), c.get("principal"));
+    return next();
+  });
+  app.use("/api/v1/*", limitRequests);
+  app.use("/metrics", limitRequests);
   app.use("/api/v1/*", async (c, next) => {
     if (isUpload(c)) return next();
     // Parse JSON bodies once, up front, so malformed JSON is its own clear error (hono caches the result).
@@ -109,6 +119,7 @@ export function createApp() {
   app.route("/api/v1/workflows", workflowsRouter);
   app.route("/api/v1/jobs", jobsRouter);
   app.route("/api/v1/schedules", schedulesRouter);
+  app.route("/api/v1/rate-limits", rateLimitsRouter);
   app.route("/api/v1/projects", projectsRouter);
   app.route("/api/v1/project-types", projectTypesRouter);
   app.route("/api/v1/ws", wsRouter);
@@ -146,6 +157,7 @@ export function createApp() {
     if (err instanceof AppError) {
       // A 416 says how big the resource is (RFC 9110 §15.5.17).
       if (err.code === "range_not_satisfiable") c.header("Content-Range", `bytes */${err.details.size}`);
+      if (err.code === "rate_limited") c.header("Retry-After", String(err.details.retry_after_s));
       return c.json(errorEnvelope(err.code, err.message, err.details, requestId), err.status);
     }
     if (err instanceof HTTPException) {

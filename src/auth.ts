@@ -8,12 +8,15 @@ import { findActiveToken } from "./db/tokens";
 import { AppError } from "./errors";
 import type { AppContext, AppEnv } from "./http";
 
+/** A token's own rate limits (null: the variables' defaults apply). */
+export type TokenLimits = { requestsPerSecond: number | null; burst: number | null; tasksPerMinute: number | null } | null;
+
 export type Principal =
-  | { kind: "admin"; tokenId: string | null }
-  | { kind: "viewer"; tokenId: string }
+  | { kind: "admin"; tokenId: string | null; limits?: TokenLimits }
+  | { kind: "viewer"; tokenId: string; limits?: TokenLimits }
   | { kind: "bot"; tokenId: string; botId: string }
   /** Reads `/metrics` and nothing else (for a Prometheus scraper). */
-  | { kind: "metrics"; tokenId: string }
+  | { kind: "metrics"; tokenId: string; limits?: TokenLimits }
   | { kind: "open" };
 
 let warnedOpen = false;
@@ -82,13 +85,13 @@ async function principalOf(ctx: AppContext["var"]["ctx"], token: string): Promis
   const row = await findActiveToken(ctx.db, token);
   switch (row?.kind) {
     case "admin":
-      return { kind: "admin", tokenId: row.id };
+      return { kind: "admin", tokenId: row.id, limits: row.limits };
     case "viewer":
-      return { kind: "viewer", tokenId: row.id };
+      return { kind: "viewer", tokenId: row.id, limits: row.limits };
     case "bot":
       return row.botId ? { kind: "bot", tokenId: row.id, botId: row.botId } : null;
     case "metrics":
-      return { kind: "metrics", tokenId: row.id };
+      return { kind: "metrics", tokenId: row.id, limits: row.limits };
     default:
       return null;
   }

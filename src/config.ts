@@ -1,6 +1,7 @@
 /** Typed configuration read from the Worker's vars and secrets, with defaults. */
 
 import type { BackoffPolicy } from "./core/backoff";
+import { DEFAULT_HEALTH_POLICY, type HealthPolicy } from "./core/health";
 import { DEFAULT_PROJECT_INIT_PROMPT } from "./core/project";
 import { type LogLevel, parseLogLevel } from "./log";
 
@@ -22,6 +23,16 @@ export interface Config {
   artifactMaxBytes: number;
   /** How long a signed artifact URL works. */
   artifactUrlTtlMs: number;
+  /** Bot health: the window, and the score below which a bot is quarantined. */
+  healthPolicy: HealthPolicy;
+  /** Limits of a token that has none of its own (null: none). */
+  defaultTokenLimits: { requestsPerSecond: number | null; burst: number | null; tasksPerMinute: number | null };
+}
+
+/** A positive number, or null when unset or not one. */
+function optionalPositive(value: string | undefined): number | null {
+  const n = Number(value);
+  return value !== undefined && value.trim() !== "" && Number.isFinite(n) && n > 0 ? n : null;
 }
 
 function positiveInt(value: string | undefined, fallback: number): number {
@@ -46,5 +57,15 @@ export function readConfig(env: Env): Config {
     retentionDays: positiveInt(env.RETENTION_DAYS, 30),
     artifactMaxBytes: positiveInt(env.ARTIFACT_MAX_BYTES, 100 * 1024 * 1024),
     artifactUrlTtlMs: positiveInt(env.ARTIFACT_URL_TTL_S, 900) * 1000,
+    healthPolicy: {
+      ...DEFAULT_HEALTH_POLICY,
+      windowMs: positiveInt(env.BOT_HEALTH_WINDOW_S, DEFAULT_HEALTH_POLICY.windowMs / 1000) * 1000,
+      quarantineBelow: Math.min(1, optionalPositive(env.BOT_QUARANTINE_BELOW) ?? DEFAULT_HEALTH_POLICY.quarantineBelow),
+    },
+    defaultTokenLimits: {
+      requestsPerSecond: optionalPositive(env.RATE_LIMIT_REQUESTS_PER_SECOND),
+      burst: optionalPositive(env.RATE_LIMIT_BURST),
+      tasksPerMinute: optionalPositive(env.RATE_LIMIT_TASKS_PER_MINUTE),
+    },
   };
 }

@@ -37,6 +37,14 @@ declare namespace Cloudflare {
     ARTIFACT_MAX_BYTES?: string;
     /** How long a signed artifact URL works (default 900 s). */
     ARTIFACT_URL_TTL_S?: string;
+    /** Bot health: the sliding window (default 1800 s), and the score below which a bot is quarantined (0.3). */
+    BOT_HEALTH_WINDOW_S?: string;
+    BOT_QUARANTINE_BELOW?: string;
+    /** Default limits of every admin, viewer and metrics token without its own (`/rate-limits`); unset: none. */
+    RATE_LIMIT_REQUESTS_PER_SECOND?: string;
+    /** Requests a token may make at once above its rate (default: one second's worth, at least 1). */
+    RATE_LIMIT_BURST?: string;
+    RATE_LIMIT_TASKS_PER_MINUTE?: string;
     /** "1": the benchmark's D1 round-trip counter is readable at /api/v1/_bench/d1. */
     BENCH_MODE?: string;
   }

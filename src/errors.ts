@@ -30,6 +30,7 @@ const ERROR_STATUS = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   range_not_satisfiable: 416,
+  rate_limited: 429,
   upgrade_required: 426,
   internal_error: 500,
   service_unavailable: 503,

@@ -8,6 +8,7 @@ export { BotSession } from "./objects/bot-session";
 export { DeploymentRunner } from "./objects/deployment-runner";
 export { EventStream } from "./objects/event-stream";
 export { MetricsStore } from "./objects/metrics-store";
+export { RateLimiter } from "./objects/rate-limiter";
 export { RelayContainer } from "./objects/relay-container";
 export { ScheduleRunner } from "./objects/schedule-runner";
 

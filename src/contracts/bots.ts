@@ -35,6 +35,11 @@ export const BotSchema = z
       .number()
       .nullable()
       .openapi({ description: "tasks_completed / (tasks_completed + tasks_failed); null before the first." }),
+    health_score: z.number().min(0).max(1).openapi({
+      description: "0-1 from the last 30 minutes: success rate, timeouts, run time against deadlines, reconnects (README: Bot health)",
+    }),
+    quarantined: z.boolean().openapi({ description: "Offered no work until its health recovers or an admin clears it" }),
+    quarantined_at: IsoTime,
     last_heartbeat_at: IsoTime,
     created_at: z.string(),
     updated_at: z.string(),

@@ -19,6 +19,7 @@ export const STREAM_EVENT_TYPES = [
   "project",
   "deployment",
   "queue",
+  "bot_health",
 ] as const;
 export type StreamEventType = (typeof STREAM_EVENT_TYPES)[number];
 

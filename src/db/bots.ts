@@ -73,24 +73,61 @@ export async function listBots(db: Db, f: BotFilter, nowMs: number, staleAfterMs
   return page(rows, f.limit);
 }
 
-/** Bots that can take a task right now: live socket, not held, idle; least recently assigned first. */
+/**
+ * Healthier bots first, in steps of 0.1 (so bots of about the same health
+ * share the work least recently assigned first, not the top one alone).
+ */
+export const healthierFirst = sql`CAST(${bots.healthScore} * 10 AS INTEGER) DESC`;
+
+/** Bots that can take a task right now: live socket, not held, not quarantined, idle; healthier, then least recently assigned first. */
 export async function findIdleConnectedBots(db: Db, capability: string | null, limit: number): Promise<BotRow[]> {
   return db
     .select()
     .from(bots)
     .where(
-      and(eq(bots.connected, true), eq(bots.held, false), isNull(bots.currentTaskId), capability ? hasCapability(capability) : undefined),
+      and(
+        eq(bots.connected, true),
+        eq(bots.held, false),
+        isNull(bots.currentTaskId),
+        isNull(bots.quarantinedAt),
+        capability ? hasCapability(capability) : undefined,
+      ),
     )
-    .orderBy(asc(bots.lastAssignedAt), asc(bots.id)) // ties (same millisecond) in a stable order
+    .orderBy(healthierFirst, asc(bots.lastAssignedAt), asc(bots.id)) // ties (same millisecond) in a stable order
     .limit(limit);
 }
 
-/** Online bots (socket or fresh heartbeat) that are neither busy nor held, for `GET /bots/available`. */
+/**
+ * The bot's object moved its health: the score, and the quarantine when it
+ * starts or ends (with its event), in one batch.
+ */
+export async function writeBotHealth(
+  db: Db,
+  id: string,
+  health: { score: number; quarantinedAtMs: number | null },
+  event: { type: string; data: Record<string, unknown> } | null,
+  nowMs: number,
+): Promise<void> {
+  const update = db.update(bots).set({ healthScore: health.score, quarantinedAt: health.quarantinedAtMs }).where(eq(bots.id, id));
+  if (!event) {
+    await update;
+    return;
+  }
+  await db.batch([update, botEvent(db, id, event.type, event.data, nowMs)]);
+}
+
+/** Online bots (socket or fresh heartbeat) that are neither busy, held nor quarantined, for `GET /bots/available`. */
 export async function listAvailableBots(db: Db, capability: string | undefined, nowMs: number, staleAfterMs: number): Promise<BotRow[]> {
   return db
     .select()
     .from(bots)
-    .where(and(sql`${derivedStatus(nowMs, staleAfterMs)} = 'online'`, capability ? hasCapability(capability) : undefined))
+    .where(
+      and(
+        sql`${derivedStatus(nowMs, staleAfterMs)} = 'online'`,
+        isNull(bots.quarantinedAt),
+        capability ? hasCapability(capability) : undefined,
+      ),
+    )
     .orderBy(asc(bots.lastAssignedAt), asc(bots.id)) // ties (same millisecond) in a stable order
     .limit(200);
 }

@@ -4,7 +4,7 @@
  * (`npm run db:generate`).
  */
 import { sql } from "drizzle-orm";
-import { index, integer, primaryKey, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
+import { index, integer, primaryKey, real, sqliteTable, text, uniqueIndex } from "drizzle-orm/sqlite-core";
 import { ARTIFACT_KINDS, ARTIFACT_STATUSES } from "../core/artifact";
 import { DEPLOYMENT_STAGES, DEPLOYMENT_STATUSES } from "../core/deployment-machine";
 import { JOB_STATUSES } from "../core/job";
@@ -37,6 +37,10 @@ export const bots = sqliteTable(
     /** Attempts this bot finished: completed, and failed (an error, a timeout, its loss); cancelled ones count in neither. */
     tasksCompleted: integer("tasks_completed").notNull().default(0),
     tasksFailed: integer("tasks_failed").notNull().default(0),
+    /** 0–1 from the bot's recent attempts and reconnects (core/health.ts), written by its object when it moves. */
+    healthScore: real("health_score").notNull().default(1),
+    /** Set while the bot is quarantined: dispatch offers it nothing until it recovers or an admin clears it. */
+    quarantinedAt: integer("quarantined_at"),
     createdAt: integer("created_at").notNull(),
     updatedAt: integer("updated_at").notNull(),
   },
@@ -120,6 +124,8 @@ export const tasks = sqliteTable(
     index("tasks_job_idx").on(t.jobId, t.stepIndex),
     index("tasks_completed_idx").on(t.completedAt),
     index("tasks_failed_idx").on(t.failedAt),
+    // Running tasks per capability (a concurrency limit counts them when it dispatches).
+    index("tasks_capability_idx").on(t.capability, t.status),
   ],
 );
 
@@ -417,3 +423,25 @@ export const schedules = sqliteTable(
   ],
 );
 export type ScheduleRow = typeof schedules.$inferSelect;
+
+/**
+ * Rate and concurrency limits set by the API (`/rate-limits`): per token
+ * (requests per second with a burst, tasks created per minute) and per
+ * capability (tasks created per minute, tasks running at once). A null column
+ * is no limit; variables give the tokens' defaults.
+ */
+export const rateLimits = sqliteTable(
+  "rate_limits",
+  {
+    scope: text("scope", { enum: ["token", "capability"] }).notNull(),
+    /** A token's id, or a capability's name. */
+    subject: text("subject").notNull(),
+    requestsPerSecond: real("requests_per_second"),
+    burst: integer("burst"),
+    tasksPerMinute: integer("tasks_per_minute"),
+    maxRunning: integer("max_running"),
+    updatedAt: integer("updated_at").notNull(),
+  },
+  (t) => [primaryKey({ columns: [t.scope, t.subject] })],
+);
+export type RateLimitRow = typeof rateLimits.$inferSelect;

@@ -5,13 +5,15 @@
  * bot, the event, the workflow step release) runs only if that `write_id` is
  * there. Two writers can never both win; the loser re-reads and re-decides.
  */
-import { and, eq, inArray, type SQL, sql } from "drizzle-orm";
+import { and, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
 import { isFinalJobStatus, type JobChange } from "../core/job";
 import { projectStatusAfterJob } from "../core/project";
 import { HELD_TASK_STATUSES, type TaskPatch, type Transition, type TransitionEvent } from "../core/task-machine";
 import type { StepPlan } from "../core/workflow";
 import { runBatch, type Statement } from "./batch";
+import { healthierFirst } from "./bots";
 import { changedRows, type Db, inJsonList, rowFromRaw } from "./client";
+import { capabilityHasRoom } from "./rate-limits";
 import { bots, events, type TaskRow, tasks, workflows } from "./schema";
 import { inSequence, type Sequence, sequenceOf } from "./tasks";
 
@@ -149,9 +151,11 @@ function claimNextStatements(next: ClaimNext, after: SQL, nowMs: number): Statem
     sql`UPDATE tasks SET status = 'assigned', bot_id = ${next.botId}, previous_bot_id = NULL, attempts = attempts + 1,
           assigned_at = ${nowMs}, started_at = NULL, progress = NULL, progress_message = NULL,
           version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
-        WHERE id = (SELECT id FROM tasks WHERE status = 'pending' AND ready = 1 AND run_after <= ${nowMs} AND ${capable}
+        WHERE id = (SELECT id FROM tasks cand WHERE status = 'pending' AND ready = 1 AND run_after <= ${nowMs} AND ${capable}
+                      AND ${capabilityHasRoom(sql`cand.capability`)}
                     ORDER BY priority DESC, created_at ASC LIMIT 1)
-          AND EXISTS (SELECT 1 FROM bots WHERE id = ${next.botId} AND current_task_id IS NULL AND held = 0 AND connected = 1)
+          AND EXISTS (SELECT 1 FROM bots WHERE id = ${next.botId} AND current_task_id IS NULL AND held = 0 AND connected = 1
+                        AND quarantined_at IS NULL)
           AND ${after}`,
     sql`UPDATE bots SET current_task_id = ${claimed}, last_assigned_at = ${nowMs}, updated_at = ${nowMs}
         WHERE id = ${next.botId} AND EXISTS ${claimed}`,
@@ -260,7 +264,11 @@ export async function claimTask(
           sql`${bots.currentTaskId} IS NULL`,
           eq(bots.held, false),
           requireConnected ? eq(bots.connected, true) : undefined,
+          // A quarantined bot is offered nothing automatically (an operator may still assign to it).
+          requireConnected ? isNull(bots.quarantinedAt) : undefined,
           sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${task.id} AND version = ${task.version} AND status = 'pending' AND ready = 1)`,
+          // Automatic dispatch honours the capability's concurrency limit; an operator's manual assign may exceed it.
+          requireConnected && task.capability !== null ? capabilityHasRoom(sql`${task.capability}`) : undefined,
         ),
       ),
     db
@@ -370,9 +378,11 @@ export async function insertTaskAndClaim(db: Db, row: TaskRow, nowMs: number): P
   const results = await runBatch(db, [
     ...insertStatements([row]),
     sql`UPDATE bots SET current_task_id = ${row.id}, last_assigned_at = ${nowMs}, updated_at = ${nowMs}
-        WHERE id = (SELECT id FROM bots WHERE connected = 1 AND held = 0 AND current_task_id IS NULL AND ${capable}
-                    ORDER BY last_assigned_at ASC, id ASC LIMIT 1)
-          AND EXISTS (SELECT 1 FROM tasks WHERE id = ${row.id} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs})`,
+        WHERE id = (SELECT id FROM bots WHERE connected = 1 AND held = 0 AND current_task_id IS NULL AND quarantined_at IS NULL
+                      AND ${capable}
+                    ORDER BY ${healthierFirst}, last_assigned_at ASC, id ASC LIMIT 1)
+          AND EXISTS (SELECT 1 FROM tasks WHERE id = ${row.id} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs})
+          ${row.capability !== null ? sql`AND ${capabilityHasRoom(sql`${row.capability}`)}` : sql``}`,
     sql`UPDATE tasks SET status = 'assigned', bot_id = ${holder}, attempts = attempts + 1, assigned_at = ${nowMs},
           version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
         WHERE id = ${row.id} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs} AND EXISTS ${holder}`,

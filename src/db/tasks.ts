@@ -4,6 +4,7 @@ import type { JobStep } from "../core/job";
 import { HELD_TASK_STATUSES, type TaskState, type TaskStatus } from "../core/task-machine";
 import { type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
+import { capabilityHasRoom } from "./rate-limits";
 import { bots, events, type TaskRow, tasks } from "./schema";
 
 /** A task row with why it waits, if it is pending (`waiting_for`). */
@@ -18,6 +19,7 @@ function waitingForSql(nowMs: number): SQL<string | null> {
     WHEN ${tasks.runAfter} > ${nowMs} THEN 'retry_backoff'
     WHEN NOT EXISTS (SELECT 1 FROM bots b WHERE b.connected = 1 AND b.held = 0 AND ${capableBot})
       THEN CASE WHEN ${tasks.capability} IS NULL THEN 'bot' ELSE 'capability:' || ${tasks.capability} END
+    WHEN NOT ${capabilityHasRoom(sql`${tasks.capability}`)} THEN 'max_running'
     ELSE 'free_bot' END`;
 }
 
@@ -170,11 +172,20 @@ export function dispatchableTasksQuery(db: Db, capabilities: string[], nowMs: nu
  */
 export async function findDueTasks(db: Db, nowMs: number, limit: number): Promise<TaskRow[]> {
   const takerExists = sql`EXISTS (SELECT 1 FROM bots WHERE bots.connected = 1 AND bots.held = 0 AND bots.current_task_id IS NULL
+      AND bots.quarantined_at IS NULL
       AND (${tasks.capability} IS NULL OR EXISTS (SELECT 1 FROM json_each(bots.capabilities) WHERE value = ${tasks.capability})))`;
   return db
     .select()
     .from(tasks)
-    .where(and(eq(tasks.status, "pending"), eq(tasks.ready, true), lte(tasks.runAfter, nowMs), takerExists))
+    .where(
+      and(
+        eq(tasks.status, "pending"),
+        eq(tasks.ready, true),
+        lte(tasks.runAfter, nowMs),
+        takerExists,
+        capabilityHasRoom(sql`${tasks.capability}`),
+      ),
+    )
     .orderBy(desc(tasks.priority), asc(tasks.createdAt))
     .limit(limit);
 }

@@ -2,7 +2,8 @@
 import { and, desc, eq, isNull } from "drizzle-orm";
 import { randomToken, sha256Hex } from "../crypto/encoding";
 import type { Db } from "./client";
-import { type TokenKind, type TokenRow, tokens } from "./schema";
+import type { LimitValues } from "./rate-limits";
+import { rateLimits, type TokenKind, type TokenRow, tokens } from "./schema";
 
 export type TokenInsert = typeof tokens.$inferInsert;
 
@@ -17,12 +18,32 @@ export async function mintToken(
   return { secret, row: { id: crypto.randomUUID(), kind, name, botId, tokenHash: await sha256Hex(secret), createdAt: nowMs } };
 }
 
-export async function findActiveToken(db: Db, secret: string): Promise<TokenRow | undefined> {
+/** A live token by its secret, with its own rate limits if it has any (same round trip). */
+export async function findActiveToken(db: Db, secret: string): Promise<(TokenRow & { limits: LimitValues | null }) | undefined> {
   const hash = await sha256Hex(secret);
+  const found = await db
+    .select({
+      token: tokens,
+      requestsPerSecond: rateLimits.requestsPerSecond,
+      burst: rateLimits.burst,
+      tasksPerMinute: rateLimits.tasksPerMinute,
+      limitedAt: rateLimits.updatedAt,
+    })
+    .from(tokens)
+    .leftJoin(rateLimits, and(eq(rateLimits.scope, "token"), eq(rateLimits.subject, tokens.id)))
+    .where(and(eq(tokens.tokenHash, hash), isNull(tokens.revokedAt)))
+    .get();
+  if (!found) return undefined;
+  const { token, limitedAt, ...limits } = found;
+  return { ...token, limits: limitedAt === null ? null : { ...limits, maxRunning: null } };
+}
+
+/** A live token by id. */
+export function findTokenById(db: Db, id: string): Promise<TokenRow | undefined> {
   return db
     .select()
     .from(tokens)
-    .where(and(eq(tokens.tokenHash, hash), isNull(tokens.revokedAt)))
+    .where(and(eq(tokens.id, id), isNull(tokens.revokedAt)))
     .get();
 }
 

@@ -11,6 +11,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { CLOSE_CODES, HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, type ServerMessage } from "../contracts/ws";
+import type { Attempt } from "../core/health";
 import { isHeld, type TaskAction, taskDeadlineMs } from "../core/task-machine";
 import { getBot, markConnected, markDisconnected } from "../db/bots";
 import type { TaskRow } from "../db/schema";
@@ -25,6 +26,7 @@ import { countDispatch, countMetric, flushMetrics } from "../services/metrics";
 import { publishFleet } from "../services/streams";
 import { AlarmSchedule } from "./alarm-schedule";
 import { assignmentOf, parseBotFrame } from "./bot-frames";
+import { BotHealth, HEALTH_CHECK } from "./bot-health";
 import { type ActivityChange, FLEET_ACTIVITY, FleetActivity } from "./fleet-activity";
 import { resolveObjectName } from "./identity";
 
@@ -56,12 +58,15 @@ export interface ReleaseInfo {
   retryAtMs: number | null;
   /** The bot's finished attempts after the release (null: unknown, e.g. a deleted task). */
   counts: BotTaskCounts | null;
+  /** The attempt the release ended, for the bot's health (null: it does not count). */
+  attempt?: Attempt | null;
 }
 
 export class BotSession extends DurableObject<Env> {
   private readonly ctxBase: Ctx;
   private readonly alarms: AlarmSchedule;
   private readonly activity: FleetActivity;
+  private readonly health: BotHealth;
   /** This object's bot; null only for an instance nobody ever addressed by name. */
   private botId: string | null = null;
   /**
@@ -80,6 +85,7 @@ export class BotSession extends DurableObject<Env> {
     state.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_FRAME, HEARTBEAT_ACK_FRAME));
     this.alarms = new AlarmSchedule(state.storage);
     this.activity = new FleetActivity(state.storage, this.alarms);
+    this.health = new BotHealth(state.storage, this.alarms, this.ctxBase.config.healthPolicy);
     state.blockConcurrencyWhile(async () => {
       this.botId = await resolveObjectName(state, env.BOT_SESSION);
       // Re-arm on start: an alarm may have been lost with a killed runtime.
@@ -121,6 +127,7 @@ export class BotSession extends DurableObject<Env> {
       payload: { bot_id: botId, heartbeat_interval_s: ctx.config.heartbeatIntervalS, server_time: new Date(ctx.now()).toISOString() },
     });
     ctx.log.info("bot connected");
+    await this.health.recordConnect(ctx, botId);
     countMetric("clawbot_websocket_connects_total");
     await publishFleet(ctx, {
       type: "bot",
@@ -333,8 +340,23 @@ export class BotSession extends DurableObject<Env> {
     if (ws && info.notify) this.send(ws, { type: "task_cancelled", payload: { task_id: taskId, reason: info.reason } });
     if (info.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, info.retryAtMs);
     const ctx = this.scoped();
+    if (info.attempt) await this.noteAttempt(ctx, info.attempt);
     await this.noteActivity(ctx, { currentTaskId: null, counts: info.counts });
     await this.pullNextTask(ctx);
+  }
+
+  /** An admin cleared the bot's health: a fresh window, no quarantine; it takes work again. */
+  async clearHealth(): Promise<void> {
+    if (!this.botId) return;
+    const ctx = this.scoped();
+    await this.health.clear(ctx, this.botId);
+    await this.pullNextTask(ctx);
+  }
+
+  /** The health alarm's work with a given clock (the alarm passes the real one; tests their own). */
+  async checkHealth(nowMs: number): Promise<void> {
+    if (!this.botId) return;
+    await this.onHealthCheck({ ...this.scoped(), now: () => nowMs }, this.botId);
   }
 
   /** The bot may take work again (hold released, sweeper kick). */
@@ -398,6 +420,7 @@ export class BotSession extends DurableObject<Env> {
         else if (key === DISCONNECT) await this.onDisconnectDue(ctx);
         else if (key === GRACE) await this.onGraceExpired(ctx, this.botId);
         else if (key === FLEET_ACTIVITY) await this.activity.flush(ctx, this.botId);
+        else if (key === HEALTH_CHECK) await this.onHealthCheck(ctx, this.botId);
         else if (key.startsWith(RETRY_PREFIX)) await this.onRetryDue(ctx, key.slice(RETRY_PREFIX.length));
       } catch (err) {
         ctx.log.error("alarm entry failed; the sweeper will reconcile", { entry: key, error: String(err) });
@@ -419,6 +442,11 @@ export class BotSession extends DurableObject<Env> {
       const ws = this.openSockets()[0];
       if (ws) this.send(ws, { type: "task_cancelled", payload: { task_id: task.id, reason: "timeout" } });
     });
+  }
+
+  /** The health window slid: a quarantined bot may have recovered (then it takes work at once). */
+  private async onHealthCheck(ctx: Ctx, botId: string): Promise<void> {
+    if ((await this.health.reevaluate(ctx, botId)) === "recovered") await this.pullNextTask(ctx);
   }
 
   private async onDisconnectDue(ctx: Ctx): Promise<void> {
@@ -468,6 +496,7 @@ export class BotSession extends DurableObject<Env> {
     await this.alarms.clear(DEADLINE);
     if (outcome.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, outcome.retryAtMs);
     const counts = outcome.releasedBotId === this.botId ? outcome.releasedBotCounts : null;
+    if (outcome.releasedBotId === this.botId && outcome.releasedAttempt) await this.noteAttempt(ctx, outcome.releasedAttempt);
     if (outcome.claimedNext && ws) await this.deliver(ctx, ws, outcome.claimedNext, counts);
     else {
       await this.noteActivity(ctx, { currentTaskId: this.heldTask?.id ?? null, counts });
@@ -484,7 +513,7 @@ export class BotSession extends DurableObject<Env> {
    */
   private async pullNextTask(ctx: Ctx): Promise<void> {
     const ws = this.openSockets()[0];
-    if (!ws) return;
+    if (!ws || (await this.health.isQuarantined())) return; // (the claim would refuse it anyway)
     const capabilities = (await this.ctx.storage.get<string[]>(CAPABILITIES_KEY)) ?? [];
     await this.claimFirst(ctx, ws, await findDispatchableTasks(ctx.db, capabilities, ctx.now(), PULL_BATCH));
   }
@@ -519,6 +548,11 @@ export class BotSession extends DurableObject<Env> {
     if (claimed.jobId) await publishStepAssigned(ctx, claimed);
     await this.noteActivity(ctx, { currentTaskId: claimed.id, counts });
     void flushMetrics(ctx);
+  }
+
+  /** A finished attempt counts in the bot's health (which may quarantine it). */
+  private async noteAttempt(ctx: Ctx, attempt: Attempt): Promise<void> {
+    if (this.botId) await this.health.recordAttempt(ctx, this.botId, attempt);
   }
 
   /** The fleet stream learns this bot's current task and finished attempts (coalesced, see fleet-activity.ts). */

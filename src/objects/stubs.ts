@@ -7,3 +7,6 @@ export const deploymentRunner = (env: Env, deploymentId: string) => env.DEPLOYME
 export const eventStream = (env: Env, stream: string) => env.EVENT_STREAM.getByName(stream);
 
 export const scheduleRunner = (env: Env, scheduleId: string) => env.SCHEDULE_RUNNER.getByName(scheduleId);
+
+/** `token:<id>` or `capability:<name>`. */
+export const rateLimiter = (env: Env, subject: string) => env.RATE_LIMITER.getByName(subject);

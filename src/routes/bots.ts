@@ -124,6 +124,21 @@ for (const [action, held] of [
   });
 }
 
+routes.act({
+  method: "post",
+  path: "/{id}/unquarantine",
+  summary: "Clear a bot's quarantine and its health window (admin): it is offered work again at once",
+  item: BotSchema,
+  errors: [401, 403, 404],
+  run: async (c, id) => {
+    requireAdmin(c);
+    const ctx = c.get("ctx");
+    await loadBot(ctx, id);
+    await botSession(ctx.env, id).clearHealth();
+    return show(c, await loadBot(ctx, id));
+  },
+});
+
 routes.remove({
   summary: "Delete a bot (its task is re-queued, its token revoked, its socket closed)",
   run: async (c, id) => {

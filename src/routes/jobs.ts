@@ -15,6 +15,7 @@ import { iso, jobJson, resultArtifactJson } from "../presenters";
 import { inputArtifacts } from "../services/artifacts";
 import { withoutKey } from "../services/create-once";
 import { cancelJob, createJob, executeQueuedJob, type JobSpec, loadJob, stepsOf } from "../services/jobs";
+import { chargeTaskCreation } from "../services/rate-limits";
 import { resourceRoutes } from "./resource-routes";
 import { eventRoutes } from "./streams";
 
@@ -77,6 +78,11 @@ jobsRouter.openapi(
       };
       spec = { ...base, kind: "task", workflowId: null, steps: [step] };
     }
+    await chargeTaskCreation(
+      c.get("ctx"),
+      c.get("principal"),
+      spec.steps.map((s) => s.capability),
+    );
     const { resource, created } = await createJob(c.get("ctx"), spec, idempotencyKey(c, body.idempotency_key), withoutKey(body));
     return acceptedJob(c, resource, created);
   },

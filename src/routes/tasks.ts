@@ -26,6 +26,7 @@ import type { Ctx } from "../services/context";
 import { createOnce, keyedRow, withoutKey } from "../services/create-once";
 import { assignManually, createAndDispatch, releaseDeletedTask, settleOutcome } from "../services/dispatch";
 import { applyTaskAction } from "../services/lifecycle";
+import { chargeTaskCreation } from "../services/rate-limits";
 import { createTaskBatch } from "../services/task-batch";
 import { resourceRoutes } from "./resource-routes";
 
@@ -51,6 +52,7 @@ tasksRouter.openapi(
     requireAdmin(c);
     const ctx = c.get("ctx");
     const body = c.req.valid("json");
+    await chargeTaskCreation(ctx, c.get("principal"), [body.capability ?? null]);
     const key = idempotencyKey(c, body.idempotency_key);
     const { resource, created } = await createOnce(ctx, {
       kind: "task",
@@ -102,6 +104,11 @@ tasksRouter.openapi(
   async (c) => {
     requireAdmin(c);
     const body = c.req.valid("json");
+    await chargeTaskCreation(
+      c.get("ctx"),
+      c.get("principal"),
+      body.tasks.map((t) => t.capability ?? null),
+    );
     const { tasks, created } = await createTaskBatch(c.get("ctx"), body.tasks, idempotencyKey(c, body.idempotency_key));
     return c.json(tasks.map(taskJson), created ? 201 : 200);
   },

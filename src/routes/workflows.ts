@@ -26,6 +26,7 @@ import { createOnce, withoutKey } from "../services/create-once";
 import { dispatchTask, releaseDeletedTask } from "../services/dispatch";
 import { createJob } from "../services/jobs";
 import { countCreated } from "../services/metrics";
+import { chargeTaskCreation } from "../services/rate-limits";
 import { acceptedJob, workflowSteps } from "./jobs";
 import { resourceRoutes } from "./resource-routes";
 
@@ -56,6 +57,10 @@ workflowsRouter.openapi(
     requireAdmin(c);
     const ctx = c.get("ctx");
     const body = c.req.valid("json");
+    const stepCapabilities = body.steps
+      ? body.steps.map((s) => s.capability ?? body.capability ?? null)
+      : (body.task_payloads ?? []).map(() => body.capability ?? null);
+    await chargeTaskCreation(ctx, c.get("principal"), stepCapabilities);
     const key = idempotencyKey(c, body.idempotency_key);
     const { resource, created } = await createOnce(ctx, {
       kind: "workflow",
@@ -132,6 +137,11 @@ workflowsRouter.openapi(
       execute: body.execute,
       inputArtifacts: await inputArtifacts(c.get("ctx"), ids),
     };
+    await chargeTaskCreation(
+      c.get("ctx"),
+      c.get("principal"),
+      spec.steps.map((s) => s.capability),
+    );
     const key = idempotencyKey(c, body.idempotency_key);
     const { resource, created } = await createJob(c.get("ctx"), spec, key, { workflow_id: id, input_data_id, ...withoutKey(body) });
     return acceptedJob(c, resource, created);

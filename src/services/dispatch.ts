@@ -122,6 +122,7 @@ export async function settleOutcome(ctx: Ctx, outcome: TransitionOutcome): Promi
         reason: task.errorCode ?? task.status,
         retryAtMs: outcome.retryAtMs,
         counts: outcome.releasedBotCounts,
+        attempt: outcome.releasedAttempt,
       });
     } catch (err) {
       ctx.log.warn("could not tell bot its task was released", { bot_id: outcome.releasedBotId, task_id: task.id, error: String(err) });

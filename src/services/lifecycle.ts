@@ -5,6 +5,7 @@
  * bot's Durable Object can handle its own bot locally.
  */
 
+import { type Attempt, endedAttempt } from "../core/health";
 import { type JobChange, jobChangeOf, jobStatusOf } from "../core/job";
 import { botMayReport, isLateCompletion, type TaskAction, transitionTask } from "../core/task-machine";
 import { planAfterStepChange } from "../core/workflow";
@@ -32,6 +33,8 @@ export interface TransitionOutcome {
   claimTried: boolean;
   /** The freed bot's finished attempts after this write, for the fleet's success rates (null: no bot freed). */
   releasedBotCounts: BotTaskCounts | null;
+  /** The attempt this release ended, for the freed bot's health (null: none freed, or a cancel/unassign). */
+  releasedAttempt: Attempt | null;
 }
 
 export interface ActionOptions {
@@ -114,6 +117,13 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
       claimedNext: written.next,
       claimTried: claimNext !== undefined,
       releasedBotCounts: written.releasedBotCounts,
+      releasedAttempt: releasedBotId
+        ? endedAttempt(
+            { assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds },
+            { status: patch.status, errorCode: patch.errorCode ?? null },
+            nowMs,
+          )
+        : null,
     };
     if (seq?.kind === "job" && stepsBefore) {
       await publishJobTransition(ctx, {

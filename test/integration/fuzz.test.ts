@@ -41,7 +41,7 @@ async function fingerprint(): Promise<string> {
     `SELECT (SELECT count(*) FROM bots) b, (SELECT count(*) FROM tasks) t, (SELECT count(*) FROM workflows) w,
             (SELECT count(*) FROM tokens WHERE revoked_at IS NULL) k, (SELECT count(*) FROM deployments) d,
             (SELECT count(*) FROM jobs) j, (SELECT count(*) FROM projects) p,
-            (SELECT count(*) FROM artifacts) a, (SELECT count(*) FROM schedules) sc, (SELECT max(id) FROM events) e, (SELECT group_concat(status) FROM tasks) s`,
+            (SELECT count(*) FROM artifacts) a, (SELECT count(*) FROM schedules) sc, (SELECT count(*) FROM rate_limits) rl, (SELECT max(id) FROM events) e, (SELECT group_concat(status) FROM tasks) s`,
   ).first();
   const stored = (await env.ARTIFACTS.list({ prefix: "artifacts/" })).objects.length;
   return JSON.stringify({ ...rows, stored });

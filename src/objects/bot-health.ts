@@ -1,0 +1,136 @@
+/**
+ * A bot's health, kept by its object: the attempts it finished and the times
+ * it connected over the last window (in the object's storage), the score
+ * they make (core/health.ts), and the quarantine. D1 hears of it only when it
+ * moves — the score by 0.05 or more, or the quarantine starting or ending
+ * (with a `bot_quarantined` / `bot_recovered` event and a log line) — so a
+ * bot whose health holds still costs nothing. While the bot is quarantined,
+ * or its written score is low, the object's alarm looks again when the
+ * window's oldest entry leaves it: that is how a bot offered no work recovers.
+ */
+import {
+  type Attempt,
+  DEFAULT_HEALTH_POLICY,
+  type Health,
+  type HealthHistory,
+  type HealthPolicy,
+  healthOf,
+  nextChangeMs,
+  quarantineAfter,
+  withinWindow,
+} from "../core/health";
+import { writeBotHealth } from "../db/bots";
+import type { Ctx } from "../services/context";
+import { publishFleet } from "../services/streams";
+import type { AlarmSchedule } from "./alarm-schedule";
+
+/** The alarm schedule's entry for the next look at the window. */
+export const HEALTH_CHECK = "health";
+const HISTORY_KEY = "health_history";
+const WRITTEN_KEY = "health_written";
+/** D1 is written when the score moved by this much since it was last written. */
+const SCORE_WRITE_STEP = 0.05;
+/** Below this written score the alarm keeps the score current as the window slides. */
+const WATCH_BELOW = 0.95;
+
+interface Written {
+  score: number;
+  quarantinedAtMs: number | null;
+}
+
+export type HealthChange = "quarantined" | "recovered" | null;
+
+export class BotHealth {
+  constructor(
+    private readonly storage: DurableObjectStorage,
+    private readonly alarms: AlarmSchedule,
+    private readonly policy: HealthPolicy = DEFAULT_HEALTH_POLICY,
+  ) {}
+
+  recordAttempt(ctx: Ctx, botId: string, attempt: Attempt): Promise<HealthChange> {
+    return this.update(ctx, botId, (h) => ({ ...h, attempts: [...h.attempts, attempt] }));
+  }
+
+  recordConnect(ctx: Ctx, botId: string): Promise<HealthChange> {
+    return this.update(ctx, botId, (h) => ({ ...h, connectsAtMs: [...h.connectsAtMs, ctx.now()] }));
+  }
+
+  /** The alarm: the window slid. */
+  reevaluate(ctx: Ctx, botId: string): Promise<HealthChange> {
+    return this.update(ctx, botId, (h) => h);
+  }
+
+  /** An admin cleared the bot: a fresh window, no quarantine. */
+  async clear(ctx: Ctx, botId: string): Promise<HealthChange> {
+    const before = await this.written();
+    await this.storage.put<HealthHistory>(HISTORY_KEY, { attempts: [], connectsAtMs: [] });
+    const health = healthOf({ attempts: [], connectsAtMs: [] }, ctx.now(), this.policy);
+    await this.write(ctx, botId, health, null, before.quarantinedAtMs !== null ? "cleared" : null);
+    await this.alarms.clear(HEALTH_CHECK);
+    return before.quarantinedAtMs !== null ? "recovered" : null;
+  }
+
+  async isQuarantined(): Promise<boolean> {
+    return (await this.written()).quarantinedAtMs !== null;
+  }
+
+  private async written(): Promise<Written> {
+    return (await this.storage.get<Written>(WRITTEN_KEY)) ?? { score: 1, quarantinedAtMs: null };
+  }
+
+  private async update(ctx: Ctx, botId: string, change: (h: HealthHistory) => HealthHistory): Promise<HealthChange> {
+    const nowMs = ctx.now();
+    const stored = (await this.storage.get<HealthHistory>(HISTORY_KEY)) ?? { attempts: [], connectsAtMs: [] };
+    const history = withinWindow(change(stored), nowMs, this.policy);
+    await this.storage.put(HISTORY_KEY, history);
+    const health = healthOf(history, nowMs, this.policy);
+    const before = await this.written();
+    const wasQuarantined = before.quarantinedAtMs !== null;
+    const quarantined = quarantineAfter(wasQuarantined, health, this.policy);
+    const flip: HealthChange = quarantined === wasQuarantined ? null : quarantined ? "quarantined" : "recovered";
+    if (flip || Math.abs(health.score - before.score) >= SCORE_WRITE_STEP) {
+      await this.write(ctx, botId, health, quarantined ? (before.quarantinedAtMs ?? nowMs) : null, flip);
+    }
+    const watchedScore = flip || Math.abs(health.score - before.score) >= SCORE_WRITE_STEP ? health.score : before.score;
+    const next = quarantined || watchedScore < WATCH_BELOW ? nextChangeMs(history, this.policy) : null;
+    if (next === null) await this.alarms.clear(HEALTH_CHECK);
+    else await this.alarms.set(HEALTH_CHECK, next);
+    return flip;
+  }
+
+  private async write(
+    ctx: Ctx,
+    botId: string,
+    health: Health,
+    quarantinedAtMs: number | null,
+    event: HealthChange | "cleared",
+  ): Promise<void> {
+    const nowMs = ctx.now();
+    const data = {
+      health_score: health.score,
+      attempts: health.attempts,
+      completed: health.completed,
+      timeouts: health.timeouts,
+      reconnects: health.reconnects,
+      mean_run_ms: health.meanRunMs === null ? null : Math.round(health.meanRunMs),
+    };
+    const type =
+      event === "quarantined"
+        ? "bot_quarantined"
+        : event === "recovered"
+          ? "bot_recovered"
+          : event === "cleared"
+            ? "bot_quarantine_cleared"
+            : null;
+    await writeBotHealth(ctx.db, botId, { score: health.score, quarantinedAtMs }, type ? { type, data } : null, nowMs);
+    await this.storage.put<Written>(WRITTEN_KEY, { score: health.score, quarantinedAtMs });
+    if (!type) return;
+    if (event === "quarantined") {
+      ctx.log.warn("bot quarantined: its health is below the threshold; it is offered no work until it recovers", {
+        ...data,
+        threshold: this.policy.quarantineBelow,
+      });
+    } else ctx.log.info(event === "cleared" ? "bot quarantine cleared by an admin" : "bot recovered from quarantine", data);
+    await publishFleet(ctx, { type: "bot_health", data: { bot_id: botId, quarantined: quarantinedAtMs !== null, ...data } });
+  }
+}
