@@ -60,6 +60,8 @@ export function taskJson(row: TaskWithWaiting) {
     progress: row.progress,
     progress_message: row.progressMessage,
     waiting_for: row.status === "pending" ? (row.waitingFor ?? null) : null,
+    when: row.stepRules?.when ?? null,
+    on_failure: row.stepRules ? (row.stepRules.onFailure ?? "fail") : null,
     run_after: row.runAfter > 0 ? iso(row.runAfter) : null,
     idempotency_key: row.idempotencyKey,
     created_at: isoAt(row.createdAt),

@@ -79,6 +79,12 @@ function renderBots() {
             : "—",
         ),
         el("td", { class: "success" }, successOf(b)),
+        el(
+          "td",
+          { class: b.quarantined ? "health quarantined" : "health" },
+          typeof b.health_score === "number" ? b.health_score.toFixed(2) : "—",
+          b.quarantined ? el("div", { class: "meta" }, "quarantined") : "",
+        ),
         el("td", {}, ago(b.last_heartbeat_at)),
       ),
     ),
@@ -361,6 +367,15 @@ function onBot(m, d) {
   renderBots();
 }
 
+/** A bot's quarantine started or ended (its score rides along). */
+function onBotHealth(d) {
+  const bot = state.bots.get(d.bot_id);
+  if (!bot) return;
+  bot.health_score = d.health_score;
+  bot.quarantined = d.quarantined;
+  renderBots();
+}
+
 function onJob(m, d) {
   const job = state.jobs.get(d.job_id) ?? { id: d.job_id, kind: d.workflow_id ? "workflow" : "task", created_at: m.timestamp, progress: 0 };
   if (typeof d.progress === "number") job.progress = d.progress;
@@ -417,6 +432,7 @@ function onFleet(m) {
   else if (m.type === "job") onJob(m, d);
   else if (m.type === "deployment") onDeployment(m, d);
   else if (m.type === "project") onProject(m, d);
+  else if (m.type === "bot_health") onBotHealth(d);
   else if (m.type === "queue") {
     state.queue = d.capabilities ?? [];
     renderQueue();

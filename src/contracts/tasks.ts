@@ -60,6 +60,8 @@ export const TaskSchema = z
     progress: z.number().int().nullable(),
     progress_message: z.string().nullable(),
     waiting_for: z.string().nullable().openapi({ description: 'Why a pending task is not running, e.g. "capability:python"' }),
+    when: z.string().nullable().openapi({ description: "A workflow step's condition (CEL), if it has one" }),
+    on_failure: z.enum(["fail", "continue"]).nullable().openapi({ description: "A workflow step's failure rule, if it has rules" }),
     run_after: IsoTime,
     idempotency_key: z.string().nullable(),
     created_at: z.string(),

@@ -1,5 +1,6 @@
 import { z } from "@hono/zod-openapi";
-import { WORKFLOW_STATUSES } from "../core/workflow";
+import { conditionError, MAX_CONDITION_LENGTH } from "../core/conditions";
+import { ON_FAILURE, WORKFLOW_STATUSES } from "../core/workflow";
 import { JsonObject, JsonValue, PageQuery } from "./common";
 import { TaskSchema, TIMEOUT_SECONDS } from "./tasks";
 
@@ -13,6 +14,14 @@ export const WorkflowStep = z.object({
   payload: JsonValue.default({}),
   capability: CapabilityName.nullish(),
   timeout_seconds: Timeout.optional(),
+  when: z.string().trim().min(1).max(MAX_CONDITION_LENGTH).optional().openapi({
+    description:
+      "CEL over the earlier steps (steps[i].status, .result, .error, .error_code); false skips this step. Not on the first step.",
+    example: "steps[0].status == 'completed' && steps[0].result.count > 3",
+  }),
+  on_failure: z.enum(ON_FAILURE).default("fail").openapi({
+    description: "fail: the run fails with this step; continue: the run goes on to the next step",
+  }),
 });
 
 export const WorkflowCreateBody = z
@@ -39,6 +48,13 @@ export const WorkflowCreateBody = z
   .refine((b) => !(b.task_payloads?.length && b.steps?.length), {
     message: "give either task_payloads[] or steps[], not both",
     path: ["steps"],
+  })
+  .superRefine((b, ctx) => {
+    b.steps?.forEach((step, index) => {
+      if (step.when === undefined) return;
+      const error = index === 0 ? "the first step always runs (it has no earlier steps to read)" : conditionError(step.when, index);
+      if (error) ctx.addIssue({ code: "custom", path: ["steps", index, "when"], message: error });
+    });
   })
   .openapi("WorkflowCreate");
 

@@ -7,7 +7,7 @@
  *   queued → running → completed | failed | cancelled
  */
 import { isHeld, type TaskStatus } from "./task-machine";
-import type { StepState } from "./workflow";
+import { type StepState, settledOk, tolerated } from "./workflow";
 
 export const JOB_STATUSES = ["queued", "running", "completed", "failed", "cancelled"] as const;
 export type JobStatus = (typeof JOB_STATUSES)[number];
@@ -28,32 +28,33 @@ const STARTED: readonly TaskStatus[] = ["in_progress", "completed"];
 const triedBefore = (s: JobStep) => (s.attempts ?? 0) > (isHeld(s.status) ? 1 : 0);
 
 /**
- * - a failed step → failed; a cancelled one → cancelled; every step completed → completed;
+ * - a failed step → failed (unless it tolerates failure); a cancelled one → cancelled (unless its
+ *   condition skipped it); every step completed, skipped or tolerated → completed;
  * - some step started by its bot (now, or in an earlier attempt) or finished → running; otherwise
  *   → queued (a step handed to a bot that has not said it started is still queued, as in seed 003).
  */
 export function jobStatusOf(steps: readonly JobStep[]): JobStatus {
-  if (steps.some((s) => s.status === "failed")) return "failed";
-  if (steps.some((s) => s.status === "cancelled")) return "cancelled";
-  if (steps.length > 0 && steps.every((s) => s.status === "completed")) return "completed";
-  if (steps.some((s) => STARTED.includes(s.status) || triedBefore(s))) return "running";
+  if (steps.some((s) => s.status === "failed" && !tolerated(s))) return "failed";
+  if (steps.some((s) => s.status === "cancelled" && !settledOk(s))) return "cancelled";
+  if (steps.length > 0 && steps.every(settledOk)) return "completed";
+  if (steps.some((s) => STARTED.includes(s.status) || triedBefore(s) || settledOk(s))) return "running";
   return "queued";
 }
 
 /**
- * Whole percent done: each completed step counts in full, a step in progress
- * by what its bot reported. 100 only when every step completed (a job that
- * failed keeps the progress it had made).
+ * Whole percent done: each completed (or skipped, or tolerated) step counts
+ * in full, a step in progress by what its bot reported. 100 only when every
+ * step is settled so (a job that failed keeps the progress it had made).
  */
 export function jobProgressOf(steps: readonly JobStep[]): number {
   if (steps.length === 0) return 0;
   let done = 0;
   for (const s of steps) {
-    if (s.status === "completed") done += 1;
+    if (settledOk(s)) done += 1;
     else if (s.status === "in_progress" || s.status === "assigned") done += Math.min(100, Math.max(0, s.progress ?? 0)) / 100;
   }
   const percent = Math.floor((done / steps.length) * 100);
-  return steps.every((s) => s.status === "completed") ? 100 : Math.min(99, percent);
+  return steps.every(settledOk) ? 100 : Math.min(99, percent);
 }
 
 /** What one step's transition makes of its job (written in the same batch as the step). */
@@ -75,8 +76,10 @@ export function jobChangeOf(
   const change: JobChange = { status, progress: jobProgressOf(steps) };
   if (status === "completed") change.result = step.result ?? null;
   if (status === "failed" || status === "cancelled") {
-    change.error = step.error ?? (status === "cancelled" ? "cancelled" : "a step failed");
-    change.errorCode = step.errorCode ?? status;
+    // Why: the step that just changed, or else the step that failed in its wake (its condition could not be evaluated).
+    const cause = step.error ? step : (steps.find((s) => s.status === "failed" && !tolerated(s) && s.error) ?? step);
+    change.error = cause.error ?? (status === "cancelled" ? "cancelled" : "a step failed");
+    change.errorCode = cause.errorCode ?? status;
   }
   return change;
 }

@@ -20,6 +20,7 @@ export const STREAM_EVENT_TYPES = [
   "deployment",
   "queue",
   "bot_health",
+  "decision",
 ] as const;
 export type StreamEventType = (typeof STREAM_EVENT_TYPES)[number];
 

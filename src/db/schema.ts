@@ -11,7 +11,7 @@ import { JOB_STATUSES } from "../core/job";
 import { PROJECT_STATUSES } from "../core/project";
 import { CATCH_UP_POLICIES, OVERLAP_POLICIES } from "../core/recurrence";
 import { TASK_STATUSES } from "../core/task-machine";
-import { WORKFLOW_STATUSES } from "../core/workflow";
+import { type StepRules, WORKFLOW_STATUSES } from "../core/workflow";
 
 const TOKEN_KINDS = ["admin", "viewer", "bot", "metrics"] as const;
 export type TokenKind = (typeof TOKEN_KINDS)[number];
@@ -97,6 +97,8 @@ export const tasks = sqliteTable(
     progressMessage: text("progress_message"),
     /** The job's input artifacts, as the bot is told of them (with short-lived download URLs signed at assignment). */
     inputArtifacts: text("input_artifacts", { mode: "json" }).$type<InputArtifact[]>(),
+    /** A workflow step's rules (`when`, `on_failure`); a job's copy of the step carries them too. */
+    stepRules: text("step_rules", { mode: "json" }).$type<StepRules>(),
     idempotencyKey: text("idempotency_key"),
     /** SHA-256 of the create request the key was first used with: the same key with another body is a conflict. */
     idempotencyHash: text("idempotency_hash"),

@@ -9,7 +9,7 @@ import { and, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
 import { isFinalJobStatus, type JobChange } from "../core/job";
 import { projectStatusAfterJob } from "../core/project";
 import { HELD_TASK_STATUSES, type TaskPatch, type Transition, type TransitionEvent } from "../core/task-machine";
-import type { StepPlan } from "../core/workflow";
+import { CONDITION_ERROR, SKIPPED, type StepPlan } from "../core/workflow";
 import { runBatch, type Statement } from "./batch";
 import { healthierFirst } from "./bots";
 import { changedRows, type Db, inJsonList, rowFromRaw } from "./client";
@@ -184,6 +184,36 @@ function sequenceStatements(db: Db, w: GuardedWrite, seq: Sequence, plan: StepPl
         .where(and(inSequence(seq), eq(tasks.stepIndex, plan.release), eq(tasks.status, "pending"), guarded)),
     );
   }
+  if (plan.skip.length) {
+    out.push(
+      db
+        .update(tasks)
+        .set({
+          status: "cancelled",
+          cancelledAt: nowMs,
+          error: sql`'skipped: ' || json_extract(${tasks.stepRules}, '$.when') || ' was false'`,
+          errorCode: SKIPPED,
+          updatedAt: nowMs,
+          version: sql`${tasks.version} + 1`,
+        })
+        .where(and(inSequence(seq), inJsonList(tasks.stepIndex, plan.skip), eq(tasks.status, "pending"), guarded)),
+    );
+  }
+  if (plan.conditionFailed) {
+    out.push(
+      db
+        .update(tasks)
+        .set({
+          status: "failed",
+          failedAt: nowMs,
+          error: plan.conditionFailed.error,
+          errorCode: CONDITION_ERROR,
+          updatedAt: nowMs,
+          version: sql`${tasks.version} + 1`,
+        })
+        .where(and(inSequence(seq), eq(tasks.stepIndex, plan.conditionFailed.stepIndex), eq(tasks.status, "pending"), guarded)),
+    );
+  }
   if (plan.cancel.length) {
     out.push(
       db
@@ -340,6 +370,7 @@ export function newTaskRow(fields: Pick<TaskInsert, "id" | "payload" | "createdA
     progress: null,
     progressMessage: null,
     inputArtifacts: null,
+    stepRules: null,
     idempotencyKey: null,
     idempotencyHash: null,
     version: 0,
@@ -411,6 +442,7 @@ function insertStatements(rows: TaskRow[]): Statement[] {
       ready: r.ready ? 1 : 0,
       run_after: r.runAfter,
       input_artifacts: r.inputArtifacts ? JSON.stringify(r.inputArtifacts) : null,
+      step_rules: r.stepRules ? JSON.stringify(r.stepRules) : null,
       idempotency_key: r.idempotencyKey,
       idempotency_hash: r.idempotencyHash,
       created_at: r.createdAt,
@@ -420,9 +452,9 @@ function insertStatements(rows: TaskRow[]): Statement[] {
   const col = (name: string) => sql.raw(`json_extract(value, '$.${name}')`);
   return [
     sql`INSERT INTO tasks (id, payload, capability, priority, timeout_seconds, max_attempts, workflow_id, job_id, step_index,
-          ready, run_after, input_artifacts, idempotency_key, idempotency_hash, created_at, updated_at, status)
+          ready, run_after, input_artifacts, step_rules, idempotency_key, idempotency_hash, created_at, updated_at, status)
         SELECT ${col("id")}, ${col("payload")}, ${col("capability")}, ${col("priority")}, ${col("timeout_seconds")}, ${col("max_attempts")},
-          ${col("workflow_id")}, ${col("job_id")}, ${col("step_index")}, ${col("ready")}, ${col("run_after")}, ${col("input_artifacts")}, ${col("idempotency_key")},
+          ${col("workflow_id")}, ${col("job_id")}, ${col("step_index")}, ${col("ready")}, ${col("run_after")}, ${col("input_artifacts")}, ${col("step_rules")}, ${col("idempotency_key")},
           ${col("idempotency_hash")}, ${col("created_at")}, ${col("updated_at")}, 'pending'
         FROM json_each(${json})`,
     sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)

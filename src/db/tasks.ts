@@ -80,10 +80,28 @@ export const sequenceOf = (t: Pick<TaskRow, "jobId" | "workflowId" | "stepIndex"
 export const inSequence = (s: Sequence): SQL =>
   s.kind === "job" ? eq(tasks.jobId, s.id) : (and(eq(tasks.workflowId, s.id), isNull(tasks.jobId)) as SQL);
 
-/** Every step of a sequence as the workflow and job machines see it. */
+/**
+ * Every step of a sequence as the workflow and job machines see it. Results
+ * (up to 256 KiB each) are read only when some step has rules whose
+ * conditions may read them.
+ */
 export async function sequenceSteps(db: Db, s: Sequence): Promise<JobStep[]> {
+  const hasRules =
+    s.kind === "job"
+      ? sql`EXISTS (SELECT 1 FROM tasks r WHERE r.job_id = ${s.id} AND r.step_rules IS NOT NULL)`
+      : sql`EXISTS (SELECT 1 FROM tasks r WHERE r.workflow_id = ${s.id} AND r.job_id IS NULL AND r.step_rules IS NOT NULL)`;
   const rows = await db
-    .select({ stepIndex: tasks.stepIndex, status: tasks.status, ready: tasks.ready, progress: tasks.progress, attempts: tasks.attempts })
+    .select({
+      stepIndex: tasks.stepIndex,
+      status: tasks.status,
+      ready: tasks.ready,
+      progress: tasks.progress,
+      attempts: tasks.attempts,
+      rules: tasks.stepRules,
+      result: sql<string | null>`CASE WHEN ${hasRules} THEN ${tasks.result} END`,
+      error: tasks.error,
+      errorCode: tasks.errorCode,
+    })
     .from(tasks)
     .where(inSequence(s));
   return rows.map((r) => ({
@@ -92,6 +110,10 @@ export async function sequenceSteps(db: Db, s: Sequence): Promise<JobStep[]> {
     released: r.ready,
     progress: r.progress,
     attempts: r.attempts,
+    rules: r.rules,
+    result: r.result === null ? null : (JSON.parse(r.result) as unknown),
+    error: r.error,
+    errorCode: r.errorCode,
   }));
 }
 

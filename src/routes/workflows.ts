@@ -5,6 +5,7 @@ import { errorResponses, IdParam } from "../contracts/common";
 import { JobSchema, WorkflowExecuteBody, WorkflowExecuteQuery } from "../contracts/jobs";
 import { WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
 import { isHeld } from "../core/task-machine";
+import type { StepRules } from "../core/workflow";
 import { decodeCursor } from "../db/pagination";
 import { newTaskRow } from "../db/task-writes";
 import { listSequenceTasks } from "../db/tasks";
@@ -32,6 +33,12 @@ import { resourceRoutes } from "./resource-routes";
 
 const tags = ["Workflows"];
 export const workflowsRouter = createRouter();
+
+/** A step's rules as stored (null when it has none: a plain step costs nothing). */
+function rulesOf(step: { when?: string; on_failure: "fail" | "continue" }): StepRules | null {
+  if (step.when === undefined && step.on_failure === "fail") return null;
+  return { ...(step.when !== undefined ? { when: step.when } : {}), ...(step.on_failure === "continue" ? { onFailure: "continue" } : {}) };
+}
 
 const loadWorkflow = (ctx: Ctx, id: string) => loadOr404("workflow", id, getWorkflow(ctx.db, id));
 
@@ -76,7 +83,14 @@ workflowsRouter.openapi(
         const nowMs = ctx.now();
         const id = crypto.randomUUID();
         const steps =
-          body.steps ?? (body.task_payloads ?? []).map((payload) => ({ payload, capability: undefined, timeout_seconds: undefined }));
+          body.steps ??
+          (body.task_payloads ?? []).map((payload) => ({
+            payload,
+            capability: undefined,
+            timeout_seconds: undefined,
+            when: undefined,
+            on_failure: "fail" as const,
+          }));
         const workflow = {
           id,
           name: body.name,
@@ -95,6 +109,7 @@ workflowsRouter.openapi(
             maxAttempts: body.max_attempts,
             workflowId: id,
             stepIndex: index,
+            stepRules: rulesOf(step),
             ready: false,
             createdAt: nowMs,
             updatedAt: nowMs,

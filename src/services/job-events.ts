@@ -7,6 +7,7 @@
 import { isFinalJobStatus, type JobChange, type JobStatus } from "../core/job";
 import { type NewStreamEvent, streamName } from "../core/stream";
 import type { TaskPatch, TransitionEvent } from "../core/task-machine";
+import type { StepDecision } from "../core/workflow";
 import { getJob } from "../db/jobs";
 import { getProject } from "../db/projects";
 import type { JobRow, ProjectRow, TaskRow } from "../db/schema";
@@ -45,6 +46,8 @@ export interface JobTransition {
   jobBefore: JobStatus;
   jobChange: JobChange | null;
   stepCount: number;
+  /** What the step rules decided after this step (a condition's step run or skipped, a failure tolerated). */
+  decisions: StepDecision[];
 }
 
 const stepOf = (task: TaskRow, botId: string | null) => ({
@@ -69,6 +72,7 @@ export async function publishJobTransition(ctx: Ctx, t: JobTransition): Promise<
     out.push({ type: "step", data: { ...step, status: patch.status, error_code: patch.errorCode, error: patch.error } });
   } else if (t.events.includes("task_unassigned")) out.push({ type: "step", data: { ...step, status: "pending", bot_id: null } });
 
+  for (const d of t.decisions) out.push({ type: "decision", data: { ...d } });
   const change = t.jobChange;
   let state: Record<string, unknown> | undefined;
   if (change) {

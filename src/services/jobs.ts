@@ -7,6 +7,7 @@
  */
 import { isFinalJobStatus } from "../core/job";
 import { streamName } from "../core/stream";
+import type { StepRules } from "../core/workflow";
 import type { Statement } from "../db/batch";
 import { executeJob, getJob, getJobByIdempotencyKey, insertJob } from "../db/jobs";
 import type { InputArtifact, JobRow, TaskRow } from "../db/schema";
@@ -27,6 +28,8 @@ export interface StepSpec {
   timeoutSeconds: number;
   priority: number;
   maxAttempts: number;
+  /** A workflow step's `when` / `on_failure`. */
+  rules?: StepRules | null;
 }
 
 export interface JobSpec {
@@ -55,6 +58,7 @@ export function stepsOf(workflowTasks: TaskRow[]): StepSpec[] {
     timeoutSeconds: t.timeoutSeconds,
     priority: t.priority,
     maxAttempts: t.maxAttempts,
+    rules: t.stepRules,
   }));
 }
 
@@ -116,6 +120,7 @@ export async function insertNewJob(
       workflowId: spec.workflowId,
       jobId: id,
       stepIndex,
+      stepRules: s.rules ?? null,
       inputArtifacts: spec.inputArtifacts?.length ? spec.inputArtifacts : null,
       ready: spec.execute && stepIndex === 0,
       createdAt: nowMs,

@@ -70,7 +70,8 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
 
     const seq = sequenceOf(task);
     const stepsBefore = seq && patch.status !== task.status ? await sequenceSteps(ctx.db, seq) : null;
-    const workflowPlan = stepsBefore && task.stepIndex !== null ? planAfterStepChange(stepsBefore, task.stepIndex, patch.status) : null;
+    const ended = { status: patch.status, result: patch.result, error: patch.error, errorCode: patch.errorCode };
+    const workflowPlan = stepsBefore && task.stepIndex !== null ? planAfterStepChange(stepsBefore, task.stepIndex, ended) : null;
     const jobChange: JobChange | null =
       seq?.kind === "job" && workflowPlan
         ? jobChangeOf(workflowPlan.steps, { status: patch.status, result: patch.result, error: patch.error, errorCode: patch.errorCode })
@@ -134,6 +135,7 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
         jobBefore: jobStatusOf(stepsBefore),
         jobChange,
         stepCount: stepsBefore.length,
+        decisions: workflowPlan?.decisions ?? [],
       });
     }
     return outcome;

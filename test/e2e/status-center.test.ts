@@ -158,6 +158,8 @@ describe("Status Center in a real browser", () => {
     // Freed, with a success rate, and the completion counted in this minute's column.
     await botRow.locator("td.current-task", { hasText: "—" }).waitFor({ timeout: 5000 });
     await expect.poll(() => botRow.locator("td.success").textContent()).toMatch(/^\d+% of \d+$/);
+    // Its health score as the API gives it (a healthy bot: 1.00, not quarantined).
+    expect(await botRow.locator("td.health").textContent()).toBe(localBot.health_score.toFixed(2));
     await expect
       .poll(async () => Number(/(\d+) in 30 min/.exec((await page.locator("#throughput-summary").textContent()) ?? "")?.[1]))
       .toBeGreaterThan(0);

@@ -1,0 +1,1 @@
+ALTER TABLE `tasks` ADD `step_rules` text;
