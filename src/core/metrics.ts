@@ -38,9 +38,16 @@ export const METRICS = {
     type: "histogram",
     help: "How long each deployment stage took, from its start to its completion, by stage.",
   },
+  clawbot_rate_limited_total: { type: "counter", help: "Requests refused with 429 rate_limited, by limit and scope." },
+  clawbot_schedule_runs_total: {
+    type: "counter",
+    help: "Due times of schedules, by outcome: run, skipped (overlap, a deleted workflow) or missed (passed while nothing ran).",
+  },
+  clawbot_bot_quarantines_total: { type: "counter", help: "Bots put in quarantine by their health score." },
   clawbot_queue_depth: { type: "gauge", help: "Pending tasks, by capability (read at scrape time)." },
   clawbot_queue_oldest_pending_age_seconds: { type: "gauge", help: "Age of the oldest pending task, by capability (read at scrape time)." },
   clawbot_bots: { type: "gauge", help: "Registered bots, by status (read at scrape time)." },
+  clawbot_bots_quarantined: { type: "gauge", help: "Bots in quarantine now (read at scrape time)." },
   clawbot_deployments: { type: "gauge", help: "Deployments, by status (read at scrape time)." },
 } as const satisfies Record<string, MetricSpec>;
 

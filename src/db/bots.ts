@@ -228,9 +228,14 @@ export async function markConnected(
   id: string,
   nowMs: number,
   pull: { capabilities: string[]; limit: number } | null,
+  healthScore: number | null = null,
 ): Promise<Connected> {
+  const health = healthScore === null ? {} : { healthScore };
   const [, , found, dispatchable] = await db.batch([
-    db.update(bots).set({ connected: true, connectedAt: nowMs, lastHeartbeatAt: nowMs, updatedAt: nowMs }).where(eq(bots.id, id)),
+    db
+      .update(bots)
+      .set({ connected: true, connectedAt: nowMs, lastHeartbeatAt: nowMs, updatedAt: nowMs, ...health })
+      .where(eq(bots.id, id)),
     botEvent(db, id, "bot_connected", {}, nowMs),
     db.select().from(bots).where(eq(bots.id, id)),
     dispatchableTasksQuery(db, pull?.capabilities ?? [], nowMs, pull ? pull.limit : 0),
@@ -279,8 +284,16 @@ export async function deleteBotRows(db: Db, id: string, nowMs: number): Promise<
   ]);
 }
 
-/** Bots per derived status (the metrics scrape). */
-export async function countBotsByStatus(db: Db, nowMs: number, staleAfterMs: number): Promise<{ status: BotStatus; n: number }[]> {
+/** Bots per derived status, and how many of each are quarantined (the metrics scrape). */
+export async function countBotsByStatus(
+  db: Db,
+  nowMs: number,
+  staleAfterMs: number,
+): Promise<{ status: BotStatus; n: number; quarantined: number }[]> {
   const status = derivedStatus(nowMs, staleAfterMs);
-  return db.select({ status, n: sql<number>`count(*)` }).from(bots).groupBy(status).all();
+  return db
+    .select({ status, n: sql<number>`count(*)`, quarantined: sql<number>`count(${bots.quarantinedAt})` })
+    .from(bots)
+    .groupBy(status)
+    .all();
 }

@@ -21,6 +21,7 @@ import {
 } from "../core/health";
 import { writeBotHealth } from "../db/bots";
 import type { Ctx } from "../services/context";
+import { countMetric } from "../services/metrics";
 import { publishFleet } from "../services/streams";
 import type { AlarmSchedule } from "./alarm-schedule";
 
@@ -47,17 +48,25 @@ export class BotHealth {
     private readonly policy: HealthPolicy = DEFAULT_HEALTH_POLICY,
   ) {}
 
-  recordAttempt(ctx: Ctx, botId: string, attempt: Attempt): Promise<HealthChange> {
-    return this.update(ctx, botId, (h) => ({ ...h, attempts: [...h.attempts, attempt] }));
+  async recordAttempt(ctx: Ctx, botId: string, attempt: Attempt): Promise<HealthChange> {
+    return (await this.update(ctx, botId, (h) => ({ ...h, attempts: [...h.attempts, attempt] }))).flip;
   }
 
-  recordConnect(ctx: Ctx, botId: string): Promise<HealthChange> {
-    return this.update(ctx, botId, (h) => ({ ...h, connectsAtMs: [...h.connectsAtMs, ctx.now()] }));
+  /**
+   * A connect, before its D1 write: returns the score to write with it (in
+   * the same statement, so a reconnect costs no round trip of its own), or
+   * null when it has not moved. A connect that starts or ends a quarantine
+   * (rare: the window slid meanwhile) is written on its own, with its event.
+   */
+  connect(ctx: Ctx, botId: string): Promise<number | null> {
+    return this.update(ctx, botId, (h) => ({ ...h, connectsAtMs: [...h.connectsAtMs, ctx.now()] }), { deferScore: true }).then(
+      (r) => r.deferredScore,
+    );
   }
 
   /** The alarm: the window slid. */
-  reevaluate(ctx: Ctx, botId: string): Promise<HealthChange> {
-    return this.update(ctx, botId, (h) => h);
+  async reevaluate(ctx: Ctx, botId: string): Promise<HealthChange> {
+    return (await this.update(ctx, botId, (h) => h)).flip;
   }
 
   /** An admin cleared the bot: a fresh window, no quarantine. */
@@ -78,7 +87,12 @@ export class BotHealth {
     return (await this.storage.get<Written>(WRITTEN_KEY)) ?? { score: 1, quarantinedAtMs: null };
   }
 
-  private async update(ctx: Ctx, botId: string, change: (h: HealthHistory) => HealthHistory): Promise<HealthChange> {
+  private async update(
+    ctx: Ctx,
+    botId: string,
+    change: (h: HealthHistory) => HealthHistory,
+    opts: { deferScore?: boolean } = {},
+  ): Promise<{ flip: HealthChange; deferredScore: number | null }> {
     const nowMs = ctx.now();
     const stored = (await this.storage.get<HealthHistory>(HISTORY_KEY)) ?? { attempts: [], connectsAtMs: [] };
     const history = withinWindow(change(stored), nowMs, this.policy);
@@ -88,14 +102,19 @@ export class BotHealth {
     const wasQuarantined = before.quarantinedAtMs !== null;
     const quarantined = quarantineAfter(wasQuarantined, health, this.policy);
     const flip: HealthChange = quarantined === wasQuarantined ? null : quarantined ? "quarantined" : "recovered";
-    if (flip || Math.abs(health.score - before.score) >= SCORE_WRITE_STEP) {
+    const moved = flip !== null || Math.abs(health.score - before.score) >= SCORE_WRITE_STEP;
+    let deferredScore: number | null = null;
+    if (moved && !flip && opts.deferScore) {
+      deferredScore = health.score; // the caller writes it (see connect)
+      await this.storage.put<Written>(WRITTEN_KEY, { score: health.score, quarantinedAtMs: before.quarantinedAtMs });
+    } else if (moved) {
       await this.write(ctx, botId, health, quarantined ? (before.quarantinedAtMs ?? nowMs) : null, flip);
     }
-    const watchedScore = flip || Math.abs(health.score - before.score) >= SCORE_WRITE_STEP ? health.score : before.score;
+    const watchedScore = moved ? health.score : before.score;
     const next = quarantined || watchedScore < WATCH_BELOW ? nextChangeMs(history, this.policy) : null;
     if (next === null) await this.alarms.clear(HEALTH_CHECK);
     else await this.alarms.set(HEALTH_CHECK, next);
-    return flip;
+    return { flip, deferredScore };
   }
 
   private async write(
@@ -126,6 +145,7 @@ export class BotHealth {
     await this.storage.put<Written>(WRITTEN_KEY, { score: health.score, quarantinedAtMs });
     if (!type) return;
     if (event === "quarantined") {
+      countMetric("clawbot_bot_quarantines_total");
       ctx.log.warn("bot quarantined: its health is below the threshold; it is offered no work until it recovers", {
         ...data,
         threshold: this.policy.quarantineBelow,

@@ -104,7 +104,9 @@ export class BotSession extends DurableObject<Env> {
     // One D1 round trip: mark connected, read the bot back, and the tasks it could take (with the capabilities it had last time).
     const knownCapabilities = await this.ctx.storage.get<string[]>(CAPABILITIES_KEY);
     const pull = knownCapabilities ? { capabilities: knownCapabilities, limit: PULL_BATCH } : null;
-    const { bot, dispatchable } = await markConnected(ctx.db, botId, ctx.now(), pull);
+    // The connect counts in the bot's health; a score it moves rides in the same write.
+    const healthScore = await this.health.connect(ctx, botId);
+    const { bot, dispatchable } = await markConnected(ctx.db, botId, ctx.now(), pull, healthScore);
     if (!bot) return new Response("unknown bot", { status: 404 });
     if (JSON.stringify(knownCapabilities) !== JSON.stringify(bot.capabilities)) {
       await this.ctx.storage.put(CAPABILITIES_KEY, bot.capabilities);
@@ -127,7 +129,6 @@ export class BotSession extends DurableObject<Env> {
       payload: { bot_id: botId, heartbeat_interval_s: ctx.config.heartbeatIntervalS, server_time: new Date(ctx.now()).toISOString() },
     });
     ctx.log.info("bot connected");
-    await this.health.recordConnect(ctx, botId);
     countMetric("clawbot_websocket_connects_total");
     await publishFleet(ctx, {
       type: "bot",

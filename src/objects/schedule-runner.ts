@@ -15,7 +15,7 @@ import { getSchedule, recordScheduleSkips, setNextRunAt } from "../db/schedules"
 import type { ScheduleRow } from "../db/schema";
 import { AppError, asRpcResult, type RpcResult } from "../errors";
 import { type Ctx, createCtx } from "../services/context";
-import { flushMetrics } from "../services/metrics";
+import { countMetric, flushMetrics } from "../services/metrics";
 import { type RunOutcome, recurrenceOf, runSchedule, startNextWaitingRun } from "../services/schedules";
 import { resolveObjectName } from "./identity";
 import { SerialQueue } from "./serial";
@@ -121,6 +121,7 @@ export class ScheduleRunner extends DurableObject<Env> {
       const missed = plan.missed.length + dropped;
       if (missed > 0) {
         await recordScheduleSkips(ctx.db, id, missed, `missed: ${missed} due time(s) passed while nothing ran`, nowMs);
+        countMetric("clawbot_schedule_runs_total", { outcome: "missed" }, missed);
         ctx.log.warn("schedule due times missed", { missed, catch_up: row.catchUp, newest_due_at: due[due.length - 1] });
       }
       let fired = 0;

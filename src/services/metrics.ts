@@ -127,6 +127,7 @@ export async function scrape(ctx: Ctx): Promise<Series[]> {
       labels: { status },
       value: botsByStatus.find((b) => b.status === status)?.n ?? 0,
     })),
+    { name: "clawbot_bots_quarantined", labels: {}, value: botsByStatus.reduce((sum, b) => sum + b.quarantined, 0) },
     ...DEPLOYMENT_STATUSES.map((status) => ({
       name: "clawbot_deployments",
       labels: { status },

@@ -16,6 +16,7 @@ import type { RateLimitRow } from "../db/schema";
 import { AppError } from "../errors";
 import { rateLimiter } from "../objects/stubs";
 import type { Ctx } from "./context";
+import { countMetric } from "./metrics";
 
 /** How long an isolate trusts its copy of the capability limits (a change made elsewhere applies within this). */
 export const CAPABILITY_LIMITS_TTL_MS = 10_000;
@@ -55,11 +56,13 @@ function bucketsOf(ctx: Ctx, principal: Principal | undefined): TokenBuckets | n
   };
 }
 
-const refuse = (what: string, retryAfterMs: number, details: Record<string, unknown>) =>
-  new AppError("rate_limited", `${what}; retry after ${Math.ceil(retryAfterMs / 1000)} s`, {
+const refuse = (what: string, retryAfterMs: number, details: Record<string, unknown>) => {
+  countMetric("clawbot_rate_limited_total", { limit: String(details.limit), scope: String(details.scope ?? "token") });
+  return new AppError("rate_limited", `${what}; retry after ${Math.ceil(retryAfterMs / 1000)} s`, {
     ...details,
     retry_after_s: Math.ceil(retryAfterMs / 1000),
   });
+};
 
 /** Every API request of a limited token: one token from its request bucket, or `429 rate_limited`. */
 export async function limitRequest(ctx: Ctx, principal: Principal | undefined): Promise<void> {

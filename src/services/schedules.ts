@@ -29,6 +29,7 @@ import { scheduleRunner } from "../objects/stubs";
 import type { Ctx } from "./context";
 import { createOnce, keyedRow, withoutKey } from "./create-once";
 import { cancelJob, createJob, executeQueuedJob, type JobSpec, stepsOf } from "./jobs";
+import { countMetric } from "./metrics";
 
 /** Runs a schedule keeps waiting behind a running one (`overlap: queue`); a due time past that is skipped. */
 export const MAX_WAITING_RUNS = 100;
@@ -160,6 +161,7 @@ export async function runSchedule(ctx: Ctx, schedule: ScheduleRow, dueMs: number
     },
   );
   if (created) {
+    countMetric("clawbot_schedule_runs_total", { outcome: "run" });
     ctx.log.info("schedule run", {
       schedule_id: schedule.id,
       job_id: job.id,
@@ -173,6 +175,7 @@ export async function runSchedule(ctx: Ctx, schedule: ScheduleRow, dueMs: number
 
 async function skipRun(ctx: Ctx, schedule: ScheduleRow, dueMs: number | null, code: SkipCode, reason: string): Promise<RunOutcome> {
   await recordScheduleSkips(ctx.db, schedule.id, 1, reason, ctx.now());
+  countMetric("clawbot_schedule_runs_total", { outcome: "skipped" });
   ctx.log.info("schedule run skipped", { schedule_id: schedule.id, due_at: dueMs, reason });
   return { job: null, decision: "skip", code, reason };
 }

@@ -128,6 +128,22 @@ describe("npm start: projects and jobs out of the box", () => {
     expect(seqs).toEqual(Array.from({ length: seqs.length }, (_, i) => i + 1));
   }, 90_000);
 
+  it("a schedule fires from its own alarm under wrangler dev (not the cron), and the local bot runs each run", async () => {
+    const created = await api("POST", "/api/v1/schedules", {
+      name: "every two seconds",
+      every_seconds: 2,
+      task: { capability: "echo", payload: { scheduled: true } },
+    });
+    expect(created.status, JSON.stringify(created.body)).toBe(201);
+    const id = created.body.id;
+    const runs = await until("two completed runs", 30_000, async () => {
+      const jobs = (await api("GET", `/api/v1/jobs?schedule_id=${id}&status=completed`)).body;
+      return jobs.length >= 2 && jobs;
+    });
+    for (const run of runs) expect(Date.parse(run.created_at) - Date.parse(run.scheduled_for)).toBeLessThan(2000);
+    expect((await api("POST", `/api/v1/schedules/${id}/pause`)).body.status).toBe("paused");
+  }, 60_000);
+
   it("cancelling a job mid-step stops the bot's process at once", async () => {
     const marker = `cancel-me-${Date.now()}`;
     const job = (

@@ -4,10 +4,11 @@
  * clock: `checkHealth(nowMs)` is what its alarm runs), or is cleared by an
  * admin; dispatch prefers the healthier of idle bots.
  */
-import { env, runInDurableObject } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { d1RoundTrips } from "../../src/db/client";
 import type { BotSession } from "../../src/objects/bot-session";
-import { BotSocket, eventually, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
+import { ADMIN_TOKEN, BotSocket, eventually, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
 const WINDOW_MS = 30 * 60_000;
 const bot = async (id: string) => (await get(`/api/v1/bots/${id}`)).body;
@@ -51,6 +52,11 @@ describe("bot health", () => {
     );
     expect(quarantined.health_score).toBeLessThan(0.3);
     expect(quarantined.quarantined_at).toBeTruthy();
+    const metrics = await (
+      await SELF.fetch("http://coordinator.test/metrics", { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })
+    ).text();
+    expect(metrics).toMatch(/^clawbot_bots_quarantined [1-9]/m);
+    expect(metrics).toMatch(/^clawbot_bot_quarantines_total [1-9]/m);
     const event = (await botEvents(bad.id)).find((e) => e.type === "bot_quarantined");
     expect(event?.data).toMatchObject({ attempts: 5, completed: 0, health_score: quarantined.health_score });
 
@@ -93,6 +99,24 @@ describe("bot health", () => {
     expectError(await post("/api/v1/bots/missing/unquarantine"), 404, "bot_not_found");
     bad.sock.close();
     good.sock.close();
+  });
+
+  it("reconnects lower the score, and a reconnect still costs two D1 round trips (the score rides in the connect's write)", async () => {
+    const b = await registerBot([uniqueCapability("flap")], "flapping");
+    const perReconnect: number[] = [];
+    for (let i = 0; i < 6; i++) {
+      const before = d1RoundTrips.count;
+      const sock = await BotSocket.open(b.id, b.token);
+      await sock.next("connected");
+      perReconnect.push(d1RoundTrips.count - before);
+      sock.close();
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // (the first is a connect, not a reconnect)
+    expect(perReconnect.slice(1), JSON.stringify(perReconnect)).toEqual([2, 2, 2, 2, 2]);
+    // Five reconnects in the window: stability 1 / (1 + 5/3) → the score is 0.5 + 0.5 × 0.375 ≈ 0.69.
+    await eventually(async () => (await bot(b.id)).health_score < 0.75 && true, 3000, "the lower score");
+    expect((await bot(b.id)).quarantined).toBe(false); // reconnects alone never quarantine
   });
 
   it("dispatch prefers the healthier of two idle bots, even over the one least recently used", async () => {

@@ -4,9 +4,9 @@
  * capability, bots never limited, and a capability's concurrency limit
  * honoured by dispatch.
  */
-import { env } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { BotSocket, call, del, eventually, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
+import { ADMIN_TOKEN, BotSocket, call, del, eventually, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
 const put = (path: string, body: unknown) => call("PUT", path, body);
 
@@ -38,6 +38,12 @@ describe("rate limits", () => {
     expectError(refused!, 429, "rate_limited");
     expect(Number(refused!.headers.get("Retry-After"))).toBeGreaterThanOrEqual(1);
     expect(refused!.body.error.details).toMatchObject({ limit: "requests_per_second", requests_per_second: 1, burst: 3 });
+
+    // Counted for the operators (GET /metrics).
+    const metrics = await (
+      await SELF.fetch("http://coordinator.test/metrics", { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })
+    ).text();
+    expect(metrics).toMatch(/^clawbot_rate_limited_total\{limit="requests_per_second",scope="token"\} [1-9]/m);
 
     // A refused create makes nothing.
     const cap = uniqueCapability("rl");

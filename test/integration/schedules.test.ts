@@ -3,12 +3,12 @@
  * clock (`runDue(nowMs)`, the same code its alarm runs with the real clock);
  * one lets the real alarm fire and a connected bot run what it starts.
  */
-import { env, runInDurableObject } from "cloudflare:test";
+import { env, runInDurableObject, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import type { ScheduleRunner } from "../../src/objects/schedule-runner";
 import { createCtx } from "../../src/services/context";
 import { sweep } from "../../src/services/sweeper";
-import { BotSocket, del, eventually, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
+import { ADMIN_TOKEN, BotSocket, del, eventually, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
 const runner = (id: string) => env.SCHEDULE_RUNNER.getByName(id);
 /** What the alarm does at `nowMs`. */
@@ -125,6 +125,10 @@ describe("schedules", () => {
     expect(await runDue(s.id, marchFirst)).toEqual({ fired: 3, missed: 0 });
     expect((await runsOf(s.id)).map((j) => j.id)).toEqual(runs.map((j) => j.id));
     expect((await schedule(s.id)).run_count).toBe(3);
+    const metrics = await (
+      await SELF.fetch("http://coordinator.test/metrics", { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })
+    ).text();
+    expect(metrics).toMatch(/^clawbot_schedule_runs_total\{outcome="run"\} [3-9]|^clawbot_schedule_runs_total\{outcome="run"\} \d{2,}/m);
 
     // overlap: queue — the first runs, the others wait; when it ends the next one starts.
     expect(runs.map((j) => j.queued_at !== null)).toEqual([true, false, false]);
