@@ -20,6 +20,8 @@ function waitingForSql(nowMs: number): SQL<string | null> {
     WHEN NOT EXISTS (SELECT 1 FROM bots b WHERE b.connected = 1 AND b.held = 0 AND ${capableBot})
       THEN CASE WHEN ${tasks.capability} IS NULL THEN 'bot' ELSE 'capability:' || ${tasks.capability} END
     WHEN NOT ${capabilityHasRoom(sql`${tasks.capability}`)} THEN 'max_running'
+    WHEN NOT EXISTS (SELECT 1 FROM bots b WHERE b.connected = 1 AND b.held = 0 AND b.quarantined_at IS NULL AND ${capableBot})
+      THEN 'quarantined'
     ELSE 'free_bot' END`;
 }
 

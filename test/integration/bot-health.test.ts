@@ -63,7 +63,7 @@ describe("bot health", () => {
     // No work for it: a new task waits although the bot is idle and connected...
     const waiting = (await post("/api/v1/tasks", { capability: cap, payload: { after: "quarantine" } })).body;
     await new Promise((r) => setTimeout(r, 300));
-    expect((await get(`/api/v1/tasks/${waiting.id}`)).body).toMatchObject({ status: "pending", bot_id: null });
+    expect((await get(`/api/v1/tasks/${waiting.id}`)).body).toMatchObject({ status: "pending", bot_id: null, waiting_for: "quarantined" });
     // (nor is it listed as available)
     expect((await get(`/api/v1/bots/available?capability=${cap}`)).body.map((b: any) => b.id)).not.toContain(bad.id);
 
