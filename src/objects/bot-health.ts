@@ -70,13 +70,12 @@ export class BotHealth {
   }
 
   /** An admin cleared the bot: a fresh window, no quarantine. */
-  async clear(ctx: Ctx, botId: string): Promise<HealthChange> {
+  async clear(ctx: Ctx, botId: string): Promise<void> {
     const before = await this.written();
     await this.storage.put<HealthHistory>(HISTORY_KEY, { attempts: [], connectsAtMs: [] });
     const health = healthOf({ attempts: [], connectsAtMs: [] }, ctx.now(), this.policy);
     await this.write(ctx, botId, health, null, before.quarantinedAtMs !== null ? "cleared" : null);
     await this.alarms.clear(HEALTH_CHECK);
-    return before.quarantinedAtMs !== null ? "recovered" : null;
   }
 
   async isQuarantined(): Promise<boolean> {

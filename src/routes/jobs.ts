@@ -14,7 +14,7 @@ import { type AppContext, createRouter, idempotencyKey, jsonBody, jsonResponse }
 import { iso, jobJson, resultArtifactJson } from "../presenters";
 import { inputArtifacts } from "../services/artifacts";
 import { withoutKey } from "../services/create-once";
-import { cancelJob, createJob, executeQueuedJob, type JobSpec, loadJob, stepsOf } from "../services/jobs";
+import { cancelJob, createJob, executeQueuedJob, type JobSpec, loadJob, stepOfTask, stepsOf } from "../services/jobs";
 import { chargeTaskCreation } from "../services/rate-limits";
 import { resourceRoutes } from "./resource-routes";
 import { eventRoutes } from "./streams";
@@ -68,15 +68,7 @@ jobsRouter.openapi(
     if (body.workflow_id) {
       spec = { ...base, kind: "workflow", workflowId: body.workflow_id, steps: await workflowSteps(c, body.workflow_id) };
     } else {
-      const t = body.task!;
-      const step = {
-        payload: t.payload ?? {},
-        capability: t.capability ?? null,
-        timeoutSeconds: t.timeout_seconds,
-        priority: t.priority,
-        maxAttempts: t.max_attempts,
-      };
-      spec = { ...base, kind: "task", workflowId: null, steps: [step] };
+      spec = { ...base, kind: "task", workflowId: null, steps: [stepOfTask(body.task!)] };
     }
     await chargeTaskCreation(
       c.get("ctx"),

@@ -34,8 +34,7 @@ schedulesRouter.openapi(
     const ctx = c.get("ctx");
     const body = c.req.valid("json");
     const { resource, created } = await createSchedule(ctx, body, idempotencyKey(c, body.idempotency_key));
-    // Read again: the object wrote the due time it armed for.
-    return c.json(scheduleJson(await loadSchedule(ctx, resource.id)), created ? 201 : 200);
+    return c.json(scheduleJson(resource), created ? 201 : 200);
   },
 );
 

@@ -50,6 +50,23 @@ type InsertHooks = { extra?: (jobId: string) => Statement[]; afterInsert?: () =>
 
 export const loadJob = (ctx: Ctx, id: string) => loadOr404("job", id, getJob(ctx.db, id));
 
+/** The one step of a single-task job (or a schedule's run), from the fields of `POST /tasks`. */
+export function stepOfTask(t: {
+  payload?: unknown;
+  capability?: string | null;
+  timeout_seconds: number;
+  priority: number;
+  max_attempts: number;
+}): StepSpec {
+  return {
+    payload: t.payload ?? {},
+    capability: t.capability ?? null,
+    timeoutSeconds: t.timeout_seconds,
+    priority: t.priority,
+    maxAttempts: t.max_attempts,
+  };
+}
+
 /** The steps of a workflow, as a job copies them (from the tasks the workflow was created with). */
 export function stepsOf(workflowTasks: TaskRow[]): StepSpec[] {
   return workflowTasks.map((t) => ({

@@ -28,7 +28,7 @@ import { AppError, loadOr404 } from "../errors";
 import { scheduleRunner } from "../objects/stubs";
 import type { Ctx } from "./context";
 import { createOnce, keyedRow, withoutKey } from "./create-once";
-import { cancelJob, createJob, executeQueuedJob, type JobSpec, stepsOf } from "./jobs";
+import { cancelJob, createJob, executeQueuedJob, type JobSpec, stepOfTask, stepsOf } from "./jobs";
 import { countMetric } from "./metrics";
 
 /** Runs a schedule keeps waiting behind a running one (`overlap: queue`); a due time past that is skipped. */
@@ -64,18 +64,7 @@ export async function createSchedule(ctx: Ctx, body: CreateBody, key: string | u
         timezone: body.timezone,
         everySeconds: body.every_seconds ?? null,
         anchorAt: nowMs,
-        target: t
-          ? {
-              kind: "task",
-              task: {
-                payload: t.payload ?? {},
-                capability: t.capability ?? null,
-                timeoutSeconds: t.timeout_seconds,
-                priority: t.priority,
-                maxAttempts: t.max_attempts,
-              },
-            }
-          : { kind: "workflow", workflowId: body.workflow_id! },
+        target: t ? { kind: "task", task: stepOfTask(t) } : { kind: "workflow", workflowId: body.workflow_id! },
         overlap: body.overlap,
         catchUp: body.catch_up,
         metadata: body.metadata,
@@ -95,18 +84,21 @@ export async function createSchedule(ctx: Ctx, body: CreateBody, key: string | u
       return row;
     },
   });
-  await scheduleRunner(ctx.env, result.resource.id).arm(result.created);
-  return result;
+  // The object writes the due time it armed for; the answer carries it without reading the row again.
+  const { nextDueMs } = await scheduleRunner(ctx.env, result.resource.id).arm(result.created);
+  const resource = result.resource.status === "active" ? { ...result.resource, nextRunAt: nextDueMs } : result.resource;
+  return { resource, created: result.created };
 }
 
 /** Pause (the alarm is cleared) or resume (due times from now on; those missed while paused never run). */
 export async function setPaused(ctx: Ctx, id: string, paused: boolean): Promise<ScheduleRow> {
-  await loadSchedule(ctx, id);
-  const changed = await setScheduleStatus(ctx.db, id, paused ? "paused" : "active", ctx.now());
+  const before = await loadSchedule(ctx, id);
+  const status = paused ? "paused" : "active";
+  const changed = await setScheduleStatus(ctx.db, id, status, ctx.now());
   // Armed again even when unchanged: a resume repeated after a lost answer still leaves the alarm set.
-  await scheduleRunner(ctx.env, id).arm(changed);
+  const { nextDueMs } = await scheduleRunner(ctx.env, id).arm(changed);
   if (changed) ctx.log.info(paused ? "schedule paused" : "schedule resumed", { schedule_id: id });
-  return loadSchedule(ctx, id);
+  return { ...before, status, nextRunAt: nextDueMs, updatedAt: changed ? ctx.now() : before.updatedAt };
 }
 
 /** `DELETE /schedules/{id}`: the row and the alarm go; runs that never started are cancelled, running ones finish. */
