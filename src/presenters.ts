@@ -4,6 +4,7 @@
  */
 import { nextStage } from "./core/deployment-machine";
 import { projectType } from "./core/project";
+import type { StepRules } from "./core/workflow";
 import { botStatusOf } from "./db/bots";
 import type { ArtifactRow, BotRow, DeploymentRow, JobRow, ProjectRow, ScheduleRow, TokenRow, WorkflowRow } from "./db/schema";
 import type { TaskWithWaiting } from "./db/tasks";
@@ -40,6 +41,9 @@ export function successRate(completed: number, failed: number): number | null {
   return finished === 0 ? null : Math.round((completed / finished) * 1000) / 1000;
 }
 
+/** A step's failure rule as the API writes it: fail, continue or `goto <n>`. */
+const onFailureText = (rules: StepRules) => (rules.onFailure === "goto" ? `goto ${rules.gotoStep}` : (rules.onFailure ?? "fail"));
+
 export function taskJson(row: TaskWithWaiting) {
   return {
     id: row.id,
@@ -61,7 +65,13 @@ export function taskJson(row: TaskWithWaiting) {
     progress_message: row.progressMessage,
     waiting_for: row.status === "pending" ? (row.waitingFor ?? null) : null,
     when: row.stepRules?.when ?? null,
-    on_failure: row.stepRules ? (row.stepRules.onFailure ?? "fail") : null,
+    on_failure: row.stepRules ? onFailureText(row.stepRules) : null,
+    repeat_until: row.stepRules?.repeatUntil ?? null,
+    max_iterations: row.stepRules?.maxIterations ?? null,
+    for_each: row.stepRules?.forEach ?? null,
+    parallelism: row.stepRules?.forEach ? (row.stepRules.parallelism ?? 1) : null,
+    iteration: row.iteration,
+    item_index: row.itemIndex,
     run_after: row.runAfter > 0 ? iso(row.runAfter) : null,
     idempotency_key: row.idempotencyKey,
     created_at: isoAt(row.createdAt),

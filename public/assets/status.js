@@ -317,6 +317,14 @@ function setJobStatus(job, status) {
   if (status === "failed") toast(`Job ${short(job.id)} failed: ${job.error ?? ""}`, true);
 }
 
+/** "step 2", "step 2 item 3", "step 2 run 2": which run of a looping or fanned-out step. */
+function stepLabel(d) {
+  let label = `step ${d.step_index}`;
+  if (typeof d.item_index === "number") label += ` item ${d.item_index}`;
+  if (typeof d.iteration === "number" && d.iteration > 0) label += ` run ${d.iteration + 1}`;
+  return label;
+}
+
 function followJob(id) {
   if (jobStreams.has(id) || jobStreams.size >= MAX_JOB_STREAMS) return;
   const s = streams.follow("job", id, (m) => {
@@ -326,7 +334,8 @@ function followJob(id) {
     if (m.type === "complete") job.error = m.data.error ?? null;
     setJobStatus(job, m.status);
     if (m.type === "progress") job.last_event = m.data.message ?? `step ${m.data.step_index}: ${m.data.progress}%`;
-    if (m.type === "step") job.last_event = `step ${m.data.step_index}: ${m.data.status}`;
+    if (m.type === "step") job.last_event = `${stepLabel(m.data)}: ${m.data.status}`;
+    if (m.type === "decision") job.last_event = `step ${m.data.step_index}: ${m.data.decision.replaceAll("_", " ")}`;
     if (m.type === "screenshot") job.screenshot = m.data;
     if (m.type === "complete") {
       s.close();

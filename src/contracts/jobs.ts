@@ -93,6 +93,8 @@ export const JobResultSchema = z
     steps: z.array(
       z.object({
         step_index: z.number().int(),
+        iteration: z.number().int().openapi({ description: "Which run of the step (loops add runs)" }),
+        item_index: z.number().int().nullable().openapi({ description: "A for_each step's item" }),
         task_id: z.string(),
         status: z.string(),
         result: JsonValue.nullable(),

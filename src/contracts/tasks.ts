@@ -61,7 +61,16 @@ export const TaskSchema = z
     progress_message: z.string().nullable(),
     waiting_for: z.string().nullable().openapi({ description: 'Why a pending task is not running, e.g. "capability:python"' }),
     when: z.string().nullable().openapi({ description: "A workflow step's condition (CEL), if it has one" }),
-    on_failure: z.enum(["fail", "continue"]).nullable().openapi({ description: "A workflow step's failure rule, if it has rules" }),
+    on_failure: z
+      .string()
+      .nullable()
+      .openapi({ description: "A workflow step's failure rule (fail, continue, goto <n>), if it has rules" }),
+    repeat_until: z.string().nullable().openapi({ description: "A looping step's condition (CEL), if it has one" }),
+    max_iterations: z.number().int().nullable(),
+    for_each: z.string().nullable().openapi({ description: "A fanned-out step's list (CEL), if it has one" }),
+    parallelism: z.number().int().nullable(),
+    iteration: z.number().int().openapi({ description: "Which run of its step this task is (0: the first; loops add runs)" }),
+    item_index: z.number().int().nullable().openapi({ description: "The for_each item this task runs" }),
     run_after: IsoTime,
     idempotency_key: z.string().nullable(),
     created_at: z.string(),

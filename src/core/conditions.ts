@@ -6,7 +6,9 @@
  *   steps[0].status == 'completed' && steps[1].result.count > 3
  *
  * `steps[i]` has `status` (completed, failed, skipped, cancelled), `result`,
- * `error` and `error_code`. JSON integers are CEL ints, other numbers doubles.
+ * `error`, `error_code` and `iterations` (how many times the step has run:
+ * a loop's count). A step that ran more than once shows its latest run; a
+ * `for_each` step's `result` is the list of its items' results. JSON integers are CEL ints, other numbers doubles.
  * The cost limit is structural and checked when the workflow is created: an
  * expression of at most MAX_CONDITION_LENGTH characters, MAX_AST_NODES nodes
  * and MAX_DEPTH levels (CEL has no loops or recursion, so that bounds its
@@ -29,13 +31,16 @@ export interface StepOutcome {
   result: unknown;
   error: string | null;
   errorCode: string | null;
+  /** Runs of the step so far (1 unless it looped). */
+  iterations?: number;
 }
 
 /**
  * Why `when` cannot be the condition of step `stepIndex`, or null: it must
- * parse and type-check, and name only earlier steps (`steps[i]`, i < stepIndex).
+ * parse and type-check, and name only earlier steps (`steps[i]`, i < stepIndex;
+ * with `readsSelf`, as a `repeat_until` does, the step itself too).
  */
-export function conditionError(when: string, stepIndex: number): string | null {
+export function conditionError(when: string, stepIndex: number, readsSelf = false): string | null {
   if (when.length > MAX_CONDITION_LENGTH) return `longer than ${MAX_CONDITION_LENGTH} characters`;
   try {
     const checked = env.check(when);
@@ -45,6 +50,7 @@ export function conditionError(when: string, stepIndex: number): string | null {
   }
   for (const m of when.matchAll(/\bsteps\s*\[\s*(\d+)\s*\]/g)) {
     const ref = Number(m[1]);
+    if (readsSelf && ref === stepIndex) continue;
     if (ref >= stepIndex) {
       return `steps[${ref}] is not an earlier step (step ${stepIndex} can read steps[0]…steps[${stepIndex - 1}])`.replace(
         "steps[0]…steps[-1]",
@@ -62,14 +68,48 @@ export type ConditionResult = { ok: true; value: boolean } | { ok: false; error:
 /** `when` over the steps before the one it guards. A non-boolean answer or an evaluation error is an error. */
 export function evaluateCondition(when: string, earlier: readonly StepOutcome[]): ConditionResult {
   try {
-    const value = env.evaluate(when, {
-      steps: earlier.map((s) => ({ status: s.status, result: toCel(s.result), error: s.error, error_code: s.errorCode })),
-    });
+    const value = env.evaluate(when, celSteps(earlier));
     if (typeof value !== "boolean") return { ok: false, error: `the condition gave ${typeof value}, not a boolean` };
     return { ok: true, value };
   } catch (err) {
     return { ok: false, error: firstLine((err as Error).message) };
   }
+}
+
+export type ListResult = { ok: true; value: unknown[] } | { ok: false; error: string };
+
+/** A `for_each` expression: a list (of at most `maxItems`), as JSON again. Anything else is an error. */
+export function evaluateList(expression: string, earlier: readonly StepOutcome[], maxItems: number): ListResult {
+  try {
+    const value = env.evaluate(expression, celSteps(earlier));
+    if (!Array.isArray(value)) return { ok: false, error: `gave ${value === null ? "null" : typeof value}, not a list` };
+    if (value.length > maxItems) return { ok: false, error: `gave ${value.length} items; at most ${maxItems}` };
+    return { ok: true, value: value.map((v) => fromCel(v)) };
+  } catch (err) {
+    return { ok: false, error: firstLine((err as Error).message) };
+  }
+}
+
+const celSteps = (earlier: readonly StepOutcome[]) => ({
+  steps: earlier.map((s) => ({
+    status: s.status,
+    result: toCel(s.result),
+    error: s.error,
+    error_code: s.errorCode,
+    iterations: BigInt(s.iterations ?? (s.status === "pending" ? 0 : 1)),
+  })),
+});
+
+/** CEL's answer as JSON: ints back to numbers, maps to objects. */
+function fromCel(value: unknown, depth = 0): unknown {
+  if (depth > 32) return null;
+  if (typeof value === "bigint") return Number(value);
+  if (Array.isArray(value)) return value.map((v) => fromCel(v, depth + 1));
+  if (value instanceof Map) return Object.fromEntries([...value].map(([k, v]) => [String(k), fromCel(v, depth + 1)]));
+  if (value && typeof value === "object") {
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, fromCel(v, depth + 1)]));
+  }
+  return value ?? null;
 }
 
 /** JSON as CEL sees it: whole numbers are ints (BigInt), so `count > 3` and `count + 1` work. */

@@ -16,16 +16,16 @@ export const isFinalJobStatus = (s: JobStatus): boolean => s === "completed" || 
 
 /** A step as the job sees it: the workflow's view plus how far the running step says it is. */
 export interface JobStep extends StepState {
-  /** The step's own progress (0–100) from its bot's `task_progress`, if it reported any. */
-  progress?: number | null;
   /** The task's attempts, the current one included from its assignment on. */
   attempts?: number;
+  /** Runs of the step so far (a loop's; stepViews sets it). */
+  iterations?: number;
 }
 
 const STARTED: readonly TaskStatus[] = ["in_progress", "completed"];
 
-/** An earlier attempt of this step ran and ended (it waits for, or is on, its retry). */
-const triedBefore = (s: JobStep) => (s.attempts ?? 0) > (isHeld(s.status) ? 1 : 0);
+/** An earlier attempt or iteration of this step ran and ended (it waits for, or is on, its retry or next run). */
+const triedBefore = (s: JobStep) => (s.attempts ?? 0) > (isHeld(s.status) ? 1 : 0) || (s.iterations ?? 1) > 1;
 
 /**
  * - a failed step → failed (unless it tolerates failure); a cancelled one → cancelled (unless its
@@ -57,7 +57,10 @@ export function jobProgressOf(steps: readonly JobStep[]): number {
   return steps.every(settledOk) ? 100 : Math.min(99, percent);
 }
 
-/** What one step's transition makes of its job (written in the same batch as the step). */
+/**
+ * What one step's transition makes of its job (written in the same batch as the step); `steps` are
+ * the job's steps as wholes (workflow.ts's stepViews), not its runs.
+ */
 export interface JobChange {
   status: JobStatus;
   progress: number;
@@ -74,7 +77,8 @@ export function jobChangeOf(
 ): JobChange {
   const status = jobStatusOf(steps);
   const change: JobChange = { status, progress: jobProgressOf(steps) };
-  if (status === "completed") change.result = step.result ?? null;
+  // The last step that ran gives the result (a for_each step's is its items' results).
+  if (status === "completed") change.result = [...steps].reverse().find((s) => s.status === "completed")?.result ?? step.result ?? null;
   if (status === "failed" || status === "cancelled") {
     // Why: the step that just changed, or else the step that failed in its wake (its condition could not be evaluated).
     const cause = step.error ? step : (steps.find((s) => s.status === "failed" && !tolerated(s) && s.error) ?? step);

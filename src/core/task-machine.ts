@@ -89,6 +89,11 @@ export function isHeld(status: string): boolean {
   return (HELD_TASK_STATUSES as readonly string[]).includes(status);
 }
 
+/** Completed, failed or cancelled: nothing more happens to it. */
+export function isFinalTaskStatus(status: TaskStatus): boolean {
+  return status === "completed" || status === "failed" || status === "cancelled";
+}
+
 export function canApply(status: TaskStatus, action: TaskAction["kind"]): boolean {
   return ALLOWED_FROM[action].includes(status);
 }

@@ -86,6 +86,10 @@ export const tasks = sqliteTable(
     workflowId: text("workflow_id"),
     jobId: text("job_id"),
     stepIndex: integer("step_index"),
+    /** A step's run: 0 first, one more per loop (`repeat_until`, a `goto` back); each run is its own row. */
+    iteration: integer("iteration").notNull().default(0),
+    /** A `for_each` step's item this row runs (null: not fanned out). */
+    itemIndex: integer("item_index"),
     /** 0 for a workflow step not yet released; only ready tasks are dispatched. */
     ready: integer("ready", { mode: "boolean" }).notNull().default(true),
     /** Earliest dispatch time (retry backoff). */

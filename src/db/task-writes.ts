@@ -8,8 +8,9 @@
 import { and, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
 import { isFinalJobStatus, type JobChange } from "../core/job";
 import { projectStatusAfterJob } from "../core/project";
+import type { NewRun, StepPlan } from "../core/step-plan";
 import { HELD_TASK_STATUSES, type TaskPatch, type Transition, type TransitionEvent } from "../core/task-machine";
-import { CONDITION_ERROR, SKIPPED, type StepPlan } from "../core/workflow";
+import { CONDITION_ERROR, SKIPPED } from "../core/workflow";
 import { runBatch, type Statement } from "./batch";
 import { healthierFirst } from "./bots";
 import { changedRows, type Db, inJsonList, rowFromRaw } from "./client";
@@ -90,11 +91,24 @@ export interface BotTaskCounts {
 export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written | null> {
   const { task, nowMs } = w;
   const writeId = crypto.randomUUID();
+  const seq = sequenceOf(task);
+  const siblings = w.workflowPlan?.siblingsEnded;
   const statements: Statement[] = [
     db
       .update(tasks)
       .set({ ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs })
-      .where(and(eq(tasks.id, task.id), eq(tasks.version, task.version))),
+      .where(
+        and(
+          eq(tasks.id, task.id),
+          eq(tasks.version, task.version),
+          // A step's items: the plan holds only if no other item ended since it was made.
+          siblings && seq
+            ? sql`(SELECT COUNT(*) FROM tasks s WHERE ${seq.kind === "job" ? sql`s.job_id = ${seq.id}` : sql`s.workflow_id = ${seq.id} AND s.job_id IS NULL`} AND s.step_index = ${siblings.stepIndex}
+                     AND s.iteration = ${siblings.iteration} AND s.id <> ${task.id}
+                     AND s.status IN ('completed', 'failed', 'cancelled')) = ${siblings.ended}`
+            : undefined,
+        ),
+      ),
   ];
   const releaseAt = w.releasedBotId ? statements.length : -1;
   if (w.releasedBotId) {
@@ -116,7 +130,6 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written 
     const status = type === "task_started" ? "in_progress" : w.patch.status;
     statements.push(guardedEvent(task.id, writeId, type, { ...w.eventData, status }, nowMs));
   }
-  const seq = sequenceOf(task);
   if (w.workflowPlan && seq) statements.push(...sequenceStatements(db, w, seq, w.workflowPlan, writeId));
   // Last, so a workflow step this write released can be the one claimed.
   if (w.claimNext) statements.push(...claimNextStatements(w.claimNext, guard(task.id, writeId), nowMs));
@@ -168,67 +181,47 @@ function claimNextStatements(next: ClaimNext, after: SQL, nowMs: number): Statem
 
 /**
  * What a step's transition does to the rest of its sequence, in the same batch:
- * release the next step or cancel the unstarted rest, then update the
- * workflow — or, for a job's steps, the job (and the project a finished
- * initialization run belongs to).
+ * add runs (a loop's next iteration, a for_each's items), release, skip, fail
+ * or cancel runs, then update the workflow — or, for a job's steps, the job
+ * (and the project a finished initialization run belongs to). Every list
+ * travels as one JSON parameter.
  */
 function sequenceStatements(db: Db, w: GuardedWrite, seq: Sequence, plan: StepPlan, writeId: string): Statement[] {
   const { task, nowMs } = w;
   const guarded = guard(task.id, writeId);
   const out: Statement[] = [];
-  if (plan.release !== null) {
+  if (plan.create.length) out.push(...newRunStatements(plan.create, guarded, nowMs));
+  if (plan.firstItem) {
+    out.push(sql`UPDATE tasks SET payload = json_set(payload, '$.item', json(${JSON.stringify(plan.firstItem.item ?? null)}), '$.item_index', 0),
+          item_index = 0, ready = 1, version = version + 1, updated_at = ${nowMs}
+        WHERE id = ${plan.firstItem.taskId} AND status = 'pending' AND ${guarded}`);
+  }
+  if (plan.release.length) {
     out.push(
       db
         .update(tasks)
         .set({ ready: true, updatedAt: nowMs, version: sql`${tasks.version} + 1` })
-        .where(and(inSequence(seq), eq(tasks.stepIndex, plan.release), eq(tasks.status, "pending"), guarded)),
+        .where(and(inSequence(seq), inJsonList(tasks.id, plan.release), eq(tasks.status, "pending"), guarded)),
     );
   }
-  if (plan.skip.length) {
-    out.push(
-      db
-        .update(tasks)
-        .set({
-          status: "cancelled",
-          cancelledAt: nowMs,
-          error: sql`'skipped: ' || json_extract(${tasks.stepRules}, '$.when') || ' was false'`,
-          errorCode: SKIPPED,
-          updatedAt: nowMs,
-          version: sql`${tasks.version} + 1`,
-        })
-        .where(and(inSequence(seq), inJsonList(tasks.stepIndex, plan.skip), eq(tasks.status, "pending"), guarded)),
-    );
-  }
-  if (plan.conditionFailed) {
-    out.push(
-      db
-        .update(tasks)
-        .set({
-          status: "failed",
-          failedAt: nowMs,
-          error: plan.conditionFailed.error,
-          errorCode: CONDITION_ERROR,
-          updatedAt: nowMs,
-          version: sql`${tasks.version} + 1`,
-        })
-        .where(and(inSequence(seq), eq(tasks.stepIndex, plan.conditionFailed.stepIndex), eq(tasks.status, "pending"), guarded)),
-    );
-  }
-  if (plan.cancel.length) {
-    out.push(
-      db
-        .update(tasks)
-        .set({
-          status: "cancelled",
-          cancelledAt: nowMs,
-          error: "an earlier step did not complete",
-          errorCode: "cancelled",
-          updatedAt: nowMs,
-          version: sql`${tasks.version} + 1`,
-        })
-        .where(and(inSequence(seq), inJsonList(tasks.stepIndex, plan.cancel), eq(tasks.status, "pending"), guarded)),
-    );
-  }
+  const endRuns = (
+    runs: { taskId: string; error: string; errorCode?: string }[],
+    status: "cancelled" | "failed",
+    code: string,
+    from: SQL,
+  ) => {
+    const json = JSON.stringify(runs.map((r) => ({ id: r.taskId, error: r.error, code: r.errorCode ?? code })));
+    const field = (name: string) =>
+      sql`(SELECT json_extract(value, ${`$.${name}`}) FROM json_each(${json}) WHERE json_extract(value, '$.id') = tasks.id)`;
+    const at = status === "failed" ? sql`failed_at` : sql`cancelled_at`;
+    return sql`UPDATE tasks SET status = ${status}, ${at} = ${nowMs}, error = ${field("error")}, error_code = ${field("code")},
+          updated_at = ${nowMs}, version = version + 1
+        WHERE id IN (SELECT json_extract(value, '$.id') FROM json_each(${json})) AND ${from} AND ${guarded}`;
+  };
+  if (plan.skip.length) out.push(endRuns(plan.skip, "cancelled", SKIPPED, sql`status = 'pending'`));
+  // A failing run: a pending step whose condition could not be evaluated, or a completed run whose loop ends in failure.
+  if (plan.fail.length) out.push(endRuns(plan.fail, "failed", CONDITION_ERROR, sql`status IN ('pending', 'completed')`));
+  if (plan.cancel.length) out.push(endRuns(plan.cancel, "cancelled", "cancelled", sql`status = 'pending'`));
   if (seq.kind === "workflow") {
     const terminal = plan.status === "completed" || plan.status === "failed" || plan.status === "cancelled";
     out.push(
@@ -241,6 +234,40 @@ function sequenceStatements(db: Db, w: GuardedWrite, seq: Sequence, plan: StepPl
     out.push(...jobStatements(seq.id, w.jobChange, guarded, nowMs));
   }
   return out;
+}
+
+/**
+ * A step's new runs, copied from one of its runs (payload, capability, limits,
+ * rules, input artifacts): a for_each item's payload gains `item` and
+ * `item_index`; a new iteration's loses them (its step fans out afresh).
+ */
+function newRunStatements(runs: NewRun[], after: SQL, nowMs: number): Statement[] {
+  const json = JSON.stringify(
+    runs.map((r) => ({
+      id: r.taskId,
+      from: r.fromTaskId,
+      iteration: r.iteration,
+      item_index: r.itemIndex,
+      item: r.itemIndex === null ? null : JSON.stringify(r.item ?? null),
+      ready: r.released ? 1 : 0,
+    })),
+  );
+  const col = (name: string) => sql.raw(`json_extract(n.value, '$.${name}')`);
+  return [
+    sql`INSERT INTO tasks (id, payload, capability, priority, timeout_seconds, max_attempts, workflow_id, job_id, step_index,
+          iteration, item_index, ready, run_after, input_artifacts, step_rules, created_at, updated_at, status)
+        SELECT ${col("id")},
+          CASE WHEN ${col("item_index")} IS NULL THEN json_remove(t.payload, '$.item', '$.item_index')
+               ELSE json_set(t.payload, '$.item', json(${col("item")}), '$.item_index', ${col("item_index")}) END,
+          t.capability, t.priority, t.timeout_seconds, t.max_attempts, t.workflow_id, t.job_id, t.step_index,
+          ${col("iteration")}, ${col("item_index")}, ${col("ready")}, 0, t.input_artifacts, t.step_rules, ${nowMs}, ${nowMs}, 'pending'
+        FROM json_each(${json}) n JOIN tasks t ON t.id = ${col("from")}
+        WHERE ${after}`,
+    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+        SELECT 'task', t.id, 'task_created', json_object('workflow_id', t.workflow_id, 'iteration', t.iteration, 'item_index', t.item_index), ${nowMs}
+        FROM json_each(${json}) n JOIN tasks t ON t.id = ${col("id")}
+        WHERE ${after}`,
+  ];
 }
 
 /** The job as its steps now make it (core/job.ts); a finished job keeps its first end (a late step cannot reopen it). */
@@ -338,7 +365,7 @@ export async function recordProgress(
   if (!ref.jobId) return changedRows(await update) === 1;
   const results = await runBatch(db, [
     update,
-    sql`UPDATE jobs SET progress = MIN(99, CAST(((SELECT COUNT(*) FROM tasks WHERE job_id = ${ref.jobId} AND status = 'completed')
+    sql`UPDATE jobs SET progress = MIN(99, CAST(((SELECT COUNT(DISTINCT step_index) FROM tasks WHERE job_id = ${ref.jobId} AND status = 'completed')
             + ${percent} / 100.0) * 100 / step_count AS INTEGER)), updated_at = ${nowMs}
         WHERE id = ${ref.jobId} AND finished_at IS NULL
           AND EXISTS (SELECT 1 FROM tasks WHERE id = ${ref.taskId} AND bot_id = ${ref.botId} AND status IN ('assigned', 'in_progress'))`,
@@ -362,6 +389,8 @@ export function newTaskRow(fields: Pick<TaskInsert, "id" | "payload" | "createdA
     workflowId: null,
     jobId: null,
     stepIndex: null,
+    iteration: 0,
+    itemIndex: null,
     ready: true,
     runAfter: 0,
     result: null,

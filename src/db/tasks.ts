@@ -15,6 +15,7 @@ function waitingForSql(nowMs: number): SQL<string | null> {
   const capableBot = sql`(${tasks.capability} IS NULL OR EXISTS (SELECT 1 FROM json_each(b.capabilities) WHERE value = ${tasks.capability}))`;
   return sql<string | null>`CASE
     WHEN ${tasks.status} != 'pending' THEN NULL
+    WHEN ${tasks.ready} = 0 AND ${tasks.itemIndex} IS NOT NULL THEN 'parallelism'
     WHEN ${tasks.ready} = 0 THEN 'previous_step'
     WHEN ${tasks.runAfter} > ${nowMs} THEN 'retry_backoff'
     WHEN NOT EXISTS (SELECT 1 FROM bots b WHERE b.connected = 1 AND b.held = 0 AND ${capableBot})
@@ -83,9 +84,9 @@ export const inSequence = (s: Sequence): SQL =>
   s.kind === "job" ? eq(tasks.jobId, s.id) : (and(eq(tasks.workflowId, s.id), isNull(tasks.jobId)) as SQL);
 
 /**
- * Every step of a sequence as the workflow and job machines see it. Results
- * (up to 256 KiB each) are read only when some step has rules whose
- * conditions may read them.
+ * Every run of a sequence's steps as the workflow and job machines see them
+ * (one row per step, more when steps loop or fan out). Results (up to 256 KiB
+ * each) are read only when some step has rules whose conditions may read them.
  */
 export async function sequenceSteps(db: Db, s: Sequence): Promise<JobStep[]> {
   const hasRules =
@@ -94,7 +95,10 @@ export async function sequenceSteps(db: Db, s: Sequence): Promise<JobStep[]> {
       : sql`EXISTS (SELECT 1 FROM tasks r WHERE r.workflow_id = ${s.id} AND r.job_id IS NULL AND r.step_rules IS NOT NULL)`;
   const rows = await db
     .select({
+      taskId: tasks.id,
       stepIndex: tasks.stepIndex,
+      iteration: tasks.iteration,
+      itemIndex: tasks.itemIndex,
       status: tasks.status,
       ready: tasks.ready,
       progress: tasks.progress,
@@ -107,7 +111,10 @@ export async function sequenceSteps(db: Db, s: Sequence): Promise<JobStep[]> {
     .from(tasks)
     .where(inSequence(s));
   return rows.map((r) => ({
+    taskId: r.taskId,
     stepIndex: r.stepIndex ?? 0,
+    iteration: r.iteration,
+    itemIndex: r.itemIndex,
     status: r.status,
     released: r.ready,
     progress: r.progress,
@@ -117,16 +124,6 @@ export async function sequenceSteps(db: Db, s: Sequence): Promise<JobStep[]> {
     error: r.error,
     errorCode: r.errorCode,
   }));
-}
-
-/** The task of a sequence's step (the one a completed step released). */
-export async function findStepTaskId(db: Db, s: Sequence, stepIndex: number): Promise<string | null> {
-  const row = await db
-    .select({ id: tasks.id })
-    .from(tasks)
-    .where(and(inSequence(s), eq(tasks.stepIndex, stepIndex)))
-    .get();
-  return row?.id ?? null;
 }
 
 export interface TaskFilter {
@@ -165,9 +162,13 @@ export async function listPendingTasks(db: Db, nowMs: number, limit: number): Pr
   return rows.map(flatten);
 }
 
-/** A sequence's tasks in step order (a workflow's own, or a job's). */
+/** A sequence's tasks in step order, each step's runs in the order they were made (a workflow's own, or a job's). */
 export async function listSequenceTasks(db: Db, s: Sequence, nowMs: number): Promise<TaskWithWaiting[]> {
-  const rows = await db.select(withWaiting(nowMs)).from(tasks).where(inSequence(s)).orderBy(asc(tasks.stepIndex));
+  const rows = await db
+    .select(withWaiting(nowMs))
+    .from(tasks)
+    .where(inSequence(s))
+    .orderBy(asc(tasks.stepIndex), asc(tasks.iteration), asc(tasks.itemIndex));
   return rows.map(flatten);
 }
 

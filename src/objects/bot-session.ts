@@ -503,7 +503,7 @@ export class BotSession extends DurableObject<Env> {
       await this.noteActivity(ctx, { currentTaskId: this.heldTask?.id ?? null, counts });
       if (!outcome.claimTried) await this.pullNextTask(ctx);
     }
-    if (outcome.releasedStepTaskId) await dispatchTask(ctx, outcome.releasedStepTaskId);
+    for (const id of outcome.releasedStepTaskIds) await dispatchTask(ctx, id);
     return outcome;
   }
 

@@ -141,6 +141,8 @@ routes.get({
       artifacts: (await artifactsOfJob(ctx.db, id, 200)).map(resultArtifactJson),
       steps: steps.map((t) => ({
         step_index: t.stepIndex ?? 0,
+        iteration: t.iteration,
+        item_index: t.itemIndex,
         task_id: t.id,
         status: t.status,
         result: t.result ?? null,

@@ -3,9 +3,8 @@ import { createRoute } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
 import { errorResponses, IdParam } from "../contracts/common";
 import { JobSchema, WorkflowExecuteBody, WorkflowExecuteQuery } from "../contracts/jobs";
-import { WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
+import { stepRulesOf, WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
 import { isHeld } from "../core/task-machine";
-import type { StepRules } from "../core/workflow";
 import { decodeCursor } from "../db/pagination";
 import { newTaskRow } from "../db/task-writes";
 import { listSequenceTasks } from "../db/tasks";
@@ -35,11 +34,6 @@ const tags = ["Workflows"];
 export const workflowsRouter = createRouter();
 
 /** A step's rules as stored (null when it has none: a plain step costs nothing). */
-function rulesOf(step: { when?: string; on_failure: "fail" | "continue" }): StepRules | null {
-  if (step.when === undefined && step.on_failure === "fail") return null;
-  return { ...(step.when !== undefined ? { when: step.when } : {}), ...(step.on_failure === "continue" ? { onFailure: "continue" } : {}) };
-}
-
 const loadWorkflow = (ctx: Ctx, id: string) => loadOr404("workflow", id, getWorkflow(ctx.db, id));
 
 async function show(ctx: Ctx, id: string) {
@@ -82,15 +76,9 @@ workflowsRouter.openapi(
       insert: async (requestHash) => {
         const nowMs = ctx.now();
         const id = crypto.randomUUID();
-        const steps =
-          body.steps ??
-          (body.task_payloads ?? []).map((payload) => ({
-            payload,
-            capability: undefined,
-            timeout_seconds: undefined,
-            when: undefined,
-            on_failure: "fail" as const,
-          }));
+        const steps = body.steps
+          ? body.steps.map((step) => ({ ...step, rules: stepRulesOf(step) }))
+          : (body.task_payloads ?? []).map((payload) => ({ payload, capability: undefined, timeout_seconds: undefined, rules: null }));
         const workflow = {
           id,
           name: body.name,
@@ -109,7 +97,7 @@ workflowsRouter.openapi(
             maxAttempts: body.max_attempts,
             workflowId: id,
             stepIndex: index,
-            stepRules: rulesOf(step),
+            stepRules: step.rules,
             ready: false,
             createdAt: nowMs,
             updatedAt: nowMs,

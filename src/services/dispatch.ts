@@ -128,7 +128,7 @@ export async function settleOutcome(ctx: Ctx, outcome: TransitionOutcome): Promi
       ctx.log.warn("could not tell bot its task was released", { bot_id: outcome.releasedBotId, task_id: task.id, error: String(err) });
     }
   }
-  if (outcome.releasedStepTaskId) await dispatchTask(ctx, outcome.releasedStepTaskId);
+  for (const id of outcome.releasedStepTaskIds) await dispatchTask(ctx, id);
 }
 
 /** A held task was deleted (alone or with its workflow): tell its bot to stop and let it take other work. */

@@ -5,9 +5,9 @@
  * status changes, `progress`, `log`, and `complete` (+ `error`) at the end.
  */
 import { isFinalJobStatus, type JobChange, type JobStatus } from "../core/job";
+import type { StepDecision } from "../core/step-plan";
 import { type NewStreamEvent, streamName } from "../core/stream";
 import type { TaskPatch, TransitionEvent } from "../core/task-machine";
-import type { StepDecision } from "../core/workflow";
 import { getJob } from "../db/jobs";
 import { getProject } from "../db/projects";
 import type { JobRow, ProjectRow, TaskRow } from "../db/schema";
@@ -53,6 +53,9 @@ export interface JobTransition {
 const stepOf = (task: TaskRow, botId: string | null) => ({
   task_id: task.id,
   step_index: task.stepIndex,
+  // A looping step's run and a for_each's item say which they are.
+  ...(task.iteration > 0 ? { iteration: task.iteration } : {}),
+  ...(task.itemIndex !== null ? { item_index: task.itemIndex } : {}),
   attempt: task.attempts,
   bot_id: botId,
 });

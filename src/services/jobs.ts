@@ -7,6 +7,7 @@
  */
 import { isFinalJobStatus } from "../core/job";
 import { streamName } from "../core/stream";
+import { isHeld } from "../core/task-machine";
 import type { StepRules } from "../core/workflow";
 import type { Statement } from "../db/batch";
 import { executeJob, getJob, getJobByIdempotencyKey, insertJob } from "../db/jobs";
@@ -67,16 +68,28 @@ export function stepOfTask(t: {
   };
 }
 
-/** The steps of a workflow, as a job copies them (from the tasks the workflow was created with). */
+/**
+ * The steps of a workflow, as a job copies them: from the tasks the workflow
+ * was created with (a step's first run; the runs its own loops and items added
+ * are not steps, and an item's payload goes back to the step's own).
+ */
 export function stepsOf(workflowTasks: TaskRow[]): StepSpec[] {
-  return workflowTasks.map((t) => ({
-    payload: t.payload,
-    capability: t.capability,
-    timeoutSeconds: t.timeoutSeconds,
-    priority: t.priority,
-    maxAttempts: t.maxAttempts,
-    rules: t.stepRules,
-  }));
+  return workflowTasks
+    .filter((t) => t.iteration === 0 && (t.itemIndex === null || t.itemIndex === 0))
+    .map((t) => ({
+      payload: t.itemIndex === null ? t.payload : withoutItem(t.payload),
+      capability: t.capability,
+      timeoutSeconds: t.timeoutSeconds,
+      priority: t.priority,
+      maxAttempts: t.maxAttempts,
+      rules: t.stepRules,
+    }));
+}
+
+function withoutItem(payload: unknown): unknown {
+  if (!payload || typeof payload !== "object" || Array.isArray(payload)) return payload;
+  const { item: _item, item_index: _index, ...rest } = payload as Record<string, unknown>;
+  return rest;
 }
 
 /** An idempotent create: same key and request → the same job. */
@@ -167,6 +180,21 @@ export async function executeQueuedJob(ctx: Ctx, id: string): Promise<JobRow> {
   return loadJob(ctx, id);
 }
 
+/**
+ * After a job is cancelled, the runs bots still hold (a for_each step's other
+ * items) are cancelled too, each told to its bot; one that ends meanwhile is left be.
+ */
+async function cancelHeldRuns(ctx: Ctx, jobId: string, reason: string): Promise<void> {
+  const held = (await listSequenceTasks(ctx.db, { kind: "job", id: jobId }, ctx.now())).filter((t) => isHeld(t.status));
+  for (const t of held) {
+    try {
+      await settleOutcome(ctx, await applyTaskAction(ctx, t.id, { kind: "cancel", reason }));
+    } catch (err) {
+      if (!(err instanceof AppError) || err.code !== "invalid_transition") throw err;
+    }
+  }
+}
+
 /** Attempts at cancelling while the job's steps move under us (a step completing releases the next one). */
 const CANCEL_RACE_RETRIES = 4;
 
@@ -188,6 +216,7 @@ export async function cancelJob(ctx: Ctx, id: string, reason: string): Promise<J
     try {
       const outcome = await applyTaskAction(ctx, current.id, { kind: "cancel", reason });
       await settleOutcome(ctx, outcome);
+      await cancelHeldRuns(ctx, id, reason);
       ctx.log.info("job cancelled", { job_id: id, task_id: current.id, reason });
       return loadJob(ctx, id);
     } catch (err) {

@@ -7,11 +7,12 @@
 
 import { type Attempt, endedAttempt } from "../core/health";
 import { type JobChange, jobChangeOf, jobStatusOf } from "../core/job";
+import { planAfterStepChange } from "../core/step-plan";
 import { botMayReport, isLateCompletion, type TaskAction, transitionTask } from "../core/task-machine";
-import { planAfterStepChange } from "../core/workflow";
+import { MAX_PARALLELISM, stepViews } from "../core/workflow";
 import type { TaskRow } from "../db/schema";
 import { type BotTaskCounts, type ClaimNext, writeTransition } from "../db/task-writes";
-import { findStepTaskId, getTask, sequenceOf, sequenceSteps, type TaskWithWaiting, taskState } from "../db/tasks";
+import { getTask, sequenceOf, sequenceSteps, type TaskWithWaiting, taskState } from "../db/tasks";
 import { AppError, loadOr404 } from "../errors";
 import type { Ctx } from "./context";
 import { publishJobTransition } from "./job-events";
@@ -26,7 +27,8 @@ export interface TransitionOutcome {
   /** Set when the task went back to pending with a backoff. */
   retryAtMs: number | null;
   /** Workflow step released by this completion, to dispatch now. */
-  releasedStepTaskId: string | null;
+  /** Steps' runs this transition released, to be handed to bots. */
+  releasedStepTaskIds: string[];
   /** With `claimNext`: the task the freed bot claimed in the same batch (null: nothing it could take was due). */
   claimedNext: TaskRow | null;
   /** Whether the claim was tried (the write freed the bot); if not, the caller pulls as usual. */
@@ -51,9 +53,15 @@ export interface ActionOptions {
 }
 
 const MAX_RACE_RETRIES = 4;
+/**
+ * A for_each step's items ending together each lose to whichever wrote first, one winner a round: as many
+ * rounds as items may run at once (every loser re-reads and re-decides, so it never waits on a stale view).
+ */
+const MAX_SIBLING_RACE_RETRIES = MAX_RACE_RETRIES + MAX_PARALLELISM;
 
 export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskAction, opts: ActionOptions = {}): Promise<TransitionOutcome> {
-  for (let attempt = 0; attempt < MAX_RACE_RETRIES; attempt++) {
+  let attempts = MAX_RACE_RETRIES;
+  for (let attempt = 0; attempt < attempts; attempt++) {
     const nowMs = ctx.now();
     const known = attempt === 0 && opts.knownRow?.id === taskId ? opts.knownRow : undefined;
     const task = known ?? (await loadOr404("task", taskId, getTask(ctx.db, taskId)));
@@ -71,7 +79,7 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
     const seq = sequenceOf(task);
     const stepsBefore = seq && patch.status !== task.status ? await sequenceSteps(ctx.db, seq) : null;
     const ended = { status: patch.status, result: patch.result, error: patch.error, errorCode: patch.errorCode };
-    const workflowPlan = stepsBefore && task.stepIndex !== null ? planAfterStepChange(stepsBefore, task.stepIndex, ended) : null;
+    const workflowPlan = stepsBefore && task.stepIndex !== null ? planAfterStepChange(stepsBefore, task.id, ended) : null;
     const jobChange: JobChange | null =
       seq?.kind === "job" && workflowPlan
         ? jobChangeOf(workflowPlan.steps, { status: patch.status, result: patch.result, error: patch.error, errorCode: patch.errorCode })
@@ -93,7 +101,11 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
       nowMs,
       claimNext,
     });
-    if (!written) continue; // someone changed the task since we read it: re-read and re-decide
+    if (!written) {
+      // Someone changed the task (or, for an item, its step) since we read it: re-read and re-decide.
+      if (workflowPlan?.siblingsEnded) attempts = MAX_SIBLING_RACE_RETRIES;
+      continue;
+    }
     countTaskTransition(task, patch, events);
     // waiting_for of a re-queued task is computed on the next read (routes re-read for their response).
     const updated: TaskWithWaiting = { ...written.row, waitingFor: null };
@@ -107,14 +119,21 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
       ...(action.kind === "fail" ? { error_code: action.code } : {}),
       ...(workflowPlan ? { workflow_status: workflowPlan.status } : {}),
     });
-    const releasedStepTaskId = seq && workflowPlan?.release != null ? await findStepTaskId(ctx.db, seq, workflowPlan.release) : null;
+    // The runs the plan released (the next step; a loop's next run; a for_each's items), to hand to bots now.
+    const releasedStepTaskIds = workflowPlan
+      ? [
+          ...(workflowPlan.firstItem ? [workflowPlan.firstItem.taskId] : []),
+          ...workflowPlan.release,
+          ...workflowPlan.create.filter((r) => r.released).map((r) => r.taskId),
+        ]
+      : [];
     const outcome: TransitionOutcome = {
       task: updated,
       releasedBotId,
       // Every release tells the bot, except the one it reported itself (its own result or failure).
       notifyBot: releasedBotId !== null && !reportedBy(action, releasedBotId, opts),
       retryAtMs: patch.status === "pending" ? (patch.runAfterMs ?? null) : null,
-      releasedStepTaskId,
+      releasedStepTaskIds,
       claimedNext: written.next,
       claimTried: claimNext !== undefined,
       releasedBotCounts: written.releasedBotCounts,
@@ -132,9 +151,9 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
         task,
         patch,
         events,
-        jobBefore: jobStatusOf(stepsBefore),
+        jobBefore: jobStatusOf(stepViews(stepsBefore)),
         jobChange,
-        stepCount: stepsBefore.length,
+        stepCount: workflowPlan?.steps.length ?? stepViews(stepsBefore).length,
         decisions: workflowPlan?.decisions ?? [],
       });
     }

@@ -60,7 +60,9 @@ describe("jobs", () => {
     expect(await job(created.id)).toMatchObject({ status: "completed", progress: 100, result: { answer: 42 } });
     const result = (await get(`/api/v1/jobs/${created.id}/result`)).body;
     expect(result).toMatchObject({ job_id: created.id, status: "completed", result: { answer: 42 } });
-    expect(result.steps).toEqual([{ step_index: 0, task_id: task.id, status: "completed", result: { answer: 42 }, error: null }]);
+    expect(result.steps).toEqual([
+      { step_index: 0, iteration: 0, item_index: null, task_id: task.id, status: "completed", result: { answer: 42 }, error: null },
+    ]);
     watcher.close();
     sock.close();
   });

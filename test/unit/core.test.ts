@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
 import { deriveBotStatus } from "../../src/core/bot-status";
 import { nextWakeMs, takeDue } from "../../src/core/schedule";
-import { aggregateWorkflowStatus, planAfterStepChange, type StepState } from "../../src/core/workflow";
+import { planAfterStepChange } from "../../src/core/step-plan";
+import { aggregateWorkflowStatus, type StepState } from "../../src/core/workflow";
 
 describe("bot status", () => {
   const base = { connected: false, held: false, currentTaskId: null, lastHeartbeatAtMs: null, disconnectedAtMs: null };
@@ -25,7 +26,7 @@ describe("bot status", () => {
 
 describe("workflow planning", () => {
   const steps = (...statuses: [string, boolean][]): StepState[] =>
-    statuses.map(([status, released], stepIndex) => ({ stepIndex, status: status as never, released }));
+    statuses.map(([status, released], stepIndex) => ({ taskId: `t${stepIndex}`, stepIndex, status: status as never, released }));
   it("aggregates", () => {
     expect(aggregateWorkflowStatus(steps(["pending", false], ["pending", false]))).toBe("pending");
     expect(aggregateWorkflowStatus(steps(["assigned", true], ["pending", false]))).toBe("in_progress");
@@ -34,27 +35,30 @@ describe("workflow planning", () => {
     expect(aggregateWorkflowStatus(steps(["cancelled", true], ["cancelled", false]))).toBe("cancelled");
   });
   it("completing a step releases the next; the last completes the workflow", () => {
-    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false], ["pending", false]), 0, "completed")).toMatchObject({
-      release: 1,
+    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false], ["pending", false]), "t0", "completed")).toMatchObject({
+      release: ["t1"],
       cancel: [],
       status: "in_progress",
     });
-    expect(planAfterStepChange(steps(["completed", true], ["in_progress", true]), 1, "completed")).toMatchObject({
-      release: null,
+    expect(planAfterStepChange(steps(["completed", true], ["in_progress", true]), "t1", "completed")).toMatchObject({
+      release: [],
       cancel: [],
       status: "completed",
     });
   });
   it("a failed step cancels the unstarted rest", () => {
-    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false], ["pending", false]), 0, "failed")).toMatchObject({
-      release: null,
-      cancel: [1, 2],
+    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false], ["pending", false]), "t0", "failed")).toMatchObject({
+      release: [],
+      cancel: [
+        { taskId: "t1", error: "an earlier step did not complete" },
+        { taskId: "t2", error: "an earlier step did not complete" },
+      ],
       status: "failed",
     });
   });
   it("a retry (back to pending) changes nothing else", () => {
-    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false]), 0, "pending")).toMatchObject({
-      release: null,
+    expect(planAfterStepChange(steps(["in_progress", true], ["pending", false]), "t0", "pending")).toMatchObject({
+      release: [],
       cancel: [],
       status: "in_progress",
     });

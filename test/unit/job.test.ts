@@ -4,6 +4,7 @@ import { initPrompt, projectSlug, projectStatusAfterJob } from "../../src/core/p
 import { sseRecord, streamMessage } from "../../src/core/stream";
 
 const step = (status: JobStep["status"], extra: Partial<JobStep> = {}, stepIndex = 0): JobStep => ({
+  taskId: `t${stepIndex}`,
   stepIndex,
   status,
   released: status !== "pending",
