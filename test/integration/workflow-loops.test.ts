@@ -7,20 +7,8 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { BotSocket, expectError, get, post, registerBot, StreamSocket, uniqueCapability } from "../helpers/api";
-
-async function workflow(cap: string, steps: Record<string, unknown>[]) {
-  const res = await post("/api/v1/workflows", { name: "loops", capability: cap, max_attempts: 1, steps });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body.id as string;
-}
-
-async function botFor(cap: string) {
-  const bot = await registerBot([cap]);
-  const sock = await BotSocket.open(bot.id, bot.token);
-  await sock.next("connected");
-  return sock;
-}
+import { type BotSocket, expectError, get, post, StreamSocket, uniqueCapability } from "../helpers/api";
+import { connectedBot, createWorkflow } from "../helpers/workflows";
 
 /** [step_index, iteration, item_index, status, error_code] of every run of a job, in order. */
 const runsOf = async (jobId: string) =>
@@ -50,13 +38,13 @@ const jobStatus = async (id: string) => (await get(`/api/v1/jobs/${id}`)).body.s
 describe("looping workflows", () => {
   it("repeat_until: the step runs again, as a new task, until its condition holds; then the run goes on", async () => {
     const cap = uniqueCapability("repeat");
-    const id = await workflow(cap, [
+    const id = await createWorkflow(cap, [
       { payload: { poll: true }, repeat_until: "steps[0].result.ready == true", max_iterations: 5 },
       { payload: { next: true }, when: "steps[0].iterations == 2" },
     ]);
     const job = (await post(`/api/v1/workflows/${id}/execute`)).body;
     const watcher = await StreamSocket.open(job.websocket_url);
-    const sock = await botFor(cap);
+    const sock = await connectedBot(cap);
 
     const first = await sock.next("task_assigned");
     expect(first.payload.task_payload).toEqual({ poll: true });
@@ -95,9 +83,12 @@ describe("looping workflows", () => {
 
   it("repeat_until that never holds: after max_iterations runs the step fails (max_iterations) and the run with it", async () => {
     const cap = uniqueCapability("spent");
-    const id = await workflow(cap, [{ payload: {}, repeat_until: "steps[0].result.ok", max_iterations: 2 }, { payload: { never: true } }]);
+    const id = await createWorkflow(cap, [
+      { payload: {}, repeat_until: "steps[0].result.ok", max_iterations: 2 },
+      { payload: { never: true } },
+    ]);
     const job = (await post(`/api/v1/jobs`, { workflow_id: id })).body;
-    const sock = await botFor(cap);
+    const sock = await connectedBot(cap);
     await sock.complete((await sock.next("task_assigned")).payload.task_id, { ok: false });
     await sock.complete((await sock.next("task_assigned")).payload.task_id, { ok: false });
     await expect.poll(() => jobStatus(job.id), { timeout: 5000 }).toBe("failed");
@@ -115,10 +106,13 @@ describe("looping workflows", () => {
 
   it("goto back: a failing step sends the run to an earlier step, which runs again; the retry can succeed", async () => {
     const cap = uniqueCapability("goto");
-    const id = await workflow(cap, [{ payload: { build: true } }, { payload: { test: true }, on_failure: "goto 0", max_iterations: 3 }]);
+    const id = await createWorkflow(cap, [
+      { payload: { build: true } },
+      { payload: { test: true }, on_failure: "goto 0", max_iterations: 3 },
+    ]);
     const job = (await post(`/api/v1/jobs`, { workflow_id: id })).body;
     const watcher = await StreamSocket.open(job.websocket_url);
-    const sock = await botFor(cap);
+    const sock = await connectedBot(cap);
     const seen: string[] = [];
     for (const outcome of [true, false, true, true]) {
       const assigned = await sock.next("task_assigned");
@@ -142,9 +136,13 @@ describe("looping workflows", () => {
 
   it("goto forward: the steps between are skipped and the run goes on at the target", async () => {
     const cap = uniqueCapability("jump");
-    const id = await workflow(cap, [{ payload: { a: 1 }, on_failure: "goto 2" }, { payload: { b: 1 } }, { payload: { cleanup: true } }]);
+    const id = await createWorkflow(cap, [
+      { payload: { a: 1 }, on_failure: "goto 2" },
+      { payload: { b: 1 } },
+      { payload: { cleanup: true } },
+    ]);
     const job = (await post(`/api/v1/jobs`, { workflow_id: id })).body;
-    const sock = await botFor(cap);
+    const sock = await connectedBot(cap);
     await sock.complete((await sock.next("task_assigned")).payload.task_id, { broke: true }, false);
     const cleanup = await sock.next("task_assigned");
     expect(cleanup.payload.task_payload).toEqual({ cleanup: true });
@@ -160,13 +158,13 @@ describe("looping workflows", () => {
 
   it("for_each with parallelism 2: one run per item, at most two at once with three bots free; the step's result lists them in order", async () => {
     const cap = uniqueCapability("fan");
-    const id = await workflow(cap, [
+    const id = await createWorkflow(cap, [
       { payload: { list: true } },
       { payload: { work: "file" }, for_each: "steps[0].result.files", parallelism: 2 },
     ]);
     const job = (await post(`/api/v1/jobs`, { workflow_id: id })).body;
     const watcher = await StreamSocket.open(job.websocket_url);
-    const bots = [await botFor(cap), await botFor(cap), await botFor(cap)];
+    const bots = [await connectedBot(cap), await connectedBot(cap), await connectedBot(cap)];
     const assignedTo = () => firstAssigned(bots);
     const lister = await assignedTo();
     await lister.bot.complete(lister.msg.payload.task_id, { files: ["a.txt", "b.txt", "c.txt"] });
@@ -215,13 +213,13 @@ describe("looping workflows", () => {
   it("items ending at the same moment: the step still completes once, with every result (five rounds of four bots)", async () => {
     for (let round = 0; round < 5; round++) {
       const cap = uniqueCapability("fanrace");
-      const id = await workflow(cap, [
+      const id = await createWorkflow(cap, [
         { payload: {} },
         { payload: {}, for_each: "steps[0].result.items", parallelism: 4 },
         { payload: { last: true } },
       ]);
       const job = (await post(`/api/v1/jobs`, { workflow_id: id })).body;
-      const bots = [await botFor(cap), await botFor(cap), await botFor(cap), await botFor(cap)];
+      const bots = [await connectedBot(cap), await connectedBot(cap), await connectedBot(cap), await connectedBot(cap)];
       const first = await firstAssigned(bots);
       await first.bot.complete(first.msg.payload.task_id, { items: ["w", "x", "y", "z"] });
       const items = [await firstAssigned(bots), await firstAssigned(bots), await firstAssigned(bots), await firstAssigned(bots)];
@@ -245,10 +243,10 @@ describe("looping workflows", () => {
 
   it("cancelling a job with for_each items running cancels every one of them on its bot", async () => {
     const cap = uniqueCapability("fancancel");
-    const id = await workflow(cap, [{ payload: {} }, { payload: {}, for_each: "steps[0].result.items", parallelism: 2 }]);
+    const id = await createWorkflow(cap, [{ payload: {} }, { payload: {}, for_each: "steps[0].result.items", parallelism: 2 }]);
     const job = (await post(`/api/v1/jobs`, { workflow_id: id })).body;
-    const a = await botFor(cap);
-    const b = await botFor(cap);
+    const a = await connectedBot(cap);
+    const b = await connectedBot(cap);
     const first = await firstAssigned([a, b]);
     await first.bot.complete(first.msg.payload.task_id, { items: [1, 2, 3] });
     const held = [await a.next("task_assigned"), await b.next("task_assigned")];

@@ -6,20 +6,8 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { BotSocket, expectError, get, post, registerBot, StreamSocket, uniqueCapability } from "../helpers/api";
-
-async function workflow(cap: string, steps: Record<string, unknown>[]) {
-  const res = await post("/api/v1/workflows", { name: "rules", capability: cap, max_attempts: 1, steps });
-  expect(res.status, JSON.stringify(res.body)).toBe(201);
-  return res.body.id as string;
-}
-
-async function botFor(cap: string) {
-  const bot = await registerBot([cap]);
-  const sock = await BotSocket.open(bot.id, bot.token);
-  await sock.next("connected");
-  return sock;
-}
+import { expectError, get, post, StreamSocket, uniqueCapability } from "../helpers/api";
+import { connectedBot, createWorkflow } from "../helpers/workflows";
 
 const stepsOf = async (jobId: string) =>
   (
@@ -29,7 +17,7 @@ const stepsOf = async (jobId: string) =>
 describe("conditional workflows", () => {
   it("a false condition skips its step, a true one runs it; the decisions are in the job's stream", async () => {
     const cap = uniqueCapability("when");
-    const id = await workflow(cap, [
+    const id = await createWorkflow(cap, [
       { payload: { n: 0 } },
       { payload: { n: 1 }, when: "steps[0].result.count > 3" },
       { payload: { n: 2 }, when: "steps[0].status == 'completed' && steps[1].status == 'skipped'" },
@@ -42,7 +30,7 @@ describe("conditional workflows", () => {
     ]);
     const job = (await post(`/api/v1/workflows/${id}/execute`)).body;
     const watcher = await StreamSocket.open(job.websocket_url);
-    const sock = await botFor(cap);
+    const sock = await connectedBot(cap);
 
     const first = await sock.next("task_assigned");
     expect(first.payload.task_payload).toEqual({ n: 0 });
@@ -68,12 +56,12 @@ describe("conditional workflows", () => {
 
   it("on_failure continue: a failed step does not fail the run; the next step can read the failure", async () => {
     const cap = uniqueCapability("cont");
-    const id = await workflow(cap, [
+    const id = await createWorkflow(cap, [
       { payload: { n: 0 }, on_failure: "continue" },
       { payload: { n: 1 }, when: "steps[0].status == 'failed' && steps[0].error_code == 'bot_error'" },
     ]);
     const job = (await post(`/api/v1/jobs`, { workflow_id: id })).body;
-    const sock = await botFor(cap);
+    const sock = await connectedBot(cap);
     const first = await sock.next("task_assigned");
     await sock.complete(first.payload.task_id, { reason: "broken" }, false);
     const second = await sock.next("task_assigned");
@@ -89,9 +77,9 @@ describe("conditional workflows", () => {
 
   it("a condition that cannot be evaluated fails the run with condition_error; the default on_failure stops it", async () => {
     const cap = uniqueCapability("cerr");
-    const id = await workflow(cap, [{ payload: {} }, { payload: {}, when: "steps[0].result.missing > 1" }, { payload: {} }]);
+    const id = await createWorkflow(cap, [{ payload: {} }, { payload: {}, when: "steps[0].result.missing > 1" }, { payload: {} }]);
     const job = (await post(`/api/v1/jobs`, { workflow_id: id })).body;
-    const sock = await botFor(cap);
+    const sock = await connectedBot(cap);
     await sock.complete((await sock.next("task_assigned")).payload.task_id, {});
     await expect.poll(async () => (await get(`/api/v1/jobs/${job.id}`)).body.status, { timeout: 5000 }).toBe("failed");
     const failed = (await get(`/api/v1/jobs/${job.id}`)).body;

@@ -231,6 +231,18 @@ describe("loops: on_failure goto", () => {
 
 describe("loops: for_each with a parallelism limit", () => {
   const fan = { forEach: "steps[0].result.files", parallelism: 2 };
+  /** Step 1 fanned out to three items: two running, one waiting. */
+  const fannedOut = () => {
+    const item = (taskId: string, itemIndex: number, over: Partial<StepState>) =>
+      step(1, fan, { taskId, itemIndex, released: true, ...over });
+    return [
+      step(0, null, { status: "completed" }),
+      item("t1", 0, { status: "in_progress" }),
+      item("n1", 1, { status: "in_progress" }),
+      item("n2", 2, { status: "pending", released: false }),
+      step(2),
+    ];
+  };
 
   it("fans out: the step's run becomes item 0, the others are new runs, released up to the parallelism", () => {
     const rows = [step(0, null, { status: "in_progress" }), step(1, fan), step(2)];
@@ -245,15 +257,7 @@ describe("loops: for_each with a parallelism limit", () => {
   });
 
   it("an item ending starts the next waiting one; the last makes the step complete with every item's result, in order", () => {
-    const item = (taskId: string, itemIndex: number, over: Partial<StepState>) =>
-      step(1, fan, { taskId, itemIndex, released: true, ...over });
-    const rows = [
-      step(0, null, { status: "completed" }),
-      item("t1", 0, { status: "in_progress" }),
-      item("n1", 1, { status: "in_progress" }),
-      item("n2", 2, { status: "pending", released: false }),
-      step(2),
-    ];
+    const rows = fannedOut();
     const first = planAfterStepChange(rows, "n1", { status: "completed", result: "B" });
     expect(first).toMatchObject({ release: ["n2"], siblingsEnded: { stepIndex: 1, iteration: 0, ended: 0 } });
     expect(first.steps[1]).toMatchObject({ status: "in_progress", runs: 3 });
@@ -271,15 +275,7 @@ describe("loops: for_each with a parallelism limit", () => {
   });
 
   it("an item that fails fails its step: waiting items are cancelled; one ending later changes nothing", () => {
-    const item = (taskId: string, itemIndex: number, over: Partial<StepState>) =>
-      step(1, fan, { taskId, itemIndex, released: true, ...over });
-    const rows = [
-      step(0, null, { status: "completed" }),
-      item("t1", 0, { status: "in_progress" }),
-      item("n1", 1, { status: "in_progress" }),
-      item("n2", 2, { status: "pending", released: false }),
-      step(2),
-    ];
+    const rows = fannedOut();
     const plan = planAfterStepChange(rows, "n1", { status: "failed", error: "bad file", errorCode: "bot_error" });
     expect(plan.cancel.map((c) => c.taskId)).toEqual(["n2", "t2"]);
     expect(plan.steps[1]).toMatchObject({ status: "failed", error: "item 1: bad file" });
