@@ -85,14 +85,15 @@ export function currentRuns<S extends StepState>(rows: readonly S[], stepIndex: 
 }
 
 /**
- * Runs folded into their step: one run is the step; a step's items are
+ * Runs folded into their step: a run that is not an item is the step; a step's items (one or more) are
  * failed if one failed (its error), cancelled if one was, completed when all
  * are (the result: their results in item order), otherwise as far as the
  * furthest along.
  */
 export function foldRuns<S extends StepState>(runs: readonly S[], iterations: number): StepView<S> {
   const first = runs[0]!;
-  if (runs.length === 1) return { ...first, iterations, runs: 1 };
+  const fannedOut = first.itemIndex !== null && first.itemIndex !== undefined;
+  if (!fannedOut) return { ...first, iterations, runs: 1 };
   const failed = runs.find((r) => r.status === "failed");
   const cancelled = runs.find((r) => r.status === "cancelled");
   // A fanned-out step is as far along as its items together.

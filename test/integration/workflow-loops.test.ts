@@ -266,6 +266,31 @@ describe("looping workflows", () => {
     b.close();
   });
 
+  it("a workflow run by /start loops on its own tasks; a job made from it afterwards copies the steps, not the runs", async () => {
+    const cap = uniqueCapability("own");
+    const id = await createWorkflow(cap, [{ payload: { list: 1 } }, { payload: { each: 1 }, for_each: "steps[0].result.items" }]);
+    expect((await post(`/api/v1/workflows/${id}/start`)).status).toBe(200);
+    const sock = await connectedBot(cap);
+    await sock.complete((await sock.next("task_assigned")).payload.task_id, { items: ["p", "q"] });
+    for (const item of ["p", "q"]) {
+      const assigned = await sock.next("task_assigned");
+      expect(assigned.payload.task_payload).toMatchObject({ each: 1, item });
+      await sock.complete(assigned.payload.task_id, item.toUpperCase());
+    }
+    await expect.poll(async () => (await get(`/api/v1/workflows/${id}`)).body.status, { timeout: 5000 }).toBe("completed");
+    expect((await get(`/api/v1/workflows/${id}`)).body.task_ids).toHaveLength(3);
+
+    const job = (await post(`/api/v1/workflows/${id}/execute`)).body;
+    expect(job.step_count).toBe(2);
+    await sock.complete((await sock.next("task_assigned")).payload.task_id, { items: ["r"] });
+    const again = await sock.next("task_assigned");
+    expect(again.payload.task_payload).toEqual({ each: 1, item: "r", item_index: 0 });
+    await sock.complete(again.payload.task_id, "R");
+    await expect.poll(() => jobStatus(job.id), { timeout: 5000 }).toBe("completed");
+    expect((await get(`/api/v1/jobs/${job.id}`)).body.result).toEqual(["R"]);
+    sock.close();
+  });
+
   it("a loop without a bound, a reference to no step or a loop too big is a 400 naming the field; nothing is created", async () => {
     const count = async () => (await env.DB.prepare("SELECT count(*) n FROM workflows").first<{ n: number }>())!.n;
     const before = await count();
