@@ -25,7 +25,7 @@ import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
 import { countDispatch, countMetric, flushMetrics } from "../services/metrics";
 import { publishFleet } from "../services/streams";
 import { AlarmSchedule } from "./alarm-schedule";
-import { assignmentOf, parseBotFrame } from "./bot-frames";
+import { assignmentOf, type ParsedFrame, parseBotFrame } from "./bot-frames";
 import { BotHealth, HEALTH_CHECK } from "./bot-health";
 import { type ActivityChange, FLEET_ACTIVITY, FleetActivity } from "./fleet-activity";
 import { resolveObjectName } from "./identity";
@@ -162,20 +162,33 @@ export class BotSession extends DurableObject<Env> {
 
   /** A bot's messages are applied one at a time, in the order it sent them (start before complete). */
   private inbox: Promise<void> = Promise.resolve();
+  /** Messages received and not yet applied, in order (a start looks here for its result, see `resultQueued`). */
+  private readonly queued: ParsedFrame[] = [];
 
   async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+    const frame = parseBotFrame(raw);
+    this.queued.push(frame);
     // What the message counted goes to the metrics store (at most once a second; never throws).
-    const handled = this.inbox.then(() => this.handleMessage(ws, raw)).finally(() => flushMetrics(this.ctxBase));
+    const handled = this.inbox
+      .then(() => {
+        this.queued.shift();
+        return this.handleMessage(ws, frame);
+      })
+      .finally(() => flushMetrics(this.ctxBase));
     // The chain must survive a failed message; handleMessage logs its own failures.
     this.inbox = handled.catch(() => undefined);
     return handled;
   }
 
-  private async handleMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
+  /** The bot's successful result for `taskId` is already waiting behind the message being applied. */
+  private resultQueued(taskId: string): boolean {
+    return this.queued.some((f) => f.ok && f.msg.type === "task_complete" && f.msg.payload.task_id === taskId && f.msg.payload.success);
+  }
+
+  private async handleMessage(ws: WebSocket, frame: ParsedFrame): Promise<void> {
     const botId = this.botId;
     if (!botId) return;
     const ctx = this.scoped();
-    const frame = parseBotFrame(raw);
     if (!frame.ok) return this.sendError(ws, frame.code, frame.message, frame.details);
     const msg = frame.msg;
     try {
@@ -205,6 +218,13 @@ export class BotSession extends DurableObject<Env> {
           return;
         }
         case "task_started": {
+          if (await this.startRidesWithResult(ctx, msg.payload.task_id)) {
+            this.send(ws, {
+              type: "task_ack",
+              payload: { task_id: msg.payload.task_id, status: "in_progress", applied: true, ack_of: "task_started" },
+            });
+            return;
+          }
           const outcome = await applyTaskAction(ctx, msg.payload.task_id, { kind: "start" }, this.reportOptions());
           this.heldTask = isHeld(outcome.task.status) && outcome.task.botId === botId ? outcome.task : null;
           await this.trackDeadline(outcome.task);
@@ -568,6 +588,23 @@ export class BotSession extends DurableObject<Env> {
 
   private async sendAssignment(ws: WebSocket, task: TaskRow): Promise<void> {
     this.send(ws, await assignmentOf(this.ctxBase, task));
+  }
+
+  /**
+   * A start with the bot's result right behind it (a quick task: the bot sent both back to back) is not
+   * written on its own: the result's write records the start too (the task machine's complete from
+   * `assigned`: its start time and `task_started` event, then `task_completed`), one D1 round trip
+   * instead of two. D1 lags nothing a reader could see: until that write, the task reads `assigned`,
+   * as it would while the start's own write was on its way. One turn of the event loop first, so a
+   * result sent in the same breath as the start has been received.
+   */
+  private async startRidesWithResult(ctx: Ctx, taskId: string): Promise<boolean> {
+    const held = this.heldTask;
+    if (held?.id !== taskId || held.status !== "assigned") return false;
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    if (!this.resultQueued(taskId) || this.heldTask !== held) return false;
+    this.heldTask = { ...held, startedAt: ctx.now() };
+    return true;
   }
 
   /** This bot acts on its task; the kept row saves the read (see `heldTask`). */

@@ -1,0 +1,65 @@
+/**
+ * D1 round trips on a bot's own path, counted (src/db/client.ts's counter):
+ * a quick task's start rides in its result's write; a start on its own is
+ * written at once, so reads by id never lag.
+ */
+import { describe, expect, it } from "vitest";
+import { d1RoundTrips } from "../../src/db/client";
+import { BotSocket, get, post, registerBot, uniqueCapability } from "../helpers/api";
+
+async function heldTask() {
+  const cap = uniqueCapability("hot");
+  const bot = await registerBot([cap]);
+  const sock = await BotSocket.open(bot.id, bot.token);
+  await sock.next("connected");
+  const task = (await post("/api/v1/tasks", { capability: cap, payload: { n: 1 } })).body;
+  await sock.next("task_assigned");
+  return { sock, taskId: task.id as string };
+}
+
+const eventTypes = async (taskId: string) => (await get(`/api/v1/tasks/${taskId}/events`)).body.map((e: any) => e.type);
+
+describe("the hot path's D1 round trips", () => {
+  it("a start sent with its result right behind it: one round trip for both, the start still recorded", async () => {
+    const { sock, taskId } = await heldTask();
+    const before = d1RoundTrips.count;
+    sock.send({ type: "task_started", payload: { task_id: taskId } });
+    sock.send({ type: "task_complete", payload: { task_id: taskId, success: true, result: { ok: 1 } } });
+    const acks = [await sock.next("task_ack"), await sock.next("task_ack")];
+    expect(acks.map((a) => [a.payload.ack_of, a.payload.status, a.payload.applied])).toEqual([
+      ["task_started", "in_progress", true],
+      ["task_complete", "completed", true],
+    ]);
+    expect(d1RoundTrips.count - before).toBe(1);
+    const task = (await get(`/api/v1/tasks/${taskId}`)).body;
+    expect(task).toMatchObject({ status: "completed", result: { ok: 1 } });
+    expect(task.started_at).not.toBeNull();
+    expect(Date.parse(task.started_at)).toBeLessThanOrEqual(Date.parse(task.completed_at));
+    expect(await eventTypes(taskId)).toEqual(["task_created", "task_assigned", "task_started", "task_completed"]);
+    sock.close();
+  });
+
+  it("a start on its own is written at once (a read by id says in_progress after its ack), then its result", async () => {
+    const { sock, taskId } = await heldTask();
+    let before = d1RoundTrips.count;
+    sock.send({ type: "task_started", payload: { task_id: taskId } });
+    expect((await sock.next("task_ack")).payload).toMatchObject({ ack_of: "task_started", status: "in_progress" });
+    expect(d1RoundTrips.count - before).toBe(1);
+    expect((await get(`/api/v1/tasks/${taskId}`)).body.status).toBe("in_progress");
+    before = d1RoundTrips.count;
+    await sock.complete(taskId, { ok: 2 });
+    expect(d1RoundTrips.count - before).toBe(1);
+    expect(await eventTypes(taskId)).toEqual(["task_created", "task_assigned", "task_started", "task_completed"]);
+    sock.close();
+  });
+
+  it("a start followed by a failure keeps its own write (the failure does not record a start)", async () => {
+    const { sock, taskId } = await heldTask();
+    sock.send({ type: "task_started", payload: { task_id: taskId } });
+    sock.send({ type: "task_complete", payload: { task_id: taskId, success: false, error: "no" } });
+    await sock.next("task_ack");
+    await sock.next("task_ack");
+    expect(await eventTypes(taskId)).toEqual(["task_created", "task_assigned", "task_started", "task_retry_scheduled"]);
+    sock.close();
+  });
+});
