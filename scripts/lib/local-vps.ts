@@ -7,16 +7,15 @@
 import { spawnSync } from "node:child_process";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
-import ssh2 from "ssh2";
-
-const { utils } = ssh2;
+import { generateHostKey, isReadableKey } from "../../standins/ssh-vps";
 
 /** The local VPS keeps its host key across restarts, like a real server (a changed key fails pinned deployments). */
 export function localVpsHostKey(baseDir: string): string {
   const file = path.join(baseDir, "ssh_host_ed25519_key");
-  if (!existsSync(file)) {
+  // A key an older run kept that ssh2 cannot read (see generateHostKey) is replaced.
+  if (!existsSync(file) || !isReadableKey(readFileSync(file, "utf8"))) {
     mkdirSync(baseDir, { recursive: true });
-    writeFileSync(file, utils.generateKeyPairSync("ed25519").private, { mode: 0o600 });
+    writeFileSync(file, generateHostKey(), { mode: 0o600 });
   }
   return readFileSync(file, "utf8");
 }
