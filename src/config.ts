@@ -27,6 +27,8 @@ export interface Config {
   healthPolicy: HealthPolicy;
   /** Limits of a token that has none of its own (null: none). */
   defaultTokenLimits: { requestsPerSecond: number | null; burst: number | null; tasksPerMinute: number | null };
+  /** Guarded batches go through the group-commit writer (objects/d1-writer.ts); `D1_GROUP_COMMIT=off` sends them straight to D1. */
+  d1GroupCommit: boolean;
 }
 
 /** A positive number, or null when unset or not one. */
@@ -67,5 +69,6 @@ export function readConfig(env: Env): Config {
       burst: optionalPositive(env.RATE_LIMIT_BURST),
       tasksPerMinute: optionalPositive(env.RATE_LIMIT_TASKS_PER_MINUTE),
     },
+    d1GroupCommit: env.D1_GROUP_COMMIT?.trim().toLowerCase() !== "off",
   };
 }

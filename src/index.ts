@@ -5,6 +5,7 @@ import { flushMetrics } from "./services/metrics";
 import { sweep } from "./services/sweeper";
 
 export { BotSession } from "./objects/bot-session";
+export { D1Writer } from "./objects/d1-writer";
 export { DeploymentRunner } from "./objects/deployment-runner";
 export { EventStream } from "./objects/event-stream";
 export { MetricsStore } from "./objects/metrics-store";

@@ -3,10 +3,18 @@ import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import * as schema from "./schema";
 
-export type Db = DrizzleD1Database<typeof schema> & { $client: D1Database };
+/** Where guarded batches go when they do not go straight to D1 (objects/d1-writer.ts). */
+export interface BatchWriter {
+  batch(queries: { sql: string; params: unknown[] }[]): Promise<D1Result[]>;
+}
 
-export function getDb(d1: D1Database): Db {
-  return drizzle(withParameterLimit(d1), { schema });
+export type Db = DrizzleD1Database<typeof schema> & { $client: D1Database; $writer?: BatchWriter };
+
+/** The database, checked and counted; with `writer`, its batches go through group commit. */
+export function getDb(d1: D1Database, writer?: BatchWriter): Db {
+  const db = drizzle(withParameterLimit(d1), { schema }) as Db;
+  if (writer) db.$writer = writer;
+  return db;
 }
 
 /**
@@ -44,13 +52,17 @@ function withParameterLimit(d1: D1Database): D1Database {
   });
 }
 
+export function checkParameterCount(count: number): void {
+  if (count > MAX_BOUND_PARAMETERS) {
+    throw new Error(`D1 allows ${MAX_BOUND_PARAMETERS} bound parameters per statement; this one binds ${count}`);
+  }
+}
+
 /** A statement that checks its parameter count when bound and counts a round trip when run. */
 function counted(statement: D1PreparedStatement): D1PreparedStatement {
   const bind = statement.bind.bind(statement);
   statement.bind = (...values: unknown[]) => {
-    if (values.length > MAX_BOUND_PARAMETERS) {
-      throw new Error(`D1 allows ${MAX_BOUND_PARAMETERS} bound parameters per statement; this one binds ${values.length}`);
-    }
+    checkParameterCount(values.length);
     return counted(bind(...values));
   };
   for (const method of ["first", "run", "all", "raw"] as const) {

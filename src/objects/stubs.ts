@@ -10,3 +10,6 @@ export const scheduleRunner = (env: Env, scheduleId: string) => env.SCHEDULE_RUN
 
 /** `token:<id>` or `capability:<name>`. */
 export const rateLimiter = (env: Env, subject: string) => env.RATE_LIMITER.getByName(subject);
+
+/** The one group-commit writer in front of D1 (objects/d1-writer.ts). */
+export const d1Writer = (env: Env) => env.D1_WRITER.getByName("d1");

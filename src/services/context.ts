@@ -2,6 +2,7 @@
 import { type Config, readConfig } from "../config";
 import { type Db, getDb } from "../db/client";
 import { createLogger, type Logger } from "../log";
+import { d1Writer } from "../objects/stubs";
 
 export interface Ctx {
   env: Env;
@@ -13,5 +14,6 @@ export interface Ctx {
 
 export function createCtx(env: Env, logFields: Record<string, unknown> = {}): Ctx {
   const config = readConfig(env);
-  return { env, db: getDb(env.DB), config, log: createLogger(logFields, config.logLevel), now: Date.now };
+  const writer = config.d1GroupCommit ? d1Writer(env) : undefined;
+  return { env, db: getDb(env.DB, writer), config, log: createLogger(logFields, config.logLevel), now: Date.now };
 }

@@ -3,8 +3,10 @@
  * a quick task's start rides in its result's write; a start on its own is
  * written at once, so reads by id never lag.
  */
+import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { d1RoundTrips } from "../../src/db/client";
+import type { BotSession } from "../../src/objects/bot-session";
 import { BotSocket, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
 async function heldTask() {
@@ -14,17 +16,30 @@ async function heldTask() {
   await sock.next("connected");
   const task = (await post("/api/v1/tasks", { capability: cap, payload: { n: 1 } })).body;
   await sock.next("task_assigned");
-  return { sock, taskId: task.id as string };
+  return { sock, botId: bot.id as string, taskId: task.id as string };
 }
+
+/**
+ * The bot's frames as its object receives them when they arrive together: both handed to the
+ * object before it applies the first (over a real socket that depends on how the runtime splits
+ * the reads; here it is certain).
+ */
+const deliverTogether = (botId: string, frames: unknown[]) =>
+  runInDurableObject(env.BOT_SESSION.getByName(botId), async (obj: BotSession, state) => {
+    const ws = state.getWebSockets()[0]!;
+    await Promise.all(frames.map((f) => obj.webSocketMessage(ws, JSON.stringify(f))));
+  });
 
 const eventTypes = async (taskId: string) => (await get(`/api/v1/tasks/${taskId}/events`)).body.map((e: any) => e.type);
 
 describe("the hot path's D1 round trips", () => {
   it("a start sent with its result right behind it: one round trip for both, the start still recorded", async () => {
-    const { sock, taskId } = await heldTask();
+    const { sock, botId, taskId } = await heldTask();
     const before = d1RoundTrips.count;
-    sock.send({ type: "task_started", payload: { task_id: taskId } });
-    sock.send({ type: "task_complete", payload: { task_id: taskId, success: true, result: { ok: 1 } } });
+    await deliverTogether(botId, [
+      { type: "task_started", payload: { task_id: taskId } },
+      { type: "task_complete", payload: { task_id: taskId, success: true, result: { ok: 1 } } },
+    ]);
     const acks = [await sock.next("task_ack"), await sock.next("task_ack")];
     expect(acks.map((a) => [a.payload.ack_of, a.payload.status, a.payload.applied])).toEqual([
       ["task_started", "in_progress", true],
@@ -54,9 +69,11 @@ describe("the hot path's D1 round trips", () => {
   });
 
   it("a start followed by a failure keeps its own write (the failure does not record a start)", async () => {
-    const { sock, taskId } = await heldTask();
-    sock.send({ type: "task_started", payload: { task_id: taskId } });
-    sock.send({ type: "task_complete", payload: { task_id: taskId, success: false, error: "no" } });
+    const { sock, botId, taskId } = await heldTask();
+    await deliverTogether(botId, [
+      { type: "task_started", payload: { task_id: taskId } },
+      { type: "task_complete", payload: { task_id: taskId, success: false, error: "no" } },
+    ]);
     await sock.next("task_ack");
     await sock.next("task_ack");
     expect(await eventTypes(taskId)).toEqual(["task_created", "task_assigned", "task_started", "task_retry_scheduled"]);
