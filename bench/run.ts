@@ -296,7 +296,8 @@ async function main() {
   const platformRounds = await roundsThrough(targetAt("platform floor", platform.url), () => platform.stop());
 
   console.log("starting the coordinator (wrangler dev) …");
-  const h = await startHarness({ LOG_LEVEL: "error", BENCH_MODE: "1" });
+  // BENCH_D1_GROUP_COMMIT=off measures the coordinator with its batches straight to D1 (for an A/B).
+  const h = await startHarness({ LOG_LEVEL: "error", BENCH_MODE: "1", D1_GROUP_COMMIT: process.env.BENCH_D1_GROUP_COMMIT ?? "on" });
   const coordinator = targetAt("coordinator", h.coordinator.url, true);
   let workerFloor: ReturnType<typeof stats> | null = null;
   let budget: Awaited<ReturnType<typeof d1Budget>> | null = null;
@@ -357,7 +358,7 @@ async function main() {
   });
   const results = {
     date: started.toISOString(),
-    command: `npm run bench (BENCH_BOTS=${BOT_COUNTS.join(",")}, BENCH_SAMPLES=${LATENCY_SAMPLES})`,
+    command: `npm run bench (BENCH_BOTS=${BOT_COUNTS.join(",")}, BENCH_SAMPLES=${LATENCY_SAMPLES}, D1 group commit ${process.env.BENCH_D1_GROUP_COMMIT ?? "on"})`,
     machine: {
       cpu: os.cpus()[0]?.model ?? "unknown",
       cores: os.cpus().length,
