@@ -38,6 +38,8 @@ const DISCONNECT = "disconnect";
 const DISCONNECT_REASON_KEY = "disconnect_reason";
 const DISCONNECT_DEFER_MS = 1000;
 const RETRY_PREFIX = "retry:";
+/** How long a start waits to see its result queued behind it (a turn of the event loop, then 2 ms). */
+const START_MERGE_WAITS_MS = [0, 2];
 /** Tasks a freed bot looks at when pulling its next one. */
 const PULL_BATCH = 5;
 /** A task's progress reaches D1 at most this often (every message still reaches the job's watchers). */
@@ -595,13 +597,18 @@ export class BotSession extends DurableObject<Env> {
    * written on its own: the result's write records the start too (the task machine's complete from
    * `assigned`: its start time and `task_started` event, then `task_completed`), one D1 round trip
    * instead of two. D1 lags nothing a reader could see: until that write, the task reads `assigned`,
-   * as it would while the start's own write was on its way. One turn of the event loop first, so a
-   * result sent in the same breath as the start has been received.
+   * as it would while the start's own write was on its way. It waits at most START_MERGE_WAITS_MS for
+   * the result (a start written that much later costs a long task nothing; a result arriving after it
+   * waits for the start's write as before).
    */
   private async startRidesWithResult(ctx: Ctx, taskId: string): Promise<boolean> {
     const held = this.heldTask;
     if (held?.id !== taskId || held.status !== "assigned") return false;
-    await new Promise((resolve) => setTimeout(resolve, 0));
+    // A turn of the event loop, then a short wait: a result sent in the same breath as the start is here by then.
+    for (const waitMs of START_MERGE_WAITS_MS) {
+      await new Promise((resolve) => setTimeout(resolve, waitMs));
+      if (this.resultQueued(taskId)) break;
+    }
     if (!this.resultQueued(taskId) || this.heldTask !== held) return false;
     this.heldTask = { ...held, startedAt: ctx.now() };
     return true;
