@@ -204,24 +204,33 @@ function sequenceStatements(db: Db, w: GuardedWrite, seq: Sequence, plan: StepPl
         .where(and(inSequence(seq), inJsonList(tasks.id, plan.release), eq(tasks.status, "pending"), guarded)),
     );
   }
+  /** Ends the listed runs (each with its own error), each with an event in its history saying why. */
   const endRuns = (
     runs: { taskId: string; error: string; errorCode?: string }[],
     status: "cancelled" | "failed",
     code: string,
     from: SQL,
-  ) => {
+  ): Statement[] => {
     const json = JSON.stringify(runs.map((r) => ({ id: r.taskId, error: r.error, code: r.errorCode ?? code })));
     const field = (name: string) =>
       sql`(SELECT json_extract(value, ${`$.${name}`}) FROM json_each(${json}) WHERE json_extract(value, '$.id') = tasks.id)`;
+    const listed = sql`id IN (SELECT json_extract(value, '$.id') FROM json_each(${json}))`;
     const at = status === "failed" ? sql`failed_at` : sql`cancelled_at`;
-    return sql`UPDATE tasks SET status = ${status}, ${at} = ${nowMs}, error = ${field("error")}, error_code = ${field("code")},
+    return [
+      // First, while the runs are as they were: the event of each run the update below ends.
+      sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+          SELECT 'task', id, ${`task_${status}`},
+            json_object('status', ${status}, 'error_code', ${field("code")}, 'error', ${field("error")}), ${nowMs}
+          FROM tasks WHERE ${listed} AND ${from} AND ${guarded}`,
+      sql`UPDATE tasks SET status = ${status}, ${at} = ${nowMs}, error = ${field("error")}, error_code = ${field("code")},
           updated_at = ${nowMs}, version = version + 1
-        WHERE id IN (SELECT json_extract(value, '$.id') FROM json_each(${json})) AND ${from} AND ${guarded}`;
+        WHERE ${listed} AND ${from} AND ${guarded}`,
+    ];
   };
-  if (plan.skip.length) out.push(endRuns(plan.skip, "cancelled", SKIPPED, sql`status = 'pending'`));
+  if (plan.skip.length) out.push(...endRuns(plan.skip, "cancelled", SKIPPED, sql`status = 'pending'`));
   // A failing run: a pending step whose condition could not be evaluated, or a completed run whose loop ends in failure.
-  if (plan.fail.length) out.push(endRuns(plan.fail, "failed", CONDITION_ERROR, sql`status IN ('pending', 'completed')`));
-  if (plan.cancel.length) out.push(endRuns(plan.cancel, "cancelled", "cancelled", sql`status = 'pending'`));
+  if (plan.fail.length) out.push(...endRuns(plan.fail, "failed", CONDITION_ERROR, sql`status IN ('pending', 'completed')`));
+  if (plan.cancel.length) out.push(...endRuns(plan.cancel, "cancelled", "cancelled", sql`status = 'pending'`));
   if (seq.kind === "workflow") {
     const terminal = plan.status === "completed" || plan.status === "failed" || plan.status === "cancelled";
     out.push(

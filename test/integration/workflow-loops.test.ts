@@ -101,6 +101,18 @@ describe("looping workflows", () => {
       [0, 1, null, "failed", "max_iterations"],
       [1, 0, null, "cancelled", "cancelled"],
     ]);
+    // Each run's history ends with why: the last run completed, then failed its loop; the next step was cancelled.
+    const steps = (await get(`/api/v1/jobs/${job.id}/result`)).body.steps;
+    const historyOf = async (i: number) =>
+      (await get(`/api/v1/tasks/${steps[i].task_id}/events`)).body.map((e: any) => [e.type, e.data.error_code ?? null]);
+    expect((await historyOf(1)).slice(-2)).toEqual([
+      ["task_completed", null],
+      ["task_failed", "max_iterations"],
+    ]);
+    expect(await historyOf(2)).toEqual([
+      ["task_created", null],
+      ["task_cancelled", "cancelled"],
+    ]);
     sock.close();
   });
 

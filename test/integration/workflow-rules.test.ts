@@ -50,6 +50,14 @@ describe("conditional workflows", () => {
       [2, "completed", null],
     ]);
     expect((await get(`/api/v1/jobs/${job.id}`)).body).toMatchObject({ status: "completed", progress: 100 });
+    // The skipped step's own history says why it never ran.
+    const skippedId = (await get(`/api/v1/jobs/${job.id}/result`)).body.steps[1].task_id;
+    const history = (await get(`/api/v1/tasks/${skippedId}/events`)).body;
+    expect(history.map((e: any) => [e.type, e.data.error_code ?? null])).toEqual([
+      ["task_created", null],
+      ["task_cancelled", "skipped"],
+    ]);
+    expect(history[1].data.error).toBe("skipped: steps[0].result.count > 3 was false");
     watcher.close();
     sock.close();
   });
