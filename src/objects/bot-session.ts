@@ -27,6 +27,7 @@ import { publishFleet } from "../services/streams";
 import { AlarmSchedule } from "./alarm-schedule";
 import { assignmentOf, type ParsedFrame, parseBotFrame } from "./bot-frames";
 import { BotHealth, HEALTH_CHECK } from "./bot-health";
+import { BotInbox } from "./bot-inbox";
 import { type ActivityChange, FLEET_ACTIVITY, FleetActivity } from "./fleet-activity";
 import { resolveObjectName } from "./identity";
 
@@ -38,8 +39,6 @@ const DISCONNECT = "disconnect";
 const DISCONNECT_REASON_KEY = "disconnect_reason";
 const DISCONNECT_DEFER_MS = 1000;
 const RETRY_PREFIX = "retry:";
-/** How long a start waits to see its result queued behind it (a turn of the event loop, then 2 ms). */
-const START_MERGE_WAITS_MS = [0, 2];
 /** Tasks a freed bot looks at when pulling its next one. */
 const PULL_BATCH = 5;
 /** A task's progress reaches D1 at most this often (every message still reaches the job's watchers). */
@@ -162,29 +161,12 @@ export class BotSession extends DurableObject<Env> {
     return new Response(null, { status: 101, webSocket: client });
   }
 
-  /** A bot's messages are applied one at a time, in the order it sent them (start before complete). */
-  private inbox: Promise<void> = Promise.resolve();
-  /** Messages received and not yet applied, in order (a start looks here for its result, see `resultQueued`). */
-  private readonly queued: ParsedFrame[] = [];
+  /** A bot's messages, applied one at a time in the order it sent them (start before complete). */
+  private readonly inbox = new BotInbox();
 
   async webSocketMessage(ws: WebSocket, raw: string | ArrayBuffer): Promise<void> {
-    const frame = parseBotFrame(raw);
-    this.queued.push(frame);
-    // What the message counted goes to the metrics store (at most once a second; never throws).
-    const handled = this.inbox
-      .then(() => {
-        this.queued.shift();
-        return this.handleMessage(ws, frame);
-      })
-      .finally(() => flushMetrics(this.ctxBase));
-    // The chain must survive a failed message; handleMessage logs its own failures.
-    this.inbox = handled.catch(() => undefined);
-    return handled;
-  }
-
-  /** The bot's successful result for `taskId` is already waiting behind the message being applied. */
-  private resultQueued(taskId: string): boolean {
-    return this.queued.some((f) => f.ok && f.msg.type === "task_complete" && f.msg.payload.task_id === taskId && f.msg.payload.success);
+    // handleMessage logs its own failures; what the message counted goes to the metrics store (at most once a second).
+    return this.inbox.push(parseBotFrame(raw), (frame) => this.handleMessage(ws, frame)).finally(() => flushMetrics(this.ctxBase));
   }
 
   private async handleMessage(ws: WebSocket, frame: ParsedFrame): Promise<void> {
@@ -597,19 +579,14 @@ export class BotSession extends DurableObject<Env> {
    * written on its own: the result's write records the start too (the task machine's complete from
    * `assigned`: its start time and `task_started` event, then `task_completed`), one D1 round trip
    * instead of two. D1 lags nothing a reader could see: until that write, the task reads `assigned`,
-   * as it would while the start's own write was on its way. It waits at most START_MERGE_WAITS_MS for
-   * the result (a start written that much later costs a long task nothing; a result arriving after it
-   * waits for the start's write as before).
+   * as it would while the start's own write was on its way. It waits a few ms at most for the result
+   * (bot-inbox.ts; a start written that much later costs a long task nothing, and a result arriving
+   * after it waits for the start's write as before).
    */
   private async startRidesWithResult(ctx: Ctx, taskId: string): Promise<boolean> {
     const held = this.heldTask;
     if (held?.id !== taskId || held.status !== "assigned") return false;
-    // A turn of the event loop, then a short wait: a result sent in the same breath as the start is here by then.
-    for (const waitMs of START_MERGE_WAITS_MS) {
-      await new Promise((resolve) => setTimeout(resolve, waitMs));
-      if (this.resultQueued(taskId)) break;
-    }
-    if (!this.resultQueued(taskId) || this.heldTask !== held) return false;
+    if (!(await this.inbox.awaitResult(taskId)) || this.heldTask !== held) return false;
     this.heldTask = { ...held, startedAt: ctx.now() };
     return true;
   }

@@ -42,10 +42,10 @@ import { type Ctx, createCtx } from "../services/context";
 import { createDeployDeps, type DeployDeps } from "../services/deploy-deps";
 import { writeAndPublish } from "../services/deployment-events";
 import { STAGE_EXECUTORS } from "../services/deployment-stages";
-import { flushMetrics, observeSeconds } from "../services/metrics";
+import { observeSeconds } from "../services/metrics";
 import { destroyStream } from "../services/streams";
 import { resolveObjectName } from "./identity";
-import { SerialQueue } from "./serial";
+import { runSerialized, SerialQueue } from "./serial";
 
 /** Stages one alarm may run back to back before yielding (each is a few external calls). */
 const MAX_STAGES_PER_ALARM = 12;
@@ -72,22 +72,10 @@ export class DeploymentRunner extends DurableObject<Env> {
     });
   }
 
-  /**
-   * Runs `work` after everything queued before it, with this deployment's row
-   * and a context whose log lines carry its id. Every RPC and the alarm go through here.
-   */
+  /** Every RPC and the alarm, one at a time, with a context whose log lines carry this deployment's id. */
   private serialized<T>(work: (ctx: Ctx, id: string) => Promise<T>): Promise<T> {
-    const run = async () => {
-      const id = this.deploymentId;
-      if (!id) throw new AppError("internal_error", "deployment runner addressed without a name");
-      const ctx = createCtx(this.env, { deployment_id: id, component: "deployment", request_id: crypto.randomUUID() });
-      try {
-        return await work(ctx, id);
-      } finally {
-        await flushMetrics(ctx); // what this step counted (at most once a second; never throws)
-      }
-    };
-    return this.serial.run(run);
+    const owner = { name: this.deploymentId, idField: "deployment_id", component: "deployment", kind: "deployment runner" };
+    return runSerialized(this.serial, this.env, owner, work);
   }
 
   private load(ctx: Ctx, id: string): Promise<DeploymentRow> {

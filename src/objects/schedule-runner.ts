@@ -15,10 +15,10 @@ import { getSchedule, recordScheduleSkips, setNextRunAt } from "../db/schedules"
 import type { ScheduleRow } from "../db/schema";
 import { AppError, asRpcResult, type RpcResult } from "../errors";
 import { type Ctx, createCtx } from "../services/context";
-import { countMetric, flushMetrics } from "../services/metrics";
+import { countMetric } from "../services/metrics";
 import { type RunOutcome, recurrenceOf, runSchedule, startNextWaitingRun } from "../services/schedules";
 import { resolveObjectName } from "./identity";
-import { SerialQueue } from "./serial";
+import { runSerialized, SerialQueue } from "./serial";
 
 const CURSOR_KEY = "cursor";
 /** After a failed run, the next attempt. */
@@ -37,17 +37,8 @@ export class ScheduleRunner extends DurableObject<Env> {
 
   /** Every RPC and the alarm, one at a time, with a context that logs the schedule's id and reads the clock given. */
   private serialized<T>(nowMs: number | null, work: (ctx: Ctx, id: string) => Promise<T>): Promise<T> {
-    return this.serial.run(async () => {
-      const id = this.scheduleId;
-      if (!id) throw new AppError("internal_error", "schedule runner addressed without a name");
-      const ctx = createCtx(this.env, { schedule_id: id, component: "schedule", request_id: crypto.randomUUID() });
-      if (nowMs !== null) ctx.now = () => nowMs;
-      try {
-        return await work(ctx, id);
-      } finally {
-        await flushMetrics(ctx);
-      }
-    });
+    const owner = { name: this.scheduleId, idField: "schedule_id", component: "schedule", kind: "schedule runner" };
+    return runSerialized(this.serial, this.env, owner, work, nowMs);
   }
 
   // ---------------------------------------------------------------- RPC
