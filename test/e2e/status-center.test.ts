@@ -202,6 +202,27 @@ describe("Status Center in a real browser", () => {
     await page.close();
   }, 90_000);
 
+  it("a looping job's card says which run of a step it is at: a for_each step's items one after the other", async () => {
+    const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+    await signIn(page, adminToken);
+    const workflow = (
+      await api("POST", "/api/v1/workflows", {
+        name: "page-loop",
+        capability: "echo",
+        steps: [{ payload: { files: ["a", "b"] } }, { payload: { delay_ms: 1200 }, for_each: "steps[0].result.echo.files" }],
+      })
+    ).body;
+    const job = (await api("POST", `/api/v1/workflows/${workflow.id}/execute`)).body;
+    const card = jobCard(page, job.id);
+    await card.getByText(/^completed · 100%/).waitFor({ timeout: 30_000 });
+    await expect.poll(() => card.textContent()).toContain("step 1 item 1: completed");
+    expect((await api("GET", `/api/v1/jobs/${job.id}`)).body.result).toEqual([
+      { echo: { delay_ms: 1200, item: "a", item_index: 0 } },
+      { echo: { delay_ms: 1200, item: "b", item_index: 1 } },
+    ]);
+    await page.close();
+  }, 60_000);
+
   it("cancel on a running job stops the bot's process", async () => {
     const page = await browser.newPage();
     await signIn(page, adminToken);
