@@ -110,6 +110,8 @@ function stepIssues(steps: WorkflowStepInput[], index: number): [string, string]
     const payload = step.payload;
     if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
       issues.push(["payload", "a for_each step's payload must be an object (each run gets item and item_index in it)"]);
+    } else if ("item" in payload || "item_index" in payload) {
+      issues.push(["payload", "a for_each step's payload cannot have item or item_index: each run's are set there"]);
     }
   }
   if (step.parallelism !== undefined && step.for_each === undefined) issues.push(["parallelism", "parallelism is for a for_each step"]);

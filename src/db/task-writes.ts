@@ -248,7 +248,8 @@ function sequenceStatements(db: Db, w: GuardedWrite, seq: Sequence, plan: StepPl
 /**
  * A step's new runs, copied from one of its runs (payload, capability, limits,
  * rules, input artifacts): a for_each item's payload gains `item` and
- * `item_index`; a new iteration's loses them (its step fans out afresh).
+ * `item_index`; a for_each step's new iteration loses them (it fans out
+ * afresh); any other step's payload is copied as it is.
  */
 function newRunStatements(runs: NewRun[], after: SQL, nowMs: number): Statement[] {
   const json = JSON.stringify(
@@ -266,8 +267,10 @@ function newRunStatements(runs: NewRun[], after: SQL, nowMs: number): Statement[
     sql`INSERT INTO tasks (id, payload, capability, priority, timeout_seconds, max_attempts, workflow_id, job_id, step_index,
           iteration, item_index, ready, run_after, input_artifacts, step_rules, created_at, updated_at, status)
         SELECT ${col("id")},
-          CASE WHEN ${col("item_index")} IS NULL THEN json_remove(t.payload, '$.item', '$.item_index')
-               ELSE json_set(t.payload, '$.item', json(${col("item")}), '$.item_index', ${col("item_index")}) END,
+          CASE WHEN ${col("item_index")} IS NOT NULL
+                 THEN json_set(t.payload, '$.item', json(${col("item")}), '$.item_index', ${col("item_index")})
+               WHEN json_extract(t.step_rules, '$.forEach') IS NOT NULL THEN json_remove(t.payload, '$.item', '$.item_index')
+               ELSE t.payload END,
           t.capability, t.priority, t.timeout_seconds, t.max_attempts, t.workflow_id, t.job_id, t.step_index,
           ${col("iteration")}, ${col("item_index")}, ${col("ready")}, 0, t.input_artifacts, t.step_rules, ${nowMs}, ${nowMs}, 'pending'
         FROM json_each(${json}) n JOIN tasks t ON t.id = ${col("from")}

@@ -19,7 +19,7 @@ import { type BotTaskCounts, recordProgress } from "../db/task-writes";
 import { findDispatchableTasks, getTask } from "../db/tasks";
 import { AppError } from "../errors";
 import { type Ctx, createCtx } from "../services/context";
-import { claimForBot, dispatchTask } from "../services/dispatch";
+import { claimForBot, dispatchReleasedSteps, dispatchTask } from "../services/dispatch";
 import { publishStepAssigned, publishStepLog, publishStepProgress } from "../services/job-events";
 import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
 import { countDispatch, countMetric, flushMetrics } from "../services/metrics";
@@ -507,7 +507,7 @@ export class BotSession extends DurableObject<Env> {
       await this.noteActivity(ctx, { currentTaskId: this.heldTask?.id ?? null, counts });
       if (!outcome.claimTried) await this.pullNextTask(ctx);
     }
-    for (const id of outcome.releasedStepTaskIds) await dispatchTask(ctx, id);
+    await dispatchReleasedSteps(ctx, outcome.releasedStepTaskIds);
     return outcome;
   }
 
@@ -586,8 +586,9 @@ export class BotSession extends DurableObject<Env> {
   private async startRidesWithResult(ctx: Ctx, taskId: string): Promise<boolean> {
     const held = this.heldTask;
     if (held?.id !== taskId || held.status !== "assigned") return false;
+    const startedAtMs = ctx.now(); // when the bot said so, not when its result was seen
     if (!(await this.inbox.awaitResult(taskId)) || this.heldTask !== held) return false;
-    this.heldTask = { ...held, startedAt: ctx.now() };
+    this.heldTask = { ...held, startedAt: startedAtMs };
     return true;
   }
 

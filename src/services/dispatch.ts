@@ -96,6 +96,20 @@ export async function dispatchTask(ctx: Ctx, taskOrId: string | TaskRow): Promis
   return null;
 }
 
+/**
+ * Hands the runs a transition released (the next step, a loop's next run, a for_each's items: at most
+ * MAX_PARALLELISM) to bots; one that fails is left to the sweeper, the others still go.
+ */
+export async function dispatchReleasedSteps(ctx: Ctx, taskIds: readonly string[]): Promise<void> {
+  for (const id of taskIds) {
+    try {
+      await dispatchTask(ctx, id);
+    } catch (err) {
+      ctx.log.error("dispatch of a released step failed; the sweeper will retry it", { task_id: id, error: String(err) });
+    }
+  }
+}
+
 /** Dispatches due pending tasks (sweeper safety net), bounded per run; one failing task does not stop the rest. */
 export async function dispatchDueTasks(ctx: Ctx, limit: number): Promise<number> {
   let assigned = 0;
@@ -128,7 +142,7 @@ export async function settleOutcome(ctx: Ctx, outcome: TransitionOutcome): Promi
       ctx.log.warn("could not tell bot its task was released", { bot_id: outcome.releasedBotId, task_id: task.id, error: String(err) });
     }
   }
-  for (const id of outcome.releasedStepTaskIds) await dispatchTask(ctx, id);
+  await dispatchReleasedSteps(ctx, outcome.releasedStepTaskIds);
 }
 
 /** A held task was deleted (alone or with its workflow): tell its bot to stop and let it take other work. */

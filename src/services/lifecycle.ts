@@ -26,8 +26,7 @@ export interface TransitionOutcome {
   notifyBot: boolean;
   /** Set when the task went back to pending with a backoff. */
   retryAtMs: number | null;
-  /** Workflow step released by this completion, to dispatch now. */
-  /** Steps' runs this transition released, to be handed to bots. */
+  /** Steps' runs this transition released (the next step, a loop's next run, a for_each's items), to dispatch now. */
   releasedStepTaskIds: string[];
   /** With `claimNext`: the task the freed bot claimed in the same batch (null: nothing it could take was due). */
   claimedNext: TaskRow | null;

@@ -39,7 +39,7 @@ describe("looping workflows", () => {
   it("repeat_until: the step runs again, as a new task, until its condition holds; then the run goes on", async () => {
     const cap = uniqueCapability("repeat");
     const id = await createWorkflow(cap, [
-      { payload: { poll: true }, repeat_until: "steps[0].result.ready == true", max_iterations: 5 },
+      { payload: { poll: true, item: "kept" }, repeat_until: "steps[0].result.ready == true", max_iterations: 5 },
       { payload: { next: true }, when: "steps[0].iterations == 2" },
     ]);
     const job = (await post(`/api/v1/workflows/${id}/execute`)).body;
@@ -47,7 +47,7 @@ describe("looping workflows", () => {
     const sock = await connectedBot(cap);
 
     const first = await sock.next("task_assigned");
-    expect(first.payload.task_payload).toEqual({ poll: true });
+    expect(first.payload.task_payload).toEqual({ poll: true, item: "kept" });
     await sock.complete(first.payload.task_id, { ready: false });
     const repeat = await watcher.waitFor("the repeat", (m) => m.type === "decision" && m.data.decision === "repeat");
     expect(repeat.data).toEqual({ step_index: 0, decision: "repeat", when: "steps[0].result.ready == true", iteration: 1 });
@@ -55,7 +55,7 @@ describe("looping workflows", () => {
 
     const second = await sock.next("task_assigned");
     expect(second.payload.task_id).not.toBe(first.payload.task_id);
-    expect(second.payload.task_payload).toEqual({ poll: true });
+    expect(second.payload.task_payload).toEqual({ poll: true, item: "kept" }); // a repeated step's payload as it was
     await sock.complete(second.payload.task_id, { ready: true });
     await watcher.waitFor("the loop's end", (m) => m.type === "decision" && m.data.decision === "repeat_until_met");
 
@@ -319,6 +319,7 @@ describe("looping workflows", () => {
       [[{ for_each: "[1, 2]" }], "steps.0.for_each", /no earlier results/],
       [[{}, { for_each: "steps[1].result" }], "steps.1.for_each", /not an earlier step/],
       [[{}, { for_each: "steps[0].result.items", payload: "text" }], "steps.1.payload", /must be an object/],
+      [[{}, { for_each: "steps[0].result.items", payload: { item: 1 } }], "steps.1.payload", /cannot have item/],
       [[{}, { parallelism: 2 }], "steps.1.parallelism", /for a for_each step/],
       [[{}, { for_each: "steps[0].result.x", parallelism: 51 }], "steps.1.parallelism", /50/],
       [[{}, { for_each: "steps[0].result.x", repeat_until: "true", max_iterations: 2 }], "steps.1.repeat_until", /one way/],
