@@ -20,6 +20,8 @@ export interface JobStep extends StepState {
   attempts?: number;
   /** Runs of the step so far (a loop's; stepViews sets it). */
   iterations?: number;
+  /** The step's capability (a run the plan adds is counted under it). */
+  capability?: string | null;
 }
 
 const STARTED: readonly TaskStatus[] = ["in_progress", "completed"];

@@ -96,6 +96,7 @@ export async function sequenceSteps(db: Db, s: Sequence): Promise<JobStep[]> {
   const rows = await db
     .select({
       taskId: tasks.id,
+      capability: tasks.capability,
       stepIndex: tasks.stepIndex,
       iteration: tasks.iteration,
       itemIndex: tasks.itemIndex,
@@ -112,6 +113,7 @@ export async function sequenceSteps(db: Db, s: Sequence): Promise<JobStep[]> {
     .where(inSequence(s));
   return rows.map((r) => ({
     taskId: r.taskId,
+    capability: r.capability,
     stepIndex: r.stepIndex ?? 0,
     iteration: r.iteration,
     itemIndex: r.itemIndex,

@@ -16,7 +16,7 @@ import { getTask, sequenceOf, sequenceSteps, type TaskWithWaiting, taskState } f
 import { AppError, loadOr404 } from "../errors";
 import type { Ctx } from "./context";
 import { publishJobTransition } from "./job-events";
-import { countTaskTransition } from "./metrics";
+import { countCreated, countTaskTransition } from "./metrics";
 
 export interface TransitionOutcome {
   task: TaskWithWaiting;
@@ -106,6 +106,12 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
       continue;
     }
     countTaskTransition(task, patch, events);
+    // Runs the plan added (a loop's next, a for_each's items) are tasks created, under their step's capability.
+    if (workflowPlan?.create.length) {
+      countCreated(
+        workflowPlan.create.map((r) => ({ capability: stepsBefore?.find((s) => s.taskId === r.fromTaskId)?.capability ?? null })),
+      );
+    }
     // waiting_for of a re-queued task is computed on the next read (routes re-read for their response).
     const updated: TaskWithWaiting = { ...written.row, waitingFor: null };
     ctx.log.info("task transition", {

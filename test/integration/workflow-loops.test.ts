@@ -5,9 +5,9 @@
  * (the bot never sees a task id twice), every decision is in the job's
  * stream, and a definition that could loop without bound is a 400.
  */
-import { env } from "cloudflare:test";
+import { env, SELF } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { type BotSocket, expectError, get, post, StreamSocket, uniqueCapability } from "../helpers/api";
+import { ADMIN_TOKEN, type BotSocket, expectError, get, post, StreamSocket, uniqueCapability } from "../helpers/api";
 import { connectedBot, createWorkflow } from "../helpers/workflows";
 
 /** [step_index, iteration, item_index, status, error_code] of every run of a job, in order. */
@@ -218,6 +218,20 @@ describe("looping workflows", () => {
       [1, 0, 1, "completed", null],
       [1, 0, 2, "completed", null],
     ]);
+    // Tasks created under the capability: the workflow's 2, the job's copies 2, the 2 items the plan added.
+    const createdSeries = `clawbot_tasks_created_total{capability="${cap}"} `;
+    const created = async () => {
+      const text = await (
+        await SELF.fetch("http://coordinator.test/metrics", { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })
+      ).text();
+      return Number(
+        text
+          .split("\n")
+          .find((l) => l.startsWith(createdSeries))
+          ?.slice(createdSeries.length) ?? 0,
+      );
+    };
+    await expect.poll(created, { timeout: 5000 }).toBe(6);
     watcher.close();
     for (const b of bots) b.close();
   });
