@@ -89,10 +89,10 @@ export const inSequence = (s: Sequence): SQL =>
  * each) are read only when some step has rules whose conditions may read them.
  */
 export async function sequenceSteps(db: Db, s: Sequence): Promise<JobStep[]> {
-  const hasRules =
-    s.kind === "job"
-      ? sql`EXISTS (SELECT 1 FROM tasks r WHERE r.job_id = ${s.id} AND r.step_rules IS NOT NULL)`
-      : sql`EXISTS (SELECT 1 FROM tasks r WHERE r.workflow_id = ${s.id} AND r.job_id IS NULL AND r.step_rules IS NOT NULL)`;
+  const inSequenceR = s.kind === "job" ? sql`r.job_id = ${s.id}` : sql`r.workflow_id = ${s.id} AND r.job_id IS NULL`;
+  const hasRules = sql`EXISTS (SELECT 1 FROM tasks r WHERE ${inSequenceR} AND r.step_rules IS NOT NULL)`;
+  // A looping step's earlier runs are superseded (a step reads as its latest iteration): their results stay unread.
+  const latestRun = sql`${tasks.iteration} = (SELECT MAX(r.iteration) FROM tasks r WHERE ${inSequenceR} AND r.step_index = ${tasks.stepIndex})`;
   const rows = await db
     .select({
       taskId: tasks.id,
@@ -105,7 +105,7 @@ export async function sequenceSteps(db: Db, s: Sequence): Promise<JobStep[]> {
       progress: tasks.progress,
       attempts: tasks.attempts,
       rules: tasks.stepRules,
-      result: sql<string | null>`CASE WHEN ${hasRules} THEN ${tasks.result} END`,
+      result: sql<string | null>`CASE WHEN ${hasRules} AND ${latestRun} THEN ${tasks.result} END`,
       error: tasks.error,
       errorCode: tasks.errorCode,
     })
