@@ -17,6 +17,7 @@ import { ROOT, startCoordinator } from "../scripts/lib/coordinator";
 import { E2E_ADMIN_TOKEN, type Harness, mapLimit, onFreePort, startHarness } from "../scripts/lib/harness";
 import { eventLatency } from "./events";
 import { startNodeFloor } from "./floor/node-server";
+import { startCpuProfile } from "./profile";
 import { fleetSweep } from "./sweeper";
 
 /** Something that serves the coordinator's protocol: the coordinator itself, or one of the floors. */
@@ -279,12 +280,21 @@ async function batchRound(h: Target, capability: string, tracker: Tracker) {
 type Round = Awaited<ReturnType<typeof protocolRound>>;
 
 /** Every bot count through one target; `stop` runs whatever happens. */
-async function roundsThrough(target: Target, stop: () => Promise<void>): Promise<Round[]> {
+async function roundsThrough(target: Target, stop: () => Promise<void>, profilePort: number | null = null): Promise<Round[]> {
   const rounds: Round[] = [];
   try {
     for (const n of BOT_COUNTS) {
       console.log(`${target.name} with ${n} bot(s) …`);
+      // BENCH_PROFILE=1: the round with the most bots is profiled (bench/profile.ts).
+      const profiler = profilePort !== null && n === Math.max(...BOT_COUNTS) ? await startCpuProfile(profilePort) : null;
       rounds.push(await protocolRound(target, n));
+      if (profiler) {
+        writeFileSync(
+          path.join(ROOT, "bench/profile.txt"),
+          `${target.name}, ${n} bots, ${new Date().toISOString()}\n${await profiler.stop()}\n`,
+        );
+        console.log("CPU profile written to bench/profile.txt");
+      }
     }
   } finally {
     await stop();
@@ -315,47 +325,53 @@ async function main() {
 
   console.log("starting the coordinator (wrangler dev) …");
   // BENCH_D1_GROUP_COMMIT=off measures the coordinator with its batches straight to D1 (for an A/B).
+  const profilePort = process.env.BENCH_PROFILE === "1" ? Number(process.env.BENCH_INSPECTOR_PORT ?? 9231) : null;
+  if (profilePort !== null) process.env.CLAWBOT_INSPECTOR_PORT = String(profilePort);
   const h = await startHarness({ LOG_LEVEL: "error", BENCH_MODE: "1", D1_GROUP_COMMIT: process.env.BENCH_D1_GROUP_COMMIT ?? "on" });
   const coordinator = targetAt("coordinator", h.coordinator.url, true);
   let workerFloor: ReturnType<typeof stats> | null = null;
   let budget: Awaited<ReturnType<typeof d1Budget>> | null = null;
   const events: { watchers: number; latency: ReturnType<typeof stats> }[] = [];
   let fleet: Awaited<ReturnType<typeof fleetSweep>> | null = null;
-  const coordinatorRounds = await roundsThrough(coordinator, async () => {
-    try {
-      // One request through wrangler dev with one D1 query (`GET /health` runs SELECT 1).
-      const healthMs: number[] = [];
-      for (let i = 0; i < LATENCY_SAMPLES; i++) {
-        const t0 = now();
-        const res = await fetch(`${h.coordinator.url}/health`);
-        expectStatus({ status: res.status, body: await res.text() }, 200, "GET /health");
-        healthMs.push(now() - t0);
+  const coordinatorRounds = await roundsThrough(
+    coordinator,
+    async () => {
+      try {
+        // One request through wrangler dev with one D1 query (`GET /health` runs SELECT 1).
+        const healthMs: number[] = [];
+        for (let i = 0; i < LATENCY_SAMPLES; i++) {
+          const t0 = now();
+          const res = await fetch(`${h.coordinator.url}/health`);
+          expectStatus({ status: res.status, body: await res.text() }, 200, "GET /health");
+          healthMs.push(now() - t0);
+        }
+        workerFloor = stats(healthMs);
+        budget = await d1Budget(coordinator);
+        // Event latency (bot progress → watcher): every delivery counts, so 100 watchers give 100 samples per message.
+        for (const [watchers, messages] of [
+          [1, LATENCY_SAMPLES],
+          [100, Math.max(1, Math.round(LATENCY_SAMPLES / 4))],
+        ] as const) {
+          console.log(`event latency with ${watchers} watcher(s) …`);
+          events.push({
+            watchers,
+            latency: stats(await eventLatency(h.coordinator.url, coordinator.api, E2E_ADMIN_TOKEN, watchers, messages)),
+          });
+        }
+        if (FLEET_REGISTERED > 0) {
+          console.log(`the sweeper over a fleet of ${FLEET_REGISTERED} bots, ${FLEET_CONNECTED} connected …`);
+          fleet = await fleetSweep(h.coordinator.url, coordinator.api, {
+            registered: FLEET_REGISTERED,
+            connected: FLEET_CONNECTED,
+            sweeps: 3,
+          });
+        }
+      } finally {
+        await h.coordinator.stop();
       }
-      workerFloor = stats(healthMs);
-      budget = await d1Budget(coordinator);
-      // Event latency (bot progress → watcher): every delivery counts, so 100 watchers give 100 samples per message.
-      for (const [watchers, messages] of [
-        [1, LATENCY_SAMPLES],
-        [100, Math.max(1, Math.round(LATENCY_SAMPLES / 4))],
-      ] as const) {
-        console.log(`event latency with ${watchers} watcher(s) …`);
-        events.push({
-          watchers,
-          latency: stats(await eventLatency(h.coordinator.url, coordinator.api, E2E_ADMIN_TOKEN, watchers, messages)),
-        });
-      }
-      if (FLEET_REGISTERED > 0) {
-        console.log(`the sweeper over a fleet of ${FLEET_REGISTERED} bots, ${FLEET_CONNECTED} connected …`);
-        fleet = await fleetSweep(h.coordinator.url, coordinator.api, {
-          registered: FLEET_REGISTERED,
-          connected: FLEET_CONNECTED,
-          sweeps: 3,
-        });
-      }
-    } finally {
-      await h.coordinator.stop();
-    }
-  });
+    },
+    profilePort,
+  );
 
   const compared = coordinatorRounds.map((r, i) => {
     const p = platformRounds[i]!;

@@ -70,6 +70,8 @@ export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordi
     "--persist-to",
     opts.persistDir,
     "--show-interactive-dev-session=false",
+    // `BENCH_PROFILE=1 npm run bench` profiles the coordinator's CPU through workerd's inspector (bench/profile.ts).
+    ...(process.env.CLAWBOT_INSPECTOR_PORT && !opts.config ? ["--inspector-port", process.env.CLAWBOT_INSPECTOR_PORT] : []),
   ];
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
   const child = spawn(process.execPath, args, { cwd: ROOT, env: quietEnv(), detached: true, stdio: ["ignore", "pipe", "pipe"] });

@@ -10,7 +10,6 @@ import {
   aggregateWorkflowStatus,
   CONDITION_ERROR,
   currentRuns,
-  foldRuns,
   iterationOf,
   MAX_FOR_EACH_ITEMS,
   MAX_ITERATIONS_REACHED,
@@ -19,6 +18,7 @@ import {
   type StepState,
   type StepView,
   skipped,
+  stepView,
   stepViews,
   type WorkflowStatus,
 } from "./workflow";
@@ -129,20 +129,12 @@ class Planner<S extends StepState> {
   }
 
   private view(stepIndex: number): StepView<S> {
-    const iterations = Math.max(0, ...this.work.filter((r) => r.stepIndex === stepIndex).map(iterationOf)) + 1;
-    return foldRuns(currentRuns(this.work, stepIndex), iterations);
+    return stepView(this.work, stepIndex);
   }
 
+  /** What a condition of step `stepIndex` reads: the steps before it (a sequence's steps are 0…n-1). */
   private outcomesBefore(stepIndex: number): StepOutcome[] {
-    const out: StepOutcome[] = [];
-    for (let i = 0; i < stepIndex; i++) out.push(this.hasStep(i) ? outcomeOf(this.view(i)) : outcomeOf(placeholder(i)));
-    return out;
-  }
-
-  private hasStep = (i: number) => this.work.some((r) => r.stepIndex === i);
-
-  private set(run: S, fields: Partial<StepState>) {
-    Object.assign(run, fields);
+    return Array.from({ length: stepIndex }, (_, i) => outcomeOf(this.view(i)));
   }
 
   /** The changed run `current` (the caller's rows as they were: `before`). */
@@ -157,7 +149,7 @@ class Planner<S extends StepState> {
         ended: currentRuns(before, s).filter((r) => r.taskId !== current.taskId && isFinalTaskStatus(r.status)).length,
       };
     }
-    const wasSettled = isFinalTaskStatus(foldRuns(currentRuns(before, s), 1).status);
+    const wasSettled = isFinalTaskStatus(stepView(before, s).status);
     const step = this.view(s);
     if (wasSettled) return; // decided already (an item ending after its step failed)
     if (!isFinalTaskStatus(step.status)) {
@@ -270,7 +262,7 @@ class Planner<S extends StepState> {
   private fanOut(run: S, items: unknown[]) {
     const parallelism = run.rules?.parallelism ?? 1;
     this.plan.firstItem = { taskId: run.taskId, item: items[0] };
-    this.set(run, { itemIndex: 0, released: true });
+    Object.assign(run, { itemIndex: 0, released: true });
     items.slice(1).forEach((item, k) => {
       const itemIndex = k + 1;
       this.addRun(
@@ -303,7 +295,7 @@ class Planner<S extends StepState> {
   /** A new run of step `s` (its next iteration), copied from its latest run. */
   private newIteration(s: number, released: boolean): NewRun {
     const from = currentRuns(this.work, s)[0]!;
-    const iteration = Math.max(...this.work.filter((r) => r.stepIndex === s).map(iterationOf)) + 1;
+    const iteration = this.view(s).iterations;
     return this.addRun({ fromTaskId: from.taskId, stepIndex: s, iteration, itemIndex: null, released }, from);
   }
 
@@ -327,22 +319,22 @@ class Planner<S extends StepState> {
   private releaseRun(run: S) {
     if (!this.plan.create.some((c) => c.taskId === run.taskId)) this.plan.release.push(run.taskId);
     else this.plan.create.find((c) => c.taskId === run.taskId)!.released = true;
-    this.set(run, { released: true });
+    Object.assign(run, { released: true });
   }
 
   private skipRun(run: S, error: string) {
     this.plan.skip.push({ taskId: run.taskId, error });
-    this.set(run, { status: "cancelled", error, errorCode: SKIPPED });
+    Object.assign(run, { status: "cancelled", error, errorCode: SKIPPED });
   }
 
   private failRun(run: S, error: string, errorCode: string) {
     this.plan.fail.push({ taskId: run.taskId, error, errorCode });
-    this.set(run, { status: "failed", error, errorCode });
+    Object.assign(run, { status: "failed", error, errorCode });
   }
 
   private cancelRun(run: S, error: string) {
     if (!this.plan.cancel.some((c) => c.taskId === run.taskId)) this.plan.cancel.push({ taskId: run.taskId, error });
-    this.set(run, { status: "cancelled", error, errorCode: "cancelled" });
+    Object.assign(run, { status: "cancelled", error, errorCode: "cancelled" });
   }
 
   private stop() {
@@ -357,13 +349,3 @@ class Planner<S extends StepState> {
     return this.plan;
   }
 }
-
-/** A step the rows do not hold (never, for a well-formed sequence): reads as not run. */
-const placeholder = (stepIndex: number): StepView => ({
-  taskId: "",
-  stepIndex,
-  status: "pending",
-  released: false,
-  iterations: 0,
-  runs: 0,
-});

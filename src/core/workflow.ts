@@ -122,10 +122,13 @@ export function foldRuns<S extends StepState>(runs: readonly S[], iterations: nu
 /** Every step as a whole, in step order. */
 export function stepViews<S extends StepState>(rows: readonly S[]): StepView<S>[] {
   const indexes = [...new Set(rows.map((r) => r.stepIndex))].sort((a, b) => a - b);
-  return indexes.map((i) => {
-    const iterations = Math.max(0, ...rows.filter((r) => r.stepIndex === i).map(iterationOf)) + 1;
-    return foldRuns(currentRuns(rows, i), iterations);
-  });
+  return indexes.map((i) => stepView(rows, i));
+}
+
+/** Step `stepIndex` as a whole: its current runs folded, with how many times it has run. */
+export function stepView<S extends StepState>(rows: readonly S[], stepIndex: number): StepView<S> {
+  const iterations = Math.max(0, ...rows.filter((r) => r.stepIndex === stepIndex).map(iterationOf)) + 1;
+  return foldRuns(currentRuns(rows, stepIndex), iterations);
 }
 
 /**

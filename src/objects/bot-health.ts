@@ -42,6 +42,9 @@ interface Written {
 export type HealthChange = "quarantined" | "recovered" | null;
 
 export class BotHealth {
+  /** What was last written, as storage has it (read once per instance: only this class writes it). */
+  private writtenCache: Written | null = null;
+
   constructor(
     private readonly storage: DurableObjectStorage,
     private readonly alarms: AlarmSchedule,
@@ -78,12 +81,23 @@ export class BotHealth {
     await this.alarms.clear(HEALTH_CHECK);
   }
 
+  /** The object's storage was wiped (the bot was deleted). */
+  forget(): void {
+    this.writtenCache = null;
+  }
+
   async isQuarantined(): Promise<boolean> {
     return (await this.written()).quarantinedAtMs !== null;
   }
 
   private async written(): Promise<Written> {
-    return (await this.storage.get<Written>(WRITTEN_KEY)) ?? { score: 1, quarantinedAtMs: null };
+    this.writtenCache ??= (await this.storage.get<Written>(WRITTEN_KEY)) ?? { score: 1, quarantinedAtMs: null };
+    return this.writtenCache;
+  }
+
+  private async remember(written: Written): Promise<void> {
+    this.writtenCache = written;
+    await this.storage.put<Written>(WRITTEN_KEY, written);
   }
 
   private async update(
@@ -105,7 +119,7 @@ export class BotHealth {
     let deferredScore: number | null = null;
     if (moved && !flip && opts.deferScore) {
       deferredScore = health.score; // the caller writes it (see connect)
-      await this.storage.put<Written>(WRITTEN_KEY, { score: health.score, quarantinedAtMs: before.quarantinedAtMs });
+      await this.remember({ score: health.score, quarantinedAtMs: before.quarantinedAtMs });
     } else if (moved) {
       await this.write(ctx, botId, health, quarantined ? (before.quarantinedAtMs ?? nowMs) : null, flip);
     }
@@ -141,7 +155,7 @@ export class BotHealth {
             ? "bot_quarantine_cleared"
             : null;
     await writeBotHealth(ctx.db, botId, { score: health.score, quarantinedAtMs }, type ? { type, data } : null, nowMs);
-    await this.storage.put<Written>(WRITTEN_KEY, { score: health.score, quarantinedAtMs });
+    await this.remember({ score: health.score, quarantinedAtMs });
     if (!type) return;
     if (event === "quarantined") {
       countMetric("clawbot_bot_quarantines_total");

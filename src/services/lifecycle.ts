@@ -125,12 +125,13 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
       ...(workflowPlan ? { workflow_status: workflowPlan.status } : {}),
     });
     // The runs the plan released (the next step; a loop's next run; a for_each's items), to hand to bots now.
+    // (not the one the freed bot already claimed in this write: offering it again would only re-read it)
     const releasedStepTaskIds = workflowPlan
       ? [
           ...(workflowPlan.firstItem ? [workflowPlan.firstItem.taskId] : []),
           ...workflowPlan.release,
           ...workflowPlan.create.filter((r) => r.released).map((r) => r.taskId),
-        ]
+        ].filter((id) => id !== written.next?.id)
       : [];
     const outcome: TransitionOutcome = {
       task: updated,
