@@ -27,7 +27,11 @@ export interface Config {
   healthPolicy: HealthPolicy;
   /** Limits of a token that has none of its own (null: none). */
   defaultTokenLimits: { requestsPerSecond: number | null; burst: number | null; tasksPerMinute: number | null };
-  /** Guarded batches go through the group-commit writer (objects/d1-writer.ts); `D1_GROUP_COMMIT=off` sends them straight to D1. */
+  /**
+   * Guarded batches go through the group-commit writer (objects/d1-writer.ts) with `D1_GROUP_COMMIT=on`;
+   * off by default: under load a bot's write through it was seen to land after the bot's next message
+   * had been handled (a job's progress read 0, then 50), which is not understood yet.
+   */
   d1GroupCommit: boolean;
 }
 
@@ -69,6 +73,6 @@ export function readConfig(env: Env): Config {
       burst: optionalPositive(env.RATE_LIMIT_BURST),
       tasksPerMinute: optionalPositive(env.RATE_LIMIT_TASKS_PER_MINUTE),
     },
-    d1GroupCommit: env.D1_GROUP_COMMIT?.trim().toLowerCase() !== "off",
+    d1GroupCommit: env.D1_GROUP_COMMIT?.trim().toLowerCase() === "on",
   };
 }
