@@ -257,24 +257,24 @@ async function protocolRound(h: Target, n: number) {
       create_to_bot: stats(toBot),
       round_trip: stats(roundTrip),
       throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds) },
-      batch: h.countsD1 ? await batchRound(h, capability, tracker) : null,
+      batch: await batchRound(h, capability, tracker),
     };
   } finally {
     for (const b of bots) b.stop();
   }
 }
 
-/** `POST /tasks/batch` of the largest batch, created → every task completed (the coordinator only: the floors have no batch). */
+/** `POST /tasks/batch` of the largest batch, created → every task completed (the floors serve the same call). */
 async function batchRound(h: Target, capability: string, tracker: Tracker) {
   const tasks = Array.from({ length: BATCH_TASKS }, (_, i) => ({ payload: { i }, capability }));
-  const d1Before = await d1RoundTrips(h);
+  const d1Before = h.countsD1 ? await d1RoundTrips(h) : 0;
   const t0 = now();
   const res = await h.api("POST", "/api/v1/tasks/batch", { tasks });
   expectStatus(res, 201, "create a batch");
   await Promise.all((res.body as { id: string }[]).map((t) => waitAck(tracker, t.id, ROUND_TIMEOUT_MS)));
   const seconds = (now() - t0) / 1000;
-  const perTask = ((await d1RoundTrips(h)) - d1Before) / BATCH_TASKS;
-  return { tasks: BATCH_TASKS, seconds: round(seconds), per_second: round(BATCH_TASKS / seconds), d1_round_trips_per_task: round(perTask) };
+  const perTask = h.countsD1 ? round(((await d1RoundTrips(h)) - d1Before) / BATCH_TASKS) : null;
+  return { tasks: BATCH_TASKS, seconds: round(seconds), per_second: round(BATCH_TASKS / seconds), d1_round_trips_per_task: perTask };
 }
 
 type Round = Awaited<ReturnType<typeof protocolRound>>;
@@ -382,11 +382,13 @@ async function main() {
         round_trip_p50: ratio(r.round_trip.p50_ms, p.round_trip.p50_ms),
         round_trip_p99: ratio(r.round_trip.p99_ms, p.round_trip.p99_ms),
         throughput: ratio(r.throughput.per_second, p.throughput.per_second),
+        batch: ratio(r.batch.per_second, p.batch.per_second),
       },
       vs_node_floor: {
         round_trip_p50: ratio(r.round_trip.p50_ms, nf.round_trip.p50_ms),
         round_trip_p99: ratio(r.round_trip.p99_ms, nf.round_trip.p99_ms),
         throughput: ratio(r.throughput.per_second, nf.throughput.per_second),
+        batch: ratio(r.batch.per_second, nf.batch.per_second),
       },
     };
   });
@@ -401,7 +403,7 @@ async function main() {
       platform: `${os.platform()} ${os.release()}`,
     },
     method:
-      "Each setup serves the same protocol (POST /tasks, the bot WebSocket, seed 001 messages) on 127.0.0.1; bots are in-process BotClient instances over real WebSockets; latency = one task at a time (create → task_assigned → task_complete acked); throughput = many tasks in flight. Platform floor: wrangler dev, one Durable Object with the queue in its SQLite (bench/floor/worker.ts). Node floor: one Node process, state in memory (bench/floor/node-server.ts).",
+      "Each setup serves the same protocol (POST /tasks, the bot WebSocket, seed 001 messages) on 127.0.0.1; bots are in-process BotClient instances over real WebSockets; latency = one task at a time (create → task_assigned → task_complete acked); throughput = many tasks in flight; batch = one POST /tasks/batch of 500, created → every task completed. Platform floor: wrangler dev, one Durable Object with the queue in its SQLite (bench/floor/worker.ts). Node floor: one Node process, state in memory (bench/floor/node-server.ts).",
     ws_echo: echo,
     worker_d1_health: workerFloor,
     d1_round_trips: { per_task: coordinatorRounds.map((r) => ({ bots: r.bots, per_task: r.d1_round_trips_per_task })), ...(budget ?? {}) },
@@ -436,11 +438,17 @@ async function main() {
     });
   }
   console.log(`| ws echo (Node) | 10 | – | ${show(echo)} | ${echo.per_second} msg/s | – |`);
-  for (const r of coordinatorRounds)
-    if (r.batch)
-      console.log(
-        `| coordinator, POST /tasks/batch of ${r.batch.tasks} | ${r.bots} | – | – | ${r.batch.per_second} (${r.batch.d1_round_trips_per_task} D1 round trips/task) | – |`,
-      );
+  for (const [name, rounds] of [
+    ["Node floor (memory)", nodeRounds],
+    ["platform floor (1 DO + SQLite)", platformRounds],
+    ["coordinator", coordinatorRounds],
+  ] as const)
+    rounds.forEach((r, i) => {
+      const c = coordinatorRounds[i]!;
+      const d1 = r.batch.d1_round_trips_per_task === null ? "" : ` (${r.batch.d1_round_trips_per_task} D1 round trips/task)`;
+      const vs = name === "coordinator" ? "–" : `${ratio(c.batch.per_second, r.batch.per_second)}× tasks/s`;
+      console.log(`| ${name}, POST /tasks/batch of ${r.batch.tasks} | ${r.bots} | – | – | ${r.batch.per_second}${d1} | ${vs} |`);
+    });
   if (workerFloor) console.log(`| GET /health via wrangler dev (1 D1 query) | – | – | ${show(workerFloor)} | – | – |`);
   for (const e of events) console.log(`| event latency: bot progress → ${e.watchers} watcher(s) | – | – | ${show(e.latency)} | – | – |`);
   const f = fleet as Awaited<ReturnType<typeof fleetSweep>> | null;

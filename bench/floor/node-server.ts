@@ -1,5 +1,5 @@
 /**
- * The Node floor for `npm run bench`: the coordinator's create / WebSocket /
+ * The Node floor for `npm run bench`: the coordinator's create (one and batch) / WebSocket /
  * read protocol served by one plain Node process holding the queue in memory
  * (no durability at all). The least any server costs on this machine.
  */
@@ -55,6 +55,18 @@ export async function startNodeFloor(): Promise<{ url: string; close(): Promise<
         if (idle) assign(idle, task.id);
         else pending.push(task.id);
         return send(res, 201, task);
+      }
+      if (req.method === "POST" && url.pathname === "/api/v1/tasks/batch") {
+        const body = JSON.parse(Buffer.concat(chunks).toString()) as { tasks: { payload?: unknown }[] };
+        const created = body.tasks.map(
+          (t): Task => ({ id: crypto.randomUUID(), payload: t.payload ?? {}, status: "pending", bot_id: null, result: null }),
+        );
+        for (const task of created) {
+          tasks.set(task.id, task);
+          pending.push(task.id);
+        }
+        for (const [ws, bot] of bots) if (!bot.taskId) pull(ws);
+        return send(res, 201, created);
       }
       const match = /^\/api\/v1\/tasks\/([\w-]+)$/.exec(url.pathname);
       const task = match ? tasks.get(match[1]!) : undefined;

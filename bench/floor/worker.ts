@@ -1,6 +1,6 @@
 /**
  * The platform floor (see wrangler.toml): the same protocol as the coordinator
- * — POST /api/v1/bots, POST /api/v1/tasks, GET /api/v1/tasks/{id}, and the bot
+ * — POST /api/v1/bots, POST /api/v1/tasks (and /tasks/batch), GET /api/v1/tasks/{id}, and the bot
  * control WebSocket with seed 001's messages — served by one Durable Object
  * whose state is in its own SQLite. What the coordinator adds on top (D1 as the
  * relational record, a Durable Object per bot, auth, validation) is measured
@@ -53,6 +53,27 @@ export class FloorQueue extends DurableObject<Env> {
         .find((ws) => ws.readyState === WebSocket.OPEN && !(ws.deserializeAttachment() as Attachment).taskId);
       if (idle) this.assign(idle, id);
       return json(this.task(id), 201);
+    }
+    if (request.method === "POST" && url.pathname === "/api/v1/tasks/batch") {
+      // Every insert in one event: the object's SQLite commits them together.
+      const body = (await request.json()) as { tasks: { payload?: unknown }[] };
+      const nowMs = Date.now();
+      const ids = body.tasks.map((t) => {
+        const id = crypto.randomUUID();
+        this.sql.exec(
+          "INSERT INTO tasks (id, payload, status, created_at) VALUES (?, ?, 'pending', ?)",
+          id,
+          JSON.stringify(t.payload ?? {}),
+          nowMs,
+        );
+        return id;
+      });
+      for (const ws of this.ctx.getWebSockets())
+        if (ws.readyState === WebSocket.OPEN && !(ws.deserializeAttachment() as Attachment).taskId) this.pull(ws);
+      return json(
+        ids.map((id) => this.task(id)),
+        201,
+      );
     }
     const match = /^\/api\/v1\/tasks\/([\w-]+)$/.exec(url.pathname);
     if (request.method === "GET" && match) {
