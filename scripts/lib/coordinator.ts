@@ -10,6 +10,7 @@ import path from "node:path";
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
 const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
+const DEV_RUNNER = path.join(ROOT, "scripts/lib/wrangler-dev.mjs");
 export const CRON = "* * * * *";
 
 export interface CoordinatorOptions {
@@ -59,17 +60,17 @@ export function applyMigrations(persistDir: string): void {
 
 export async function startCoordinator(opts: CoordinatorOptions): Promise<Coordinator> {
   if (!opts.config) applyMigrations(opts.persistDir);
+  // wrangler dev through its API, without the devtools inspector (scripts/lib/wrangler-dev.mjs says why).
   const args = [
-    WRANGLER,
-    "dev",
-    ...(opts.config ? ["--config", opts.config] : []),
+    DEV_RUNNER,
+    "--config",
+    opts.config ?? path.join(ROOT, "wrangler.toml"),
     "--ip",
     "127.0.0.1",
     "--port",
     String(opts.port),
     "--persist-to",
     opts.persistDir,
-    "--show-interactive-dev-session=false",
     // `BENCH_PROFILE=1 npm run bench` profiles the coordinator's CPU through workerd's inspector (bench/profile.ts).
     ...(process.env.CLAWBOT_INSPECTOR_PORT && !opts.config ? ["--inspector-port", process.env.CLAWBOT_INSPECTOR_PORT] : []),
   ];
