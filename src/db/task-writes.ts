@@ -180,6 +180,18 @@ function claimNextStatements(next: ClaimNext, after: SQL, nowMs: number): Statem
 }
 
 /**
+ * A free bot takes the best task it can run, chosen inside the batch (claimNextStatements): one round
+ * trip, and nothing read beforehand that another bot could act on first — fifty bots woken together
+ * each take a different task instead of racing for the same few. Null: nothing it may run is due, or
+ * the bot is not idle, connected and free to take work.
+ */
+export async function claimBestTask(db: Db, next: ClaimNext, nowMs: number): Promise<TaskRow | null> {
+  const results = await runBatch(db, claimNextStatements(next, sql`1 = 1`, nowMs));
+  const claimed = results[results.length - 1]?.results?.[0] as Record<string, unknown> | undefined;
+  return claimed ? rowFromRaw<TaskRow>(tasks, claimed) : null;
+}
+
+/**
  * What a step's transition does to the rest of its sequence, in the same batch:
  * add runs (a loop's next iteration, a for_each's items), release, skip, fail
  * or cancel runs, then update the workflow — or, for a job's steps, the job

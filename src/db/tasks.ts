@@ -174,12 +174,10 @@ export async function listSequenceTasks(db: Db, s: Sequence, nowMs: number): Pro
   return rows.map(flatten);
 }
 
-/** Tasks a bot with these capabilities may take now, in dispatch order. */
-export async function findDispatchableTasks(db: Db, capabilities: string[], nowMs: number, limit: number): Promise<TaskRow[]> {
-  return dispatchableTasksQuery(db, capabilities, nowMs, limit);
-}
-
-/** The query of findDispatchableTasks, unexecuted, to ride in another round trip's batch. */
+/**
+ * Tasks a bot with these capabilities may take now, in dispatch order — unexecuted, to ride in another
+ * round trip's batch (a connecting bot's: is there anything to claim?).
+ */
 export function dispatchableTasksQuery(db: Db, capabilities: string[], nowMs: number, limit: number) {
   const capabilityOk = capabilities.length
     ? or(sql`${tasks.capability} IS NULL`, inJsonList(tasks.capability, capabilities))

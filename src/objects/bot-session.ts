@@ -15,8 +15,8 @@ import type { Attempt } from "../core/health";
 import { isHeld, type TaskAction, taskDeadlineMs } from "../core/task-machine";
 import { getBot, markConnected, markDisconnected } from "../db/bots";
 import type { TaskRow } from "../db/schema";
-import { type BotTaskCounts, recordProgress } from "../db/task-writes";
-import { findDispatchableTasks, getTask } from "../db/tasks";
+import { type BotTaskCounts, claimBestTask, recordProgress } from "../db/task-writes";
+import { getTask } from "../db/tasks";
 import { AppError } from "../errors";
 import { type Ctx, createCtx } from "../services/context";
 import { claimForBot, dispatchReleasedSteps, dispatchTask } from "../services/dispatch";
@@ -39,7 +39,7 @@ const DISCONNECT = "disconnect";
 const DISCONNECT_REASON_KEY = "disconnect_reason";
 const DISCONNECT_DEFER_MS = 1000;
 const RETRY_PREFIX = "retry:";
-/** Tasks a freed bot looks at when pulling its next one. */
+/** Pending tasks a connecting bot's first write reads, to know whether a claim is worth its round trip. */
 const PULL_BATCH = 5;
 /** A task's progress reaches D1 at most this often (every message still reaches the job's watchers). */
 const PROGRESS_WRITE_INTERVAL_MS = 1000;
@@ -153,10 +153,10 @@ export class BotSession extends DurableObject<Env> {
         await this.trackDeadline(task);
       }
     } else {
-      // What was read with the capabilities kept from last time, filtered by the current ones (they may have changed).
+      // What was read with the capabilities kept from last time, filtered by the current ones (they may have
+      // changed): nothing there, nothing to claim. Otherwise (or with no capabilities kept) the claim itself chooses.
       const canTake = (t: TaskRow) => t.capability === null || bot.capabilities.includes(t.capability);
-      const candidates = pull ? dispatchable.filter(canTake) : await findDispatchableTasks(ctx.db, bot.capabilities, ctx.now(), PULL_BATCH);
-      await this.claimFirst(ctx, server, candidates);
+      if (!pull || dispatchable.some(canTake)) await this.claimBest(ctx, server, bot.capabilities);
     }
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -520,13 +520,14 @@ export class BotSession extends DurableObject<Env> {
   private async pullNextTask(ctx: Ctx): Promise<void> {
     const ws = this.openSockets()[0];
     if (!ws || (await this.health.isQuarantined())) return; // (the claim would refuse it anyway)
-    const capabilities = (await this.ctx.storage.get<string[]>(CAPABILITIES_KEY)) ?? [];
-    await this.claimFirst(ctx, ws, await findDispatchableTasks(ctx.db, capabilities, ctx.now(), PULL_BATCH));
+    await this.claimBest(ctx, ws, (await this.ctx.storage.get<string[]>(CAPABILITIES_KEY)) ?? []);
   }
 
-  /** Claims the first of these pending tasks this bot wins (another bot may take one first). */
-  private async claimFirst(ctx: Ctx, ws: WebSocket, candidates: TaskRow[]): Promise<void> {
-    for (const task of candidates) if (await this.claimAndSend(ctx, ws, task)) return;
+  /** Claims the best pending task this bot can run, chosen by the claim itself (claimBestTask), and sends it. */
+  private async claimBest(ctx: Ctx, ws: WebSocket, capabilities: string[]): Promise<void> {
+    if (!this.botId) return;
+    const claimed = await claimBestTask(ctx.db, { botId: this.botId, capabilities }, ctx.now());
+    if (claimed) await this.deliver(ctx, ws, claimed);
   }
 
   private async claimAndSend(ctx: Ctx, ws: WebSocket, task: TaskRow): Promise<TaskRow | null> {

@@ -1,12 +1,45 @@
 /** `POST /tasks/batch`: all-or-nothing validation, one call for many tasks, idle bots pull them, idempotency per task and per batch. */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { d1RoundTrips } from "../../src/db/client";
 import { BotSocket, expectError, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
 const storedWith = async (capability: string) =>
   (await env.DB.prepare("SELECT COUNT(*) AS n FROM tasks WHERE capability = ?").bind(capability).first<{ n: number }>())!.n;
 
 describe("POST /tasks/batch", () => {
+  it("twenty idle bots woken by one batch each take a different task at once, one round trip per claim", async () => {
+    const cap = uniqueCapability("spread");
+    const bots = await Promise.all(Array.from({ length: 20 }, () => registerBot([cap])));
+    const sockets = await Promise.all(bots.map((b) => BotSocket.open(b.id, b.token)));
+    await Promise.all(sockets.map((s) => s.next("connected")));
+    // (First in the file: no bot of an earlier test is still closing, so the count is this test's alone.)
+    // What a batch costs with no bot to wake (after a first one has woken whatever else was idle).
+    const nobody = { tasks: [{ payload: {}, capability: uniqueCapability("nobody") }] };
+    await post("/api/v1/tasks/batch", nobody);
+    let before = d1RoundTrips.count;
+    await post("/api/v1/tasks/batch", nobody);
+    const batchAlone = d1RoundTrips.count - before;
+    before = d1RoundTrips.count;
+    const res = await post("/api/v1/tasks/batch", { tasks: Array.from({ length: 40 }, (_, n) => ({ payload: { n }, capability: cap })) });
+    expect(res.status).toBe(201);
+    // No bot completes anything: what each holds is what the batch's wake-up gave it (a bot that lost
+    // every race for the same few candidates would hold nothing until the sweeper came by).
+    const assigned = await Promise.all(sockets.map((s) => s.next("task_assigned", 5000)));
+    const held = assigned.map((m) => m.payload.task_id as string);
+    expect(new Set(held).size).toBe(20);
+    const pending = await env.DB.prepare("SELECT COUNT(*) AS n FROM tasks WHERE capability = ? AND status = 'pending'")
+      .bind(cap)
+      .first<{ n: number }>();
+    expect(pending!.n).toBe(20);
+    // Beyond the batch itself, one claim per bot: none lost to another bot, none read first (one more
+    // round trip may be the metrics store's once-a-second write landing in either window).
+    const claims = d1RoundTrips.count - before - batchAlone;
+    expect(claims).toBeGreaterThanOrEqual(19);
+    expect(claims).toBeLessThanOrEqual(21);
+    for (const s of sockets) s.close();
+  });
+
   it("creates every task in request order, and idle bots pull them until all are done", async () => {
     const cap = uniqueCapability("batch");
     const bots = await Promise.all([1, 2, 3].map(() => registerBot([cap])));
