@@ -159,10 +159,17 @@ function waitAck(tracker: Tracker, taskId: string, timeoutMs: number): Promise<v
 }
 
 /** D1 round trips the coordinator has made so far (the counter in src/db/client.ts, BENCH_MODE=1). */
+let lastD1Count = 0;
+
 async function d1RoundTrips(h: Target): Promise<number> {
   const res = await h.api("GET", "/api/v1/_bench/d1");
   expectStatus(res, 200, "read the D1 counter");
-  return res.body.round_trips as number;
+  const count = res.body.round_trips as number;
+  // The counter lives in the Worker's isolate: it only goes back if the Worker restarted, which wrangler
+  // does when a source file changes (its bundler always watches). Every count since would be wrong.
+  if (count < lastD1Count) throw new Error("the coordinator restarted during the run (a source file changed?): D1 counts are void");
+  lastD1Count = count;
+  return count;
 }
 
 /**

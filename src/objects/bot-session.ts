@@ -412,6 +412,7 @@ export class BotSession extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets()) ws.close(CLOSE_CODES.botDeleted, "bot deleted");
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
+    this.alarms.forget();
     this.health.forget();
   }
 

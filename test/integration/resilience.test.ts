@@ -1,6 +1,7 @@
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { d1RoundTrips } from "../../src/db/client";
+import type { AlarmSchedule } from "../../src/objects/alarm-schedule";
 import { createCtx } from "../../src/services/context";
 import { dispatchDueTasks } from "../../src/services/dispatch";
 import { SOCKET_CHECKS_PER_SWEEP, sweep } from "../../src/services/sweeper";
@@ -140,9 +141,10 @@ describe("timeouts, lost bots and the sweeper", () => {
     // The deadline has passed (as D1 sees it) and its alarm entry is due.
     await env.DB.prepare("UPDATE tasks SET assigned_at = assigned_at - 600000 WHERE id = ?").bind(task.id).run();
     const deadlineDue = () =>
-      runInDurableObject(stub(bot.id), async (_obj, state) => {
-        const schedule = ((await state.storage.get<Record<string, number>>("schedule")) ?? {}) as Record<string, number>;
-        await state.storage.put("schedule", { ...schedule, deadline: Date.now() - 1 });
+      runInDurableObject(stub(bot.id), async (obj, state) => {
+        // Through the object's own schedule (it keeps what it stored in memory), then the alarm pushed
+        // out so that only runDurableObjectAlarm below runs it.
+        await (obj as unknown as { alarms: AlarmSchedule }).alarms.set("deadline", Date.now() - 1);
         await state.storage.setAlarm(Date.now() + 60_000);
       });
     await deadlineDue();
