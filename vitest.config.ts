@@ -37,8 +37,8 @@ export default defineConfig(async () => {
                   ARTIFACT_MAX_BYTES: String(24 * 1024 * 1024),
                   // Signed URLs expire in seconds, so the expiry is observable.
                   ARTIFACT_URL_TTL_S: "3",
-                  // `D1_GROUP_COMMIT=on npm test` runs every suite with the group-commit writer in front of D1.
-                  D1_GROUP_COMMIT: process.env.D1_GROUP_COMMIT ?? "off",
+                  // As configured by default (on); `D1_GROUP_COMMIT=off npm test` runs every suite without the writer.
+                  D1_GROUP_COMMIT: process.env.D1_GROUP_COMMIT ?? "on",
                 },
               },
             })),

@@ -331,10 +331,10 @@ async function main() {
   const platformRounds = await roundsThrough(targetAt("platform floor", platform.url), () => platform.stop());
 
   console.log("starting the coordinator (wrangler dev) …");
-  // BENCH_D1_GROUP_COMMIT=on measures the coordinator with group commit (off by default, as in config.ts).
+  // BENCH_D1_GROUP_COMMIT=off measures the coordinator without group commit (on by default, as in config.ts).
   const profilePort = process.env.BENCH_PROFILE === "1" ? Number(process.env.BENCH_INSPECTOR_PORT ?? 9231) : null;
   if (profilePort !== null) process.env.CLAWBOT_INSPECTOR_PORT = String(profilePort);
-  const h = await startHarness({ LOG_LEVEL: "error", BENCH_MODE: "1", D1_GROUP_COMMIT: process.env.BENCH_D1_GROUP_COMMIT ?? "off" });
+  const h = await startHarness({ LOG_LEVEL: "error", BENCH_MODE: "1", D1_GROUP_COMMIT: process.env.BENCH_D1_GROUP_COMMIT ?? "on" });
   const coordinator = targetAt("coordinator", h.coordinator.url, true);
   let workerFloor: ReturnType<typeof stats> | null = null;
   let budget: Awaited<ReturnType<typeof d1Budget>> | null = null;
@@ -401,7 +401,7 @@ async function main() {
   });
   const results = {
     date: started.toISOString(),
-    command: `npm run bench (BENCH_BOTS=${BOT_COUNTS.join(",")}, BENCH_SAMPLES=${LATENCY_SAMPLES}, D1 group commit ${process.env.BENCH_D1_GROUP_COMMIT ?? "off"})`,
+    command: `npm run bench (BENCH_BOTS=${BOT_COUNTS.join(",")}, BENCH_SAMPLES=${LATENCY_SAMPLES}, D1 group commit ${process.env.BENCH_D1_GROUP_COMMIT ?? "on"})`,
     machine: {
       cpu: os.cpus()[0]?.model ?? "unknown",
       cores: os.cpus().length,

@@ -45,7 +45,7 @@ declare namespace Cloudflare {
     /** Requests a token may make at once above its rate (default: one second's worth, at least 1). */
     RATE_LIMIT_BURST?: string;
     RATE_LIMIT_TASKS_PER_MINUTE?: string;
-    /** "on": guarded batches go through the group-commit writer (default off; see config.ts). */
+    /** "off": guarded batches go straight to D1, not through the group-commit writer (default on; see config.ts). */
     D1_GROUP_COMMIT?: string;
     /** "1": the benchmark's D1 round-trip counter is readable at /api/v1/_bench/d1. */
     BENCH_MODE?: string;
