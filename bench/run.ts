@@ -158,9 +158,9 @@ function waitAck(tracker: Tracker, taskId: string, timeoutMs: number): Promise<v
   });
 }
 
-/** D1 round trips the coordinator has made so far (the counter in src/db/client.ts, BENCH_MODE=1). */
 let lastD1Count = 0;
 
+/** D1 round trips the coordinator has made so far (the counter in src/db/client.ts, BENCH_MODE=1). */
 async function d1RoundTrips(h: Target): Promise<number> {
   const res = await h.api("GET", "/api/v1/_bench/d1");
   expectStatus(res, 200, "read the D1 counter");

@@ -10,7 +10,9 @@
  * `--inspector-port N` turns it back on (the benchmark's CPU profile needs it).
  *
  * Arguments: --config PATH --ip HOST --port N --persist-to DIR [--inspector-port N] [--var KEY:VALUE]…
- * Runs until SIGTERM or SIGINT, then disposes of the worker (workerd stops with it).
+ * Runs until SIGTERM or SIGINT, then disposes of the worker (workerd stops with it). Like the CLI, it
+ * rebuilds and restarts the Worker when a source file changes: wrangler's bundler always watches
+ * (`watch: false` does not stop that), so nothing may edit `src/` during a bench run.
  */
 import { parseArgs } from "node:util";
 import { unstable_startWorker } from "wrangler";

@@ -89,7 +89,7 @@ export async function createTaskBatch(
     }
     if (rows.length) {
       ctx.log.info("task batch created", { created: rows.length, replayed: items.length - rows.length });
-      await wakeIdleBots(ctx, rows.length);
+      await wakeIdleBots(ctx, rows);
     }
     const byId = new Map((await getTaskViewsByIds(ctx.db, ids, ctx.now())).map((t) => [t.id, t]));
     return { tasks: ids.map((id) => byId.get(id)!), created: rows.length };
@@ -107,9 +107,16 @@ async function liveTasksByKey(ctx: Ctx, keys: string[]): Promise<Map<string, Tas
   return live;
 }
 
-/** Each idle connected bot pulls the best task it can run; one that cannot be reached does not stop the others. */
-async function wakeIdleBots(ctx: Ctx, newTasks: number): Promise<void> {
-  const idle = await findIdleConnectedBots(ctx.db, null, Math.min(newTasks, MAX_BOTS_WOKEN));
+/**
+ * Each idle connected bot that can run the batch's tasks pulls the best task it can run; one that cannot
+ * be reached does not stop the others. A batch of one capability wakes only that capability's bots (a
+ * bot woken for nothing it can run would spend a claim's round trip on nothing); a mixed batch, or
+ * tasks without a capability, any idle bot.
+ */
+async function wakeIdleBots(ctx: Ctx, rows: TaskRow[]): Promise<void> {
+  const capabilities = new Set(rows.map((r) => r.capability));
+  const only = capabilities.size === 1 ? [...capabilities][0]! : null;
+  const idle = await findIdleConnectedBots(ctx.db, only, Math.min(rows.length, MAX_BOTS_WOKEN));
   const woken = await Promise.allSettled(idle.map((bot) => botSession(ctx.env, bot.id).wake()));
   woken.forEach((w, i) => {
     if (w.status === "rejected") ctx.log.warn("could not wake a bot for a batch", { bot_id: idle[i]!.id, error: String(w.reason) });

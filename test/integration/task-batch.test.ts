@@ -34,11 +34,11 @@ describe("POST /tasks/batch", () => {
       .first<{ n: number }>();
     expect(pending!.n).toBe(20);
     // Beyond the batch itself, one claim per bot (its four statements: task, bot, event, read back): none
-    // lost to another bot, none read first. Measured 76, with the writer and without: the one-task batch
-    // taken as "the batch alone" carries a few statements more than this one's share; a lost claim or a
-    // read per bot (the old pull: 20 reads and dozens of failed claims) is far outside the bounds.
+    // lost to another bot, none read first (the old pull: 20 reads and dozens of failed claims), and the
+    // one-task batch of another capability woke none of these bots. A few more may be the metrics
+    // store's once-a-second write landing in either window.
     const claimStatements = d1RoundTrips.statements - before - batchAlone;
-    expect(claimStatements).toBeGreaterThanOrEqual(19 * 4);
+    expect(claimStatements).toBeGreaterThanOrEqual(20 * 4);
     expect(claimStatements).toBeLessThanOrEqual(20 * 4 + 6);
     for (const s of sockets) s.close();
   });
