@@ -24,7 +24,19 @@ export function getDb(d1: D1Database, writer?: BatchWriter): Db {
  * of estimating it from the code. Under wrangler dev the Worker and its
  * Durable Objects share one isolate, so one counter sees them all.
  */
-export const d1RoundTrips = { count: 0, statements: 0 };
+export const d1RoundTrips = { count: 0, statements: 0, rowsRead: 0 };
+
+/**
+ * Adds the rows D1 says its statements read (`meta.rows_read`, what production D1 bills and what a
+ * statement really costs) to `d1RoundTrips.rowsRead`: a statement that scans a table shows here as
+ * rows read growing with the table. Counted for batches and `run`/`all` (`first` and `raw` carry no meta).
+ */
+export function countRowsRead<T>(results: T): T {
+  for (const r of Array.isArray(results) ? results : [results]) {
+    d1RoundTrips.rowsRead += (r as { meta?: { rows_read?: number } } | null)?.meta?.rows_read ?? 0;
+  }
+  return results;
+}
 
 /**
  * Production D1 refuses a statement that binds more than 100 parameters; the
@@ -42,7 +54,7 @@ function withParameterLimit(d1: D1Database): D1Database {
     batch: (statements: D1PreparedStatement[]) => {
       d1RoundTrips.count++;
       d1RoundTrips.statements += statements.length;
-      return d1.batch(statements);
+      return d1.batch(statements).then(countRowsRead);
     },
     exec: (query: string) => {
       d1RoundTrips.count++;
@@ -70,7 +82,8 @@ function counted(statement: D1PreparedStatement): D1PreparedStatement {
     (statement as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
       d1RoundTrips.count++;
       d1RoundTrips.statements++;
-      return original(...args);
+      const result = original(...args) as Promise<unknown>;
+      return method === "run" || method === "all" ? result.then(countRowsRead) : result;
     };
   }
   return statement;

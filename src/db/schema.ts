@@ -46,6 +46,8 @@ export const bots = sqliteTable(
   },
   (t) => [
     index("bots_idle_idx").on(t.connected, t.held, t.currentTaskId, t.lastAssignedAt),
+    // Who holds a task (a create's claim reads its bot back by it): a seek, not a walk of every bot.
+    index("bots_current_task_idx").on(t.currentTaskId),
     index("bots_created_idx").on(t.createdAt, t.id),
   ],
 );
@@ -132,6 +134,11 @@ export const tasks = sqliteTable(
     index("tasks_failed_idx").on(t.failedAt),
     // Running tasks per capability (a concurrency limit counts them when it dispatches).
     index("tasks_capability_idx").on(t.capability, t.status),
+    // A claim finds the task it took by the write id it stamped (claimNextStatements): without this
+    // index each of those lookups scans the whole table, every finished task included.
+    index("tasks_write_idx").on(t.writeId),
+    // A claim's seek for a capability's best due task, in the order it wants them (bestDueTask).
+    index("tasks_claim_idx").on(t.status, t.ready, t.capability, sql`priority DESC`, t.createdAt),
   ],
 );
 

@@ -158,15 +158,12 @@ function attemptOutcome(patch: TaskPatch): "completed" | "failed" | null {
  */
 function claimNextStatements(next: ClaimNext, after: SQL, nowMs: number): Statement[] {
   const writeId = crypto.randomUUID();
-  const capable = sql`(capability IS NULL OR capability IN (SELECT value FROM json_each(${JSON.stringify(next.capabilities)})))`;
   const claimed = sql`(SELECT id FROM tasks WHERE write_id = ${writeId})`;
   return [
     sql`UPDATE tasks SET status = 'assigned', bot_id = ${next.botId}, previous_bot_id = NULL, attempts = attempts + 1,
           assigned_at = ${nowMs}, started_at = NULL, progress = NULL, progress_message = NULL,
           version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
-        WHERE id = (SELECT id FROM tasks cand WHERE status = 'pending' AND ready = 1 AND run_after <= ${nowMs} AND ${capable}
-                      AND ${capabilityHasRoom(sql`cand.capability`)}
-                    ORDER BY priority DESC, created_at ASC LIMIT 1)
+        WHERE id = ${bestDueTask(next.capabilities, nowMs)}
           AND EXISTS (SELECT 1 FROM bots WHERE id = ${next.botId} AND current_task_id IS NULL AND held = 0 AND connected = 1
                         AND quarantined_at IS NULL)
           AND ${after}`,
@@ -177,6 +174,25 @@ function claimNextStatements(next: ClaimNext, after: SQL, nowMs: number): Statem
         FROM tasks WHERE write_id = ${writeId}`,
     sql`SELECT * FROM tasks WHERE write_id = ${writeId}`,
   ];
+}
+
+/**
+ * The best due task a bot with `capabilities` may run (highest priority, then oldest), as a subquery.
+ * Each capability's best is one seek down tasks_claim_idx (pending, ready, that capability, in priority
+ * order), and only capabilities with room are looked at; the winners (one per capability, and one of the
+ * tasks any bot may run) are then compared. A claim reads about a row per capability, not the whole
+ * queue: another capability's backlog costs it nothing (a single query over every pending task would
+ * walk all of them). Rows in backoff (`run_after` later) are stepped over.
+ */
+function bestDueTask(capabilities: string[], nowMs: number): SQL {
+  const bestOf = (capability: SQL) =>
+    sql`(SELECT t.id FROM tasks t WHERE t.status = 'pending' AND t.ready = 1 AND ${capability} AND t.run_after <= ${nowMs}
+           ORDER BY t.priority DESC, t.created_at ASC LIMIT 1)`;
+  return sql`(SELECT best.id FROM tasks best
+       WHERE best.id IN (SELECT ${bestOf(sql`t.capability = c.value`)} FROM json_each(${JSON.stringify(capabilities)}) c
+                           WHERE ${capabilityHasRoom(sql`c.value`)}
+                         UNION ALL SELECT ${bestOf(sql`t.capability IS NULL`)})
+       ORDER BY best.priority DESC, best.created_at ASC LIMIT 1)`;
 }
 
 /**

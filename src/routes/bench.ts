@@ -18,6 +18,7 @@ benchRouter.get("/d1", (c) => {
   return c.json({
     round_trips: d1RoundTrips.count,
     statements: d1RoundTrips.statements,
+    rows_read: d1RoundTrips.rowsRead,
     last_sweep: lastSweep.report,
     last_sweep_finished_at_ms: lastSweep.finishedAtMs,
   });

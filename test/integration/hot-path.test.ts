@@ -80,3 +80,91 @@ describe("the hot path's D1 round trips", () => {
     sock.close();
   });
 });
+
+/**
+ * Rows already in the tasks table, added in one statement (setup, not the path under test): `status`
+ * finished tasks a long-running coordinator keeps, or a backlog of pending ones no bot here can run.
+ */
+async function fillTasks(count: number, status: "completed" | "pending", capability: string) {
+  const nowMs = Date.now();
+  await env.DB.prepare(
+    `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+     INSERT INTO tasks (id, payload, capability, status, created_at, updated_at, completed_at, write_id)
+     SELECT ?2 || '-' || i, '{}', ?3, ?4, ?5, ?5, CASE WHEN ?4 = 'completed' THEN ?5 END, lower(hex(randomblob(16))) FROM n`,
+  )
+    .bind(count, `${status}-${crypto.randomUUID()}`, capability, status, nowMs)
+    .run();
+}
+
+/** Registered bots that are not connected (a big fleet, most of it offline), in one statement (setup). */
+async function fillOfflineBots(count: number) {
+  const nowMs = Date.now();
+  await env.DB.prepare(
+    `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < ?1)
+     INSERT INTO bots (id, name, capabilities, created_at, updated_at) SELECT ?2 || '-' || i, 'offline', '[]', ?3, ?3 FROM n`,
+  )
+    .bind(count, `offline-${crypto.randomUUID()}`, nowMs)
+    .run();
+}
+
+/** Rows D1 read for one result (its write claims the bot's next task in the same batch). */
+async function rowsReadByAResult(sock: BotSocket, cap: string): Promise<number> {
+  const task = (await post("/api/v1/tasks", { capability: cap, payload: {} })).body;
+  await sock.next("task_assigned");
+  const before = d1RoundTrips.rowsRead;
+  expect((await sock.complete(task.id)).payload.status).toBe("completed");
+  return d1RoundTrips.rowsRead - before;
+}
+
+describe("the hot path's D1 rows read (what production D1 bills, and what a statement really costs)", () => {
+  it("a result and the next claim read the same few rows however many finished tasks the table holds", async () => {
+    const cap = uniqueCapability("rows");
+    const bot = await registerBot([cap]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    await sock.next("connected");
+    const small = await rowsReadByAResult(sock, cap);
+    await fillTasks(3000, "completed", cap);
+    const large = await rowsReadByAResult(sock, cap);
+    // A statement that scans tasks (a lookup by an unindexed column) reads every row: 3,000 more per scan.
+    expect(small).toBeGreaterThan(0);
+    expect(large - small).toBeLessThan(50);
+    sock.close();
+  });
+
+  it("a claim reads the same few rows however long another capability's backlog is", async () => {
+    const cap = uniqueCapability("rows");
+    const bot = await registerBot([cap]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    await sock.next("connected");
+    const small = await rowsReadByAResult(sock, cap);
+    // Pending work this bot cannot run (nobody here has the capability): the claim must not walk it.
+    await fillTasks(3000, "pending", uniqueCapability("backlog"));
+    const large = await rowsReadByAResult(sock, cap);
+    expect(large - small).toBeLessThan(50);
+    sock.close();
+  });
+
+  it("a create that gives its task to a bot reads the same few rows however many bots are registered", async () => {
+    // Rows read to give a task to a bot registered now, with whatever the bots table holds before it.
+    const createRowsRead = async () => {
+      const cap = uniqueCapability("rows");
+      const bot = await registerBot([cap]);
+      const sock = await BotSocket.open(bot.id, bot.token);
+      await sock.next("connected");
+      const before = d1RoundTrips.rowsRead;
+      const task = (await post("/api/v1/tasks", { capability: cap, payload: {} })).body;
+      const rows = d1RoundTrips.rowsRead - before;
+      expect((await sock.next("task_assigned")).payload.task_id).toBe(task.id);
+      await sock.complete(task.id);
+      sock.close();
+      return rows;
+    };
+    const small = await createRowsRead();
+    // A big fleet, mostly offline, registered before the bot that gets the task (a lookup of the bot by
+    // anything but an index walks them all).
+    await fillOfflineBots(3000);
+    const large = await createRowsRead();
+    expect(small).toBeGreaterThan(0);
+    expect(large - small).toBeLessThan(50);
+  });
+});
