@@ -7,7 +7,16 @@
  */
 import { BOT_STATUSES } from "../core/bot-status";
 import { DEPLOYMENT_STATUSES } from "../core/deployment-machine";
-import { histogramSeries, type Labels, labelText, type MetricName, type Series } from "../core/metrics";
+import {
+  emptyHistogram,
+  type HistogramCounts,
+  histogramSeries,
+  type Labels,
+  labelText,
+  type MetricName,
+  observeInto,
+  type Series,
+} from "../core/metrics";
 import type { TaskPatch } from "../core/task-machine";
 import { countBotsByStatus } from "../db/bots";
 import { d1RoundTrips } from "../db/client";
@@ -20,6 +29,8 @@ const FLUSH_INTERVAL_MS = 1000;
 const STORE_NAME = "global";
 
 const pending = new Map<string, Series>();
+/** Histograms observed since the last flush, by series of labels: an observation costs one key and one increment. */
+const pendingHistograms = new Map<string, { name: string; labels: Labels; counts: HistogramCounts }>();
 let lastFlushMs = 0;
 /** A flush asked for within the interval is made when it ends (so the last counts of a burst are not left waiting). */
 let trailing: ReturnType<typeof setTimeout> | null = null;
@@ -69,7 +80,13 @@ export function countMetric(name: MetricName, labels: Labels = {}, by = 1): void
 
 export function observeSeconds(name: MetricName, labels: Labels, seconds: number): void {
   if (!Number.isFinite(seconds) || seconds < 0) return;
-  for (const s of histogramSeries(name, labels, seconds)) add(s);
+  const key = `${name}|${labelText(labels)}`;
+  let h = pendingHistograms.get(key);
+  if (!h) {
+    h = { name, labels: { ...labels }, counts: emptyHistogram() };
+    pendingHistograms.set(key, h);
+  }
+  observeInto(h.counts, seconds);
 }
 
 export const metricsStore = (env: Env) => env.METRICS.getByName(STORE_NAME);
@@ -96,6 +113,8 @@ export async function flushMetrics(ctx: Ctx, force = false): Promise<void> {
   if (statements > 0) add({ name: "clawbot_d1_statements_total", labels: {}, value: statements });
   d1Flushed.count = d1RoundTrips.count;
   d1Flushed.statements = d1RoundTrips.statements;
+  for (const h of pendingHistograms.values()) for (const series of histogramSeries(h.name, h.labels, h.counts)) add(series);
+  pendingHistograms.clear();
   if (pending.size === 0) return;
   const batch = [...pending.values()];
   pending.clear();

@@ -1,9 +1,15 @@
 import { describe, expect, it } from "vitest";
-import { DURATION_BUCKETS_S, histogramSeries, labelText, renderPrometheus } from "../../src/core/metrics";
+import { DURATION_BUCKETS_S, emptyHistogram, histogramSeries, labelText, observeInto, renderPrometheus } from "../../src/core/metrics";
+
+const observed = (...seconds: number[]) => {
+  const h = emptyHistogram();
+  for (const s of seconds) observeInto(h, s);
+  return h;
+};
 
 describe("metrics (core)", () => {
   it("an observation adds 1 to every bucket at or above it, +Inf, the count, and its value to the sum", () => {
-    const series = histogramSeries("clawbot_task_run_seconds", { capability: "echo" }, 0.3);
+    const series = histogramSeries("clawbot_task_run_seconds", { capability: "echo" }, observed(0.3));
     const buckets = series.filter((s) => s.name.endsWith("_bucket")).map((s) => s.labels.le);
     expect(buckets).toEqual([...DURATION_BUCKETS_S.filter((b) => b >= 0.3).map(String), "+Inf"]);
     expect(series.find((s) => s.name.endsWith("_sum"))).toEqual({
@@ -14,10 +20,23 @@ describe("metrics (core)", () => {
     expect(series.find((s) => s.name.endsWith("_count"))?.value).toBe(1);
     // Past the largest bound: +Inf only.
     expect(
-      histogramSeries("clawbot_task_run_seconds", {}, 7200)
+      histogramSeries("clawbot_task_run_seconds", {}, observed(7200))
         .filter((s) => s.name.endsWith("_bucket"))
         .map((s) => s.labels.le),
     ).toEqual(["+Inf"]);
+  });
+
+  it("observations kept together give what they would one by one: cumulative buckets, the sum, the count", () => {
+    const together = histogramSeries("clawbot_task_run_seconds", {}, observed(0.003, 0.3, 0.3, 7200));
+    const byLe = Object.fromEntries(together.filter((s) => s.name.endsWith("_bucket")).map((s) => [s.labels.le, s.value]));
+    expect(byLe["0.005"]).toBe(1);
+    expect(byLe["0.25"]).toBe(1);
+    expect(byLe["0.5"]).toBe(3);
+    expect(byLe["3600"]).toBe(3);
+    expect(byLe["+Inf"]).toBe(4);
+    expect(Object.keys(byLe)).toHaveLength(DURATION_BUCKETS_S.length + 1);
+    expect(together.find((s) => s.name.endsWith("_sum"))?.value).toBeCloseTo(7200.603);
+    expect(together.find((s) => s.name.endsWith("_count"))?.value).toBe(4);
   });
 
   it("renders the text format: HELP and TYPE for every family, escaped labels, a histogram's buckets in order", () => {
