@@ -5,11 +5,16 @@
  * the functions that used the most of it by self time, written to
  * bench/profile.txt. Loopback only.
  */
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
 import { WebSocket } from "ws";
 
 interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
+  children?: number[];
 }
 interface Profile {
   nodes: ProfileNode[];
@@ -49,25 +54,118 @@ export async function startCpuProfile(inspectorPort: number): Promise<CpuProfile
     async stop() {
       const { profile } = (await call("Profiler.stop")) as { profile: Profile };
       ws.close();
+      // The whole profile too, for Chrome DevTools' Performance panel.
+      writeFileSync(path.join(os.tmpdir(), "clawbot-coordinator.cpuprofile"), JSON.stringify(profile));
       return summarize(profile);
     },
   };
 }
 
-/** Self time per function, the busiest first, as a share of the time the isolate was not idle. */
-function summarize(profile: Profile, top = 30): string {
+/**
+ * Self time per function, the busiest first, as a share of the time the isolate was not idle; then
+ * inclusive time (the function or anything it called: where a message's cost goes as a whole).
+ */
+export function summarize(profile: Profile, top = 30): string {
   const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const parentOf = new Map<number, number>();
+  for (const n of profile.nodes) for (const child of n.children ?? []) parentOf.set(child, n.id);
+  const nameOf = (n: ProfileNode) =>
+    `${n.callFrame.functionName || "(anonymous)"} ${n.callFrame.url.split("/").pop() ?? ""}:${n.callFrame.lineNumber}`;
   const selfUs = new Map<string, number>();
+  const inclusiveUs = new Map<string, number>();
   profile.samples.forEach((nodeId, i) => {
-    const frame = byId.get(nodeId)!.callFrame;
-    const name = `${frame.functionName || "(anonymous)"} ${frame.url.split("/").pop() ?? ""}:${frame.lineNumber}`;
-    selfUs.set(name, (selfUs.get(name) ?? 0) + (profile.timeDeltas[i] ?? 0));
+    const us = profile.timeDeltas[i] ?? 0;
+    const name = nameOf(byId.get(nodeId)!);
+    selfUs.set(name, (selfUs.get(name) ?? 0) + us);
+    if (name.startsWith("(idle)")) return;
+    const onStack = new Set<string>();
+    // A stack is at most a few hundred frames deep; the bound keeps a malformed profile from looping.
+    for (let id: number | undefined = nodeId, depth = 0; id !== undefined && depth < 1000; id = parentOf.get(id), depth++) {
+      onStack.add(nameOf(byId.get(id)!));
+    }
+    for (const frame of onStack) inclusiveUs.set(frame, (inclusiveUs.get(frame) ?? 0) + us);
   });
   const idle = [...selfUs].filter(([name]) => name.startsWith("(idle)")).reduce((sum, [, us]) => sum + us, 0);
   const busy = [...selfUs.values()].reduce((sum, us) => sum + us, 0) - idle;
-  const rows = [...selfUs].filter(([name]) => !name.startsWith("(idle)")).sort((a, b) => b[1] - a[1]);
+  const share = (us: number) => `${((100 * us) / busy).toFixed(1).padStart(5)} %`;
+  const ranked = (m: Map<string, number>) =>
+    [...m].filter(([name]) => !name.startsWith("(idle)") && !name.startsWith("(root)")).sort((a, b) => b[1] - a[1]);
+  const byModule = new Map<string, number>();
+  profile.samples.forEach((nodeId, i) => {
+    const frame = byId.get(nodeId)!.callFrame;
+    if (frame.functionName === "(idle)") return;
+    const module = moduleOf(frame);
+    byModule.set(module, (byModule.get(module) ?? 0) + (profile.timeDeltas[i] ?? 0));
+  });
   return [
     `busy ${(busy / 1000).toFixed(0)} ms (idle ${(idle / 1000).toFixed(0)} ms)`,
-    ...rows.slice(0, top).map(([name, us]) => `${((100 * us) / busy).toFixed(1).padStart(5)} %  ${name}`),
+    "self time by module (source file, or package under node_modules; native frames by name):",
+    ...ranked(byModule)
+      .slice(0, top)
+      .map(([name, us]) => `${share(us)}  ${name}`),
+    "self time:",
+    ...ranked(selfUs)
+      .slice(0, top)
+      .map(([name, us]) => `${share(us)}  ${name}`),
+    "inclusive time:",
+    ...ranked(inclusiveUs)
+      .slice(0, top * 2)
+      .map(([name, us]) => `${share(us)}  ${name}`),
   ].join("\n");
+}
+
+/** Module boundaries of a bundle esbuild wrote (its `// path/to/file.ts` comments), by script URL. */
+const bundleModules = new Map<string, { line: number; module: string }[]>();
+
+/** The source file (or package) a frame's line belongs to; runtime frames keep their own name. */
+function moduleOf(frame: ProfileNode["callFrame"]): string {
+  if (!frame.url) return `(native) ${frame.functionName || "(anonymous)"}`;
+  if (frame.url !== "index.js" && !frame.url.startsWith("file://")) return frame.url;
+  let starts = bundleModules.get(frame.url);
+  if (!starts) {
+    const file = frame.url === "index.js" ? devBundle() : fileURLToPath(frame.url);
+    starts = [];
+    if (file && existsSync(file)) {
+      readFileSync(file, "utf8")
+        .split("\n")
+        .forEach((text, line) => {
+          const m = /^\/\/ ((?:src|node_modules|bench)\/\S+)$/.exec(text);
+          if (m) starts!.push({ line, module: packageOf(m[1]!) });
+        });
+    }
+    bundleModules.set(frame.url, starts);
+  }
+  // The last boundary at or before the frame's line (starts are in line order).
+  let lo = 0;
+  let hi = starts.length - 1;
+  let found = "(bundle)";
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    if (starts[mid]!.line <= frame.lineNumber) {
+      found = starts[mid]!.module;
+      lo = mid + 1;
+    } else hi = mid - 1;
+  }
+  return found;
+}
+
+/** `node_modules/@scope/pkg/x.js` → `@scope/pkg`, `node_modules/pkg/x.js` → `pkg`; sources keep their path. */
+function packageOf(file: string): string {
+  const m = /^node_modules\/((?:@[^/]+\/)?[^/]+)/.exec(file);
+  return m ? m[1]! : file;
+}
+
+/**
+ * The Worker's bundle under `wrangler dev` (workerd names it `index.js`): the newest
+ * `.wrangler/tmp/dev-*\/index.js`, which wrangler removes when it stops (the profile is read before).
+ */
+function devBundle(): string | null {
+  const tmp = path.join(process.cwd(), ".wrangler", "tmp");
+  if (!existsSync(tmp)) return null;
+  const bundles = readdirSync(tmp)
+    .filter((d) => d.startsWith("dev-"))
+    .map((d) => path.join(tmp, d, "index.js"))
+    .filter((f) => existsSync(f))
+    .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
+  return process.env.BENCH_PROFILE_BUNDLE ?? bundles[0] ?? null;
 }

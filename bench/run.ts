@@ -15,6 +15,7 @@ import { BotClient } from "../bot/src/client";
 import { echoHandler } from "../bot/src/handlers";
 import { ROOT, startCoordinator } from "../scripts/lib/coordinator";
 import { E2E_ADMIN_TOKEN, type Harness, mapLimit, onFreePort, startHarness } from "../scripts/lib/harness";
+import { groupCpuMs } from "./cpu";
 import { eventLatency } from "./events";
 import { startNodeFloor } from "./floor/node-server";
 import { startCpuProfile } from "./profile";
@@ -27,14 +28,17 @@ interface Target {
   api: Harness["api"];
   /** Only the coordinator counts its D1 round trips. */
   countsD1: boolean;
+  /** The process group of its `wrangler dev` (its CPU is read from /proc); none for the in-process Node floor. */
+  pgid?: number;
 }
 
 /** A Target for a server at `url` (the floors ignore the token). */
-function targetAt(name: string, url: string, countsD1 = false): Target {
+function targetAt(name: string, url: string, countsD1 = false, pgid?: number): Target {
   return {
     name,
     url,
     countsD1,
+    pgid,
     async api(method, p, body) {
       const res = await fetch(`${url}${p}`, {
         method,
@@ -160,8 +164,8 @@ function waitAck(tracker: Tracker, taskId: string, timeoutMs: number): Promise<v
 
 let lastD1Count = 0;
 
-/** D1 round trips the coordinator has made so far (the counter in src/db/client.ts, BENCH_MODE=1). */
-async function d1RoundTrips(h: Target): Promise<number> {
+/** The coordinator's D1 counters so far (src/db/client.ts, BENCH_MODE=1): round trips and the rows they read. */
+async function d1Counters(h: Target): Promise<{ roundTrips: number; rowsRead: number }> {
   const res = await h.api("GET", "/api/v1/_bench/d1");
   expectStatus(res, 200, "read the D1 counter");
   const count = res.body.round_trips as number;
@@ -169,8 +173,16 @@ async function d1RoundTrips(h: Target): Promise<number> {
   // does when a source file changes (its bundler always watches). Every count since would be wrong.
   if (count < lastD1Count) throw new Error("the coordinator restarted during the run (a source file changed?): D1 counts are void");
   lastD1Count = count;
-  return count;
+  return { roundTrips: count, rowsRead: res.body.rows_read as number };
 }
+
+/** D1 round trips the coordinator has made so far. */
+const d1RoundTrips = async (h: Target) => (await d1Counters(h)).roundTrips;
+
+/** workerd's CPU (ms) used so far by a target under wrangler dev; null for the Node floor or off Linux. */
+const workerdCpuMs = (h: Target) => (h.pgid === undefined ? null : (groupCpuMs(h.pgid)?.workerdMs ?? null));
+const perTask = (after: number | null, before: number | null, tasks: number) =>
+  after === null || before === null ? null : round((after - before) / tasks);
 
 /**
  * Waits until the coordinator makes no D1 round trip for 1.5 s (at most 15 s): the bots of a round
@@ -233,7 +245,7 @@ async function protocolRound(h: Target, n: number) {
     const toBot: number[] = [];
     const roundTrip: number[] = [];
     if (h.countsD1) await d1Quiet(h); // the last round's closes are not this round's cost
-    const d1Before = h.countsD1 ? await d1RoundTrips(h) : 0;
+    const d1Before = h.countsD1 ? await d1Counters(h) : null;
     for (let i = 0; i < LATENCY_SAMPLES; i++) {
       const t0 = now();
       const res = await h.api("POST", "/api/v1/tasks", { payload: { i }, capability });
@@ -243,9 +255,10 @@ async function protocolRound(h: Target, n: number) {
       toBot.push(tracker.received.get(id)! - t0);
       roundTrip.push(tracker.acked.get(id)! - t0);
     }
-    const d1PerTask = h.countsD1 ? ((await d1RoundTrips(h)) - d1Before) / LATENCY_SAMPLES : null;
+    const d1After = d1Before ? await d1Counters(h) : null;
     // Throughput: many tasks in flight over all N bots.
     const total = Math.min(THROUGHPUT_MAX_TASKS, Math.max(100, n * THROUGHPUT_TASKS_PER_BOT));
+    const cpuBefore = workerdCpuMs(h);
     const t0 = now();
     const ids = await mapLimit(
       Array.from({ length: total }, (_, i) => i),
@@ -258,12 +271,14 @@ async function protocolRound(h: Target, n: number) {
     );
     await Promise.all(ids.map((id) => waitAck(tracker, id, ROUND_TIMEOUT_MS)));
     const seconds = (now() - t0) / 1000;
+    const cpuPerTaskMs = perTask(workerdCpuMs(h), cpuBefore, total);
     return {
       bots: n,
-      d1_round_trips_per_task: d1PerTask === null ? null : round(d1PerTask),
+      d1_round_trips_per_task: d1After && d1Before ? round((d1After.roundTrips - d1Before.roundTrips) / LATENCY_SAMPLES) : null,
+      d1_rows_read_per_task: d1After && d1Before ? round((d1After.rowsRead - d1Before.rowsRead) / LATENCY_SAMPLES) : null,
       create_to_bot: stats(toBot),
       round_trip: stats(roundTrip),
-      throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds) },
+      throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds), workerd_cpu_ms_per_task: cpuPerTaskMs },
       batch: await batchRound(h, capability, tracker),
     };
   } finally {
@@ -274,14 +289,23 @@ async function protocolRound(h: Target, n: number) {
 /** `POST /tasks/batch` of the largest batch, created → every task completed (the floors serve the same call). */
 async function batchRound(h: Target, capability: string, tracker: Tracker) {
   const tasks = Array.from({ length: BATCH_TASKS }, (_, i) => ({ payload: { i }, capability }));
-  const d1Before = h.countsD1 ? await d1RoundTrips(h) : 0;
+  const d1Before = h.countsD1 ? await d1Counters(h) : null;
+  const cpuBefore = workerdCpuMs(h);
   const t0 = now();
   const res = await h.api("POST", "/api/v1/tasks/batch", { tasks });
   expectStatus(res, 201, "create a batch");
   await Promise.all((res.body as { id: string }[]).map((t) => waitAck(tracker, t.id, ROUND_TIMEOUT_MS)));
   const seconds = (now() - t0) / 1000;
-  const perTask = h.countsD1 ? round(((await d1RoundTrips(h)) - d1Before) / BATCH_TASKS) : null;
-  return { tasks: BATCH_TASKS, seconds: round(seconds), per_second: round(BATCH_TASKS / seconds), d1_round_trips_per_task: perTask };
+  const cpuPerTaskMs = perTask(workerdCpuMs(h), cpuBefore, BATCH_TASKS);
+  const d1After = d1Before ? await d1Counters(h) : null;
+  return {
+    tasks: BATCH_TASKS,
+    seconds: round(seconds),
+    per_second: round(BATCH_TASKS / seconds),
+    workerd_cpu_ms_per_task: cpuPerTaskMs,
+    d1_round_trips_per_task: d1After && d1Before ? round((d1After.roundTrips - d1Before.roundTrips) / BATCH_TASKS) : null,
+    d1_rows_read_per_task: d1After && d1Before ? round((d1After.rowsRead - d1Before.rowsRead) / BATCH_TASKS) : null,
+  };
 }
 
 type Round = Awaited<ReturnType<typeof protocolRound>>;
@@ -328,14 +352,14 @@ async function main() {
       logFile: "/dev/null",
     }),
   );
-  const platformRounds = await roundsThrough(targetAt("platform floor", platform.url), () => platform.stop());
+  const platformRounds = await roundsThrough(targetAt("platform floor", platform.url, false, platform.process.pid), () => platform.stop());
 
   console.log("starting the coordinator (wrangler dev) …");
   // BENCH_D1_GROUP_COMMIT=off measures the coordinator without group commit (on by default, as in config.ts).
   const profilePort = process.env.BENCH_PROFILE === "1" ? Number(process.env.BENCH_INSPECTOR_PORT ?? 9231) : null;
   if (profilePort !== null) process.env.CLAWBOT_INSPECTOR_PORT = String(profilePort);
   const h = await startHarness({ LOG_LEVEL: "error", BENCH_MODE: "1", D1_GROUP_COMMIT: process.env.BENCH_D1_GROUP_COMMIT ?? "on" });
-  const coordinator = targetAt("coordinator", h.coordinator.url, true);
+  const coordinator = targetAt("coordinator", h.coordinator.url, true, h.coordinator.process.pid);
   let workerFloor: ReturnType<typeof stats> | null = null;
   let budget: Awaited<ReturnType<typeof d1Budget>> | null = null;
   const events: { watchers: number; latency: ReturnType<typeof stats> }[] = [];
@@ -413,7 +437,16 @@ async function main() {
       "Each setup serves the same protocol (POST /tasks, the bot WebSocket, seed 001 messages) on 127.0.0.1; bots are in-process BotClient instances over real WebSockets; latency = one task at a time (create → task_assigned → task_complete acked); throughput = many tasks in flight; batch = one POST /tasks/batch of 500, created → every task completed. Platform floor: wrangler dev, one Durable Object with the queue in its SQLite (bench/floor/worker.ts). Node floor: one Node process, state in memory (bench/floor/node-server.ts).",
     ws_echo: echo,
     worker_d1_health: workerFloor,
-    d1_round_trips: { per_task: coordinatorRounds.map((r) => ({ bots: r.bots, per_task: r.d1_round_trips_per_task })), ...(budget ?? {}) },
+    d1_round_trips: {
+      per_task: coordinatorRounds.map((r) => ({
+        bots: r.bots,
+        per_task: r.d1_round_trips_per_task,
+        rows_read_per_task: r.d1_rows_read_per_task,
+        per_batch_task: r.batch.d1_round_trips_per_task,
+        rows_read_per_batch_task: r.batch.d1_rows_read_per_task,
+      })),
+      ...(budget ?? {}),
+    },
     node_floor: nodeRounds,
     platform_floor: platformRounds,
     coordinator: coordinatorRounds,
@@ -464,6 +497,16 @@ async function main() {
       console.log(
         `sweep ${i + 1} over ${f.registered} registered / ${f.connected} connected bots: ${r.d1_round_trips} D1 round trips, ${r.d1_statements} statements, ${r.do_wake_ups} Durable Object wake-ups (${r.sockets_checked} sockets checked), ${r.seconds} s`,
       );
+  const cpu = (rounds: Round[]) =>
+    rounds
+      .map((r) => `${r.throughput.workerd_cpu_ms_per_task ?? "n/a"} / ${r.batch.workerd_cpu_ms_per_task ?? "n/a"} (${r.bots} bots)`)
+      .join(", ");
+  console.log(
+    `\nworkerd CPU per task (ms, from /proc; many in flight / by batch): platform floor ${cpu(platformRounds)}; coordinator ${cpu(coordinatorRounds)}`,
+  );
+  console.log(
+    `D1 rows read (counted, meta.rows_read): per task ${coordinatorRounds.map((r) => `${r.d1_rows_read_per_task} (${r.bots} bots)`).join(", ")}; per batch task ${coordinatorRounds.map((r) => `${r.batch.d1_rows_read_per_task} (${r.bots} bots)`).join(", ")}`,
+  );
   const b = budget as Awaited<ReturnType<typeof d1Budget>> | null;
   console.log(
     `\nD1 round trips (counted): per task ${coordinatorRounds.map((r) => `${r.d1_round_trips_per_task} (${r.bots} bots)`).join(", ")}; per heartbeat ${b?.per_heartbeat}; per reconnect ${b?.per_reconnect} (the token check 1, the connect 1; a close is written to D1 only if the bot is not back within 1 s)`,
