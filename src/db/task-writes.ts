@@ -11,15 +11,16 @@ import { projectStatusAfterJob } from "../core/project";
 import type { NewRun, StepPlan } from "../core/step-plan";
 import { HELD_TASK_STATUSES, type TaskPatch, type Transition, type TransitionEvent } from "../core/task-machine";
 import { CONDITION_ERROR, SKIPPED } from "../core/workflow";
-import { runBatch, type Statement } from "./batch";
+import { compiled, runBatch, type Statement, updateStatement } from "./batch";
 import { healthierFirst } from "./bots";
 import { changedRows, type Db, inJsonList, rowFromRaw } from "./client";
 import { capabilityHasRoom } from "./rate-limits";
 import { bots, events, type TaskRow, tasks, workflows } from "./schema";
 import { inSequence, type Sequence, sequenceOf } from "./tasks";
 
-/** True only inside the batch whose own write stamped `writeId` on the task. */
-const guard = (taskId: string, writeId: string) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${taskId} AND write_id = ${writeId})`;
+/** True only inside the batch whose own write stamped `writeId` on the task (values, or placeholders of a compiled statement). */
+const guard = (taskId: unknown, writeId: unknown) => sql`EXISTS (SELECT 1 FROM tasks WHERE id = ${taskId} AND write_id = ${writeId})`;
+const placeholder = sql.placeholder;
 
 /** Where each field of the machine's patch is stored (the machine speaks in domain terms, `…Ms`). */
 const PATCH_COLUMNS = {
@@ -48,9 +49,14 @@ function patchColumns(patch: TaskPatch): Partial<TaskRow> {
   return cols as Partial<TaskRow>;
 }
 
-function guardedEvent(taskId: string, writeId: string, type: string, data: Record<string, unknown>, nowMs: number) {
-  return sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
-        SELECT 'task', ${taskId}, ${type}, ${JSON.stringify(data)}, ${nowMs} WHERE ${guard(taskId, writeId)}`;
+const guardedEventStatement = compiled<{ taskId: string; writeId: string; type: string; data: string; nowMs: number }>(() => [
+  sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+        SELECT 'task', ${placeholder("taskId")}, ${placeholder("type")}, ${placeholder("data")}, ${placeholder("nowMs")}
+        WHERE ${guard(placeholder("taskId"), placeholder("writeId"))}`,
+]);
+
+function guardedEvent(taskId: string, writeId: string, type: string, data: Record<string, unknown>, nowMs: number): Statement {
+  return guardedEventStatement({ taskId, writeId, type, data: JSON.stringify(data), nowMs })[0]!;
 }
 
 export interface GuardedWrite {
@@ -94,36 +100,32 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written 
   const seq = sequenceOf(task);
   const siblings = w.workflowPlan?.siblingsEnded;
   const statements: Statement[] = [
-    db
-      .update(tasks)
-      .set({ ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs })
-      .where(
-        and(
-          eq(tasks.id, task.id),
-          eq(tasks.version, task.version),
-          // A step's items: the plan holds only if no other item ended since it was made.
-          siblings && seq
-            ? sql`(SELECT COUNT(*) FROM tasks s WHERE ${seq.kind === "job" ? sql`s.job_id = ${seq.id}` : sql`s.workflow_id = ${seq.id} AND s.job_id IS NULL`} AND s.step_index = ${siblings.stepIndex}
+    updateStatement(
+      tasks,
+      { ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs },
+      // A step's items: the plan holds only if no other item ended since it was made.
+      siblings && seq
+        ? sql`id = ${task.id} AND version = ${task.version} AND (SELECT COUNT(*) FROM tasks s WHERE ${seq.kind === "job" ? sql`s.job_id = ${seq.id}` : sql`s.workflow_id = ${seq.id} AND s.job_id IS NULL`} AND s.step_index = ${siblings.stepIndex}
                      AND s.iteration = ${siblings.iteration} AND s.id <> ${task.id}
                      AND s.status IN ('completed', 'failed', 'cancelled')) = ${siblings.ended}`
-            : undefined,
-        ),
-      ),
+        : sql`id = ${task.id} AND version = ${task.version}`,
+    ),
   ];
   const releaseAt = w.releasedBotId ? statements.length : -1;
   if (w.releasedBotId) {
     const outcome = attemptOutcome(w.patch);
     statements.push(
-      db
-        .update(bots)
-        .set({
+      updateStatement(
+        bots,
+        {
           currentTaskId: null,
           updatedAt: nowMs,
-          ...(outcome === "completed" ? { tasksCompleted: sql`${bots.tasksCompleted} + 1` } : {}),
-          ...(outcome === "failed" ? { tasksFailed: sql`${bots.tasksFailed} + 1` } : {}),
-        })
-        .where(and(eq(bots.id, w.releasedBotId), eq(bots.currentTaskId, task.id), guard(task.id, writeId)))
-        .returning({ tasksCompleted: bots.tasksCompleted, tasksFailed: bots.tasksFailed }),
+          ...(outcome === "completed" ? { tasksCompleted: sql`tasks_completed + 1` } : {}),
+          ...(outcome === "failed" ? { tasksFailed: sql`tasks_failed + 1` } : {}),
+        },
+        sql`id = ${w.releasedBotId} AND current_task_id = ${task.id} AND ${guard(task.id, writeId)}`,
+        "RETURNING tasks_completed, tasks_failed",
+      ),
     );
   }
   for (const type of w.events) {
@@ -132,7 +134,7 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written 
   }
   if (w.workflowPlan && seq) statements.push(...sequenceStatements(db, w, seq, w.workflowPlan, writeId));
   // Last, so a workflow step this write released can be the one claimed.
-  if (w.claimNext) statements.push(...claimNextStatements(w.claimNext, guard(task.id, writeId), nowMs));
+  if (w.claimNext) statements.push(...claimNextStatements(w.claimNext, { taskId: task.id, writeId }, nowMs));
   const results = await runBatch(db, statements);
   if (changedRows(results[0]) !== 1) return null;
   const row = { ...task, ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs } as TaskRow;
@@ -156,25 +158,43 @@ function attemptOutcome(patch: TaskPatch): "completed" | "failed" | null {
  * the task is chosen by the statement itself; the claimed row is read back by
  * the batch's last statement. `after` makes the claim part of the write before it.
  */
-function claimNextStatements(next: ClaimNext, after: SQL, nowMs: number): Statement[] {
-  const writeId = crypto.randomUUID();
+function claimNextStatements(next: ClaimNext, guardedBy: { taskId: string; writeId: string } | null, nowMs: number): Statement[] {
+  const values = {
+    botId: next.botId,
+    capabilities: JSON.stringify(next.capabilities),
+    nowMs,
+    writeId: crypto.randomUUID(),
+    ...(guardedBy ? { guardTaskId: guardedBy.taskId, guardWriteId: guardedBy.writeId } : {}),
+  };
+  return guardedBy ? claimNextAfterWrite(values) : claimNextAlone(values);
+}
+
+/** claimNextStatements' text: `guarded`, it runs only if the write it follows in the batch succeeded. */
+function claimNextTemplate(guarded: boolean): SQL[] {
+  const botId = placeholder("botId");
+  const nowMs = placeholder("nowMs");
+  const writeId = placeholder("writeId");
   const claimed = sql`(SELECT id FROM tasks WHERE write_id = ${writeId})`;
+  const after = guarded ? guard(placeholder("guardTaskId"), placeholder("guardWriteId")) : sql`1 = 1`;
   return [
-    sql`UPDATE tasks SET status = 'assigned', bot_id = ${next.botId}, previous_bot_id = NULL, attempts = attempts + 1,
+    sql`UPDATE tasks SET status = 'assigned', bot_id = ${botId}, previous_bot_id = NULL, attempts = attempts + 1,
           assigned_at = ${nowMs}, started_at = NULL, progress = NULL, progress_message = NULL,
           version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
-        WHERE id = ${bestDueTask(next.capabilities, nowMs)}
-          AND EXISTS (SELECT 1 FROM bots WHERE id = ${next.botId} AND current_task_id IS NULL AND held = 0 AND connected = 1
+        WHERE id = ${bestDueTask(placeholder("capabilities"), nowMs)}
+          AND EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND current_task_id IS NULL AND held = 0 AND connected = 1
                         AND quarantined_at IS NULL)
           AND ${after}`,
     sql`UPDATE bots SET current_task_id = ${claimed}, last_assigned_at = ${nowMs}, updated_at = ${nowMs}
-        WHERE id = ${next.botId} AND EXISTS ${claimed}`,
+        WHERE id = ${botId} AND EXISTS ${claimed}`,
     sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
-        SELECT 'task', id, 'task_assigned', json_object('bot_id', ${next.botId}, 'attempt', attempts, 'status', 'assigned'), ${nowMs}
+        SELECT 'task', id, 'task_assigned', json_object('bot_id', ${botId}, 'attempt', attempts, 'status', 'assigned'), ${nowMs}
         FROM tasks WHERE write_id = ${writeId}`,
     sql`SELECT * FROM tasks WHERE write_id = ${writeId}`,
   ];
 }
+
+const claimNextAlone = compiled(() => claimNextTemplate(false));
+const claimNextAfterWrite = compiled(() => claimNextTemplate(true));
 
 /**
  * The best due task a bot with `capabilities` may run (highest priority, then oldest), as a subquery.
@@ -184,12 +204,12 @@ function claimNextStatements(next: ClaimNext, after: SQL, nowMs: number): Statem
  * queue: another capability's backlog costs it nothing (a single query over every pending task would
  * walk all of them). Rows in backoff (`run_after` later) are stepped over.
  */
-function bestDueTask(capabilities: string[], nowMs: number): SQL {
+function bestDueTask(capabilitiesJson: unknown, nowMs: unknown): SQL {
   const bestOf = (capability: SQL) =>
     sql`(SELECT t.id FROM tasks t WHERE t.status = 'pending' AND t.ready = 1 AND ${capability} AND t.run_after <= ${nowMs}
            ORDER BY t.priority DESC, t.created_at ASC LIMIT 1)`;
   return sql`(SELECT best.id FROM tasks best
-       WHERE best.id IN (SELECT ${bestOf(sql`t.capability = c.value`)} FROM json_each(${JSON.stringify(capabilities)}) c
+       WHERE best.id IN (SELECT ${bestOf(sql`t.capability = c.value`)} FROM json_each(${capabilitiesJson}) c
                            WHERE ${capabilityHasRoom(sql`c.value`)}
                          UNION ALL SELECT ${bestOf(sql`t.capability IS NULL`)})
        ORDER BY best.priority DESC, best.created_at ASC LIMIT 1)`;
@@ -202,7 +222,7 @@ function bestDueTask(capabilities: string[], nowMs: number): SQL {
  * the bot is not idle, connected and free to take work.
  */
 export async function claimBestTask(db: Db, next: ClaimNext, nowMs: number): Promise<TaskRow | null> {
-  const results = await runBatch(db, claimNextStatements(next, sql`1 = 1`, nowMs));
+  const results = await runBatch(db, claimNextStatements(next, null, nowMs));
   const claimed = results[results.length - 1]?.results?.[0] as Record<string, unknown> | undefined;
   return claimed ? rowFromRaw<TaskRow>(tasks, claimed) : null;
 }
@@ -472,29 +492,41 @@ export async function insertTasks(db: Db, rows: TaskRow[], extra: Statement[] = 
  * bot's socket turns out to be gone).
  */
 export async function insertTaskAndClaim(db: Db, row: TaskRow, nowMs: number): Promise<TaskRow> {
-  const writeId = crypto.randomUUID();
-  const capable = row.capability ? sql`EXISTS (SELECT 1 FROM json_each(bots.capabilities) WHERE value = ${row.capability})` : sql`1 = 1`;
-  const holder = sql`(SELECT id FROM bots WHERE current_task_id = ${row.id})`;
-  const results = await runBatch(db, [
-    ...insertStatements([row]),
-    sql`UPDATE bots SET current_task_id = ${row.id}, last_assigned_at = ${nowMs}, updated_at = ${nowMs}
-        WHERE id = (SELECT id FROM bots WHERE connected = 1 AND held = 0 AND current_task_id IS NULL AND quarantined_at IS NULL
-                      AND ${capable}
-                    ORDER BY ${healthierFirst}, last_assigned_at ASC, id ASC LIMIT 1)
-          AND EXISTS (SELECT 1 FROM tasks WHERE id = ${row.id} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs})
-          ${row.capability !== null ? sql`AND ${capabilityHasRoom(sql`${row.capability}`)}` : sql``}`,
-    sql`UPDATE tasks SET status = 'assigned', bot_id = ${holder}, attempts = attempts + 1, assigned_at = ${nowMs},
-          version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
-        WHERE id = ${row.id} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs} AND EXISTS ${holder}`,
-    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
-        SELECT 'task', id, 'task_assigned', json_object('bot_id', bot_id, 'attempt', attempts, 'status', 'assigned'), ${nowMs}
-        FROM tasks WHERE id = ${row.id} AND write_id = ${writeId}`,
-    sql`SELECT * FROM tasks WHERE id = ${row.id}`,
-  ]);
+  const values = { taskId: row.id, capability: row.capability, nowMs, writeId: crypto.randomUUID() };
+  const claim = row.capability === null ? claimForAnyBot(values) : claimForCapability(values);
+  const results = await runBatch(db, [...insertStatements([row]), ...claim]);
   const stored = results[results.length - 1]?.results?.[0] as Record<string, unknown> | undefined;
   if (!stored) throw new Error(`task ${row.id} was not stored`);
   return rowFromRaw<TaskRow>(tasks, stored);
 }
+
+/** insertTaskAndClaim's claim: for a task of one capability (`capable`), or one any bot may run. */
+function claimOnCreateTemplate(capable: boolean): SQL[] {
+  const taskId = placeholder("taskId");
+  const capability = placeholder("capability");
+  const nowMs = placeholder("nowMs");
+  const writeId = placeholder("writeId");
+  const canRun = capable ? sql`EXISTS (SELECT 1 FROM json_each(bots.capabilities) WHERE value = ${capability})` : sql`1 = 1`;
+  const holder = sql`(SELECT id FROM bots WHERE current_task_id = ${taskId})`;
+  return [
+    sql`UPDATE bots SET current_task_id = ${taskId}, last_assigned_at = ${nowMs}, updated_at = ${nowMs}
+        WHERE id = (SELECT id FROM bots WHERE connected = 1 AND held = 0 AND current_task_id IS NULL AND quarantined_at IS NULL
+                      AND ${canRun}
+                    ORDER BY ${healthierFirst}, last_assigned_at ASC, id ASC LIMIT 1)
+          AND EXISTS (SELECT 1 FROM tasks WHERE id = ${taskId} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs})
+          ${capable ? sql`AND ${capabilityHasRoom(sql`${capability}`)}` : sql``}`,
+    sql`UPDATE tasks SET status = 'assigned', bot_id = ${holder}, attempts = attempts + 1, assigned_at = ${nowMs},
+          version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
+        WHERE id = ${taskId} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs} AND EXISTS ${holder}`,
+    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+        SELECT 'task', id, 'task_assigned', json_object('bot_id', bot_id, 'attempt', attempts, 'status', 'assigned'), ${nowMs}
+        FROM tasks WHERE id = ${taskId} AND write_id = ${writeId}`,
+    sql`SELECT * FROM tasks WHERE id = ${taskId}`,
+  ];
+}
+
+const claimForCapability = compiled(() => claimOnCreateTemplate(true));
+const claimForAnyBot = compiled(() => claimOnCreateTemplate(false));
 
 function insertStatements(rows: TaskRow[]): Statement[] {
   const json = JSON.stringify(
@@ -518,7 +550,13 @@ function insertStatements(rows: TaskRow[]): Statement[] {
       updated_at: r.updatedAt,
     })),
   );
+  return insertFromJson({ rows: json });
+}
+
+/** insertStatements' text, one JSON parameter (`rows`) for any number of tasks. */
+const insertFromJson = compiled<{ rows: string }>(() => {
   const col = (name: string) => sql.raw(`json_extract(value, '$.${name}')`);
+  const json = placeholder("rows");
   return [
     sql`INSERT INTO tasks (id, payload, capability, priority, timeout_seconds, max_attempts, workflow_id, job_id, step_index,
           ready, run_after, input_artifacts, step_rules, idempotency_key, idempotency_hash, created_at, updated_at, status)
@@ -530,7 +568,7 @@ function insertStatements(rows: TaskRow[]): Statement[] {
         SELECT 'task', ${col("id")}, 'task_created', json_object('workflow_id', ${col("workflow_id")}), ${col("created_at")}
         FROM json_each(${json})`,
   ];
-}
+});
 
 export async function deleteTaskRow(db: Db, taskId: string, nowMs: number): Promise<void> {
   await runBatch(db, [
