@@ -44,6 +44,8 @@ export type HealthChange = "quarantined" | "recovered" | null;
 export class BotHealth {
   /** What was last written, as storage has it (read once per instance: only this class writes it). */
   private writtenCache: Written | null = null;
+  /** The stored window, likewise read once per instance. */
+  private historyCache: HealthHistory | null = null;
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -75,7 +77,7 @@ export class BotHealth {
   /** An admin cleared the bot: a fresh window, no quarantine. */
   async clear(ctx: Ctx, botId: string): Promise<void> {
     const before = await this.written();
-    await this.storage.put<HealthHistory>(HISTORY_KEY, { attempts: [], connectsAtMs: [] });
+    await this.saveHistory({ attempts: [], connectsAtMs: [] });
     const health = healthOf({ attempts: [], connectsAtMs: [] }, ctx.now(), this.policy);
     await this.write(ctx, botId, health, null, before.quarantinedAtMs !== null ? "cleared" : null);
     await this.alarms.clear(HEALTH_CHECK);
@@ -84,6 +86,7 @@ export class BotHealth {
   /** The object's storage was wiped (the bot was deleted). */
   forget(): void {
     this.writtenCache = null;
+    this.historyCache = null;
   }
 
   async isQuarantined(): Promise<boolean> {
@@ -93,6 +96,11 @@ export class BotHealth {
   private async written(): Promise<Written> {
     this.writtenCache ??= (await this.storage.get<Written>(WRITTEN_KEY)) ?? { score: 1, quarantinedAtMs: null };
     return this.writtenCache;
+  }
+
+  private async saveHistory(history: HealthHistory): Promise<void> {
+    this.historyCache = history;
+    await this.storage.put(HISTORY_KEY, history);
   }
 
   private async remember(written: Written): Promise<void> {
@@ -107,9 +115,9 @@ export class BotHealth {
     opts: { deferScore?: boolean } = {},
   ): Promise<{ flip: HealthChange; deferredScore: number | null }> {
     const nowMs = ctx.now();
-    const stored = (await this.storage.get<HealthHistory>(HISTORY_KEY)) ?? { attempts: [], connectsAtMs: [] };
-    const history = withinWindow(change(stored), nowMs, this.policy);
-    await this.storage.put(HISTORY_KEY, history);
+    this.historyCache ??= (await this.storage.get<HealthHistory>(HISTORY_KEY)) ?? { attempts: [], connectsAtMs: [] };
+    const history = withinWindow(change(this.historyCache), nowMs, this.policy);
+    await this.saveHistory(history);
     const health = healthOf(history, nowMs, this.policy);
     const before = await this.written();
     const wasQuarantined = before.quarantinedAtMs !== null;

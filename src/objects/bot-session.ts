@@ -76,6 +76,11 @@ export class BotSession extends DurableObject<Env> {
    * write is version-guarded, so a stale copy costs a re-read, never a wrong write). Memory only.
    */
   private heldTask: TaskRow | null = null;
+  /**
+   * The bot's capabilities as stored (this object is their only writer: it keeps what D1 said at the
+   * last connect), read from storage once per instance; undefined: not read yet, null: none stored.
+   */
+  private capabilitiesCache: string[] | null | undefined = undefined;
   /** When each task's progress was last written to D1 (coalescing; memory only). */
   private readonly progressWrittenAtMs = new Map<string, number>();
 
@@ -103,7 +108,7 @@ export class BotSession extends DurableObject<Env> {
     }
     const ctx = this.scoped();
     // One D1 round trip: mark connected, read the bot back, and the tasks it could take (with the capabilities it had last time).
-    const knownCapabilities = await this.ctx.storage.get<string[]>(CAPABILITIES_KEY);
+    const knownCapabilities = await this.capabilities();
     const pull = knownCapabilities ? { capabilities: knownCapabilities, limit: PULL_BATCH } : null;
     // The connect counts in the bot's health; a score it moves rides in the same write.
     const healthScore = await this.health.connect(ctx, botId);
@@ -111,6 +116,7 @@ export class BotSession extends DurableObject<Env> {
     if (!bot) return new Response("unknown bot", { status: 404 });
     if (JSON.stringify(knownCapabilities) !== JSON.stringify(bot.capabilities)) {
       await this.ctx.storage.put(CAPABILITIES_KEY, bot.capabilities);
+      this.capabilitiesCache = bot.capabilities;
     }
 
     // A reconnect replaces an older socket (a bot holds one connection).
@@ -412,8 +418,10 @@ export class BotSession extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets()) ws.close(CLOSE_CODES.botDeleted, "bot deleted");
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
+    this.capabilitiesCache = undefined;
     this.alarms.forget();
     this.health.forget();
+    this.activity.forget();
   }
 
   // ---------------------------------------------------------------- alarm
@@ -495,7 +503,7 @@ export class BotSession extends DurableObject<Env> {
     announce?: (outcome: TransitionOutcome) => void,
   ): Promise<TransitionOutcome> {
     const ws = this.openSockets()[0];
-    const capabilities = ws && this.botId ? await this.ctx.storage.get<string[]>(CAPABILITIES_KEY) : undefined;
+    const capabilities = ws && this.botId ? await this.capabilities() : undefined;
     const claimNext = ws && this.botId && capabilities ? { botId: this.botId, capabilities } : undefined;
     const outcome = await applyTaskAction(ctx, taskId, action, { ...this.reportOptions(), claimNext });
     if (this.heldTask?.id === taskId) this.heldTask = null;
@@ -521,7 +529,7 @@ export class BotSession extends DurableObject<Env> {
   private async pullNextTask(ctx: Ctx): Promise<void> {
     const ws = this.openSockets()[0];
     if (!ws || (await this.health.isQuarantined())) return; // (the claim would refuse it anyway)
-    await this.claimBest(ctx, ws, (await this.ctx.storage.get<string[]>(CAPABILITIES_KEY)) ?? []);
+    await this.claimBest(ctx, ws, (await this.capabilities()) ?? []);
   }
 
   /** Claims the best pending task this bot can run, chosen by the claim itself (claimBestTask), and sends it. */
@@ -593,6 +601,12 @@ export class BotSession extends DurableObject<Env> {
     if (!(await this.inbox.awaitResult(taskId)) || this.heldTask !== held) return false;
     this.heldTask = { ...held, startedAt: startedAtMs };
     return true;
+  }
+
+  /** The capabilities kept from the bot's last connect (see `capabilitiesCache`); null if it never connected. */
+  private async capabilities(): Promise<string[] | null> {
+    if (this.capabilitiesCache === undefined) this.capabilitiesCache = (await this.ctx.storage.get<string[]>(CAPABILITIES_KEY)) ?? null;
+    return this.capabilitiesCache;
   }
 
   /** This bot acts on its task; the kept row saves the read (see `heldTask`). */
