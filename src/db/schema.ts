@@ -45,7 +45,18 @@ export const bots = sqliteTable(
     updatedAt: integer("updated_at").notNull(),
   },
   (t) => [
-    index("bots_idle_idx").on(t.connected, t.held, t.currentTaskId, t.lastAssignedAt),
+    // Idle bots in the order dispatch takes them (healthierFirst, then least recently used): a create
+    // or a wake-up walks it and stops at the first bot that can run the task, instead of reading every
+    // idle bot and sorting them.
+    index("bots_dispatch_idx").on(
+      t.connected,
+      t.held,
+      t.currentTaskId,
+      t.quarantinedAt,
+      sql`CAST(health_score * 10 AS INTEGER) DESC`,
+      t.lastAssignedAt,
+      t.id,
+    ),
     // Who holds a task (a create's claim reads its bot back by it): a seek, not a walk of every bot.
     index("bots_current_task_idx").on(t.currentTaskId),
     index("bots_created_idx").on(t.createdAt, t.id),

@@ -167,4 +167,37 @@ describe("the hot path's D1 rows read (what production D1 bills, and what a stat
     expect(small).toBeGreaterThan(0);
     expect(large - small).toBeLessThan(50);
   });
+
+  it("a create reads the one idle bot it gives its task to, not every idle bot that could take it", async () => {
+    const cap = uniqueCapability("rows");
+    const connect = async (count: number) => {
+      const socks = await Promise.all(
+        Array.from({ length: count }, async () => {
+          const b = await registerBot([cap]);
+          const sock = await BotSocket.open(b.id, b.token);
+          await sock.next("connected");
+          return { id: b.id as string, sock };
+        }),
+      );
+      return socks;
+    };
+    // Rows read by a create whose task one of the idle bots takes (it finishes it, so all are idle again).
+    const createRowsRead = async (socks: { id: string; sock: BotSocket }[]) => {
+      const before = d1RoundTrips.rowsRead;
+      const task = (await post("/api/v1/tasks", { capability: cap, payload: {} })).body;
+      const rows = d1RoundTrips.rowsRead - before;
+      const holder = socks.find((s) => s.id === task.bot_id)!.sock;
+      await holder.next("task_assigned");
+      await holder.complete(task.id);
+      return rows;
+    };
+    const socks = await connect(1);
+    const oneIdle = await createRowsRead(socks);
+    socks.push(...(await connect(19)));
+    const twentyIdle = await createRowsRead(socks);
+    // Walked in dispatch order (healthier, then least recently used) down bots_dispatch_idx, the first
+    // that can run it is the one; a pass over all twenty (and a sort) reads two rows more for each.
+    expect(twentyIdle - oneIdle).toBeLessThan(10);
+    for (const s of socks) s.sock.close();
+  });
 });

@@ -1,0 +1,2 @@
+DROP INDEX `bots_idle_idx`;--> statement-breakpoint
+CREATE INDEX `bots_dispatch_idx` ON `bots` (`connected`,`held`,`current_task_id`,`quarantined_at`,CAST(health_score * 10 AS INTEGER) DESC,`last_assigned_at`,`id`);
