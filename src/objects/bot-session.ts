@@ -508,12 +508,14 @@ export class BotSession extends DurableObject<Env> {
     const outcome = await applyTaskAction(ctx, taskId, action, { ...this.reportOptions(), claimNext });
     if (this.heldTask?.id === taskId) this.heldTask = null;
     announce?.(outcome);
-    await this.alarms.clear(DEADLINE);
     if (outcome.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, outcome.retryAtMs);
     const counts = outcome.releasedBotId === this.botId ? outcome.releasedBotCounts : null;
     if (outcome.releasedBotId === this.botId && outcome.releasedAttempt) await this.noteAttempt(ctx, outcome.releasedAttempt);
+    // The next task's deadline replaces this one's (one schedule write, not a clear and a set); a deadline
+    // left behind by a delivery that failed half-way is harmless: its alarm re-reads D1 and re-arms.
     if (outcome.claimedNext && ws) await this.deliver(ctx, ws, outcome.claimedNext, counts);
     else {
+      await this.alarms.clear(DEADLINE);
       await this.noteActivity(ctx, { currentTaskId: this.heldTask?.id ?? null, counts });
       if (!outcome.claimTried) await this.pullNextTask(ctx);
     }
@@ -579,6 +581,7 @@ export class BotSession extends DurableObject<Env> {
   private async trackDeadline(task: TaskRow): Promise<void> {
     const deadline = taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });
     if (deadline !== null && isHeld(task.status)) await this.alarms.set(DEADLINE, deadline);
+    else await this.alarms.clear(DEADLINE);
   }
 
   private async sendAssignment(ws: WebSocket, task: TaskRow): Promise<void> {
