@@ -5,7 +5,7 @@ import { runBatch, type Statement } from "./batch";
 import { changedRows, type Db } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { events, type JobRow, jobs, type TaskRow, tasks } from "./schema";
-import { insertTasks } from "./task-writes";
+import { insertTasks } from "./task-inserts";
 import { inSequence } from "./tasks";
 
 export type JobInsert = typeof jobs.$inferInsert;

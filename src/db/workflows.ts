@@ -5,7 +5,7 @@ import { runBatch } from "./batch";
 import { changedRows, type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { bots, events, type TaskRow, tasks, type WorkflowRow, workflows } from "./schema";
-import { insertTasks } from "./task-writes";
+import { insertTasks } from "./task-inserts";
 import { inSequence } from "./tasks";
 
 export async function insertWorkflow(db: Db, row: typeof workflows.$inferInsert, steps: TaskRow[]): Promise<void> {

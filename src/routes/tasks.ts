@@ -16,7 +16,8 @@ import {
 } from "../contracts/tasks";
 import { isHeld, type TaskAction } from "../core/task-machine";
 import { decodeCursor } from "../db/pagination";
-import { deleteTaskRow, newTaskRow } from "../db/task-writes";
+import { newTaskRow } from "../db/task-inserts";
+import { deleteTaskRow } from "../db/task-writes";
 import { getTaskByIdempotencyKey, getTaskView, listPendingTasks, listTaskEvents, listTasks } from "../db/tasks";
 import { loadOr404 } from "../errors";
 import { createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";

@@ -6,7 +6,7 @@ import { JobSchema, WorkflowExecuteBody, WorkflowExecuteQuery } from "../contrac
 import { stepRulesOf, WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
 import { isHeld } from "../core/task-machine";
 import { decodeCursor } from "../db/pagination";
-import { newTaskRow } from "../db/task-writes";
+import { newTaskRow } from "../db/task-inserts";
 import { listSequenceTasks } from "../db/tasks";
 import {
   deleteWorkflowRows,

@@ -6,7 +6,8 @@
 import { transitionTask } from "../core/task-machine";
 import { botStatusOf, findIdleConnectedBots, getBot } from "../db/bots";
 import type { TaskRow } from "../db/schema";
-import { claimTask, insertTaskAndClaim } from "../db/task-writes";
+import { insertTaskAndClaim } from "../db/task-inserts";
+import { claimTask } from "../db/task-writes";
 import { findDueTasks, getTask, taskState } from "../db/tasks";
 import { AppError, loadOr404 } from "../errors";
 import { botSession } from "../objects/stubs";

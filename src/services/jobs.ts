@@ -12,7 +12,7 @@ import type { StepRules } from "../core/workflow";
 import type { Statement } from "../db/batch";
 import { executeJob, getJob, getJobByIdempotencyKey, insertJob } from "../db/jobs";
 import type { InputArtifact, JobRow, TaskRow } from "../db/schema";
-import { newTaskRow } from "../db/task-writes";
+import { newTaskRow } from "../db/task-inserts";
 import { listSequenceTasks } from "../db/tasks";
 import { AppError, loadOr404 } from "../errors";
 import type { Ctx } from "./context";

@@ -14,7 +14,7 @@ import type { TaskCreateBody } from "../contracts/tasks";
 import { findIdleConnectedBots } from "../db/bots";
 import { releaseExpiredKey } from "../db/idempotency";
 import type { TaskRow } from "../db/schema";
-import { insertTasks, newTaskRow } from "../db/task-writes";
+import { insertTasks, newTaskRow } from "../db/task-inserts";
 import { getTasksByIdempotencyKeys, getTaskViewsByIds, type TaskWithWaiting } from "../db/tasks";
 import { AppError } from "../errors";
 import { botSession } from "../objects/stubs";
