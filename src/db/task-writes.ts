@@ -119,8 +119,10 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written 
         : sql`id = ${task.id} AND version = ${task.version}`,
     ),
   ];
-  const releaseAt = w.releasedBotId ? statements.length : -1;
-  if (w.releasedBotId) {
+  // The freed bot taking its next task in this batch: its row is written once, by the hand-off (below).
+  const handOff = w.claimNext !== undefined && w.claimNext.botId === w.releasedBotId;
+  let releaseAt = w.releasedBotId && !handOff ? statements.length : -1;
+  if (w.releasedBotId && !handOff) {
     const outcome = attemptOutcome(w.patch);
     statements.push(
       updateStatement(
@@ -145,7 +147,11 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written 
   }
   if (w.workflowPlan && seq) statements.push(...sequenceStatements(db, w, seq, w.workflowPlan, writeId));
   // Last, so a workflow step this write released can be the one claimed.
-  if (w.claimNext) statements.push(...claimNextStatements(w.claimNext, { taskId: task.id, writeId }, nowMs));
+  if (w.claimNext && handOff) {
+    const claim = handOffStatements(w.claimNext, { taskId: task.id, writeId }, attemptOutcome(w.patch), nowMs);
+    releaseAt = statements.length + HAND_OFF_BOT_UPDATE;
+    statements.push(...claim);
+  } else if (w.claimNext) statements.push(...claimNextStatements(w.claimNext, { taskId: task.id, writeId }, nowMs));
   const results = await runBatch(db, statements);
   if (changedRows(results[0]) !== 1) return null;
   const row = { ...task, ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs } as TaskRow;
@@ -206,6 +212,60 @@ function claimNextTemplate(guarded: boolean): SQL[] {
 
 const claimNextAlone = compiled(() => claimNextTemplate(false));
 const claimNextAfterWrite = compiled(() => claimNextTemplate(true));
+
+/**
+ * The bot whose result this batch writes takes its next task in it: the claim as in claimNextStatements,
+ * but the bot's row is written once — from the finished task straight to the claimed one (or to none),
+ * with its finished attempts counted — instead of freed by one statement and claimed by another. Runs
+ * only if the result's own write succeeded (`finished`), and only for a bot still holding that task.
+ */
+function handOffStatements(
+  next: ClaimNext,
+  finished: { taskId: string; writeId: string },
+  outcome: "completed" | "failed" | null,
+  nowMs: number,
+): Statement[] {
+  return handOffToNext({
+    botId: next.botId,
+    capabilities: JSON.stringify(next.capabilities),
+    nowMs,
+    writeId: crypto.randomUUID(),
+    finishedTaskId: finished.taskId,
+    finishedWriteId: finished.writeId,
+    completed: outcome === "completed" ? 1 : 0,
+    failed: outcome === "failed" ? 1 : 0,
+  });
+}
+
+/** Where in handOffStatements the bot's row is written (its RETURNING gives the bot's counts). */
+const HAND_OFF_BOT_UPDATE = 2;
+
+const handOffToNext = compiled(() => {
+  const botId = placeholder("botId");
+  const nowMs = placeholder("nowMs");
+  const writeId = placeholder("writeId");
+  const finishedTaskId = placeholder("finishedTaskId");
+  const claimed = sql`(SELECT id FROM tasks WHERE write_id = ${writeId})`;
+  return [
+    sql`UPDATE tasks SET status = 'assigned', bot_id = ${botId}, previous_bot_id = NULL, attempts = attempts + 1,
+          assigned_at = ${nowMs}, started_at = NULL, progress = NULL, progress_message = NULL,
+          version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
+        WHERE id = ${bestDueTask(placeholder("capabilities"), nowMs)}
+          AND EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND current_task_id = ${finishedTaskId} AND held = 0 AND connected = 1
+                        AND quarantined_at IS NULL)
+          AND ${guard(finishedTaskId, placeholder("finishedWriteId"))}`,
+    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+        SELECT 'task', id, 'task_assigned', json_object('bot_id', ${botId}, 'attempt', attempts, 'status', 'assigned'), ${nowMs}
+        FROM tasks WHERE write_id = ${writeId}`,
+    sql`UPDATE bots SET current_task_id = ${claimed},
+          last_assigned_at = CASE WHEN EXISTS ${claimed} THEN ${nowMs} ELSE last_assigned_at END,
+          tasks_completed = tasks_completed + ${placeholder("completed")}, tasks_failed = tasks_failed + ${placeholder("failed")},
+          updated_at = ${nowMs}
+        WHERE id = ${botId} AND current_task_id = ${finishedTaskId} AND ${guard(finishedTaskId, placeholder("finishedWriteId"))}
+        RETURNING tasks_completed, tasks_failed`,
+    sql`SELECT * FROM tasks WHERE write_id = ${writeId}`,
+  ];
+});
 
 /**
  * The best due task a bot with `capabilities` may run (highest priority, then oldest), as a subquery.
