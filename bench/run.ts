@@ -183,6 +183,10 @@ const d1RoundTrips = async (h: Target) => (await d1Counters(h)).roundTrips;
 const workerdCpuMs = (h: Target) => (h.pgid === undefined ? null : (groupCpuMs(h.pgid)?.workerdMs ?? null));
 const perTask = (after: number | null, before: number | null, tasks: number) =>
   after === null || before === null ? null : round((after - before) / tasks);
+type D1Counters = Awaited<ReturnType<typeof d1Counters>>;
+/** One of the D1 counters per task between two readings (null when the target does not count D1). */
+const d1PerTask = (before: D1Counters | null, after: D1Counters | null, key: keyof D1Counters, tasks: number) =>
+  perTask(after?.[key] ?? null, before?.[key] ?? null, tasks);
 
 /**
  * Waits until the coordinator makes no D1 round trip for 1.5 s (at most 15 s): the bots of a round
@@ -274,8 +278,8 @@ async function protocolRound(h: Target, n: number) {
     const cpuPerTaskMs = perTask(workerdCpuMs(h), cpuBefore, total);
     return {
       bots: n,
-      d1_round_trips_per_task: d1After && d1Before ? round((d1After.roundTrips - d1Before.roundTrips) / LATENCY_SAMPLES) : null,
-      d1_rows_read_per_task: d1After && d1Before ? round((d1After.rowsRead - d1Before.rowsRead) / LATENCY_SAMPLES) : null,
+      d1_round_trips_per_task: d1PerTask(d1Before, d1After, "roundTrips", LATENCY_SAMPLES),
+      d1_rows_read_per_task: d1PerTask(d1Before, d1After, "rowsRead", LATENCY_SAMPLES),
       create_to_bot: stats(toBot),
       round_trip: stats(roundTrip),
       throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds), workerd_cpu_ms_per_task: cpuPerTaskMs },
@@ -303,8 +307,8 @@ async function batchRound(h: Target, capability: string, tracker: Tracker) {
     seconds: round(seconds),
     per_second: round(BATCH_TASKS / seconds),
     workerd_cpu_ms_per_task: cpuPerTaskMs,
-    d1_round_trips_per_task: d1After && d1Before ? round((d1After.roundTrips - d1Before.roundTrips) / BATCH_TASKS) : null,
-    d1_rows_read_per_task: d1After && d1Before ? round((d1After.rowsRead - d1Before.rowsRead) / BATCH_TASKS) : null,
+    d1_round_trips_per_task: d1PerTask(d1Before, d1After, "roundTrips", BATCH_TASKS),
+    d1_rows_read_per_task: d1PerTask(d1Before, d1After, "rowsRead", BATCH_TASKS),
   };
 }
 
