@@ -51,6 +51,10 @@ export function problemOf(err) {
 class Stream {
   constructor(set, resource, id, onEvent) {
     Object.assign(this, { set, resource, id, onEvent, lastSeq: null, ws: null, closed: false, attempt: 0 });
+    /** Settles at the stream's first message (its snapshot, or its replay): from then on nothing it publishes is missed. */
+    this.ready = new Promise((resolve) => {
+      this.markReady = resolve;
+    });
   }
 
   async open() {
@@ -75,6 +79,7 @@ class Stream {
         // The snapshot's seq says where the log stood; events after it move the resume point.
         if (typeof msg.seq === "number" && (!msg.data?.snapshot || this.lastSeq === null)) this.lastSeq = msg.seq;
         this.onEvent(msg);
+        this.markReady();
       };
       ws.onclose = () => this.retry();
     } catch (err) {

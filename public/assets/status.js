@@ -13,6 +13,10 @@ const MAX_JOB_STREAMS = 10;
 /** Minutes the throughput chart shows. */
 const CHART_MINUTES = 30;
 const MINUTE_MS = 60_000;
+/** How long the first paint waits for the fleet stream before it loads the lists anyway. */
+const FLEET_WAIT_MS = 2000;
+/** Tries of each list of the first paint (about 25 s of backoff in all). */
+const LIST_ATTEMPTS = 8;
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -450,15 +454,35 @@ function onFleet(m) {
 
 // ------------------------------------------------------------------ sign-in and start
 
+/**
+ * A list the first paint needs, asked again if the network fails it (a dropped connection while the page
+ * loads must not leave a list empty until a reload), backing off to 5 s; a refusal (4xx) is final.
+ */
+async function retrying(request, attempts = LIST_ATTEMPTS) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await request();
+    } catch (err) {
+      const refused = err instanceof ApiError && err.status < 500;
+      if (refused || attempt >= attempts) throw err;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(5000, 250 * 2 ** attempt)));
+    }
+  }
+}
+
 async function start() {
   $("sign-in").hidden = true;
   $("dashboard").hidden = false;
   $("sign-out").hidden = false;
-  // The fleet stream first: what happens while the lists load is kept and applied after them (an event
-  // older than what a list showed is dropped), so nothing falls between the load and the stream.
+  // The fleet stream first, and the lists only once it is live: whatever changes after a list is read
+  // then arrives on the stream (kept while the lists load and applied after them; an event older than
+  // what a list showed is dropped), so nothing falls between the load and the stream — a job created
+  // while the page connected would otherwise be in neither. A stream that cannot connect delays the
+  // lists by FLEET_WAIT_MS at most (it keeps retrying).
   let loaded = false;
   const early = [];
-  streams.follow("fleet", null, (m) => (loaded ? onFleet(m) : early.push(m)));
+  const fleet = streams.follow("fleet", null, (m) => (loaded ? onFleet(m) : early.push(m)));
+  await Promise.race([fleet.ready, new Promise((resolve) => setTimeout(resolve, FLEET_WAIT_MS))]);
   // Everything at once: the role (only an admin may list tokens) and the lists; each list is shown as
   // soon as it arrives (the role first: it decides which buttons the lists get).
   const admin = api("GET", "/api/v1/tokens?limit=1").then(
@@ -466,11 +490,11 @@ async function start() {
     () => false,
   );
   const lists = {
-    bots: api("GET", "/api/v1/bots?limit=200"),
-    jobs: api("GET", "/api/v1/jobs?limit=50"),
-    deployments: api("GET", "/api/v1/deployments?limit=50"),
-    projects: api("GET", "/api/v1/projects?limit=50"),
-    throughput: api("GET", `/api/v1/stats/throughput?minutes=${CHART_MINUTES}`),
+    bots: retrying(() => api("GET", "/api/v1/bots?limit=200")),
+    jobs: retrying(() => api("GET", "/api/v1/jobs?limit=50")),
+    deployments: retrying(() => api("GET", "/api/v1/deployments?limit=50")),
+    projects: retrying(() => api("GET", "/api/v1/projects?limit=50")),
+    throughput: retrying(() => api("GET", `/api/v1/stats/throughput?minutes=${CHART_MINUTES}`)),
   };
   state.admin = await admin;
   $("role").hidden = false;
@@ -510,11 +534,13 @@ $("sign-in-form").addEventListener("submit", async (e) => {
   sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
   try {
     await api("GET", "/api/v1/bots?limit=1");
-    await start();
   } catch (err) {
     sessionStorage.removeItem(TOKEN_KEY);
     $("sign-in-error").textContent = err instanceof ApiError && err.status === 401 ? "That token is not valid." : err.message;
+    return;
   }
+  // Signed in: a load that fails from here on (the network) says so and keeps the token; the streams retry.
+  start().catch((err) => toast(`Could not load the dashboard: ${err.message}`, true));
 });
 
 $("sign-out").addEventListener("click", () => {
@@ -577,4 +603,9 @@ $("create-workflow").addEventListener("submit", async (e) => {
 $("detail-close").addEventListener("click", () => $("detail").close());
 $("detail-copy").addEventListener("click", () => navigator.clipboard?.writeText($("detail-body").textContent));
 
-if (sessionStorage.getItem(TOKEN_KEY)) start().catch(() => sessionStorage.removeItem(TOKEN_KEY));
+// A kept token is dropped only if the coordinator refuses it, not when the network fails the first load.
+if (sessionStorage.getItem(TOKEN_KEY))
+  start().catch((err) => {
+    if (err instanceof ApiError && err.status === 401) sessionStorage.removeItem(TOKEN_KEY);
+    else toast(`Could not load the dashboard: ${err.message}`, true);
+  });
