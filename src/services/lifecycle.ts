@@ -11,7 +11,8 @@ import { planAfterStepChange } from "../core/step-plan";
 import { botMayReport, isLateCompletion, type TaskAction, transitionTask } from "../core/task-machine";
 import { MAX_PARALLELISM, stepViews } from "../core/workflow";
 import type { TaskRow } from "../db/schema";
-import { type BotTaskCounts, type ClaimNext, writeTransition } from "../db/task-writes";
+import type { ClaimNext } from "../db/task-claims";
+import { type BotTaskCounts, writeTransition } from "../db/task-writes";
 import { getTask, sequenceOf, sequenceSteps, type TaskWithWaiting, taskState } from "../db/tasks";
 import { AppError, loadOr404 } from "../errors";
 import type { Ctx } from "./context";
@@ -47,7 +48,7 @@ export interface ActionOptions {
    * re-read and a second decision, never a wrong write.
    */
   knownRow?: TaskRow;
-  /** The bot this action frees takes its next task in the same D1 batch (see task-writes' claimNextStatements). */
+  /** The bot this action frees takes its next task in the same D1 batch (see task-claims.ts). */
   claimNext?: ClaimNext;
 }
 
