@@ -39,27 +39,41 @@ export function claimNextStatements(next: ClaimNext, guardedBy: { taskId: string
   return guardedBy ? claimNextAfterWrite(values) : claimNextAlone(values);
 }
 
-/** claimNextStatements' text: `guarded`, it runs only if the write it follows in the batch succeeded. */
-function claimNextTemplate(guarded: boolean): SQL[] {
+/**
+ * The statements every claim shares (the task taken, its `task_assigned` event, the claimed row read
+ * back), with placeholders `botId`, `nowMs`, `writeId`, `capabilities`; `botMay` is the claiming bot's
+ * condition and `after` the write the claim follows.
+ */
+function claimParts(botMay: SQL, after: SQL) {
   const botId = placeholder("botId");
   const nowMs = placeholder("nowMs");
   const writeId = placeholder("writeId");
-  const claimed = sql`(SELECT id FROM tasks WHERE write_id = ${writeId})`;
-  const after = guarded ? guard(placeholder("guardTaskId"), placeholder("guardWriteId")) : sql`1 = 1`;
-  return [
-    sql`UPDATE tasks SET status = 'assigned', bot_id = ${botId}, previous_bot_id = NULL, attempts = attempts + 1,
+  return {
+    claimed: sql`(SELECT id FROM tasks WHERE write_id = ${writeId})`,
+    take: sql`UPDATE tasks SET status = 'assigned', bot_id = ${botId}, previous_bot_id = NULL, attempts = attempts + 1,
           assigned_at = ${nowMs}, started_at = NULL, progress = NULL, progress_message = NULL,
           version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
         WHERE id = ${bestDueTask(placeholder("capabilities"), nowMs)}
-          AND EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND current_task_id IS NULL AND held = 0 AND connected = 1
-                        AND quarantined_at IS NULL)
+          AND EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND ${botMay} AND held = 0 AND connected = 1 AND quarantined_at IS NULL)
           AND ${after}`,
-    sql`UPDATE bots SET current_task_id = ${claimed}, last_assigned_at = ${nowMs}, updated_at = ${nowMs}
-        WHERE id = ${botId} AND EXISTS ${claimed}`,
-    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+    event: sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
         SELECT 'task', id, 'task_assigned', json_object('bot_id', ${botId}, 'attempt', attempts, 'status', 'assigned'), ${nowMs}
         FROM tasks WHERE write_id = ${writeId}`,
-    sql`SELECT * FROM tasks WHERE write_id = ${writeId}`,
+    readBack: sql`SELECT * FROM tasks WHERE write_id = ${writeId}`,
+  };
+}
+
+/** claimNextStatements' text: `guarded`, it runs only if the write it follows in the batch succeeded. */
+function claimNextTemplate(guarded: boolean): SQL[] {
+  const after = guarded ? guard(placeholder("guardTaskId"), placeholder("guardWriteId")) : sql`1 = 1`;
+  const { claimed, take, event, readBack } = claimParts(sql`current_task_id IS NULL`, after);
+  const nowMs = placeholder("nowMs");
+  return [
+    take,
+    sql`UPDATE bots SET current_task_id = ${claimed}, last_assigned_at = ${nowMs}, updated_at = ${nowMs}
+        WHERE id = ${placeholder("botId")} AND EXISTS ${claimed}`,
+    event,
+    readBack,
   ];
 }
 
@@ -96,27 +110,19 @@ export const HAND_OFF_BOT_UPDATE = 2;
 const handOffToNext = compiled(() => {
   const botId = placeholder("botId");
   const nowMs = placeholder("nowMs");
-  const writeId = placeholder("writeId");
   const finishedTaskId = placeholder("finishedTaskId");
-  const claimed = sql`(SELECT id FROM tasks WHERE write_id = ${writeId})`;
+  const finished = guard(finishedTaskId, placeholder("finishedWriteId"));
+  const { claimed, take, event, readBack } = claimParts(sql`current_task_id = ${finishedTaskId}`, finished);
   return [
-    sql`UPDATE tasks SET status = 'assigned', bot_id = ${botId}, previous_bot_id = NULL, attempts = attempts + 1,
-          assigned_at = ${nowMs}, started_at = NULL, progress = NULL, progress_message = NULL,
-          version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
-        WHERE id = ${bestDueTask(placeholder("capabilities"), nowMs)}
-          AND EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND current_task_id = ${finishedTaskId} AND held = 0 AND connected = 1
-                        AND quarantined_at IS NULL)
-          AND ${guard(finishedTaskId, placeholder("finishedWriteId"))}`,
-    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
-        SELECT 'task', id, 'task_assigned', json_object('bot_id', ${botId}, 'attempt', attempts, 'status', 'assigned'), ${nowMs}
-        FROM tasks WHERE write_id = ${writeId}`,
+    take,
+    event,
     sql`UPDATE bots SET current_task_id = ${claimed},
           last_assigned_at = CASE WHEN EXISTS ${claimed} THEN ${nowMs} ELSE last_assigned_at END,
           tasks_completed = tasks_completed + ${placeholder("completed")}, tasks_failed = tasks_failed + ${placeholder("failed")},
           updated_at = ${nowMs}
-        WHERE id = ${botId} AND current_task_id = ${finishedTaskId} AND ${guard(finishedTaskId, placeholder("finishedWriteId"))}
+        WHERE id = ${botId} AND current_task_id = ${finishedTaskId} AND ${finished}
         RETURNING tasks_completed, tasks_failed`,
-    sql`SELECT * FROM tasks WHERE write_id = ${writeId}`,
+    readBack,
   ];
 });
 

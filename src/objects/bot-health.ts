@@ -24,6 +24,7 @@ import type { Ctx } from "../services/context";
 import { countMetric } from "../services/metrics";
 import { publishFleet } from "../services/streams";
 import type { AlarmSchedule } from "./alarm-schedule";
+import { KeptValue } from "./kept-value";
 
 /** The alarm schedule's entry for the next look at the window. */
 export const HEALTH_CHECK = "health";
@@ -42,16 +43,19 @@ interface Written {
 export type HealthChange = "quarantined" | "recovered" | null;
 
 export class BotHealth {
-  /** What was last written, as storage has it (read once per instance: only this class writes it). */
-  private writtenCache: Written | null = null;
-  /** The stored window, likewise read once per instance. */
-  private historyCache: HealthHistory | null = null;
+  /** What was last written to D1 (only this class writes it). */
+  private readonly writtenKept: KeptValue<Written>;
+  /** The window of attempts and connects. */
+  private readonly history: KeptValue<HealthHistory>;
 
   constructor(
-    private readonly storage: DurableObjectStorage,
+    storage: DurableObjectStorage,
     private readonly alarms: AlarmSchedule,
     private readonly policy: HealthPolicy = DEFAULT_HEALTH_POLICY,
-  ) {}
+  ) {
+    this.writtenKept = new KeptValue<Written>(storage, WRITTEN_KEY, () => ({ score: 1, quarantinedAtMs: null }));
+    this.history = new KeptValue<HealthHistory>(storage, HISTORY_KEY, () => ({ attempts: [], connectsAtMs: [] }));
+  }
 
   async recordAttempt(ctx: Ctx, botId: string, attempt: Attempt): Promise<HealthChange> {
     return (await this.update(ctx, botId, (h) => ({ ...h, attempts: [...h.attempts, attempt] }))).flip;
@@ -77,7 +81,7 @@ export class BotHealth {
   /** An admin cleared the bot: a fresh window, no quarantine. */
   async clear(ctx: Ctx, botId: string): Promise<void> {
     const before = await this.written();
-    await this.saveHistory({ attempts: [], connectsAtMs: [] });
+    await this.history.set({ attempts: [], connectsAtMs: [] });
     const health = healthOf({ attempts: [], connectsAtMs: [] }, ctx.now(), this.policy);
     await this.write(ctx, botId, health, null, before.quarantinedAtMs !== null ? "cleared" : null);
     await this.alarms.clear(HEALTH_CHECK);
@@ -85,27 +89,20 @@ export class BotHealth {
 
   /** The object's storage was wiped (the bot was deleted). */
   forget(): void {
-    this.writtenCache = null;
-    this.historyCache = null;
+    this.writtenKept.forget();
+    this.history.forget();
   }
 
   async isQuarantined(): Promise<boolean> {
     return (await this.written()).quarantinedAtMs !== null;
   }
 
-  private async written(): Promise<Written> {
-    this.writtenCache ??= (await this.storage.get<Written>(WRITTEN_KEY)) ?? { score: 1, quarantinedAtMs: null };
-    return this.writtenCache;
+  private written(): Promise<Written> {
+    return this.writtenKept.get();
   }
 
-  private async saveHistory(history: HealthHistory): Promise<void> {
-    this.historyCache = history;
-    await this.storage.put(HISTORY_KEY, history);
-  }
-
-  private async remember(written: Written): Promise<void> {
-    this.writtenCache = written;
-    await this.storage.put<Written>(WRITTEN_KEY, written);
+  private remember(written: Written): Promise<void> {
+    return this.writtenKept.set(written);
   }
 
   private async update(
@@ -115,9 +112,8 @@ export class BotHealth {
     opts: { deferScore?: boolean } = {},
   ): Promise<{ flip: HealthChange; deferredScore: number | null }> {
     const nowMs = ctx.now();
-    this.historyCache ??= (await this.storage.get<HealthHistory>(HISTORY_KEY)) ?? { attempts: [], connectsAtMs: [] };
-    const history = withinWindow(change(this.historyCache), nowMs, this.policy);
-    await this.saveHistory(history);
+    const history = withinWindow(change(await this.history.get()), nowMs, this.policy);
+    await this.history.set(history);
     const health = healthOf(history, nowMs, this.policy);
     const before = await this.written();
     const wasQuarantined = before.quarantinedAtMs !== null;

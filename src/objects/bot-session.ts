@@ -31,6 +31,7 @@ import { BotHealth, HEALTH_CHECK } from "./bot-health";
 import { BotInbox } from "./bot-inbox";
 import { type ActivityChange, FLEET_ACTIVITY, FleetActivity } from "./fleet-activity";
 import { resolveObjectName } from "./identity";
+import { KeptValue } from "./kept-value";
 
 const CAPABILITIES_KEY = "capabilities";
 const DEADLINE = "deadline";
@@ -77,11 +78,8 @@ export class BotSession extends DurableObject<Env> {
    * write is version-guarded, so a stale copy costs a re-read, never a wrong write). Memory only.
    */
   private heldTask: TaskRow | null = null;
-  /**
-   * The bot's capabilities as stored (this object is their only writer: it keeps what D1 said at the
-   * last connect), read from storage once per instance; undefined: not read yet, null: none stored.
-   */
-  private capabilitiesCache: string[] | null | undefined = undefined;
+  /** The bot's capabilities as D1 said at its last connect (null: it never connected). */
+  private readonly capabilities: KeptValue<string[] | null>;
   /** When each task's progress was last written to D1 (coalescing; memory only). */
   private readonly progressWrittenAtMs = new Map<string, number>();
 
@@ -91,6 +89,7 @@ export class BotSession extends DurableObject<Env> {
     // Answered by the runtime without waking this object: heartbeats cost nothing.
     state.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_FRAME, HEARTBEAT_ACK_FRAME));
     this.alarms = new AlarmSchedule(state.storage);
+    this.capabilities = new KeptValue<string[] | null>(state.storage, CAPABILITIES_KEY, () => null);
     this.activity = new FleetActivity(state.storage, this.alarms);
     this.health = new BotHealth(state.storage, this.alarms, this.ctxBase.config.healthPolicy);
     state.blockConcurrencyWhile(async () => {
@@ -109,15 +108,14 @@ export class BotSession extends DurableObject<Env> {
     }
     const ctx = this.scoped();
     // One D1 round trip: mark connected, read the bot back, and the tasks it could take (with the capabilities it had last time).
-    const knownCapabilities = await this.capabilities();
+    const knownCapabilities = await this.capabilities.get();
     const pull = knownCapabilities ? { capabilities: knownCapabilities, limit: PULL_BATCH } : null;
     // The connect counts in the bot's health; a score it moves rides in the same write.
     const healthScore = await this.health.connect(ctx, botId);
     const { bot, dispatchable } = await markConnected(ctx.db, botId, ctx.now(), pull, healthScore);
     if (!bot) return new Response("unknown bot", { status: 404 });
     if (JSON.stringify(knownCapabilities) !== JSON.stringify(bot.capabilities)) {
-      await this.ctx.storage.put(CAPABILITIES_KEY, bot.capabilities);
-      this.capabilitiesCache = bot.capabilities;
+      await this.capabilities.set(bot.capabilities);
     }
 
     // A reconnect replaces an older socket (a bot holds one connection).
@@ -419,7 +417,7 @@ export class BotSession extends DurableObject<Env> {
     for (const ws of this.ctx.getWebSockets()) ws.close(CLOSE_CODES.botDeleted, "bot deleted");
     await this.ctx.storage.deleteAlarm();
     await this.ctx.storage.deleteAll();
-    this.capabilitiesCache = undefined;
+    this.capabilities.forget();
     this.alarms.forget();
     this.health.forget();
     this.activity.forget();
@@ -504,7 +502,7 @@ export class BotSession extends DurableObject<Env> {
     announce?: (outcome: TransitionOutcome) => void,
   ): Promise<TransitionOutcome> {
     const ws = this.openSockets()[0];
-    const capabilities = ws && this.botId ? await this.capabilities() : undefined;
+    const capabilities = ws && this.botId ? await this.capabilities.get() : undefined;
     const claimNext = ws && this.botId && capabilities ? { botId: this.botId, capabilities } : undefined;
     const outcome = await applyTaskAction(ctx, taskId, action, { ...this.reportOptions(), claimNext });
     if (this.heldTask?.id === taskId) this.heldTask = null;
@@ -532,7 +530,7 @@ export class BotSession extends DurableObject<Env> {
   private async pullNextTask(ctx: Ctx): Promise<void> {
     const ws = this.openSockets()[0];
     if (!ws || (await this.health.isQuarantined())) return; // (the claim would refuse it anyway)
-    await this.claimBest(ctx, ws, (await this.capabilities()) ?? []);
+    await this.claimBest(ctx, ws, (await this.capabilities.get()) ?? []);
   }
 
   /** Claims the best pending task this bot can run, chosen by the claim itself (claimBestTask), and sends it. */
@@ -605,12 +603,6 @@ export class BotSession extends DurableObject<Env> {
     if (!(await this.inbox.awaitResult(taskId)) || this.heldTask !== held) return false;
     this.heldTask = { ...held, startedAt: startedAtMs };
     return true;
-  }
-
-  /** The capabilities kept from the bot's last connect (see `capabilitiesCache`); null if it never connected. */
-  private async capabilities(): Promise<string[] | null> {
-    if (this.capabilitiesCache === undefined) this.capabilitiesCache = (await this.ctx.storage.get<string[]>(CAPABILITIES_KEY)) ?? null;
-    return this.capabilitiesCache;
   }
 
   /** This bot acts on its task; the kept row saves the read (see `heldTask`). */

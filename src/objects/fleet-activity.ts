@@ -9,6 +9,7 @@ import type { BotTaskCounts } from "../db/task-writes";
 import type { Ctx } from "../services/context";
 import { publishFleet } from "../services/streams";
 import type { AlarmSchedule } from "./alarm-schedule";
+import { KeptValue } from "./kept-value";
 
 /** The alarm schedule's entry for a pending flush. */
 export const FLEET_ACTIVITY = "fleet_activity";
@@ -30,51 +31,42 @@ interface BotActivity {
 
 export class FleetActivity {
   private publishedAtMs = 0;
-  /** The merged change waiting for its flush, as stored (this class is its only writer); undefined: not read yet. */
-  private pendingCache: BotActivity | null | undefined = undefined;
+  /** The merged change waiting for its flush (null: none). */
+  private readonly pending: KeptValue<BotActivity | null>;
 
   constructor(
-    private readonly storage: DurableObjectStorage,
+    storage: DurableObjectStorage,
     private readonly alarms: AlarmSchedule,
-  ) {}
+  ) {
+    this.pending = new KeptValue<BotActivity | null>(storage, PENDING_KEY, () => null);
+  }
 
   async note(ctx: Ctx, botId: string, change: ActivityChange): Promise<void> {
-    const pending = await this.pending();
+    const pending = await this.pending.get();
     const activity: BotActivity = { ...pending, current_task_id: change.currentTaskId };
     if (change.counts) Object.assign(activity, { tasks_completed: change.counts.completed, tasks_failed: change.counts.failed });
     const nowMs = Date.now();
     if (nowMs - this.publishedAtMs >= FLEET_ACTIVITY_INTERVAL_MS) {
-      if (pending) await this.setPending(null);
+      if (pending) await this.pending.set(null);
       await this.alarms.clear(FLEET_ACTIVITY);
       this.publish(ctx, botId, activity);
       return;
     }
-    await this.setPending(activity);
+    await this.pending.set(activity);
     if (!pending) await this.alarms.set(FLEET_ACTIVITY, this.publishedAtMs + FLEET_ACTIVITY_INTERVAL_MS);
   }
 
   /** The alarm's entry: what was merged since the last event. */
   async flush(ctx: Ctx, botId: string): Promise<void> {
-    const pending = await this.pending();
+    const pending = await this.pending.get();
     if (!pending) return;
-    await this.setPending(null);
+    await this.pending.set(null);
     this.publish(ctx, botId, pending);
   }
 
   /** Storage was wiped (the bot was deleted). */
   forget(): void {
-    this.pendingCache = undefined;
-  }
-
-  private async pending(): Promise<BotActivity | null> {
-    if (this.pendingCache === undefined) this.pendingCache = (await this.storage.get<BotActivity>(PENDING_KEY)) ?? null;
-    return this.pendingCache;
-  }
-
-  private async setPending(activity: BotActivity | null): Promise<void> {
-    this.pendingCache = activity;
-    if (activity) await this.storage.put(PENDING_KEY, activity);
-    else await this.storage.delete(PENDING_KEY);
+    this.pending.forget();
   }
 
   /** Not awaited: a dashboard's event must not delay the bot's next task (a failure is logged, the next change corrects it). */
