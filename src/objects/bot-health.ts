@@ -28,6 +28,14 @@ import { KeptValue } from "./kept-value";
 
 /** The alarm schedule's entry for the next look at the window. */
 export const HEALTH_CHECK = "health";
+/**
+ * The alarm schedule's entry that writes the window to storage: an attempt changes it in memory, and
+ * storage takes the changes of the last HISTORY_SAVE_DELAY_MS in one write (a bot finishing tasks back
+ * to back then costs no storage write per task). An object lost before it (a crash or a deploy) forgets
+ * those attempts; what they moved in D1 (the score, a quarantine) is written at once, with the window.
+ */
+export const HEALTH_SAVE = "health_save";
+const HISTORY_SAVE_DELAY_MS = 1000;
 const HISTORY_KEY = "health_history";
 const WRITTEN_KEY = "health_written";
 /** D1 is written when the score moved by this much since it was last written. */
@@ -87,6 +95,11 @@ export class BotHealth {
     await this.alarms.clear(HEALTH_CHECK);
   }
 
+  /** The alarm's HEALTH_SAVE entry: the window as memory has it goes to storage. */
+  async persist(): Promise<void> {
+    await this.history.persist();
+  }
+
   /** The object's storage was wiped (the bot was deleted). */
   forget(): void {
     this.writtenKept.forget();
@@ -113,7 +126,7 @@ export class BotHealth {
   ): Promise<{ flip: HealthChange; deferredScore: number | null }> {
     const nowMs = ctx.now();
     const history = withinWindow(change(await this.history.get()), nowMs, this.policy);
-    await this.history.set(history);
+    this.history.setLater(history);
     const health = healthOf(history, nowMs, this.policy);
     const before = await this.written();
     const wasQuarantined = before.quarantinedAtMs !== null;
@@ -127,6 +140,9 @@ export class BotHealth {
     } else if (moved) {
       await this.write(ctx, botId, health, quarantined ? (before.quarantinedAtMs ?? nowMs) : null, flip);
     }
+    // What D1 was just told is stored with the window it came from; otherwise the window waits for HEALTH_SAVE.
+    if (moved) await this.history.persist();
+    else await this.alarms.setNoLaterThan(HEALTH_SAVE, nowMs + HISTORY_SAVE_DELAY_MS);
     const watchedScore = moved ? health.score : before.score;
     const next = quarantined || watchedScore < WATCH_BELOW ? nextChangeMs(history, this.policy) : null;
     if (next === null) await this.alarms.clear(HEALTH_CHECK);

@@ -27,7 +27,7 @@ import { countDispatch, countMetric, flushMetrics } from "../services/metrics";
 import { publishFleet } from "../services/streams";
 import { AlarmSchedule } from "./alarm-schedule";
 import { assignmentOf, type ParsedFrame, parseBotFrame } from "./bot-frames";
-import { BotHealth, HEALTH_CHECK } from "./bot-health";
+import { BotHealth, HEALTH_CHECK, HEALTH_SAVE } from "./bot-health";
 import { BotInbox } from "./bot-inbox";
 import { type ActivityChange, FLEET_ACTIVITY, FleetActivity } from "./fleet-activity";
 import { resolveObjectName } from "./identity";
@@ -90,7 +90,7 @@ export class BotSession extends DurableObject<Env> {
     state.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_FRAME, HEARTBEAT_ACK_FRAME));
     this.alarms = new AlarmSchedule(state.storage);
     this.capabilities = new KeptValue<string[] | null>(state.storage, CAPABILITIES_KEY, () => null);
-    this.activity = new FleetActivity(state.storage, this.alarms);
+    this.activity = new FleetActivity(this.alarms);
     this.health = new BotHealth(state.storage, this.alarms, this.ctxBase.config.healthPolicy);
     state.blockConcurrencyWhile(async () => {
       this.botId = await resolveObjectName(state, env.BOT_SESSION);
@@ -345,7 +345,6 @@ export class BotSession extends DurableObject<Env> {
   /** A task left this bot (completed, failed, cancelled, timed out, deleted) outside this object. */
   async taskReleased(taskId: string, info: ReleaseInfo): Promise<void> {
     if (this.heldTask?.id === taskId) this.heldTask = null;
-    await this.alarms.clear(DEADLINE);
     const ws = this.openSockets()[0];
     if (ws && info.notify) this.send(ws, { type: "task_cancelled", payload: { task_id: taskId, reason: info.reason } });
     if (info.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, info.retryAtMs);
@@ -433,8 +432,9 @@ export class BotSession extends DurableObject<Env> {
         if (key === DEADLINE) await this.onDeadline(ctx, this.botId);
         else if (key === DISCONNECT) await this.onDisconnectDue(ctx);
         else if (key === GRACE) await this.onGraceExpired(ctx, this.botId);
-        else if (key === FLEET_ACTIVITY) await this.activity.flush(ctx, this.botId);
+        else if (key === FLEET_ACTIVITY) this.activity.flush(ctx, this.botId);
         else if (key === HEALTH_CHECK) await this.onHealthCheck(ctx, this.botId);
+        else if (key === HEALTH_SAVE) await this.health.persist();
         else if (key.startsWith(RETRY_PREFIX)) await this.onRetryDue(ctx, key.slice(RETRY_PREFIX.length));
       } catch (err) {
         ctx.log.error("alarm entry failed; the sweeper will reconcile", { entry: key, error: String(err) });
@@ -444,12 +444,13 @@ export class BotSession extends DurableObject<Env> {
   }
 
   private async onDeadline(ctx: Ctx, botId: string): Promise<void> {
+    // D1 decides, not this object's copy: the entry may be early (kept from an earlier task, see trackDeadline).
     const bot = await getBot(ctx.db, botId);
     if (!bot?.currentTaskId) return;
     const task = await getTask(ctx.db, bot.currentTaskId);
     if (!task || task.botId !== botId || !isHeld(task.status)) return;
-    const deadline = taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });
-    if (deadline !== null && deadline > ctx.now()) return this.alarms.set(DEADLINE, deadline); // restarted: not due yet
+    const deadline = deadlineOf(task);
+    if (deadline !== null && deadline > ctx.now()) return this.alarms.set(DEADLINE, deadline); // early or restarted: not due yet
     const timeout: TaskAction = { kind: "fail", code: "timeout", error: `no result within ${task.timeoutSeconds}s`, retry: true };
     // The bot is told to stop before it is offered its next task.
     await this.settleOwnTask(ctx, task.id, timeout, () => {
@@ -510,11 +511,9 @@ export class BotSession extends DurableObject<Env> {
     if (outcome.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, outcome.retryAtMs);
     const counts = outcome.releasedBotId === this.botId ? outcome.releasedBotCounts : null;
     if (outcome.releasedBotId === this.botId && outcome.releasedAttempt) await this.noteAttempt(ctx, outcome.releasedAttempt);
-    // The next task's deadline replaces this one's (one schedule write, not a clear and a set); a deadline
-    // left behind by a delivery that failed half-way is harmless: its alarm re-reads D1 and re-arms.
+    // The deadline entry is left as it is (see trackDeadline).
     if (outcome.claimedNext && ws) await this.deliver(ctx, ws, outcome.claimedNext, counts);
     else {
-      await this.alarms.clear(DEADLINE);
       await this.noteActivity(ctx, { currentTaskId: this.heldTask?.id ?? null, counts });
       if (!outcome.claimTried) await this.pullNextTask(ctx);
     }
@@ -577,10 +576,15 @@ export class BotSession extends DurableObject<Env> {
     if (this.botId) await this.activity.note(ctx, this.botId, change);
   }
 
+  /**
+   * The alarm rings no later than the held task's deadline. The entry is a check, not a verdict (onDeadline
+   * re-reads the task and re-arms for its real deadline), so it is written only to move earlier: a bot
+   * running tasks back to back, each deadline later than the last, costs no storage write per task, and a
+   * task that left is not cleared (its entry rings once and finds nothing due).
+   */
   private async trackDeadline(task: TaskRow): Promise<void> {
-    const deadline = taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });
-    if (deadline !== null && isHeld(task.status)) await this.alarms.set(DEADLINE, deadline);
-    else await this.alarms.clear(DEADLINE);
+    const deadline = deadlineOf(task);
+    if (deadline !== null && isHeld(task.status)) await this.alarms.setNoLaterThan(DEADLINE, deadline);
   }
 
   private async sendAssignment(ws: WebSocket, task: TaskRow): Promise<void> {
@@ -634,3 +638,6 @@ export class BotSession extends DurableObject<Env> {
     };
   }
 }
+
+const deadlineOf = (task: TaskRow): number | null =>
+  taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });

@@ -3,17 +3,18 @@
  * Status Center's fleet table. A bot finishing tasks back to back would otherwise put two events per
  * task on the one fleet stream, so changes are coalesced: the first after a quiet second goes out at
  * once, later ones within the second are merged and flushed by the bot object's alarm. The merged
- * state waits in the object's storage, so an eviction before the flush loses nothing.
+ * state waits in memory, not storage: a storage write per task would cost the bot's hot path more than
+ * the event is worth. An object lost within that second (a crash or a deploy; a hibernating bot is not
+ * evicted that soon) leaves the fleet table one change behind until the bot's next change, and a page
+ * loaded meanwhile reads the bot from D1, which is current.
  */
 import type { BotTaskCounts } from "../db/task-writes";
 import type { Ctx } from "../services/context";
 import { publishFleet } from "../services/streams";
 import type { AlarmSchedule } from "./alarm-schedule";
-import { KeptValue } from "./kept-value";
 
 /** The alarm schedule's entry for a pending flush. */
 export const FLEET_ACTIVITY = "fleet_activity";
-const PENDING_KEY = "fleet_activity_pending";
 /** At most one activity event per bot per this interval; the last state always goes out. */
 export const FLEET_ACTIVITY_INTERVAL_MS = 1000;
 
@@ -32,41 +33,36 @@ interface BotActivity {
 export class FleetActivity {
   private publishedAtMs = 0;
   /** The merged change waiting for its flush (null: none). */
-  private readonly pending: KeptValue<BotActivity | null>;
+  private pending: BotActivity | null = null;
 
-  constructor(
-    storage: DurableObjectStorage,
-    private readonly alarms: AlarmSchedule,
-  ) {
-    this.pending = new KeptValue<BotActivity | null>(storage, PENDING_KEY, () => null);
-  }
+  constructor(private readonly alarms: AlarmSchedule) {}
 
   async note(ctx: Ctx, botId: string, change: ActivityChange): Promise<void> {
-    const pending = await this.pending.get();
-    const activity: BotActivity = { ...pending, current_task_id: change.currentTaskId };
+    const activity: BotActivity = { ...this.pending, current_task_id: change.currentTaskId };
     if (change.counts) Object.assign(activity, { tasks_completed: change.counts.completed, tasks_failed: change.counts.failed });
     const nowMs = Date.now();
     if (nowMs - this.publishedAtMs >= FLEET_ACTIVITY_INTERVAL_MS) {
-      if (pending) await this.pending.set(null);
-      await this.alarms.clear(FLEET_ACTIVITY);
+      // An entry left from a merge is not cleared: when it rings it finds nothing pending (one wake-up, no write now).
+      this.pending = null;
       this.publish(ctx, botId, activity);
       return;
     }
-    await this.pending.set(activity);
-    if (!pending) await this.alarms.set(FLEET_ACTIVITY, this.publishedAtMs + FLEET_ACTIVITY_INTERVAL_MS);
+    const merging = this.pending !== null;
+    this.pending = activity;
+    if (!merging) await this.alarms.set(FLEET_ACTIVITY, this.publishedAtMs + FLEET_ACTIVITY_INTERVAL_MS);
   }
 
   /** The alarm's entry: what was merged since the last event. */
-  async flush(ctx: Ctx, botId: string): Promise<void> {
-    const pending = await this.pending.get();
+  flush(ctx: Ctx, botId: string): void {
+    const pending = this.pending;
     if (!pending) return;
-    await this.pending.set(null);
+    this.pending = null;
     this.publish(ctx, botId, pending);
   }
 
-  /** Storage was wiped (the bot was deleted). */
+  /** The bot was deleted. */
   forget(): void {
-    this.pending.forget();
+    this.pending = null;
   }
 
   /** Not awaited: a dashboard's event must not delay the bot's next task (a failure is logged, the next change corrects it). */

@@ -1,11 +1,14 @@
 /**
  * A value in a Durable Object's storage that only this object writes: read from storage once per
  * instance, then answered from memory, every write made to both (a bot's hot path then reads no
- * storage). `forget()` after the object's storage is wiped; null deletes the key.
+ * storage). `setLater` writes memory only, until the caller's `persist()` (a write-behind: many
+ * changes, one storage write). `forget()` after the object's storage is wiped; null deletes the key.
  */
 export class KeptValue<T> {
   private known = false;
   private value: T | undefined;
+  /** Memory holds a value storage has not been given yet (setLater). */
+  private unsaved = false;
 
   constructor(
     private readonly storage: DurableObjectStorage,
@@ -23,14 +26,27 @@ export class KeptValue<T> {
   }
 
   async set(value: T): Promise<void> {
+    this.setLater(value);
+    await this.persist();
+  }
+
+  setLater(value: T): void {
     this.value = value;
     this.known = true;
-    if (value === null) await this.storage.delete(this.key);
-    else await this.storage.put(this.key, value);
+    this.unsaved = true;
+  }
+
+  /** Writes what setLater left in memory (nothing if storage already has it). */
+  async persist(): Promise<void> {
+    if (!this.unsaved) return;
+    this.unsaved = false;
+    if (this.value === null) await this.storage.delete(this.key);
+    else await this.storage.put(this.key, this.value);
   }
 
   forget(): void {
     this.known = false;
     this.value = undefined;
+    this.unsaved = false;
   }
 }

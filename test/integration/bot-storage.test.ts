@@ -1,0 +1,129 @@
+/**
+ * What a bot's object writes to its own storage on the hot path: a task run back to back costs no
+ * storage write (the deadline entry only moves earlier, the health window and the fleet event are
+ * written behind, once a second), yet every task still times out at its own deadline and the health
+ * window still reaches storage.
+ */
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { Schedule } from "../../src/core/schedule";
+import type { AlarmSchedule } from "../../src/objects/alarm-schedule";
+import { BotSocket, createTask, eventually, registerBot, taskStatus, uniqueCapability } from "../helpers/api";
+
+const stub = (botId: string) => env.BOT_SESSION.getByName(botId);
+const scheduleOf = (botId: string) => runInDurableObject(stub(botId), (obj) => (obj as unknown as { alarms: AlarmSchedule }).alarms.load());
+const deadlineOf = (task: { assigned_at: string; timeout_seconds: number }) => Date.parse(task.assigned_at) + task.timeout_seconds * 1000;
+
+/** Counts the object's storage writes (put, delete, setAlarm, deleteAlarm) from now on; `stop` reads and removes the count. */
+async function countStorageWrites(botId: string): Promise<{ stop: () => Promise<number> }> {
+  const methods = ["put", "delete", "setAlarm", "deleteAlarm"] as const;
+  await runInDurableObject(stub(botId), (_obj, state) => {
+    const storage = state.storage as unknown as Record<string, (...args: unknown[]) => unknown> & { __writes?: number };
+    storage.__writes = 0;
+    for (const m of methods) {
+      const original = storage[m]!.bind(storage);
+      storage[m] = (...args: unknown[]) => {
+        storage.__writes = (storage.__writes ?? 0) + 1;
+        return original(...args);
+      };
+    }
+  });
+  return {
+    stop: () =>
+      runInDurableObject(stub(botId), (_obj, state) => {
+        const storage = state.storage as unknown as Record<string, unknown> & { __writes?: number };
+        const writes = storage.__writes ?? 0;
+        for (const m of methods) delete storage[m]; // the prototype's own methods again
+        delete storage.__writes;
+        return writes;
+      }),
+  };
+}
+
+describe("a bot object's storage on the hot path", () => {
+  it("tasks run back to back cost no storage write each, and the alarm still rings no later than the task's deadline", async () => {
+    const cap = uniqueCapability("store");
+    const bot = await registerBot([cap]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    await sock.next("connected");
+    const first = await createTask({ capability: cap, payload: {}, timeout_seconds: 300 });
+    await sock.next("task_assigned");
+    const tasks = 12;
+    for (let i = 0; i < tasks; i++) await createTask({ capability: cap, payload: { i }, timeout_seconds: 300 });
+    const writes = await countStorageWrites(bot.id);
+    let held = first.id as string;
+    for (let i = 0; i < tasks; i++) {
+      await sock.complete(held);
+      held = (await sock.next("task_assigned")).payload.task_id;
+    }
+    // At most the write-behind entries of one second (the fleet event's, the health window's) and an alarm for
+    // them; the code before this wrote the deadline, the health window and the fleet event every task (≥ 36 here).
+    expect(await writes.stop()).toBeLessThanOrEqual(4);
+    const current = await taskStatus(held);
+    expect(current.status).toBe("assigned");
+    const schedule: Schedule = await scheduleOf(bot.id);
+    expect(schedule.deadline).toBeLessThanOrEqual(deadlineOf(current));
+    const armedAtMs = await runInDurableObject(stub(bot.id), (_obj, state) => state.storage.getAlarm());
+    expect(armedAtMs).not.toBeNull();
+    expect(armedAtMs!).toBeLessThanOrEqual(schedule.deadline!);
+    sock.close();
+  });
+
+  it("a deadline entry kept from an earlier task rings, finds the current task not due, and re-arms for its deadline", async () => {
+    const cap = uniqueCapability("store");
+    const bot = await registerBot([cap]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    const first = await createTask({ capability: cap, payload: {}, timeout_seconds: 300 });
+    await sock.next("task_assigned");
+    const second = await createTask({ capability: cap, payload: {}, timeout_seconds: 300 });
+    await sock.complete(first.id);
+    expect((await sock.next("task_assigned")).payload.task_id).toBe(second.id);
+    // The entry rings now (as the earlier task's would, at its time).
+    await runInDurableObject(stub(bot.id), async (obj, state) => {
+      await (obj as unknown as { alarms: AlarmSchedule }).alarms.set("deadline", Date.now() - 1);
+      await state.storage.setAlarm(Date.now() + 60_000);
+    });
+    expect(await runDurableObjectAlarm(stub(bot.id))).toBe(true);
+    const current = await taskStatus(second.id);
+    expect(current).toMatchObject({ status: "assigned", attempts: 1 });
+    expect((await scheduleOf(bot.id)).deadline).toBe(deadlineOf(current));
+    await sock.sync();
+    expect(sock.log.filter((m) => m.type === "task_cancelled")).toHaveLength(0);
+    sock.close();
+  });
+
+  it("a task with a shorter timeout than the one before it times out at its own deadline", async () => {
+    const cap = uniqueCapability("store");
+    const bot = await registerBot([cap]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    const long = await createTask({ capability: cap, payload: {}, timeout_seconds: 300 });
+    await sock.next("task_assigned");
+    const short = await createTask({ capability: cap, payload: {}, timeout_seconds: 1, max_attempts: 1 });
+    await sock.complete(long.id);
+    expect((await sock.next("task_assigned")).payload.task_id).toBe(short.id);
+    expect((await sock.next("task_cancelled", 6000)).payload).toEqual({ task_id: short.id, reason: "timeout" });
+    expect(await taskStatus(short.id)).toMatchObject({ status: "failed", error_code: "timeout" });
+    sock.close();
+  });
+
+  it("the health window a result changed in memory reaches the object's storage within a second or so", async () => {
+    const cap = uniqueCapability("store");
+    const bot = await registerBot([cap]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    const task = await createTask({ capability: cap, payload: {} });
+    await sock.next("task_assigned");
+    await sock.complete(task.id);
+    const stored = await eventually(
+      () =>
+        runInDurableObject(stub(bot.id), async (_obj, state) => {
+          const history = await state.storage.get<{ attempts: unknown[] }>("health_history");
+          return history && history.attempts.length > 0 ? history : null;
+        }),
+      5000,
+      "the health window in storage",
+    );
+    expect(stored.attempts).toHaveLength(1);
+    expect(stored.attempts[0]).toMatchObject({ outcome: "completed" });
+    sock.close();
+  });
+});
