@@ -10,6 +10,11 @@
 import { nextWakeMs, type Schedule, takeDue } from "../core/schedule";
 
 const SCHEDULE_KEY = "schedule";
+/**
+ * The entry for what an object keeps in memory and writes or publishes behind, at most about a second
+ * late (a bot's health window, its fleet activity): one entry, so one alarm a second serves them all.
+ */
+export const WRITE_BEHIND = "write_behind";
 
 export class AlarmSchedule {
   /**

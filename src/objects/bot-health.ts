@@ -23,18 +23,17 @@ import { writeBotHealth } from "../db/bots";
 import type { Ctx } from "../services/context";
 import { countMetric } from "../services/metrics";
 import { publishFleet } from "../services/streams";
-import type { AlarmSchedule } from "./alarm-schedule";
+import { type AlarmSchedule, WRITE_BEHIND } from "./alarm-schedule";
 import { KeptValue } from "./kept-value";
 
 /** The alarm schedule's entry for the next look at the window. */
 export const HEALTH_CHECK = "health";
 /**
- * The alarm schedule's entry that writes the window to storage: an attempt changes it in memory, and
- * storage takes the changes of the last HISTORY_SAVE_DELAY_MS in one write (a bot finishing tasks back
- * to back then costs no storage write per task). An object lost before it (a crash or a deploy) forgets
- * those attempts; what they moved in D1 (the score, a quarantine) is written at once, with the window.
+ * The window is written behind (the schedule's WRITE_BEHIND entry): an attempt changes it in memory,
+ * and storage takes the changes of up to this long in one write (a bot finishing tasks back to back then
+ * costs no storage write per task). An object lost before it (a crash or a deploy) forgets those attempts;
+ * what they moved in D1 (the score, a quarantine) is written at once, with the window.
  */
-export const HEALTH_SAVE = "health_save";
 const HISTORY_SAVE_DELAY_MS = 1000;
 const HISTORY_KEY = "health_history";
 const WRITTEN_KEY = "health_written";
@@ -95,7 +94,7 @@ export class BotHealth {
     await this.alarms.clear(HEALTH_CHECK);
   }
 
-  /** The alarm's HEALTH_SAVE entry: the window as memory has it goes to storage. */
+  /** The alarm's WRITE_BEHIND entry: the window as memory has it goes to storage. */
   async persist(): Promise<void> {
     await this.history.persist();
   }
@@ -140,9 +139,9 @@ export class BotHealth {
     } else if (moved) {
       await this.write(ctx, botId, health, quarantined ? (before.quarantinedAtMs ?? nowMs) : null, flip);
     }
-    // What D1 was just told is stored with the window it came from; otherwise the window waits for HEALTH_SAVE.
+    // What D1 was just told is stored with the window it came from; otherwise the window waits for WRITE_BEHIND.
     if (moved) await this.history.persist();
-    else await this.alarms.setNoLaterThan(HEALTH_SAVE, nowMs + HISTORY_SAVE_DELAY_MS);
+    else await this.alarms.setNoLaterThan(WRITE_BEHIND, nowMs + HISTORY_SAVE_DELAY_MS);
     const watchedScore = moved ? health.score : before.score;
     const next = quarantined || watchedScore < WATCH_BELOW ? nextChangeMs(history, this.policy) : null;
     if (next === null) await this.alarms.clear(HEALTH_CHECK);

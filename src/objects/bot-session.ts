@@ -25,11 +25,11 @@ import { publishStepAssigned, publishStepLog, publishStepProgress } from "../ser
 import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
 import { countDispatch, countMetric, flushMetrics } from "../services/metrics";
 import { publishFleet } from "../services/streams";
-import { AlarmSchedule } from "./alarm-schedule";
+import { AlarmSchedule, WRITE_BEHIND } from "./alarm-schedule";
 import { assignmentOf, type ParsedFrame, parseBotFrame } from "./bot-frames";
-import { BotHealth, HEALTH_CHECK, HEALTH_SAVE } from "./bot-health";
+import { BotHealth, HEALTH_CHECK } from "./bot-health";
 import { BotInbox } from "./bot-inbox";
-import { type ActivityChange, FLEET_ACTIVITY, FleetActivity } from "./fleet-activity";
+import { type ActivityChange, FleetActivity } from "./fleet-activity";
 import { resolveObjectName } from "./identity";
 import { KeptValue } from "./kept-value";
 
@@ -432,15 +432,20 @@ export class BotSession extends DurableObject<Env> {
         if (key === DEADLINE) await this.onDeadline(ctx, this.botId);
         else if (key === DISCONNECT) await this.onDisconnectDue(ctx);
         else if (key === GRACE) await this.onGraceExpired(ctx, this.botId);
-        else if (key === FLEET_ACTIVITY) this.activity.flush(ctx, this.botId);
+        else if (key === WRITE_BEHIND) await this.writeBehind(ctx, this.botId);
         else if (key === HEALTH_CHECK) await this.onHealthCheck(ctx, this.botId);
-        else if (key === HEALTH_SAVE) await this.health.persist();
         else if (key.startsWith(RETRY_PREFIX)) await this.onRetryDue(ctx, key.slice(RETRY_PREFIX.length));
       } catch (err) {
         ctx.log.error("alarm entry failed; the sweeper will reconcile", { entry: key, error: String(err) });
       }
     }
     await flushMetrics(ctx);
+  }
+
+  /** What waited in memory: the fleet's merged activity event, the health window's storage write. */
+  private async writeBehind(ctx: Ctx, botId: string): Promise<void> {
+    await this.activity.flush(ctx, botId);
+    await this.health.persist();
   }
 
   private async onDeadline(ctx: Ctx, botId: string): Promise<void> {

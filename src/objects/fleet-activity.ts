@@ -11,10 +11,8 @@
 import type { BotTaskCounts } from "../db/task-writes";
 import type { Ctx } from "../services/context";
 import { publishFleet } from "../services/streams";
-import type { AlarmSchedule } from "./alarm-schedule";
+import { type AlarmSchedule, WRITE_BEHIND } from "./alarm-schedule";
 
-/** The alarm schedule's entry for a pending flush. */
-export const FLEET_ACTIVITY = "fleet_activity";
 /** At most one activity event per bot per this interval; the last state always goes out. */
 export const FLEET_ACTIVITY_INTERVAL_MS = 1000;
 
@@ -49,15 +47,20 @@ export class FleetActivity {
     }
     const merging = this.pending !== null;
     this.pending = activity;
-    if (!merging) await this.alarms.set(FLEET_ACTIVITY, this.publishedAtMs + FLEET_ACTIVITY_INTERVAL_MS);
+    if (!merging) await this.flushAt();
   }
 
-  /** The alarm's entry: what was merged since the last event. */
-  flush(ctx: Ctx, botId: string): void {
+  /** The alarm's WRITE_BEHIND entry: what was merged since the last event (not before its interval is over). */
+  async flush(ctx: Ctx, botId: string): Promise<void> {
     const pending = this.pending;
     if (!pending) return;
+    if (Date.now() - this.publishedAtMs < FLEET_ACTIVITY_INTERVAL_MS) return this.flushAt(); // rang early, for another write
     this.pending = null;
     this.publish(ctx, botId, pending);
+  }
+
+  private flushAt(): Promise<void> {
+    return this.alarms.setNoLaterThan(WRITE_BEHIND, this.publishedAtMs + FLEET_ACTIVITY_INTERVAL_MS);
   }
 
   /** The bot was deleted. */
