@@ -40,14 +40,19 @@ async function countStorageWrites(botId: string): Promise<{ stop: () => Promise<
   };
 }
 
+/** A connected bot of its own capability, holding a first task with this timeout. */
+async function botWithTask(timeoutSeconds: number) {
+  const cap = uniqueCapability("store");
+  const bot = await registerBot([cap]);
+  const sock = await BotSocket.open(bot.id, bot.token);
+  const first = await createTask({ capability: cap, payload: {}, timeout_seconds: timeoutSeconds });
+  expect((await sock.next("task_assigned")).payload.task_id).toBe(first.id);
+  return { cap, bot, sock, first };
+}
+
 describe("a bot object's storage on the hot path", () => {
   it("tasks run back to back cost no storage write each, and the alarm still rings no later than the task's deadline", async () => {
-    const cap = uniqueCapability("store");
-    const bot = await registerBot([cap]);
-    const sock = await BotSocket.open(bot.id, bot.token);
-    await sock.next("connected");
-    const first = await createTask({ capability: cap, payload: {}, timeout_seconds: 300 });
-    await sock.next("task_assigned");
+    const { cap, bot, sock, first } = await botWithTask(300);
     const tasks = 12;
     for (let i = 0; i < tasks; i++) await createTask({ capability: cap, payload: { i }, timeout_seconds: 300 });
     const writes = await countStorageWrites(bot.id);
@@ -70,11 +75,7 @@ describe("a bot object's storage on the hot path", () => {
   });
 
   it("a deadline entry kept from an earlier task rings, finds the current task not due, and re-arms for its deadline", async () => {
-    const cap = uniqueCapability("store");
-    const bot = await registerBot([cap]);
-    const sock = await BotSocket.open(bot.id, bot.token);
-    const first = await createTask({ capability: cap, payload: {}, timeout_seconds: 300 });
-    await sock.next("task_assigned");
+    const { cap, bot, sock, first } = await botWithTask(300);
     const second = await createTask({ capability: cap, payload: {}, timeout_seconds: 300 });
     await sock.complete(first.id);
     expect((await sock.next("task_assigned")).payload.task_id).toBe(second.id);
@@ -93,11 +94,7 @@ describe("a bot object's storage on the hot path", () => {
   });
 
   it("a task with a shorter timeout than the one before it times out at its own deadline", async () => {
-    const cap = uniqueCapability("store");
-    const bot = await registerBot([cap]);
-    const sock = await BotSocket.open(bot.id, bot.token);
-    const long = await createTask({ capability: cap, payload: {}, timeout_seconds: 300 });
-    await sock.next("task_assigned");
+    const { cap, sock, first: long } = await botWithTask(300);
     const short = await createTask({ capability: cap, payload: {}, timeout_seconds: 1, max_attempts: 1 });
     await sock.complete(long.id);
     expect((await sock.next("task_assigned")).payload.task_id).toBe(short.id);
@@ -107,11 +104,7 @@ describe("a bot object's storage on the hot path", () => {
   });
 
   it("the health window a result changed in memory reaches the object's storage within a second or so", async () => {
-    const cap = uniqueCapability("store");
-    const bot = await registerBot([cap]);
-    const sock = await BotSocket.open(bot.id, bot.token);
-    const task = await createTask({ capability: cap, payload: {} });
-    await sock.next("task_assigned");
+    const { bot, sock, first: task } = await botWithTask(300);
     await sock.complete(task.id);
     const stored = await eventually(
       () =>
