@@ -165,7 +165,7 @@ function waitAck(tracker: Tracker, taskId: string, timeoutMs: number): Promise<v
 let lastD1Count = 0;
 
 /** The coordinator's D1 counters so far (src/db/client.ts, BENCH_MODE=1): round trips and the rows they read. */
-async function d1Counters(h: Target): Promise<{ roundTrips: number; rowsRead: number }> {
+async function d1Counters(h: Target): Promise<{ roundTrips: number; rowsRead: number; botStorageWrites: number }> {
   const res = await h.api("GET", "/api/v1/_bench/d1");
   expectStatus(res, 200, "read the D1 counter");
   const count = res.body.round_trips as number;
@@ -173,7 +173,7 @@ async function d1Counters(h: Target): Promise<{ roundTrips: number; rowsRead: nu
   // does when a source file changes (its bundler always watches). Every count since would be wrong.
   if (count < lastD1Count) throw new Error("the coordinator restarted during the run (a source file changed?): D1 counts are void");
   lastD1Count = count;
-  return { roundTrips: count, rowsRead: res.body.rows_read as number };
+  return { roundTrips: count, rowsRead: res.body.rows_read as number, botStorageWrites: res.body.bot_storage_writes as number };
 }
 
 /** D1 round trips the coordinator has made so far. */
@@ -280,6 +280,7 @@ async function protocolRound(h: Target, n: number) {
       bots: n,
       d1_round_trips_per_task: d1PerTask(d1Before, d1After, "roundTrips", LATENCY_SAMPLES),
       d1_rows_read_per_task: d1PerTask(d1Before, d1After, "rowsRead", LATENCY_SAMPLES),
+      bot_storage_writes_per_task: d1PerTask(d1Before, d1After, "botStorageWrites", LATENCY_SAMPLES),
       create_to_bot: stats(toBot),
       round_trip: stats(roundTrip),
       throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds), workerd_cpu_ms_per_task: cpuPerTaskMs },
@@ -309,6 +310,7 @@ async function batchRound(h: Target, capability: string, tracker: Tracker) {
     workerd_cpu_ms_per_task: cpuPerTaskMs,
     d1_round_trips_per_task: d1PerTask(d1Before, d1After, "roundTrips", BATCH_TASKS),
     d1_rows_read_per_task: d1PerTask(d1Before, d1After, "rowsRead", BATCH_TASKS),
+    bot_storage_writes_per_task: d1PerTask(d1Before, d1After, "botStorageWrites", BATCH_TASKS),
   };
 }
 
@@ -448,6 +450,8 @@ async function main() {
         rows_read_per_task: r.d1_rows_read_per_task,
         per_batch_task: r.batch.d1_round_trips_per_task,
         rows_read_per_batch_task: r.batch.d1_rows_read_per_task,
+        bot_storage_writes_per_task: r.bot_storage_writes_per_task,
+        bot_storage_writes_per_batch_task: r.batch.bot_storage_writes_per_task,
       })),
       ...(budget ?? {}),
     },
@@ -510,6 +514,9 @@ async function main() {
   );
   console.log(
     `D1 rows read (counted, meta.rows_read): per task ${coordinatorRounds.map((r) => `${r.d1_rows_read_per_task} (${r.bots} bots)`).join(", ")}; per batch task ${coordinatorRounds.map((r) => `${r.batch.d1_rows_read_per_task} (${r.bots} bots)`).join(", ")}`,
+  );
+  console.log(
+    `bot object storage writes (counted): per task ${coordinatorRounds.map((r) => `${r.bot_storage_writes_per_task} (${r.bots} bots)`).join(", ")}; per batch task ${coordinatorRounds.map((r) => `${r.batch.bot_storage_writes_per_task} (${r.bots} bots)`).join(", ")}`,
   );
   const b = budget as Awaited<ReturnType<typeof d1Budget>> | null;
   console.log(

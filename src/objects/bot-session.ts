@@ -29,6 +29,7 @@ import { AlarmSchedule, WRITE_BEHIND } from "./alarm-schedule";
 import { assignmentOf, type ParsedFrame, parseBotFrame } from "./bot-frames";
 import { BotHealth, HEALTH_CHECK } from "./bot-health";
 import { BotInbox } from "./bot-inbox";
+import { countingWrites, type WriteCount } from "./counted-storage";
 import { type ActivityChange, FleetActivity } from "./fleet-activity";
 import { resolveObjectName } from "./identity";
 import { KeptValue } from "./kept-value";
@@ -67,6 +68,9 @@ export interface ReleaseInfo {
 
 export class BotSession extends DurableObject<Env> {
   private readonly ctxBase: Ctx;
+  /** This object's storage, its writes counted (counted-storage.ts): the hot path is meant to make none per task. */
+  private readonly storage: DurableObjectStorage;
+  readonly storageWrites: WriteCount = { count: 0 };
   private readonly alarms: AlarmSchedule;
   private readonly activity: FleetActivity;
   private readonly health: BotHealth;
@@ -88,10 +92,11 @@ export class BotSession extends DurableObject<Env> {
     this.ctxBase = createCtx(env);
     // Answered by the runtime without waking this object: heartbeats cost nothing.
     state.setWebSocketAutoResponse(new WebSocketRequestResponsePair(HEARTBEAT_FRAME, HEARTBEAT_ACK_FRAME));
-    this.alarms = new AlarmSchedule(state.storage);
-    this.capabilities = new KeptValue<string[] | null>(state.storage, CAPABILITIES_KEY, () => null);
+    this.storage = countingWrites(state.storage, this.storageWrites);
+    this.alarms = new AlarmSchedule(this.storage);
+    this.capabilities = new KeptValue<string[] | null>(this.storage, CAPABILITIES_KEY, () => null);
     this.activity = new FleetActivity(this.alarms);
-    this.health = new BotHealth(state.storage, this.alarms, this.ctxBase.config.healthPolicy);
+    this.health = new BotHealth(this.storage, this.alarms, this.ctxBase.config.healthPolicy);
     state.blockConcurrencyWhile(async () => {
       this.botId = await resolveObjectName(state, env.BOT_SESSION);
       // Re-arm on start: an alarm may have been lost with a killed runtime.
@@ -273,7 +278,7 @@ export class BotSession extends DurableObject<Env> {
    */
   private async onSocketGone(ws: WebSocket, reason: string): Promise<void> {
     if (this.openSockets().some((s) => s !== ws)) return; // replaced by a newer connection
-    await this.ctx.storage.put(DISCONNECT_REASON_KEY, reason);
+    await this.storage.put(DISCONNECT_REASON_KEY, reason);
     await this.alarms.set(DISCONNECT, Date.now() + DISCONNECT_DEFER_MS);
   }
 
@@ -414,8 +419,8 @@ export class BotSession extends DurableObject<Env> {
   /** The bot was deleted: close its socket and forget everything. */
   async shutdown(): Promise<void> {
     for (const ws of this.ctx.getWebSockets()) ws.close(CLOSE_CODES.botDeleted, "bot deleted");
-    await this.ctx.storage.deleteAlarm();
-    await this.ctx.storage.deleteAll();
+    await this.storage.deleteAlarm();
+    await this.storage.deleteAll();
     this.capabilities.forget();
     this.alarms.forget();
     this.health.forget();
@@ -471,7 +476,7 @@ export class BotSession extends DurableObject<Env> {
 
   private async onDisconnectDue(ctx: Ctx): Promise<void> {
     if (this.openSockets().length > 0) return; // back in time
-    await this.startGrace(ctx, (await this.ctx.storage.get<string>(DISCONNECT_REASON_KEY)) ?? "closed");
+    await this.startGrace(ctx, (await this.storage.get<string>(DISCONNECT_REASON_KEY)) ?? "closed");
   }
 
   private async onGraceExpired(ctx: Ctx, botId: string): Promise<void> {

@@ -1,5 +1,6 @@
 /**
- * `GET /api/v1/_bench/d1`: the D1 round trips this isolate has made, for `npm run bench`.
+ * `GET /api/v1/_bench/d1`: the D1 round trips this isolate has made, and its bot objects' storage
+ * writes (objects/counted-storage.ts), for `npm run bench`.
  * Exists only when the Worker runs with BENCH_MODE=1 (404 otherwise); admin only.
  * Not part of the public API (left out of the OpenAPI document on purpose).
  */
@@ -8,6 +9,7 @@ import { requireAdmin } from "../auth";
 import { d1RoundTrips } from "../db/client";
 import { AppError } from "../errors";
 import type { AppEnv } from "../http";
+import { storageWrites } from "../objects/counted-storage";
 import { lastSweep } from "../services/sweeper";
 
 export const benchRouter = new Hono<AppEnv>();
@@ -19,6 +21,7 @@ benchRouter.get("/d1", (c) => {
     round_trips: d1RoundTrips.count,
     statements: d1RoundTrips.statements,
     rows_read: d1RoundTrips.rowsRead,
+    bot_storage_writes: storageWrites.count,
     last_sweep: lastSweep.report,
     last_sweep_finished_at_ms: lastSweep.finishedAtMs,
   });

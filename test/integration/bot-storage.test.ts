@@ -8,37 +8,15 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import type { Schedule } from "../../src/core/schedule";
 import type { AlarmSchedule } from "../../src/objects/alarm-schedule";
+import type { BotSession } from "../../src/objects/bot-session";
 import { BotSocket, createTask, eventually, registerBot, taskStatus, uniqueCapability } from "../helpers/api";
 
 const stub = (botId: string) => env.BOT_SESSION.getByName(botId);
 const scheduleOf = (botId: string) => runInDurableObject(stub(botId), (obj) => (obj as unknown as { alarms: AlarmSchedule }).alarms.load());
 const deadlineOf = (task: { assigned_at: string; timeout_seconds: number }) => Date.parse(task.assigned_at) + task.timeout_seconds * 1000;
 
-/** Counts the object's storage writes (put, delete, setAlarm, deleteAlarm) from now on; `stop` reads and removes the count. */
-async function countStorageWrites(botId: string): Promise<{ stop: () => Promise<number> }> {
-  const methods = ["put", "delete", "setAlarm", "deleteAlarm"] as const;
-  await runInDurableObject(stub(botId), (_obj, state) => {
-    const storage = state.storage as unknown as Record<string, (...args: unknown[]) => unknown> & { __writes?: number };
-    storage.__writes = 0;
-    for (const m of methods) {
-      const original = storage[m]!.bind(storage);
-      storage[m] = (...args: unknown[]) => {
-        storage.__writes = (storage.__writes ?? 0) + 1;
-        return original(...args);
-      };
-    }
-  });
-  return {
-    stop: () =>
-      runInDurableObject(stub(botId), (_obj, state) => {
-        const storage = state.storage as unknown as Record<string, unknown> & { __writes?: number };
-        const writes = storage.__writes ?? 0;
-        for (const m of methods) delete storage[m]; // the prototype's own methods again
-        delete storage.__writes;
-        return writes;
-      }),
-  };
-}
+/** The storage writes the bot's object has made so far (it counts them: objects/counted-storage.ts). */
+const storageWritesOf = (botId: string) => runInDurableObject(stub(botId), (obj: BotSession) => obj.storageWrites.count);
 
 /** A connected bot of its own capability, holding a first task with this timeout. */
 async function botWithTask(timeoutSeconds: number) {
@@ -55,7 +33,7 @@ describe("a bot object's storage on the hot path", () => {
     const { cap, bot, sock, first } = await botWithTask(300);
     const tasks = 12;
     for (let i = 0; i < tasks; i++) await createTask({ capability: cap, payload: { i }, timeout_seconds: 300 });
-    const writes = await countStorageWrites(bot.id);
+    const writesBefore = await storageWritesOf(bot.id);
     let held = first.id as string;
     for (let i = 0; i < tasks; i++) {
       await sock.complete(held);
@@ -63,7 +41,7 @@ describe("a bot object's storage on the hot path", () => {
     }
     // At most the write-behind entries of one second (the fleet event's, the health window's) and an alarm for
     // them; the code before this wrote the deadline, the health window and the fleet event every task (≥ 36 here).
-    expect(await writes.stop()).toBeLessThanOrEqual(4);
+    expect((await storageWritesOf(bot.id)) - writesBefore).toBeLessThanOrEqual(4);
     const current = await taskStatus(held);
     expect(current.status).toBe("assigned");
     const schedule: Schedule = await scheduleOf(bot.id);
