@@ -141,7 +141,7 @@ export class BotHealth {
     }
     // What D1 was just told is stored with the window it came from; otherwise the window waits for WRITE_BEHIND.
     if (moved) await this.history.persist();
-    else await this.alarms.setNoLaterThan(WRITE_BEHIND, nowMs + HISTORY_SAVE_DELAY_MS);
+    else await this.alarms.setInMemory(WRITE_BEHIND, nowMs + HISTORY_SAVE_DELAY_MS);
     const watchedScore = moved ? health.score : before.score;
     const next = quarantined || watchedScore < WATCH_BELOW ? nextChangeMs(history, this.policy) : null;
     if (next === null) await this.alarms.clear(HEALTH_CHECK);

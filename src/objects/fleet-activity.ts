@@ -60,7 +60,7 @@ export class FleetActivity {
   }
 
   private flushAt(): Promise<void> {
-    return this.alarms.setNoLaterThan(WRITE_BEHIND, this.publishedAtMs + FLEET_ACTIVITY_INTERVAL_MS);
+    return this.alarms.setInMemory(WRITE_BEHIND, this.publishedAtMs + FLEET_ACTIVITY_INTERVAL_MS);
   }
 
   /** The bot was deleted. */
