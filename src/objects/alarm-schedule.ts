@@ -10,13 +10,6 @@
 import { nextWakeMs, type Schedule, takeDue } from "../core/schedule";
 
 const SCHEDULE_KEY = "schedule";
-/**
- * The entry for what an object keeps in memory and writes or publishes behind, at most about a second
- * late (a bot's health window, its fleet activity): one entry, so one alarm a second serves them all.
- * It is itself memory only (setInMemory): what it flushes dies with the instance, so storing the entry
- * would keep nothing worth keeping and cost a write each time it is set and each time it rings.
- */
-export const WRITE_BEHIND = "write_behind";
 
 export class AlarmSchedule {
   /**
@@ -25,8 +18,6 @@ export class AlarmSchedule {
    * earlier. Memory only; an object that starts afresh reads storage again.
    */
   private cached: Schedule | null = null;
-  /** Entries kept in memory only (setInMemory); they ring with the stored ones. */
-  private readonly inMemory: Schedule = {};
   /** undefined: not known (nothing armed by this instance yet, or the alarm has just rung); null: none. */
   private armedAtMs: number | null | undefined = undefined;
 
@@ -44,7 +35,7 @@ export class AlarmSchedule {
   }
 
   private async arm(schedule: Schedule): Promise<void> {
-    const wake = nextWakeMs({ ...schedule, ...this.inMemory });
+    const wake = nextWakeMs(schedule);
     if (wake === null) return; // an alarm left armed rings once, finds nothing, and is not armed again
     if (this.armedAtMs !== undefined && this.armedAtMs !== null && this.armedAtMs <= wake) return;
     await this.storage.setAlarm(wake);
@@ -68,17 +59,6 @@ export class AlarmSchedule {
     await this.save({ ...schedule, [key]: atMs });
   }
 
-  /**
-   * An entry in memory only, no later than `atMs` (an earlier one stays): for work on what only memory
-   * holds, lost with the instance anyway. Costs no storage write unless the alarm must ring earlier.
-   */
-  async setInMemory(key: string, atMs: number): Promise<void> {
-    const known = this.inMemory[key];
-    if (known !== undefined && known <= atMs) return;
-    this.inMemory[key] = atMs;
-    await this.arm(await this.load());
-  }
-
   async clear(key: string): Promise<void> {
     const schedule = await this.load();
     if (!(key in schedule)) return;
@@ -90,18 +70,15 @@ export class AlarmSchedule {
   async takeDue(nowMs: number): Promise<string[]> {
     // The alarm that is running is spent: whatever is left must be armed again, even at the same time.
     this.armedAtMs = undefined;
-    const fromMemory = takeDue(this.inMemory, nowMs).due;
-    for (const key of fromMemory) delete this.inMemory[key];
     const { due, remaining } = takeDue(await this.load(), nowMs);
     if (due.length > 0) await this.save(remaining);
-    else await this.arm(remaining); // rang early (see above), or for memory's entries: nothing to write
-    return [...due, ...fromMemory];
+    else await this.arm(remaining); // rang early (see above): nothing to write, only the alarm to arm again
+    return due;
   }
 
   /** Storage was wiped (the bot was deleted): nothing kept in memory holds any more. */
   forget(): void {
     this.cached = null;
-    for (const key of Object.keys(this.inMemory)) delete this.inMemory[key];
     this.armedAtMs = undefined;
   }
 

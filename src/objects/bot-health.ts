@@ -23,13 +23,14 @@ import { writeBotHealth } from "../db/bots";
 import type { Ctx } from "../services/context";
 import { countMetric } from "../services/metrics";
 import { publishFleet } from "../services/streams";
-import { type AlarmSchedule, WRITE_BEHIND } from "./alarm-schedule";
+import type { AlarmSchedule } from "./alarm-schedule";
 import { KeptValue } from "./kept-value";
+import type { WriteBehind } from "./write-behind";
 
 /** The alarm schedule's entry for the next look at the window. */
 export const HEALTH_CHECK = "health";
 /**
- * The window is written behind (the schedule's WRITE_BEHIND entry): an attempt changes it in memory,
+ * The window is written behind (write-behind.ts): an attempt changes it in memory,
  * and storage takes the changes of up to this long in one write (a bot finishing tasks back to back then
  * costs no storage write per task). An object lost before it (a crash or a deploy) forgets those attempts;
  * what they moved in D1 (the score, a quarantine) is written at once, with the window.
@@ -58,6 +59,7 @@ export class BotHealth {
   constructor(
     storage: DurableObjectStorage,
     private readonly alarms: AlarmSchedule,
+    private readonly writeBehind: WriteBehind,
     private readonly policy: HealthPolicy = DEFAULT_HEALTH_POLICY,
   ) {
     this.writtenKept = new KeptValue<Written>(storage, WRITTEN_KEY, () => ({ score: 1, quarantinedAtMs: null }));
@@ -94,7 +96,7 @@ export class BotHealth {
     await this.alarms.clear(HEALTH_CHECK);
   }
 
-  /** The alarm's WRITE_BEHIND entry: the window as memory has it goes to storage. */
+  /** The write-behind's flush: the window as memory has it goes to storage. */
   async persist(): Promise<void> {
     await this.history.persist();
   }
@@ -139,9 +141,9 @@ export class BotHealth {
     } else if (moved) {
       await this.write(ctx, botId, health, quarantined ? (before.quarantinedAtMs ?? nowMs) : null, flip);
     }
-    // What D1 was just told is stored with the window it came from; otherwise the window waits for WRITE_BEHIND.
+    // What D1 was just told is stored with the window it came from; otherwise the window waits for the write-behind.
     if (moved) await this.history.persist();
-    else await this.alarms.setInMemory(WRITE_BEHIND, nowMs + HISTORY_SAVE_DELAY_MS);
+    else this.writeBehind.schedule(nowMs + HISTORY_SAVE_DELAY_MS);
     const watchedScore = moved ? health.score : before.score;
     const next = quarantined || watchedScore < WATCH_BELOW ? nextChangeMs(history, this.policy) : null;
     if (next === null) await this.alarms.clear(HEALTH_CHECK);

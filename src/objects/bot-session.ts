@@ -25,7 +25,7 @@ import { publishStepAssigned, publishStepLog, publishStepProgress } from "../ser
 import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
 import { countDispatch, countMetric, flushMetrics } from "../services/metrics";
 import { publishFleet } from "../services/streams";
-import { AlarmSchedule, WRITE_BEHIND } from "./alarm-schedule";
+import { AlarmSchedule } from "./alarm-schedule";
 import { assignmentOf, type ParsedFrame, parseBotFrame } from "./bot-frames";
 import { BotHealth, HEALTH_CHECK } from "./bot-health";
 import { BotInbox } from "./bot-inbox";
@@ -33,6 +33,7 @@ import { countingWrites, type WriteCount } from "./counted-storage";
 import { type ActivityChange, FleetActivity } from "./fleet-activity";
 import { resolveObjectName } from "./identity";
 import { KeptValue } from "./kept-value";
+import { WriteBehind } from "./write-behind";
 
 const CAPABILITIES_KEY = "capabilities";
 const DEADLINE = "deadline";
@@ -74,6 +75,8 @@ export class BotSession extends DurableObject<Env> {
   private readonly alarms: AlarmSchedule;
   private readonly activity: FleetActivity;
   private readonly health: BotHealth;
+  /** The fleet activity merge and the health window, flushed a moment later (write-behind.ts). */
+  private readonly writeBehind: WriteBehind;
   /** This object's bot; null only for an instance nobody ever addressed by name. */
   private botId: string | null = null;
   /**
@@ -95,8 +98,12 @@ export class BotSession extends DurableObject<Env> {
     this.storage = countingWrites(state.storage, this.storageWrites);
     this.alarms = new AlarmSchedule(this.storage);
     this.capabilities = new KeptValue<string[] | null>(this.storage, CAPABILITIES_KEY, () => null);
-    this.activity = new FleetActivity(this.alarms);
-    this.health = new BotHealth(this.storage, this.alarms, this.ctxBase.config.healthPolicy);
+    this.writeBehind = new WriteBehind(
+      () => this.flushWriteBehind(),
+      (err) => this.ctxBase.log.error("write-behind failed", { bot_id: this.botId, error: String(err) }),
+    );
+    this.activity = new FleetActivity(this.writeBehind);
+    this.health = new BotHealth(this.storage, this.alarms, this.writeBehind, this.ctxBase.config.healthPolicy);
     state.blockConcurrencyWhile(async () => {
       this.botId = await resolveObjectName(state, env.BOT_SESSION);
       // Re-arm on start: an alarm may have been lost with a killed runtime.
@@ -341,7 +348,7 @@ export class BotSession extends DurableObject<Env> {
     if (!task || task.botId !== this.botId || !isHeld(task.status)) return false;
     this.heldTask = task;
     await this.trackDeadline(task);
-    await this.noteActivity(this.scoped(), { currentTaskId: task.id });
+    this.noteActivity(this.scoped(), { currentTaskId: task.id });
     const ws = this.openSockets()[0];
     if (ws && push) await this.sendAssignment(ws, task);
     return Boolean(ws);
@@ -355,7 +362,7 @@ export class BotSession extends DurableObject<Env> {
     if (info.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, info.retryAtMs);
     const ctx = this.scoped();
     if (info.attempt) await this.noteAttempt(ctx, info.attempt);
-    await this.noteActivity(ctx, { currentTaskId: null, counts: info.counts });
+    this.noteActivity(ctx, { currentTaskId: null, counts: info.counts });
     await this.pullNextTask(ctx);
   }
 
@@ -425,6 +432,7 @@ export class BotSession extends DurableObject<Env> {
     this.alarms.forget();
     this.health.forget();
     this.activity.forget();
+    this.writeBehind.cancel();
   }
 
   // ---------------------------------------------------------------- alarm
@@ -437,7 +445,6 @@ export class BotSession extends DurableObject<Env> {
         if (key === DEADLINE) await this.onDeadline(ctx, this.botId);
         else if (key === DISCONNECT) await this.onDisconnectDue(ctx);
         else if (key === GRACE) await this.onGraceExpired(ctx, this.botId);
-        else if (key === WRITE_BEHIND) await this.writeBehind(ctx, this.botId);
         else if (key === HEALTH_CHECK) await this.onHealthCheck(ctx, this.botId);
         else if (key.startsWith(RETRY_PREFIX)) await this.onRetryDue(ctx, key.slice(RETRY_PREFIX.length));
       } catch (err) {
@@ -448,8 +455,8 @@ export class BotSession extends DurableObject<Env> {
   }
 
   /** What waited in memory: the fleet's merged activity event, the health window's storage write. */
-  private async writeBehind(ctx: Ctx, botId: string): Promise<void> {
-    await this.activity.flush(ctx, botId);
+  private async flushWriteBehind(): Promise<void> {
+    if (this.botId) this.activity.flush(this.scoped(), this.botId);
     await this.health.persist();
   }
 
@@ -524,7 +531,7 @@ export class BotSession extends DurableObject<Env> {
     // The deadline entry is left as it is (see trackDeadline).
     if (outcome.claimedNext && ws) await this.deliver(ctx, ws, outcome.claimedNext, counts);
     else {
-      await this.noteActivity(ctx, { currentTaskId: this.heldTask?.id ?? null, counts });
+      this.noteActivity(ctx, { currentTaskId: this.heldTask?.id ?? null, counts });
       if (!outcome.claimTried) await this.pullNextTask(ctx);
     }
     await dispatchReleasedSteps(ctx, outcome.releasedStepTaskIds);
@@ -572,7 +579,7 @@ export class BotSession extends DurableObject<Env> {
       job_id: claimed.jobId,
     });
     if (claimed.jobId) await publishStepAssigned(ctx, claimed);
-    await this.noteActivity(ctx, { currentTaskId: claimed.id, counts });
+    this.noteActivity(ctx, { currentTaskId: claimed.id, counts });
     void flushMetrics(ctx);
   }
 
@@ -582,8 +589,8 @@ export class BotSession extends DurableObject<Env> {
   }
 
   /** The fleet stream learns this bot's current task and finished attempts (coalesced, see fleet-activity.ts). */
-  private async noteActivity(ctx: Ctx, change: ActivityChange): Promise<void> {
-    if (this.botId) await this.activity.note(ctx, this.botId, change);
+  private noteActivity(ctx: Ctx, change: ActivityChange): void {
+    if (this.botId) this.activity.note(ctx, this.botId, change);
   }
 
   /**

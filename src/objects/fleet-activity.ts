@@ -2,7 +2,7 @@
  * A bot's task activity on the fleet stream (its current task, its finished attempts), for the
  * Status Center's fleet table. A bot finishing tasks back to back would otherwise put two events per
  * task on the one fleet stream, so changes are coalesced: the first after a quiet second goes out at
- * once, later ones within the second are merged and flushed by the bot object's alarm. The merged
+ * once, later ones within the second are merged and flushed by the bot object's write-behind timer. The merged
  * state waits in memory, not storage: a storage write per task would cost the bot's hot path more than
  * the event is worth. An object lost within that second (a crash or a deploy; a hibernating bot is not
  * evicted that soon) leaves the fleet table one change behind until the bot's next change, and a page
@@ -11,7 +11,7 @@
 import type { BotTaskCounts } from "../db/task-writes";
 import type { Ctx } from "../services/context";
 import { publishFleet } from "../services/streams";
-import { type AlarmSchedule, WRITE_BEHIND } from "./alarm-schedule";
+import type { WriteBehind } from "./write-behind";
 
 /** At most one activity event per bot per this interval; the last state always goes out. */
 export const FLEET_ACTIVITY_INTERVAL_MS = 1000;
@@ -33,34 +33,36 @@ export class FleetActivity {
   /** The merged change waiting for its flush (null: none). */
   private pending: BotActivity | null = null;
 
-  constructor(private readonly alarms: AlarmSchedule) {}
+  constructor(private readonly writeBehind: WriteBehind) {}
 
-  async note(ctx: Ctx, botId: string, change: ActivityChange): Promise<void> {
+  note(ctx: Ctx, botId: string, change: ActivityChange): void {
     const activity: BotActivity = { ...this.pending, current_task_id: change.currentTaskId };
     if (change.counts) Object.assign(activity, { tasks_completed: change.counts.completed, tasks_failed: change.counts.failed });
-    const nowMs = Date.now();
-    if (nowMs - this.publishedAtMs >= FLEET_ACTIVITY_INTERVAL_MS) {
-      // An entry left from a merge is not cleared: when it rings it finds nothing pending (one wake-up, no write now).
+    if (Date.now() - this.publishedAtMs >= FLEET_ACTIVITY_INTERVAL_MS) {
+      // A flush asked for by an earlier merge is not called off: it finds nothing pending.
       this.pending = null;
       this.publish(ctx, botId, activity);
       return;
     }
     const merging = this.pending !== null;
     this.pending = activity;
-    if (!merging) await this.flushAt();
+    if (!merging) this.flushAt();
   }
 
-  /** The alarm's WRITE_BEHIND entry: what was merged since the last event (not before its interval is over). */
-  async flush(ctx: Ctx, botId: string): Promise<void> {
+  /** The write-behind's flush: what was merged since the last event (not before its interval is over). */
+  flush(ctx: Ctx, botId: string): void {
     const pending = this.pending;
     if (!pending) return;
-    if (Date.now() - this.publishedAtMs < FLEET_ACTIVITY_INTERVAL_MS) return this.flushAt(); // rang early, for another write
+    if (Date.now() - this.publishedAtMs < FLEET_ACTIVITY_INTERVAL_MS) {
+      this.flushAt(); // early (for the health window): not before its own interval is over
+      return;
+    }
     this.pending = null;
     this.publish(ctx, botId, pending);
   }
 
-  private flushAt(): Promise<void> {
-    return this.alarms.setInMemory(WRITE_BEHIND, this.publishedAtMs + FLEET_ACTIVITY_INTERVAL_MS);
+  private flushAt(): void {
+    this.writeBehind.schedule(this.publishedAtMs + FLEET_ACTIVITY_INTERVAL_MS);
   }
 
   /** The bot was deleted. */
