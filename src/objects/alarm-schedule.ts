@@ -18,8 +18,8 @@ export class AlarmSchedule {
    * earlier. Memory only; an object that starts afresh reads storage again.
    */
   private cached: Schedule | null = null;
-  /** undefined: not known (nothing armed by this instance yet, or the alarm has just rung); null: none. */
-  private armedAtMs: number | null | undefined = undefined;
+  /** When the alarm is armed for; undefined: not known (nothing armed by this instance yet, or the alarm has just rung). */
+  private armedAtMs: number | undefined = undefined;
 
   constructor(private readonly storage: DurableObjectStorage) {}
 
@@ -37,7 +37,7 @@ export class AlarmSchedule {
   private async arm(schedule: Schedule): Promise<void> {
     const wake = nextWakeMs(schedule);
     if (wake === null) return; // an alarm left armed rings once, finds nothing, and is not armed again
-    if (this.armedAtMs !== undefined && this.armedAtMs !== null && this.armedAtMs <= wake) return;
+    if (this.armedAtMs !== undefined && this.armedAtMs <= wake) return;
     await this.storage.setAlarm(wake);
     this.armedAtMs = wake;
   }

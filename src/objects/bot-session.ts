@@ -438,9 +438,11 @@ export class BotSession extends DurableObject<Env> {
   // ---------------------------------------------------------------- alarm
 
   async alarm(): Promise<void> {
-    if (!this.botId) return;
     const ctx = this.scoped();
-    for (const key of await this.alarms.takeDue(ctx.now())) {
+    // Taken first, whatever follows: the schedule must learn that its alarm has rung, or it would not arm it again.
+    const due = await this.alarms.takeDue(ctx.now());
+    if (!this.botId) return;
+    for (const key of due) {
       try {
         if (key === DEADLINE) await this.onDeadline(ctx, this.botId);
         else if (key === DISCONNECT) await this.onDisconnectDue(ctx);
