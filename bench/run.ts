@@ -164,8 +164,11 @@ function waitAck(tracker: Tracker, taskId: string, timeoutMs: number): Promise<v
 
 let lastD1Count = 0;
 
-/** The coordinator's D1 counters so far (src/db/client.ts, BENCH_MODE=1): round trips and the rows they read. */
-async function d1Counters(h: Target): Promise<{ roundTrips: number; rowsRead: number; botStorageWrites: number }> {
+/**
+ * The coordinator's counters so far (BENCH_MODE=1): its D1 round trips and the rows they read (src/db/client.ts),
+ * and its bot objects' storage writes (src/objects/counted-storage.ts).
+ */
+async function coordinatorCounters(h: Target): Promise<{ roundTrips: number; rowsRead: number; botStorageWrites: number }> {
   const res = await h.api("GET", "/api/v1/_bench/d1");
   expectStatus(res, 200, "read the D1 counter");
   const count = res.body.round_trips as number;
@@ -177,15 +180,15 @@ async function d1Counters(h: Target): Promise<{ roundTrips: number; rowsRead: nu
 }
 
 /** D1 round trips the coordinator has made so far. */
-const d1RoundTrips = async (h: Target) => (await d1Counters(h)).roundTrips;
+const d1RoundTrips = async (h: Target) => (await coordinatorCounters(h)).roundTrips;
 
 /** workerd's CPU (ms) used so far by a target under wrangler dev; null for the Node floor or off Linux. */
 const workerdCpuMs = (h: Target) => (h.pgid === undefined ? null : (groupCpuMs(h.pgid)?.workerdMs ?? null));
 const perTask = (after: number | null, before: number | null, tasks: number) =>
   after === null || before === null ? null : round((after - before) / tasks);
-type D1Counters = Awaited<ReturnType<typeof d1Counters>>;
-/** One of the D1 counters per task between two readings (null when the target does not count D1). */
-const d1PerTask = (before: D1Counters | null, after: D1Counters | null, key: keyof D1Counters, tasks: number) =>
+type Counters = Awaited<ReturnType<typeof coordinatorCounters>>;
+/** One of the coordinator's counters per task between two readings (null when the target does not count). */
+const counterPerTask = (before: Counters | null, after: Counters | null, key: keyof Counters, tasks: number) =>
   perTask(after?.[key] ?? null, before?.[key] ?? null, tasks);
 
 /**
@@ -249,7 +252,7 @@ async function protocolRound(h: Target, n: number) {
     const toBot: number[] = [];
     const roundTrip: number[] = [];
     if (h.countsD1) await d1Quiet(h); // the last round's closes are not this round's cost
-    const d1Before = h.countsD1 ? await d1Counters(h) : null;
+    const countersBefore = h.countsD1 ? await coordinatorCounters(h) : null;
     for (let i = 0; i < LATENCY_SAMPLES; i++) {
       const t0 = now();
       const res = await h.api("POST", "/api/v1/tasks", { payload: { i }, capability });
@@ -259,7 +262,7 @@ async function protocolRound(h: Target, n: number) {
       toBot.push(tracker.received.get(id)! - t0);
       roundTrip.push(tracker.acked.get(id)! - t0);
     }
-    const d1After = d1Before ? await d1Counters(h) : null;
+    const countersAfter = countersBefore ? await coordinatorCounters(h) : null;
     // Throughput: many tasks in flight over all N bots.
     const total = Math.min(THROUGHPUT_MAX_TASKS, Math.max(100, n * THROUGHPUT_TASKS_PER_BOT));
     const cpuBefore = workerdCpuMs(h);
@@ -278,9 +281,9 @@ async function protocolRound(h: Target, n: number) {
     const cpuPerTaskMs = perTask(workerdCpuMs(h), cpuBefore, total);
     return {
       bots: n,
-      d1_round_trips_per_task: d1PerTask(d1Before, d1After, "roundTrips", LATENCY_SAMPLES),
-      d1_rows_read_per_task: d1PerTask(d1Before, d1After, "rowsRead", LATENCY_SAMPLES),
-      bot_storage_writes_per_task: d1PerTask(d1Before, d1After, "botStorageWrites", LATENCY_SAMPLES),
+      d1_round_trips_per_task: counterPerTask(countersBefore, countersAfter, "roundTrips", LATENCY_SAMPLES),
+      d1_rows_read_per_task: counterPerTask(countersBefore, countersAfter, "rowsRead", LATENCY_SAMPLES),
+      bot_storage_writes_per_task: counterPerTask(countersBefore, countersAfter, "botStorageWrites", LATENCY_SAMPLES),
       create_to_bot: stats(toBot),
       round_trip: stats(roundTrip),
       throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds), workerd_cpu_ms_per_task: cpuPerTaskMs },
@@ -294,7 +297,7 @@ async function protocolRound(h: Target, n: number) {
 /** `POST /tasks/batch` of the largest batch, created → every task completed (the floors serve the same call). */
 async function batchRound(h: Target, capability: string, tracker: Tracker) {
   const tasks = Array.from({ length: BATCH_TASKS }, (_, i) => ({ payload: { i }, capability }));
-  const d1Before = h.countsD1 ? await d1Counters(h) : null;
+  const countersBefore = h.countsD1 ? await coordinatorCounters(h) : null;
   const cpuBefore = workerdCpuMs(h);
   const t0 = now();
   const res = await h.api("POST", "/api/v1/tasks/batch", { tasks });
@@ -302,15 +305,15 @@ async function batchRound(h: Target, capability: string, tracker: Tracker) {
   await Promise.all((res.body as { id: string }[]).map((t) => waitAck(tracker, t.id, ROUND_TIMEOUT_MS)));
   const seconds = (now() - t0) / 1000;
   const cpuPerTaskMs = perTask(workerdCpuMs(h), cpuBefore, BATCH_TASKS);
-  const d1After = d1Before ? await d1Counters(h) : null;
+  const countersAfter = countersBefore ? await coordinatorCounters(h) : null;
   return {
     tasks: BATCH_TASKS,
     seconds: round(seconds),
     per_second: round(BATCH_TASKS / seconds),
     workerd_cpu_ms_per_task: cpuPerTaskMs,
-    d1_round_trips_per_task: d1PerTask(d1Before, d1After, "roundTrips", BATCH_TASKS),
-    d1_rows_read_per_task: d1PerTask(d1Before, d1After, "rowsRead", BATCH_TASKS),
-    bot_storage_writes_per_task: d1PerTask(d1Before, d1After, "botStorageWrites", BATCH_TASKS),
+    d1_round_trips_per_task: counterPerTask(countersBefore, countersAfter, "roundTrips", BATCH_TASKS),
+    d1_rows_read_per_task: counterPerTask(countersBefore, countersAfter, "rowsRead", BATCH_TASKS),
+    bot_storage_writes_per_task: counterPerTask(countersBefore, countersAfter, "botStorageWrites", BATCH_TASKS),
   };
 }
 

@@ -16,17 +16,27 @@ const WRITES = new Set<PropertyKey>(["put", "delete", "deleteAll", "setAlarm", "
 
 export function countingWrites(storage: DurableObjectStorage, own: WriteCount): DurableObjectStorage {
   // A Proxy, not Object.create: the storage's methods are the runtime's own and need it as `this`.
+  // Each method is wrapped once, not on every call (the bot's hot path reads its storage through this).
+  const methods = new Map<PropertyKey, (...args: unknown[]) => unknown>();
+  const methodOf = (prop: PropertyKey, fn: (...args: unknown[]) => unknown) => {
+    let method = methods.get(prop);
+    if (!method) {
+      const bound = fn.bind(storage);
+      method = WRITES.has(prop)
+        ? (...args: unknown[]) => {
+            own.count++;
+            storageWrites.count++;
+            return bound(...args);
+          }
+        : bound;
+      methods.set(prop, method);
+    }
+    return method;
+  };
   return new Proxy(storage, {
     get(target, prop) {
       const value: unknown = Reflect.get(target, prop);
-      if (typeof value !== "function") return value;
-      const bound = value.bind(target) as (...args: unknown[]) => unknown;
-      if (!WRITES.has(prop)) return bound;
-      return (...args: unknown[]) => {
-        own.count++;
-        storageWrites.count++;
-        return bound(...args);
-      };
+      return typeof value === "function" ? methodOf(prop, value as (...args: unknown[]) => unknown) : value;
     },
   });
 }
