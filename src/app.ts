@@ -52,7 +52,9 @@ export function createApp() {
     c.header("X-Request-Id", requestId);
     const started = Date.now();
     await next();
-    c.header("X-Request-Id", requestId);
+    // A response made by hand (not through `c`) lacks it. Only then: a header set after the response is made
+    // makes hono copy the whole Response (measured at 4% of the coordinator's CPU under load when done always).
+    if (!c.res.headers.has("X-Request-Id")) c.header("X-Request-Id", requestId);
     // What this request counted goes to the metrics store (at most once a second per isolate), after the response.
     const flush = flushMetrics(ctx);
     try {
