@@ -1,6 +1,8 @@
 /**
  * One Durable Object per bot: holds the bot's hibernating WebSocket, the
  * deadline of the task it runs, its reconnect grace, and retry wake-ups.
+ * This file is the connection and the object's surface; what the bot does
+ * with its task (deliver, start, settle, take the next) is bot-work.ts.
  *
  * Surface: typed RPC methods; `fetch` only accepts the WebSocket upgrade (the
  * Worker authenticates first). The object knows which bot it is from its own
@@ -11,42 +13,34 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { CLOSE_CODES, HEARTBEAT_ACK_FRAME, HEARTBEAT_FRAME, type ServerMessage } from "../contracts/ws";
-import type { Attempt } from "../core/health";
-import { isHeld, type TaskAction, taskDeadlineMs } from "../core/task-machine";
+import { isHeld } from "../core/task-machine";
 import { getBot, markConnected, markDisconnected } from "../db/bots";
 import type { TaskRow } from "../db/schema";
-import { claimBestTask } from "../db/task-claims";
-import { type BotTaskCounts, recordProgress } from "../db/task-writes";
 import { getTask } from "../db/tasks";
 import { AppError } from "../errors";
 import { type Ctx, createCtx } from "../services/context";
-import { claimForBot, dispatchReleasedSteps, dispatchTask } from "../services/dispatch";
-import { publishStepAssigned, publishStepLog, publishStepProgress } from "../services/job-events";
-import { applyTaskAction, type TransitionOutcome } from "../services/lifecycle";
-import { countDispatch, countMetric, flushMetrics } from "../services/metrics";
+import { applyTaskAction } from "../services/lifecycle";
+import { countMetric, flushMetrics } from "../services/metrics";
 import { publishFleet } from "../services/streams";
 import { AlarmSchedule } from "./alarm-schedule";
-import { assignmentOf, type ParsedFrame, parseBotFrame } from "./bot-frames";
+import { type ParsedFrame, parseBotFrame } from "./bot-frames";
 import { BotHealth, HEALTH_CHECK } from "./bot-health";
 import { BotInbox } from "./bot-inbox";
+import { BotWork, DEADLINE, RETRY_PREFIX, type ReleaseInfo } from "./bot-work";
 import { countingWrites, type WriteCount } from "./counted-storage";
-import { type ActivityChange, FleetActivity } from "./fleet-activity";
+import { FleetActivity } from "./fleet-activity";
 import { resolveObjectName } from "./identity";
 import { KeptValue } from "./kept-value";
 import { WriteBehind } from "./write-behind";
 
 const CAPABILITIES_KEY = "capabilities";
-const DEADLINE = "deadline";
 const GRACE = "grace";
 /** A socket that closed: recorded in D1 this long after, unless the bot is back by then (a reconnect then costs no disconnect write). */
 const DISCONNECT = "disconnect";
 const DISCONNECT_REASON_KEY = "disconnect_reason";
 const DISCONNECT_DEFER_MS = 1000;
-const RETRY_PREFIX = "retry:";
 /** Pending tasks a connecting bot's first write reads, to know whether a claim is worth its round trip. */
 const PULL_BATCH = 5;
-/** A task's progress reaches D1 at most this often (every message still reaches the job's watchers). */
-const PROGRESS_WRITE_INTERVAL_MS = 1000;
 
 interface SocketAttachment {
   connectedAtMs: number;
@@ -56,16 +50,6 @@ interface SocketAttachment {
 
 /** Set by the Worker on the upgrade it forwards, after it authenticated the caller. */
 export const TOKEN_ID_HEADER = "X-Clawbot-Token-Id";
-
-export interface ReleaseInfo {
-  notify: boolean;
-  reason: string;
-  retryAtMs: number | null;
-  /** The bot's finished attempts after the release (null: unknown, e.g. a deleted task). */
-  counts: BotTaskCounts | null;
-  /** The attempt the release ended, for the bot's health (null: it does not count). */
-  attempt?: Attempt | null;
-}
 
 export class BotSession extends DurableObject<Env> {
   private readonly ctxBase: Ctx;
@@ -79,16 +63,10 @@ export class BotSession extends DurableObject<Env> {
   private readonly writeBehind: WriteBehind;
   /** This object's bot; null only for an instance nobody ever addressed by name. */
   private botId: string | null = null;
-  /**
-   * The row of the task this bot holds, as of this object's last read or write of it: the bot's
-   * start and result are decided on it without reading D1 first (lifecycle's `knownRow`; the
-   * write is version-guarded, so a stale copy costs a re-read, never a wrong write). Memory only.
-   */
-  private heldTask: TaskRow | null = null;
   /** The bot's capabilities as D1 said at its last connect (null: it never connected). */
   private readonly capabilities: KeptValue<string[] | null>;
-  /** When each task's progress was last written to D1 (coalescing; memory only). */
-  private readonly progressWrittenAtMs = new Map<string, number>();
+  /** The task the bot holds and the next it takes (bot-work.ts). */
+  private readonly work: BotWork;
 
   constructor(state: DurableObjectState, env: Env) {
     super(state, env);
@@ -104,6 +82,17 @@ export class BotSession extends DurableObject<Env> {
     );
     this.activity = new FleetActivity(this.writeBehind);
     this.health = new BotHealth(this.storage, this.alarms, this.writeBehind, this.ctxBase.config.healthPolicy);
+    this.work = new BotWork({
+      botId: () => this.botId,
+      socket: () => this.openSockets()[0],
+      send: (ws, msg) => this.send(ws, msg),
+      refuse: (ws, code, message, details) => this.sendError(ws, code, message, details),
+      alarms: this.alarms,
+      health: this.health,
+      activity: this.activity,
+      capabilities: this.capabilities,
+      inbox: this.inbox,
+    });
     state.blockConcurrencyWhile(async () => {
       this.botId = await resolveObjectName(state, env.BOT_SESSION);
       // Re-arm on start: an alarm may have been lost with a killed runtime.
@@ -164,16 +153,12 @@ export class BotSession extends DurableObject<Env> {
     if (bot.currentTaskId) {
       // Back within the grace period: tell the bot its task again.
       const task = await getTask(ctx.db, bot.currentTaskId);
-      if (task && isHeld(task.status) && task.botId === botId) {
-        this.heldTask = task;
-        await this.sendAssignment(server, task);
-        await this.trackDeadline(task);
-      }
+      if (task && isHeld(task.status) && task.botId === botId) await this.work.holding(ctx, task, server);
     } else {
       // What was read with the capabilities kept from last time, filtered by the current ones (they may have
       // changed): nothing there, nothing to claim. Otherwise (or with no capabilities kept) the claim itself chooses.
       const canTake = (t: TaskRow) => t.capability === null || bot.capabilities.includes(t.capability);
-      if (!pull || dispatchable.some(canTake)) await this.claimBest(ctx, server, bot.capabilities);
+      if (!pull || dispatchable.some(canTake)) await this.work.claimBest(ctx, server, bot.capabilities);
     }
     return new Response(null, { status: 101, webSocket: client });
   }
@@ -197,55 +182,19 @@ export class BotSession extends DurableObject<Env> {
         case "heartbeat":
           this.send(ws, { type: "heartbeat_ack" });
           return;
-        case "task_progress": {
-          const { task_id, progress, message } = msg.payload;
-          // D1 takes a task's progress at most once a second (the row and the job follow); watchers get every message.
-          const held = this.heldTask?.id === task_id ? this.heldTask : null;
-          const lastWriteMs = this.progressWrittenAtMs.get(task_id) ?? 0;
-          if (!held || ctx.now() - lastWriteMs >= PROGRESS_WRITE_INTERVAL_MS) {
-            const jobId = held?.jobId ?? null;
-            const applied = await recordProgress(ctx.db, { taskId: task_id, botId, jobId }, progress, message ?? null, ctx.now());
-            if (!applied) return this.sendError(ws, "invalid_transition", "progress for a task this bot does not hold", { task_id });
-            this.progressWrittenAtMs.set(task_id, ctx.now());
-          }
-          if (held?.jobId) await publishStepProgress(ctx, held, progress, message ?? null);
+        // Awaited here, not returned: a refusal must reach the catch below.
+        case "task_progress":
+          await this.work.progress(ctx, ws, botId, msg.payload);
           return;
-        }
-        case "task_log": {
-          const { task_id, stream, lines } = msg.payload;
-          const held = this.heldTask?.id === task_id ? this.heldTask : null;
-          if (!held) return this.sendError(ws, "invalid_transition", "log lines for a task this bot does not hold", { task_id });
-          if (held.jobId) await publishStepLog(ctx, held, stream, lines);
+        case "task_log":
+          await this.work.log(ctx, ws, msg.payload);
           return;
-        }
-        case "task_started": {
-          if (await this.startRidesWithResult(ctx, msg.payload.task_id)) {
-            this.send(ws, {
-              type: "task_ack",
-              payload: { task_id: msg.payload.task_id, status: "in_progress", applied: true, ack_of: "task_started" },
-            });
-            return;
-          }
-          const outcome = await applyTaskAction(ctx, msg.payload.task_id, { kind: "start" }, this.reportOptions());
-          this.heldTask = isHeld(outcome.task.status) && outcome.task.botId === botId ? outcome.task : null;
-          await this.trackDeadline(outcome.task);
-          this.send(ws, {
-            type: "task_ack",
-            payload: { task_id: outcome.task.id, status: outcome.task.status, applied: true, ack_of: "task_started" },
-          });
+        case "task_started":
+          await this.work.started(ctx, ws, botId, msg.payload.task_id);
           return;
-        }
-        case "task_complete": {
-          const { task_id, success, result, error } = msg.payload;
-          const action: TaskAction = success
-            ? { kind: "complete", result, reporterBotId: botId }
-            : { kind: "fail", code: "bot_error", error: error ?? "bot reported failure", retry: true };
-          // The bot hears that its result was applied before it is offered anything else.
-          await this.settleOwnTask(ctx, task_id, action, (outcome) =>
-            this.send(ws, { type: "task_ack", payload: { task_id, status: outcome.task.status, applied: true, ack_of: "task_complete" } }),
-          );
+        case "task_complete":
+          await this.work.result(ctx, ws, botId, msg.payload);
           return;
-        }
       }
     } catch (err) {
       if (err instanceof AppError) {
@@ -318,7 +267,7 @@ export class BotSession extends DurableObject<Env> {
       return null;
     }
     if (task.status !== "pending") return null;
-    return this.claimAndSend(this.scoped(), ws, task);
+    return this.work.claimAndSend(this.scoped(), ws, task);
   }
 
   /**
@@ -331,7 +280,7 @@ export class BotSession extends DurableObject<Env> {
     const ctx = this.scoped();
     const ws = this.openSockets()[0];
     if (ws && task.botId === this.botId) {
-      await this.deliver(ctx, ws, task);
+      await this.work.deliver(ctx, ws, task);
       return true;
     }
     await applyTaskAction(ctx, task.id, { kind: "unassign", reason: "the bot's socket was gone" }, { knownRow: task });
@@ -346,24 +295,14 @@ export class BotSession extends DurableObject<Env> {
   async taskAssigned(taskId: string, push = true): Promise<boolean> {
     const task = await getTask(this.ctxBase.db, taskId);
     if (!task || task.botId !== this.botId || !isHeld(task.status)) return false;
-    this.heldTask = task;
-    await this.trackDeadline(task);
-    this.noteActivity(this.scoped(), { currentTaskId: task.id });
     const ws = this.openSockets()[0];
-    if (ws && push) await this.sendAssignment(ws, task);
+    await this.work.holding(this.scoped(), task, push ? ws : undefined);
     return Boolean(ws);
   }
 
   /** A task left this bot (completed, failed, cancelled, timed out, deleted) outside this object. */
   async taskReleased(taskId: string, info: ReleaseInfo): Promise<void> {
-    if (this.heldTask?.id === taskId) this.heldTask = null;
-    const ws = this.openSockets()[0];
-    if (ws && info.notify) this.send(ws, { type: "task_cancelled", payload: { task_id: taskId, reason: info.reason } });
-    if (info.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, info.retryAtMs);
-    const ctx = this.scoped();
-    if (info.attempt) await this.noteAttempt(ctx, info.attempt);
-    this.noteActivity(ctx, { currentTaskId: null, counts: info.counts });
-    await this.pullNextTask(ctx);
+    await this.work.released(this.scoped(), taskId, info);
   }
 
   /** An admin cleared the bot's health: a fresh window, no quarantine; it takes work again. */
@@ -371,7 +310,7 @@ export class BotSession extends DurableObject<Env> {
     if (!this.botId) return;
     const ctx = this.scoped();
     await this.health.clear(ctx, this.botId);
-    await this.pullNextTask(ctx);
+    await this.work.pullNextTask(ctx);
   }
 
   /** The health alarm's work with a given clock (the alarm passes the real one; tests their own). */
@@ -389,7 +328,7 @@ export class BotSession extends DurableObject<Env> {
       if (bot?.connected) await this.startGrace(ctx, "socket lost with a runtime restart");
       return;
     }
-    await this.pullNextTask(ctx);
+    await this.work.pullNextTask(ctx);
   }
 
   /**
@@ -444,11 +383,11 @@ export class BotSession extends DurableObject<Env> {
     if (!this.botId) return;
     for (const key of due) {
       try {
-        if (key === DEADLINE) await this.onDeadline(ctx, this.botId);
+        if (key === DEADLINE) await this.work.deadlineDue(ctx, this.botId);
         else if (key === DISCONNECT) await this.onDisconnectDue(ctx);
         else if (key === GRACE) await this.onGraceExpired(ctx, this.botId);
         else if (key === HEALTH_CHECK) await this.onHealthCheck(ctx, this.botId);
-        else if (key.startsWith(RETRY_PREFIX)) await this.onRetryDue(ctx, key.slice(RETRY_PREFIX.length));
+        else if (key.startsWith(RETRY_PREFIX)) await this.work.retryDue(ctx, key.slice(RETRY_PREFIX.length));
       } catch (err) {
         ctx.log.error("alarm entry failed; the sweeper will reconcile", { entry: key, error: String(err) });
       }
@@ -462,25 +401,9 @@ export class BotSession extends DurableObject<Env> {
     await this.health.persist();
   }
 
-  private async onDeadline(ctx: Ctx, botId: string): Promise<void> {
-    // D1 decides, not this object's copy: the entry may be early (kept from an earlier task, see trackDeadline).
-    const bot = await getBot(ctx.db, botId);
-    if (!bot?.currentTaskId) return;
-    const task = await getTask(ctx.db, bot.currentTaskId);
-    if (!task || task.botId !== botId || !isHeld(task.status)) return;
-    const deadline = deadlineOf(task);
-    if (deadline !== null && deadline > ctx.now()) return this.alarms.set(DEADLINE, deadline); // early or restarted: not due yet
-    const timeout: TaskAction = { kind: "fail", code: "timeout", error: `no result within ${task.timeoutSeconds}s`, retry: true };
-    // The bot is told to stop before it is offered its next task.
-    await this.settleOwnTask(ctx, task.id, timeout, () => {
-      const ws = this.openSockets()[0];
-      if (ws) this.send(ws, { type: "task_cancelled", payload: { task_id: task.id, reason: "timeout" } });
-    });
-  }
-
   /** The health window slid: a quarantined bot may have recovered (then it takes work at once). */
   private async onHealthCheck(ctx: Ctx, botId: string): Promise<void> {
-    if ((await this.health.reevaluate(ctx, botId)) === "recovered") await this.pullNextTask(ctx);
+    if ((await this.health.reevaluate(ctx, botId)) === "recovered") await this.work.pullNextTask(ctx);
   }
 
   private async onDisconnectDue(ctx: Ctx): Promise<void> {
@@ -494,143 +417,12 @@ export class BotSession extends DurableObject<Env> {
     const bot = await getBot(ctx.db, botId);
     if (bot?.connected) await markDisconnected(ctx.db, botId, ctx.now(), "socket lost");
     if (!bot?.currentTaskId) return;
-    await this.settleOwnTask(ctx, bot.currentTaskId, {
+    await this.work.settleOwnTask(ctx, bot.currentTaskId, {
       kind: "fail",
       code: "bot_lost",
       error: `bot ${botId} disconnected and did not return within ${ctx.config.botReconnectGraceMs / 1000}s`,
       retry: true,
     });
-  }
-
-  private async onRetryDue(ctx: Ctx, taskId: string): Promise<void> {
-    await this.pullNextTask(ctx);
-    await dispatchTask(ctx, taskId);
-  }
-
-  // ---------------------------------------------------------------- helpers
-
-  /**
-   * Settles the task this bot holds, then does the follow-ups locally: forget
-   * the deadline, schedule a retry wake-up, take the next task, and dispatch a
-   * released workflow step to whoever can run it. With a socket open, the next
-   * task is claimed in the same D1 batch as the settlement.
-   */
-  private async settleOwnTask(
-    ctx: Ctx,
-    taskId: string,
-    action: TaskAction,
-    announce?: (outcome: TransitionOutcome) => void,
-  ): Promise<TransitionOutcome> {
-    const ws = this.openSockets()[0];
-    const capabilities = ws && this.botId ? await this.capabilities.get() : undefined;
-    const claimNext = ws && this.botId && capabilities ? { botId: this.botId, capabilities } : undefined;
-    const outcome = await applyTaskAction(ctx, taskId, action, { ...this.reportOptions(), claimNext });
-    if (this.heldTask?.id === taskId) this.heldTask = null;
-    announce?.(outcome);
-    if (outcome.retryAtMs !== null) await this.alarms.set(RETRY_PREFIX + taskId, outcome.retryAtMs);
-    const counts = outcome.releasedBotId === this.botId ? outcome.releasedBotCounts : null;
-    if (outcome.releasedBotId === this.botId && outcome.releasedAttempt) await this.noteAttempt(ctx, outcome.releasedAttempt);
-    // The deadline entry is left as it is (see trackDeadline).
-    if (outcome.claimedNext && ws) await this.deliver(ctx, ws, outcome.claimedNext, counts);
-    else {
-      this.noteActivity(ctx, { currentTaskId: this.heldTask?.id ?? null, counts });
-      if (!outcome.claimTried) await this.pullNextTask(ctx);
-    }
-    await dispatchReleasedSteps(ctx, outcome.releasedStepTaskIds);
-    return outcome;
-  }
-
-  /**
-   * Takes the best pending task this bot can run. Whether the bot is idle and
-   * not held is decided by the claim itself (conditional in D1), so no read of
-   * the bot row is needed; its capabilities were cached when it connected.
-   */
-  private async pullNextTask(ctx: Ctx): Promise<void> {
-    const ws = this.openSockets()[0];
-    if (!ws || (await this.health.isQuarantined())) return; // (the claim would refuse it anyway)
-    await this.claimBest(ctx, ws, (await this.capabilities.get()) ?? []);
-  }
-
-  /** Claims the best pending task this bot can run, chosen by the claim itself (claimBestTask), and sends it. */
-  private async claimBest(ctx: Ctx, ws: WebSocket, capabilities: string[]): Promise<void> {
-    if (!this.botId) return;
-    const claimed = await claimBestTask(ctx.db, { botId: this.botId, capabilities }, ctx.now());
-    if (claimed) await this.deliver(ctx, ws, claimed);
-  }
-
-  private async claimAndSend(ctx: Ctx, ws: WebSocket, task: TaskRow): Promise<TaskRow | null> {
-    if (!this.botId) return null;
-    const claimed = await claimForBot(ctx, task, this.botId, { requireConnected: true });
-    if (!claimed) return null;
-    await this.deliver(ctx, ws, claimed);
-    return claimed;
-  }
-
-  /** A task this bot has just claimed: keep its row, send it, watch its deadline. */
-  private async deliver(ctx: Ctx, ws: WebSocket, claimed: TaskRow, counts: BotTaskCounts | null = null): Promise<void> {
-    this.heldTask = claimed;
-    this.progressWrittenAtMs.clear();
-    countDispatch(claimed, ctx.now());
-    await this.sendAssignment(ws, claimed);
-    await this.trackDeadline(claimed);
-    await this.alarms.clear(RETRY_PREFIX + claimed.id);
-    ctx.log.info("task dispatched", {
-      task_id: claimed.id,
-      attempt: claimed.attempts,
-      workflow_id: claimed.workflowId,
-      job_id: claimed.jobId,
-    });
-    if (claimed.jobId) await publishStepAssigned(ctx, claimed);
-    this.noteActivity(ctx, { currentTaskId: claimed.id, counts });
-    void flushMetrics(ctx);
-  }
-
-  /** A finished attempt counts in the bot's health (which may quarantine it). */
-  private async noteAttempt(ctx: Ctx, attempt: Attempt): Promise<void> {
-    if (this.botId) await this.health.recordAttempt(ctx, this.botId, attempt);
-  }
-
-  /** The fleet stream learns this bot's current task and finished attempts (coalesced, see fleet-activity.ts). */
-  private noteActivity(ctx: Ctx, change: ActivityChange): void {
-    if (this.botId) this.activity.note(ctx, this.botId, change);
-  }
-
-  /**
-   * The alarm rings no later than the held task's deadline. The entry is a check, not a verdict (onDeadline
-   * re-reads the task and re-arms for its real deadline), so it is written only to move earlier: a bot
-   * running tasks back to back, each deadline later than the last, costs no storage write per task, and a
-   * task that left is not cleared (its entry rings once and finds nothing due).
-   */
-  private async trackDeadline(task: TaskRow): Promise<void> {
-    const deadline = deadlineOf(task);
-    if (deadline !== null && isHeld(task.status)) await this.alarms.setNoLaterThan(DEADLINE, deadline);
-  }
-
-  private async sendAssignment(ws: WebSocket, task: TaskRow): Promise<void> {
-    this.send(ws, await assignmentOf(this.ctxBase, task));
-  }
-
-  /**
-   * A start with the bot's result right behind it (a quick task: the bot sent both back to back) is not
-   * written on its own: the result's write records the start too (the task machine's complete from
-   * `assigned`: its start time and `task_started` event, then `task_completed`), one D1 round trip
-   * instead of two. D1 lags nothing a reader could see: until that write, the task reads `assigned`,
-   * as it would while the start's own write was on its way. It waits a few ms at most for the result
-   * (bot-inbox.ts; a start written that much later costs a long task nothing, and a result arriving
-   * after it waits for the start's write as before).
-   */
-  private async startRidesWithResult(ctx: Ctx, taskId: string): Promise<boolean> {
-    const held = this.heldTask;
-    if (held?.id !== taskId || held.status !== "assigned") return false;
-    const startedAtMs = ctx.now(); // when the bot said so, not when its result was seen
-    if (!(await this.inbox.awaitResult(taskId)) || this.heldTask !== held) return false;
-    this.heldTask = { ...held, startedAt: startedAtMs };
-    return true;
-  }
-
-  /** This bot acts on its task; the kept row saves the read (see `heldTask`). */
-  private reportOptions() {
-    return { actingBotId: this.botId ?? undefined, knownRow: this.heldTask ?? undefined };
   }
 
   private openSockets(): WebSocket[] {
@@ -657,6 +449,3 @@ export class BotSession extends DurableObject<Env> {
     };
   }
 }
-
-const deadlineOf = (task: TaskRow): number | null =>
-  taskDeadlineMs({ assignedAtMs: task.assignedAt, startedAtMs: task.startedAt, timeoutSeconds: task.timeoutSeconds });

@@ -4,7 +4,10 @@ import { BotInbox } from "../../src/objects/bot-inbox";
 
 const frame = (msg: unknown) => parseBotFrame(JSON.stringify(msg));
 const result = (taskId: string, success = true) =>
-  frame({ type: "task_complete", payload: { task_id: taskId, success, result: success ? { ok: true } : null, error: success ? undefined : "x" } });
+  frame({
+    type: "task_complete",
+    payload: { task_id: taskId, success, result: success ? { ok: true } : null, error: success ? undefined : "x" },
+  });
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const WAIT_MS = 300;
 
