@@ -168,7 +168,9 @@ let lastD1Count = 0;
  * The coordinator's counters so far (BENCH_MODE=1): its D1 round trips and the rows they read (src/db/client.ts),
  * and its bot objects' storage writes (src/objects/counted-storage.ts).
  */
-async function coordinatorCounters(h: Target): Promise<{ roundTrips: number; rowsRead: number; botStorageWrites: number }> {
+async function coordinatorCounters(
+  h: Target,
+): Promise<{ roundTrips: number; rowsRead: number; botStorageWrites: number; d1WaitedMs: number }> {
   const res = await h.api("GET", "/api/v1/_bench/d1");
   expectStatus(res, 200, "read the D1 counter");
   const count = res.body.round_trips as number;
@@ -176,7 +178,12 @@ async function coordinatorCounters(h: Target): Promise<{ roundTrips: number; row
   // does when a source file changes (its bundler always watches). Every count since would be wrong.
   if (count < lastD1Count) throw new Error("the coordinator restarted during the run (a source file changed?): D1 counts are void");
   lastD1Count = count;
-  return { roundTrips: count, rowsRead: res.body.rows_read as number, botStorageWrites: res.body.bot_storage_writes as number };
+  return {
+    roundTrips: count,
+    rowsRead: res.body.rows_read as number,
+    botStorageWrites: res.body.bot_storage_writes as number,
+    d1WaitedMs: res.body.d1_waited_ms as number,
+  };
 }
 
 /** D1 round trips the coordinator has made so far. */
@@ -284,6 +291,8 @@ async function protocolRound(h: Target, n: number) {
       d1_round_trips_per_task: counterPerTask(countersBefore, countersAfter, "roundTrips", LATENCY_SAMPLES),
       d1_rows_read_per_task: counterPerTask(countersBefore, countersAfter, "rowsRead", LATENCY_SAMPLES),
       bot_storage_writes_per_task: counterPerTask(countersBefore, countersAfter, "botStorageWrites", LATENCY_SAMPLES),
+      /** How long the coordinator waited for D1 per task, one task at a time: D1's share of the round trip. */
+      d1_ms_per_task: counterPerTask(countersBefore, countersAfter, "d1WaitedMs", LATENCY_SAMPLES),
       create_to_bot: stats(toBot),
       round_trip: stats(roundTrip),
       throughput: { tasks: total, seconds: round(seconds), per_second: round(total / seconds), workerd_cpu_ms_per_task: cpuPerTaskMs },
@@ -520,6 +529,9 @@ async function main() {
   );
   console.log(
     `bot object storage writes (counted): per task ${coordinatorRounds.map((r) => `${r.bot_storage_writes_per_task} (${r.bots} bots)`).join(", ")}; per batch task ${coordinatorRounds.map((r) => `${r.batch.bot_storage_writes_per_task} (${r.bots} bots)`).join(", ")}`,
+  );
+  console.log(
+    `D1 time (counted: waited for D1, one task at a time): per task ${coordinatorRounds.map((r) => `${r.d1_ms_per_task} ms of a ${r.round_trip.p50_ms} ms p50 round trip (${r.bots} bots)`).join(", ")}`,
   );
   const b = budget as Awaited<ReturnType<typeof d1Budget>> | null;
   console.log(

@@ -13,7 +13,7 @@
  * reaches only the writer that sent it.
  */
 import { DurableObject } from "cloudflare:workers";
-import { countRowsRead, d1RoundTrips } from "../db/client";
+import { countRowsRead, d1RoundTrips, timedD1 } from "../db/client";
 
 /** A statement as it travels: SQL text and its bound values. */
 export interface Query {
@@ -89,6 +89,6 @@ export class D1Writer extends DurableObject<Env> {
     d1RoundTrips.count++;
     d1RoundTrips.statements += queries.length;
     const d1 = this.env.DB;
-    return d1.batch(queries.map((q) => d1.prepare(q.sql).bind(...q.params))).then(countRowsRead);
+    return timedD1(d1.batch(queries.map((q) => d1.prepare(q.sql).bind(...q.params)))).then(countRowsRead);
   }
 }

@@ -21,6 +21,7 @@ benchRouter.get("/d1", (c) => {
     round_trips: d1RoundTrips.count,
     statements: d1RoundTrips.statements,
     rows_read: d1RoundTrips.rowsRead,
+    d1_waited_ms: d1RoundTrips.waitedMs,
     bot_storage_writes: storageWrites.count,
     last_sweep: lastSweep.report,
     last_sweep_finished_at_ms: lastSweep.finishedAtMs,
