@@ -66,7 +66,7 @@ type Payload<T extends BotMessage["type"]> = Extract<BotMessage, { type: T }>["p
 
 export class BotWork {
   /** The row of the task this bot holds (see the file's comment). */
-  heldTask: TaskRow | null = null;
+  private heldTask: TaskRow | null = null;
   /** When each task's progress was last written to D1 (coalescing; memory only). */
   private readonly progressWrittenAtMs = new Map<string, number>();
 
