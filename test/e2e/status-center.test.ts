@@ -2,8 +2,9 @@
  * The Status Center in a real browser (Debian's chromium driven by playwright-core) against `npm start`
  * as it comes: sign in, watch a job go from queued to completed, cancel a running job and see the bot's
  * process stop, watch a deployment advance through its stages, drop the network and see the page come
- * back to exactly the current state, and check that a viewer has no actions. Screenshots go to
- * docs/screenshots/ (the README shows them).
+ * back to exactly the current state, and check that a viewer has no actions. Screenshots go to a
+ * temporary directory, or with UPDATE_SCREENSHOTS=1 to docs/screenshots/ (the README shows them): a
+ * test run leaves the tree as it found it.
  */
 import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
@@ -17,7 +18,8 @@ import { until } from "../../scripts/lib/harness";
 import { cleanUpRuns, freePortBlock, npmStart, type Run, stateDirs, upAndHealthy } from "../helpers/npm-start";
 
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
-const SHOTS = path.join(ROOT, "docs/screenshots");
+const SHOTS =
+  process.env.UPDATE_SCREENSHOTS === "1" ? path.join(ROOT, "docs/screenshots") : path.join(os.tmpdir(), "clawbot-status-screenshots");
 
 /**
  * A TCP proxy between the browser and the coordinator, so the test can cut the page's network (every
