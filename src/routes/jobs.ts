@@ -29,9 +29,20 @@ function resultArtifactIds(result: unknown): string[] {
 
 export const jobsRouter = createRouter();
 
-/** 202 with the job, `status_url`, `websocket_url` and `Location`; a replayed create is 200. */
-export function acceptedJob(c: AppContext, job: Parameters<typeof jobJson>[0], created: boolean) {
-  const body = jobJson(job);
+/**
+ * Starts a job for the caller: its steps' task creation is charged to the caller's limits, the job is
+ * created once per idempotency key, and the answer is 202 with the job, `status_url`, `websocket_url`
+ * and `Location` (a replayed create: 200).
+ */
+export async function startJob(c: AppContext, spec: JobSpec, key: string | undefined, request: unknown) {
+  const ctx = c.get("ctx");
+  await chargeTaskCreation(
+    ctx,
+    c.get("principal"),
+    spec.steps.map((s) => s.capability),
+  );
+  const { resource, created } = await createJob(ctx, spec, key, request);
+  const body = jobJson(resource);
   c.header("Location", body.status_url);
   return c.json(body, created ? 202 : 200);
 }
@@ -70,13 +81,7 @@ jobsRouter.openapi(
     } else {
       spec = { ...base, kind: "task", workflowId: null, steps: [stepOfTask(body.task!)] };
     }
-    await chargeTaskCreation(
-      c.get("ctx"),
-      c.get("principal"),
-      spec.steps.map((s) => s.capability),
-    );
-    const { resource, created } = await createJob(c.get("ctx"), spec, idempotencyKey(c, body.idempotency_key), withoutKey(body));
-    return acceptedJob(c, resource, created);
+    return startJob(c, spec, idempotencyKey(c, body.idempotency_key), withoutKey(body));
   },
 );
 

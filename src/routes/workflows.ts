@@ -24,10 +24,9 @@ import { inputArtifacts } from "../services/artifacts";
 import type { Ctx } from "../services/context";
 import { createOnce, withoutKey } from "../services/create-once";
 import { dispatchTask, releaseDeletedTask } from "../services/dispatch";
-import { createJob } from "../services/jobs";
 import { countCreated } from "../services/metrics";
 import { chargeTaskCreation } from "../services/rate-limits";
-import { acceptedJob, workflowSteps } from "./jobs";
+import { startJob, workflowSteps } from "./jobs";
 import { resourceRoutes } from "./resource-routes";
 
 const tags = ["Workflows"];
@@ -140,14 +139,7 @@ workflowsRouter.openapi(
       execute: body.execute,
       inputArtifacts: await inputArtifacts(c.get("ctx"), ids),
     };
-    await chargeTaskCreation(
-      c.get("ctx"),
-      c.get("principal"),
-      spec.steps.map((s) => s.capability),
-    );
-    const key = idempotencyKey(c, body.idempotency_key);
-    const { resource, created } = await createJob(c.get("ctx"), spec, key, { workflow_id: id, input_data_id, ...withoutKey(body) });
-    return acceptedJob(c, resource, created);
+    return startJob(c, spec, idempotencyKey(c, body.idempotency_key), { workflow_id: id, input_data_id, ...withoutKey(body) });
   },
 );
 
