@@ -15,6 +15,7 @@ import { BotClient } from "../bot/src/client";
 import { echoHandler } from "../bot/src/handlers";
 import { ROOT, startCoordinator } from "../scripts/lib/coordinator";
 import { E2E_ADMIN_TOKEN, type Harness, mapLimit, onFreePort, startHarness } from "../scripts/lib/harness";
+import { removeRunDir } from "../scripts/lib/run-state";
 import { groupCpuMs } from "./cpu";
 import { eventLatency } from "./events";
 import { startNodeFloor } from "./floor/node-server";
@@ -362,15 +363,19 @@ async function main() {
   const nodeRounds = await roundsThrough(targetAt("node floor", node.url), () => node.close());
 
   console.log("starting the platform floor (wrangler dev, one Durable Object with SQLite) …");
+  const floorDir = mkdtempSync(path.join(os.tmpdir(), "cbc-floor-"));
   const platform = await onFreePort((port) =>
     startCoordinator({
       port,
-      persistDir: mkdtempSync(path.join(os.tmpdir(), "cbc-floor-")),
+      persistDir: floorDir,
       config: path.join(ROOT, "bench/floor/wrangler.toml"),
       logFile: "/dev/null",
     }),
   );
-  const platformRounds = await roundsThrough(targetAt("platform floor", platform.url, false, platform.process.pid), () => platform.stop());
+  const platformRounds = await roundsThrough(targetAt("platform floor", platform.url, false, platform.process.pid), async () => {
+    await platform.stop();
+    removeRunDir(floorDir);
+  });
 
   console.log("starting the coordinator (wrangler dev) …");
   // BENCH_D1_GROUP_COMMIT=off measures the coordinator without group commit (on by default, as in config.ts).
@@ -416,7 +421,7 @@ async function main() {
           });
         }
       } finally {
-        await h.coordinator.stop();
+        await h.stop();
       }
     },
     profilePort,

@@ -5,6 +5,7 @@ import { createServer } from "node:net";
 import os from "node:os";
 import path from "node:path";
 import { type Coordinator, ROOT, startCoordinator } from "./coordinator";
+import { removeRunState } from "./run-state";
 
 export const E2E_ADMIN_TOKEN = "e2e-admin-token-abcdefghijklmnop";
 
@@ -42,6 +43,8 @@ export interface Harness {
   persistDir: string;
   logFile: string;
   restart(): Promise<void>;
+  /** Stops the coordinator and removes its persisted state (its log stays; KEEP_STATE=1 keeps everything). */
+  stop(): Promise<void>;
   // biome-ignore lint/suspicious/noExplicitAny: e2e tests read response bodies of every shape
   api(method: string, p: string, body?: unknown): Promise<{ status: number; body: any; headers: Headers }>;
 }
@@ -62,6 +65,10 @@ async function startHarnessOn(port: number, vars: Record<string, string>): Promi
     logFile,
     async restart() {
       h.coordinator = await startCoordinator({ port, persistDir, vars: allVars, logFile });
+    },
+    async stop() {
+      await h.coordinator.stop();
+      removeRunState(persistDir);
     },
     async api(method, p, body) {
       const res = await fetch(`${h.coordinator.url}${p}`, {

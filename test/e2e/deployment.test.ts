@@ -53,7 +53,7 @@ describe("deployments end to end (OpenSSH sshd as the VPS)", () => {
 
   afterAll(async () => {
     stopLocalVpsBots(dir); // the installed bots run detached on this machine (the "VPS")
-    await h?.coordinator.stop();
+    await h?.stop();
     await sshd?.stop();
     await relay?.close();
     await standins?.close();

@@ -45,7 +45,7 @@ describe("dispatch race at 500 tasks / 50 bots", () => {
 
   afterAll(async () => {
     for (const b of bots) b.client.stop();
-    await h?.coordinator.stop();
+    await h?.stop();
   });
 
   it("each task to one bot, each bot one task at a time, each completion applied once", async () => {

@@ -53,7 +53,7 @@ describe("delivery fault test", () => {
   afterAll(async () => {
     if (pinger) clearInterval(pinger);
     for (const b of bots) b.process?.kill("SIGKILL");
-    await h?.coordinator.stop();
+    await h?.stop();
   });
 
   /** An API call that rides out a coordinator restart: retried (same idempotency key) until it answers. */

@@ -27,7 +27,7 @@ describe("fleet end to end", () => {
 
   afterAll(async () => {
     for (const b of bots) b.kill("SIGTERM");
-    await h?.coordinator.stop();
+    await h?.stop();
   });
 
   it("runs a workflow in order and 200 tasks exactly once, surviving a coordinator crash", async () => {

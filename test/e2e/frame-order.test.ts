@@ -59,7 +59,7 @@ for (const groupCommit of ["off", "on"]) {
       h = await startHarness({ LOG_LEVEL: "error", D1_GROUP_COMMIT: groupCommit });
     }, 120_000);
     afterAll(async () => {
-      await h?.coordinator.stop();
+      await h?.stop();
     });
 
     it(`${BOTS} bots × ${2 * FRAMES_PER_KIND} frames in a burst: each job's events follow the bot's order`, async () => {

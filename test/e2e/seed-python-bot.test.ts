@@ -57,7 +57,7 @@ describe("seed 001 Python example bot", () => {
   });
   afterAll(async () => {
     bot?.kill("SIGKILL");
-    await h?.coordinator.stop();
+    await h?.stop();
   });
 
   it("registers, connects without a token and completes tasks and a workflow", async () => {

@@ -6,6 +6,7 @@ import path from "node:path";
 import { ROOT } from "../../scripts/lib/coordinator";
 import { until } from "../../scripts/lib/harness";
 import { stopLeftovers } from "../../scripts/lib/leftovers";
+import { removeRunDir } from "../../scripts/lib/run-state";
 
 export interface Run {
   child: ChildProcess;
@@ -80,5 +81,8 @@ export async function cleanUpRuns(): Promise<void> {
       // already gone
     }
   }
-  for (const dir of stateDirs) await stopLeftovers(path.join(dir, "npm-start.pids"), () => {});
+  for (const dir of stateDirs) {
+    await stopLeftovers(path.join(dir, "npm-start.pids"), () => {});
+    removeRunDir(dir); // its state (D1, objects, R2, the local bot's projects) is the run's alone
+  }
 }
