@@ -5,7 +5,7 @@ import { runBatch } from "./batch";
 import { type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { type BotRow, bots, coordinatorState, events, type TaskRow, tokens } from "./schema";
-import { dispatchableTasksQuery } from "./tasks";
+import { bestDueTaskQuery } from "./task-claims";
 import { revokeBotTokens, type TokenInsert } from "./tokens";
 
 /** SQL twin of deriveBotStatus(); keep the two in step (the integration tests compare them). */
@@ -214,7 +214,7 @@ const botEvent = (db: Db, id: string, type: string, data: Record<string, unknown
 export interface Connected {
   /** The bot as stored after the connect; undefined: no such bot (nothing was written). */
   bot: BotRow | undefined;
-  /** Pending tasks for `capabilities` (the ones the caller last knew), read in the same round trip. */
+  /** The task the bot would claim with `capabilities` (the ones the caller last knew), if any, read in the same round trip. */
   dispatchable: TaskRow[];
 }
 
@@ -227,7 +227,7 @@ export async function markConnected(
   db: Db,
   id: string,
   nowMs: number,
-  pull: { capabilities: string[]; limit: number } | null,
+  pull: { capabilities: string[] } | null,
   healthScore: number | null = null,
 ): Promise<Connected> {
   const health = healthScore === null ? {} : { healthScore };
@@ -238,7 +238,7 @@ export async function markConnected(
       .where(eq(bots.id, id)),
     botEvent(db, id, "bot_connected", {}, nowMs),
     db.select().from(bots).where(eq(bots.id, id)),
-    dispatchableTasksQuery(db, pull?.capabilities ?? [], nowMs, pull ? pull.limit : 0),
+    bestDueTaskQuery(db, pull?.capabilities ?? [], nowMs),
   ]);
   return { bot: found[0], dispatchable: pull ? dispatchable : [] };
 }

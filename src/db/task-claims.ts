@@ -146,6 +146,19 @@ function bestDueTask(capabilitiesJson: unknown, nowMs: unknown): SQL {
 }
 
 /**
+ * The task a bot with these capabilities would claim now (at most one row), unexecuted, to ride in
+ * another round trip's batch: a connecting bot's "is there anything to claim?". The same seeks as the
+ * claim (one per capability down tasks_claim_idx, room under max_running included), so it reads a few
+ * rows however long other capabilities' backlogs are.
+ */
+export function bestDueTaskQuery(db: Db, capabilities: string[], nowMs: number) {
+  return db
+    .select()
+    .from(tasks)
+    .where(sql`${tasks.id} = ${bestDueTask(JSON.stringify(capabilities), nowMs)}`);
+}
+
+/**
  * A free bot takes the best task it can run, chosen inside the batch (claimNextStatements): one round
  * trip, and nothing read beforehand that another bot could act on first — fifty bots woken together
  * each take a different task instead of racing for the same few. Null: nothing it may run is due, or

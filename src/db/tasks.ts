@@ -1,5 +1,5 @@
 /** Task queries (the guarded writes are in task-writes.ts). */
-import { and, asc, desc, eq, inArray, isNull, lte, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNull, lte, type SQL, sql } from "drizzle-orm";
 import type { JobStep } from "../core/job";
 import { HELD_TASK_STATUSES, type TaskState, type TaskStatus } from "../core/task-machine";
 import { type Db, inJsonList } from "./client";
@@ -172,22 +172,6 @@ export async function listSequenceTasks(db: Db, s: Sequence, nowMs: number): Pro
     .where(inSequence(s))
     .orderBy(asc(tasks.stepIndex), asc(tasks.iteration), asc(tasks.itemIndex));
   return rows.map(flatten);
-}
-
-/**
- * Tasks a bot with these capabilities may take now, in dispatch order — unexecuted, to ride in another
- * round trip's batch (a connecting bot's: is there anything to claim?).
- */
-export function dispatchableTasksQuery(db: Db, capabilities: string[], nowMs: number, limit: number) {
-  const capabilityOk = capabilities.length
-    ? or(sql`${tasks.capability} IS NULL`, inJsonList(tasks.capability, capabilities))
-    : sql`${tasks.capability} IS NULL`;
-  return db
-    .select()
-    .from(tasks)
-    .where(and(eq(tasks.status, "pending"), eq(tasks.ready, true), lte(tasks.runAfter, nowMs), capabilityOk))
-    .orderBy(desc(tasks.priority), asc(tasks.createdAt))
-    .limit(limit);
 }
 
 /**

@@ -39,8 +39,6 @@ const GRACE = "grace";
 const DISCONNECT = "disconnect";
 const DISCONNECT_REASON_KEY = "disconnect_reason";
 const DISCONNECT_DEFER_MS = 1000;
-/** Pending tasks a connecting bot's first write reads, to know whether a claim is worth its round trip. */
-const PULL_BATCH = 5;
 
 interface SocketAttachment {
   connectedAtMs: number;
@@ -110,14 +108,13 @@ export class BotSession extends DurableObject<Env> {
     const ctx = this.scoped();
     // One D1 round trip: mark connected, read the bot back, and the tasks it could take (with the capabilities it had last time).
     const knownCapabilities = await this.capabilities.get();
-    const pull = knownCapabilities ? { capabilities: knownCapabilities, limit: PULL_BATCH } : null;
+    const pull = knownCapabilities ? { capabilities: knownCapabilities } : null;
     // The connect counts in the bot's health; a score it moves rides in the same write.
     const healthScore = await this.health.connect(ctx, botId);
     const { bot, dispatchable } = await markConnected(ctx.db, botId, ctx.now(), pull, healthScore);
     if (!bot) return new Response("unknown bot", { status: 404 });
-    if (JSON.stringify(knownCapabilities) !== JSON.stringify(bot.capabilities)) {
-      await this.capabilities.set(bot.capabilities);
-    }
+    const capabilitiesChanged = JSON.stringify(knownCapabilities) !== JSON.stringify(bot.capabilities);
+    if (capabilitiesChanged) await this.capabilities.set(bot.capabilities);
 
     // A reconnect replaces an older socket (a bot holds one connection).
     for (const old of this.ctx.getWebSockets()) old.close(CLOSE_CODES.replaced, "replaced by a newer connection");
@@ -155,10 +152,9 @@ export class BotSession extends DurableObject<Env> {
       const task = await getTask(ctx.db, bot.currentTaskId);
       if (task && isHeld(task.status) && task.botId === botId) await this.work.holding(ctx, task, server);
     } else {
-      // What was read with the capabilities kept from last time, filtered by the current ones (they may have
-      // changed): nothing there, nothing to claim. Otherwise (or with no capabilities kept) the claim itself chooses.
-      const canTake = (t: TaskRow) => t.capability === null || bot.capabilities.includes(t.capability);
-      if (!pull || dispatchable.some(canTake)) await this.work.claimBest(ctx, server, bot.capabilities);
+      // Read with the capabilities kept from last time: nothing due for them, nothing to claim. With none kept,
+      // or capabilities changed since, the claim itself decides.
+      if (!pull || capabilitiesChanged || dispatchable.length > 0) await this.work.claimBest(ctx, server, bot.capabilities);
     }
     return new Response(null, { status: 101, webSocket: client });
   }

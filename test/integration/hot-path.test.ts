@@ -143,6 +143,28 @@ describe("the hot path's D1 rows read (what production D1 bills, and what a stat
     expect(large - small).toBeLessThan(50);
   });
 
+  it("a reconnect reads the same few rows however long another capability's backlog is", async () => {
+    // A connect checks, in its one batch, whether anything is due that the bot could take: that check
+    // must seek the bot's own capabilities, not walk every pending task.
+    const cap = uniqueCapability("rows");
+    const bot = await registerBot([cap]);
+    const reconnectRowsRead = async () => {
+      const before = d1RoundTrips.rowsRead;
+      const sock = await BotSocket.open(bot.id, bot.token);
+      await sock.next("connected");
+      await sock.sync();
+      const rows = d1RoundTrips.rowsRead - before;
+      sock.close();
+      return rows;
+    };
+    await reconnectRowsRead(); // the first connect: its capabilities are not known to its object yet
+    const small = await reconnectRowsRead();
+    await fillTasks(3000, "pending", uniqueCapability("backlog"));
+    const large = await reconnectRowsRead();
+    expect(small).toBeGreaterThan(0);
+    expect(large - small).toBeLessThan(50);
+  });
+
   it("a create that gives its task to a bot reads the same few rows however many bots are registered", async () => {
     // Rows read to give a task to a bot registered now, with whatever the bots table holds before it.
     const createRowsRead = async () => {
