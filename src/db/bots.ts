@@ -1,10 +1,10 @@
 /** Bot queries. Status is derived in SQL with the same rule as core/bot-status. */
-import { and, asc, eq, gt, isNull, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, gt, isNull, type SQL, sql } from "drizzle-orm";
 import { type BotStatus, deriveBotStatus } from "../core/bot-status";
 import { runBatch } from "./batch";
 import { type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
-import { type BotRow, bots, coordinatorState, events, type TaskRow, tokens } from "./schema";
+import { type BotRow, botDispatch, bots, coordinatorState, events, type TaskRow, tokens } from "./schema";
 import { bestDueTaskQuery } from "./task-claims";
 import { revokeBotTokens, type TokenInsert } from "./tokens";
 
@@ -79,22 +79,36 @@ export async function listBots(db: Db, f: BotFilter, nowMs: number, staleAfterMs
  */
 export const healthierFirst = sql`CAST(${bots.healthScore} * 10 AS INTEGER) DESC`;
 
-/** Bots that can take a task right now: live socket, not held, not quarantined, idle; healthier, then least recently assigned first. */
+/** A bot row may be given a task now: live socket, not held, holds none, not quarantined. */
+const idleBot = sql`connected = 1 AND held = 0 AND current_task_id IS NULL AND quarantined_at IS NULL`;
+
+/**
+ * The id of the first idle bot in dispatch order (healthier, then least recently assigned; ties in a
+ * stable order) that can run `capability` (a value or placeholder), or of all idle bots for null: a
+ * seek down bot_dispatch_order_idx (the triggers' copy, see schema.ts), or down bots_dispatch_idx.
+ */
+export function firstIdleBot(capability: unknown | null): SQL {
+  if (capability === null) {
+    return sql`(SELECT id FROM bots WHERE ${idleBot} ORDER BY ${healthierFirst}, last_assigned_at ASC, id ASC LIMIT 1)`;
+  }
+  return sql`(SELECT bot_id FROM bot_dispatch WHERE capability = ${capability} AND idle = 1
+              ORDER BY tier DESC, last_assigned_at ASC, bot_id ASC LIMIT 1)`;
+}
+
+/** Bots that can take a task right now, in dispatch order (see firstIdleBot). */
 export async function findIdleConnectedBots(db: Db, capability: string | null, limit: number): Promise<BotRow[]> {
-  return db
-    .select()
-    .from(bots)
-    .where(
-      and(
-        eq(bots.connected, true),
-        eq(bots.held, false),
-        isNull(bots.currentTaskId),
-        isNull(bots.quarantinedAt),
-        capability ? hasCapability(capability) : undefined,
-      ),
-    )
-    .orderBy(healthierFirst, asc(bots.lastAssignedAt), asc(bots.id)) // ties (same millisecond) in a stable order
+  if (capability === null) {
+    return db.select().from(bots).where(idleBot).orderBy(healthierFirst, asc(bots.lastAssignedAt), asc(bots.id)).limit(limit);
+  }
+  const rows = await db
+    .select({ bot: bots })
+    .from(botDispatch)
+    .innerJoin(bots, eq(bots.id, botDispatch.botId))
+    .where(and(eq(botDispatch.capability, capability), eq(botDispatch.idle, true)))
+    .orderBy(desc(botDispatch.tier), asc(botDispatch.lastAssignedAt), asc(botDispatch.botId))
     .limit(limit);
+  // The copy is changed in the same statement as the row; the row is still what decides.
+  return rows.map((r) => r.bot).filter((b) => b.connected && !b.held && b.currentTaskId === null && b.quarantinedAt === null);
 }
 
 /**

@@ -63,6 +63,31 @@ export const bots = sqliteTable(
   ],
 );
 
+/**
+ * Where dispatch finds an idle bot that can run a capability: a row per (bot, capability), kept by
+ * triggers on `bots` (migrations/0019_bot_dispatch_triggers.sql: on insert, on every change to what
+ * decides idleness or order, on delete), never written by the code. A create for a capability seeks
+ * its first idle bot here in dispatch order (healthier, then least recently used), instead of walking
+ * the idle bots of every capability in that order until one can run it: a mixed fleet whose idle bots
+ * mostly serve other capabilities would otherwise make every create read past all of them.
+ */
+export const botDispatch = sqliteTable(
+  "bot_dispatch",
+  {
+    botId: text("bot_id").notNull(),
+    capability: text("capability").notNull(),
+    /** The bot may be given a task now: connected, not held, holds none, not quarantined. */
+    idle: integer("idle", { mode: "boolean" }).notNull(),
+    /** `CAST(health_score * 10 AS INTEGER)`, the order's first key (as `healthierFirst`). */
+    tier: integer("tier").notNull(),
+    lastAssignedAt: integer("last_assigned_at").notNull(),
+  },
+  (t) => [
+    primaryKey({ columns: [t.botId, t.capability] }),
+    index("bot_dispatch_order_idx").on(t.capability, t.idle, sql`tier DESC`, t.lastAssignedAt, t.botId),
+  ],
+);
+
 export const workflows = sqliteTable(
   "workflows",
   {

@@ -5,7 +5,7 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import { compiled, runBatch, type Statement } from "./batch";
-import { healthierFirst } from "./bots";
+import { firstIdleBot } from "./bots";
 import { type Db, rowFromRaw } from "./client";
 import { capabilityHasRoom } from "./rate-limits";
 import { type TaskRow, tasks } from "./schema";
@@ -85,13 +85,11 @@ function claimOnCreateTemplate(capable: boolean): SQL[] {
   const capability = placeholder("capability");
   const nowMs = placeholder("nowMs");
   const writeId = placeholder("writeId");
-  const canRun = capable ? sql`EXISTS (SELECT 1 FROM json_each(bots.capabilities) WHERE value = ${capability})` : sql`1 = 1`;
   const holder = sql`(SELECT id FROM bots WHERE current_task_id = ${taskId})`;
   return [
     sql`UPDATE bots SET current_task_id = ${taskId}, last_assigned_at = ${nowMs}, updated_at = ${nowMs}
-        WHERE id = (SELECT id FROM bots WHERE connected = 1 AND held = 0 AND current_task_id IS NULL AND quarantined_at IS NULL
-                      AND ${canRun}
-                    ORDER BY ${healthierFirst}, last_assigned_at ASC, id ASC LIMIT 1)
+        WHERE id = ${firstIdleBot(capable ? capability : null)}
+          AND connected = 1 AND held = 0 AND current_task_id IS NULL AND quarantined_at IS NULL
           AND EXISTS (SELECT 1 FROM tasks WHERE id = ${taskId} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs})
           ${capable ? sql`AND ${capabilityHasRoom(sql`${capability}`)}` : sql``}`,
     sql`UPDATE tasks SET status = 'assigned', bot_id = ${holder}, attempts = attempts + 1, assigned_at = ${nowMs},

@@ -2,6 +2,7 @@
 import { and, asc, desc, eq, inArray, isNull, lte, type SQL, sql } from "drizzle-orm";
 import type { JobStep } from "../core/job";
 import { HELD_TASK_STATUSES, type TaskState, type TaskStatus } from "../core/task-machine";
+import { firstIdleBot } from "./bots";
 import { type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { capabilityHasRoom } from "./rate-limits";
@@ -180,9 +181,8 @@ export async function listSequenceTasks(db: Db, s: Sequence, nowMs: number): Pro
  * query, not a dispatch attempt per task.
  */
 export async function findDueTasks(db: Db, nowMs: number, limit: number): Promise<TaskRow[]> {
-  const takerExists = sql`EXISTS (SELECT 1 FROM bots WHERE bots.connected = 1 AND bots.held = 0 AND bots.current_task_id IS NULL
-      AND bots.quarantined_at IS NULL
-      AND (${tasks.capability} IS NULL OR EXISTS (SELECT 1 FROM json_each(bots.capabilities) WHERE value = ${tasks.capability})))`;
+  // An idle bot that can run it: a seek either way (firstIdleBot), not a walk of the idle bots.
+  const takerExists = sql`(CASE WHEN ${tasks.capability} IS NULL THEN ${firstIdleBot(null)} ELSE ${firstIdleBot(sql`${tasks.capability}`)} END) IS NOT NULL`;
   return db
     .select()
     .from(tasks)

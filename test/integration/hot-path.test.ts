@@ -189,6 +189,40 @@ describe("the hot path's D1 rows read (what production D1 bills, and what a stat
     expect(large - small).toBeLessThan(50);
   });
 
+  it("a create reads the same few rows however many idle bots of other capabilities are ahead in line", async () => {
+    // A mixed fleet: bots of a capability with no work sit idle at the front of the dispatch order (least
+    // recently used first), ahead of the busier capability's bots. Rows in one statement (setup); they are
+    // never offered anything here (no task has their capability) and are deleted at the end.
+    const cap = uniqueCapability("rows");
+    const other = uniqueCapability("idle");
+    const bot = await registerBot([cap]);
+    const sock = await BotSocket.open(bot.id, bot.token);
+    await sock.next("connected");
+    const createRowsRead = async () => {
+      const before = d1RoundTrips.rowsRead;
+      const task = (await post("/api/v1/tasks", { capability: cap, payload: {} })).body;
+      const rows = d1RoundTrips.rowsRead - before;
+      expect(task.bot_id).toBe(bot.id);
+      await sock.next("task_assigned");
+      await sock.complete(task.id);
+      return rows;
+    };
+    const small = await createRowsRead();
+    const nowMs = Date.now();
+    await env.DB.prepare(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+       INSERT INTO bots (id, name, capabilities, connected, last_assigned_at, created_at, updated_at)
+       SELECT ?1 || '-' || i, 'idle-other', json_array(?1), 1, 0, ?2, ?2 FROM n`,
+    )
+      .bind(other, nowMs)
+      .run();
+    const large = await createRowsRead();
+    await env.DB.prepare("DELETE FROM bots WHERE name = 'idle-other'").run();
+    sock.close();
+    expect(small).toBeGreaterThan(0);
+    expect(large - small).toBeLessThan(50);
+  });
+
   it("a create reads the one idle bot it gives its task to, not every idle bot that could take it", async () => {
     const cap = uniqueCapability("rows");
     const connect = async (count: number) => {
