@@ -78,6 +78,9 @@ export const botDispatch = sqliteTable(
     capability: text("capability").notNull(),
     /** The bot may be given a task now: connected, not held, holds none, not quarantined. */
     idle: integer("idle", { mode: "boolean" }).notNull(),
+    /** Connected and not held, busy or not (`waiting_for`: is there any bot for this capability at all?). */
+    available: integer("available", { mode: "boolean" }).notNull(),
+    quarantined: integer("quarantined", { mode: "boolean" }).notNull(),
     /** `CAST(health_score * 10 AS INTEGER)`, the order's first key (as `healthierFirst`). */
     tier: integer("tier").notNull(),
     lastAssignedAt: integer("last_assigned_at").notNull(),
@@ -85,6 +88,7 @@ export const botDispatch = sqliteTable(
   (t) => [
     primaryKey({ columns: [t.botId, t.capability] }),
     index("bot_dispatch_order_idx").on(t.capability, t.idle, sql`tier DESC`, t.lastAssignedAt, t.botId),
+    index("bot_dispatch_available_idx").on(t.capability, t.available, t.quarantined),
   ],
 );
 

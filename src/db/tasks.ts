@@ -13,18 +13,28 @@ export type TaskWithWaiting = TaskRow & { waitingFor?: string | null };
 
 /** Why a pending task is not running, computed in SQL so lists stay one query. */
 function waitingForSql(nowMs: number): SQL<string | null> {
-  const capableBot = sql`(${tasks.capability} IS NULL OR EXISTS (SELECT 1 FROM json_each(b.capabilities) WHERE value = ${tasks.capability}))`;
   return sql<string | null>`CASE
     WHEN ${tasks.status} != 'pending' THEN NULL
     WHEN ${tasks.ready} = 0 AND ${tasks.itemIndex} IS NOT NULL THEN 'parallelism'
     WHEN ${tasks.ready} = 0 THEN 'previous_step'
     WHEN ${tasks.runAfter} > ${nowMs} THEN 'retry_backoff'
-    WHEN NOT EXISTS (SELECT 1 FROM bots b WHERE b.connected = 1 AND b.held = 0 AND ${capableBot})
+    WHEN NOT ${botFor(false)}
       THEN CASE WHEN ${tasks.capability} IS NULL THEN 'bot' ELSE 'capability:' || ${tasks.capability} END
     WHEN NOT ${capabilityHasRoom(sql`${tasks.capability}`)} THEN 'max_running'
-    WHEN NOT EXISTS (SELECT 1 FROM bots b WHERE b.connected = 1 AND b.held = 0 AND b.quarantined_at IS NULL AND ${capableBot})
-      THEN 'quarantined'
+    WHEN NOT ${botFor(true)} THEN 'quarantined'
     ELSE 'free_bot' END`;
+}
+
+/**
+ * A connected, unheld bot (busy or not; `unquarantined`: and not quarantined) that can run the task: a
+ * seek for a capability (bot_dispatch_available_idx, the triggers' copy), down bots_dispatch_idx's
+ * (connected, held) for a task any bot may run — not a walk of the fleet per pending task listed.
+ */
+function botFor(unquarantined: boolean): SQL {
+  return sql`(CASE WHEN ${tasks.capability} IS NULL
+      THEN EXISTS (SELECT 1 FROM bots b WHERE b.connected = 1 AND b.held = 0 ${unquarantined ? sql`AND b.quarantined_at IS NULL` : sql``})
+      ELSE EXISTS (SELECT 1 FROM bot_dispatch d WHERE d.capability = ${tasks.capability} AND d.available = 1
+                   ${unquarantined ? sql`AND d.quarantined = 0` : sql``}) END)`;
 }
 
 const withWaiting = (nowMs: number) => ({ task: tasks, waitingFor: waitingForSql(nowMs) });
@@ -47,9 +57,12 @@ export function getTask(db: Db, id: string): Promise<TaskRow | undefined> {
 
 /** The task as the API shows it, with `waiting_for`. */
 export async function getTaskView(db: Db, id: string, nowMs: number): Promise<TaskWithWaiting | undefined> {
-  const row = await db.select(withWaiting(nowMs)).from(tasks).where(eq(tasks.id, id)).get();
+  const row = await taskViewQuery(db, id, nowMs).get();
   return row ? flatten(row) : undefined;
 }
+
+/** getTaskView's statement, unexecuted (its `run()` carries D1's meta: what it costs in rows read). */
+export const taskViewQuery = (db: Db, id: string, nowMs: number) => db.select(withWaiting(nowMs)).from(tasks).where(eq(tasks.id, id));
 
 export async function getTaskByIdempotencyKey(db: Db, key: string, nowMs: number): Promise<TaskWithWaiting | undefined> {
   const row = await db.select(withWaiting(nowMs)).from(tasks).where(eq(tasks.idempotencyKey, key)).get();

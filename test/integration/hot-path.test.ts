@@ -5,7 +5,8 @@
  */
 import { env, runInDurableObject } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
-import { d1RoundTrips } from "../../src/db/client";
+import { d1RoundTrips, getDb } from "../../src/db/client";
+import { taskViewQuery } from "../../src/db/tasks";
 import type { BotSession } from "../../src/objects/bot-session";
 import { BotSocket, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
@@ -220,6 +221,30 @@ describe("the hot path's D1 rows read (what production D1 bills, and what a stat
     await env.DB.prepare("DELETE FROM bots WHERE name = 'idle-other'").run();
     sock.close();
     expect(small).toBeGreaterThan(0);
+    expect(large - small).toBeLessThan(50);
+  });
+
+  it("why a pending task waits (waiting_for) reads the same few rows however many bots of other capabilities are connected", async () => {
+    const cap = uniqueCapability("nobody");
+    const task = (await post("/api/v1/tasks", { capability: cap, payload: {} })).body;
+    // The read by id's own statement, run for its D1 meta (a `get` carries none); the API reads say the same.
+    const readRows = async () => {
+      expect((await get(`/api/v1/tasks/${task.id}`)).body.waiting_for).toBe(`capability:${cap}`);
+      const result = (await taskViewQuery(getDb(env.DB), task.id, Date.now()).run()) as unknown as { meta: { rows_read: number } };
+      return result.meta.rows_read;
+    };
+    const small = await readRows();
+    const other = uniqueCapability("busy");
+    const nowMs = Date.now();
+    await env.DB.prepare(
+      `WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 3000)
+       INSERT INTO bots (id, name, capabilities, connected, current_task_id, created_at, updated_at)
+       SELECT ?1 || '-' || i, 'busy-other', json_array(?1), 1, 'elsewhere-' || i, ?2, ?2 FROM n`,
+    )
+      .bind(other, nowMs)
+      .run();
+    const large = await readRows();
+    await env.DB.prepare("DELETE FROM bots WHERE name = 'busy-other'").run();
     expect(large - small).toBeLessThan(50);
   });
 
