@@ -1,5 +1,6 @@
 -- bot_dispatch (0018) is kept by these triggers alone: a row per (bot, capability) with what dispatch
 -- orders and filters by, changed in the same statement as the bot's row, so the two never disagree.
+-- (A trigger cannot call another: the insert's body is written out again where capabilities change.)
 CREATE TRIGGER `bots_dispatch_insert` AFTER INSERT ON `bots` BEGIN
   INSERT OR IGNORE INTO `bot_dispatch` (`bot_id`, `capability`, `idle`, `available`, `quarantined`, `tier`, `last_assigned_at`)
   SELECT NEW.`id`, `value`,

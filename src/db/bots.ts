@@ -80,7 +80,32 @@ export async function listBots(db: Db, f: BotFilter, nowMs: number, staleAfterMs
 export const healthierFirst = sql`CAST(${bots.healthScore} * 10 AS INTEGER) DESC`;
 
 /** A bot row may be given a task now: live socket, not held, holds none, not quarantined. */
-const idleBot = sql`connected = 1 AND held = 0 AND current_task_id IS NULL AND quarantined_at IS NULL`;
+export const idleBot = sql`connected = 1 AND held = 0 AND current_task_id IS NULL AND quarantined_at IS NULL`;
+
+/**
+ * What a bot must be, asked of the `bots` row or of its `bot_dispatch` copy (kept by triggers):
+ * idle (may be given a task now), available (connected and not held, busy or not), and available
+ * and not quarantined.
+ */
+const BOT_STATES = {
+  idle: { row: idleBot, copy: sql`d.idle = 1` },
+  available: { row: sql`connected = 1 AND held = 0`, copy: sql`d.available = 1` },
+  availableUnquarantined: {
+    row: sql`connected = 1 AND held = 0 AND quarantined_at IS NULL`,
+    copy: sql`d.available = 1 AND d.quarantined = 0`,
+  },
+} as const;
+
+/**
+ * Whether a bot in `state` can run a task of `capability` (a column that may be null: any bot may run
+ * it) — a seek either way: down bot_dispatch's indexes for a capability, down bots_dispatch_idx's
+ * prefix for any bot. Never a walk of the fleet per task asked about.
+ */
+export function botExistsFor(capability: SQL, state: keyof typeof BOT_STATES): SQL {
+  const { row, copy } = BOT_STATES[state];
+  return sql`(CASE WHEN ${capability} IS NULL THEN EXISTS (SELECT 1 FROM bots WHERE ${row})
+      ELSE EXISTS (SELECT 1 FROM bot_dispatch d WHERE d.capability = ${capability} AND ${copy}) END)`;
+}
 
 /**
  * The id of the first idle bot in dispatch order (healthier, then least recently assigned; ties in a
@@ -107,8 +132,8 @@ export async function findIdleConnectedBots(db: Db, capability: string | null, l
     .where(and(eq(botDispatch.capability, capability), eq(botDispatch.idle, true)))
     .orderBy(desc(botDispatch.tier), asc(botDispatch.lastAssignedAt), asc(botDispatch.botId))
     .limit(limit);
-  // The copy is changed in the same statement as the row; the row is still what decides.
-  return rows.map((r) => r.bot).filter((b) => b.connected && !b.held && b.currentTaskId === null && b.quarantinedAt === null);
+  // The copy changes in the same statement as the row, so it says what the row says; the claim an offer makes checks the row anyway.
+  return rows.map((r) => r.bot);
 }
 
 /**

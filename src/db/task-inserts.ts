@@ -5,7 +5,7 @@
  */
 import { type SQL, sql } from "drizzle-orm";
 import { compiled, runBatch, type Statement } from "./batch";
-import { firstIdleBot } from "./bots";
+import { firstIdleBot, idleBot } from "./bots";
 import { type Db, rowFromRaw } from "./client";
 import { capabilityHasRoom } from "./rate-limits";
 import { type TaskRow, tasks } from "./schema";
@@ -89,7 +89,7 @@ function claimOnCreateTemplate(capable: boolean): SQL[] {
   return [
     sql`UPDATE bots SET current_task_id = ${taskId}, last_assigned_at = ${nowMs}, updated_at = ${nowMs}
         WHERE id = ${firstIdleBot(capable ? capability : null)}
-          AND connected = 1 AND held = 0 AND current_task_id IS NULL AND quarantined_at IS NULL
+          AND ${idleBot}
           AND EXISTS (SELECT 1 FROM tasks WHERE id = ${taskId} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs})
           ${capable ? sql`AND ${capabilityHasRoom(sql`${capability}`)}` : sql``}`,
     sql`UPDATE tasks SET status = 'assigned', bot_id = ${holder}, attempts = attempts + 1, assigned_at = ${nowMs},

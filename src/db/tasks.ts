@@ -2,7 +2,7 @@
 import { and, asc, desc, eq, inArray, isNull, lte, type SQL, sql } from "drizzle-orm";
 import type { JobStep } from "../core/job";
 import { HELD_TASK_STATUSES, type TaskState, type TaskStatus } from "../core/task-machine";
-import { firstIdleBot } from "./bots";
+import { botExistsFor } from "./bots";
 import { type Db, inJsonList } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
 import { capabilityHasRoom } from "./rate-limits";
@@ -18,23 +18,11 @@ function waitingForSql(nowMs: number): SQL<string | null> {
     WHEN ${tasks.ready} = 0 AND ${tasks.itemIndex} IS NOT NULL THEN 'parallelism'
     WHEN ${tasks.ready} = 0 THEN 'previous_step'
     WHEN ${tasks.runAfter} > ${nowMs} THEN 'retry_backoff'
-    WHEN NOT ${botFor(false)}
+    WHEN NOT ${botExistsFor(sql`${tasks.capability}`, "available")}
       THEN CASE WHEN ${tasks.capability} IS NULL THEN 'bot' ELSE 'capability:' || ${tasks.capability} END
     WHEN NOT ${capabilityHasRoom(sql`${tasks.capability}`)} THEN 'max_running'
-    WHEN NOT ${botFor(true)} THEN 'quarantined'
+    WHEN NOT ${botExistsFor(sql`${tasks.capability}`, "availableUnquarantined")} THEN 'quarantined'
     ELSE 'free_bot' END`;
-}
-
-/**
- * A connected, unheld bot (busy or not; `unquarantined`: and not quarantined) that can run the task: a
- * seek for a capability (bot_dispatch_available_idx, the triggers' copy), down bots_dispatch_idx's
- * (connected, held) for a task any bot may run — not a walk of the fleet per pending task listed.
- */
-function botFor(unquarantined: boolean): SQL {
-  return sql`(CASE WHEN ${tasks.capability} IS NULL
-      THEN EXISTS (SELECT 1 FROM bots b WHERE b.connected = 1 AND b.held = 0 ${unquarantined ? sql`AND b.quarantined_at IS NULL` : sql``})
-      ELSE EXISTS (SELECT 1 FROM bot_dispatch d WHERE d.capability = ${tasks.capability} AND d.available = 1
-                   ${unquarantined ? sql`AND d.quarantined = 0` : sql``}) END)`;
 }
 
 const withWaiting = (nowMs: number) => ({ task: tasks, waitingFor: waitingForSql(nowMs) });
@@ -194,8 +182,7 @@ export async function listSequenceTasks(db: Db, s: Sequence, nowMs: number): Pro
  * query, not a dispatch attempt per task.
  */
 export async function findDueTasks(db: Db, nowMs: number, limit: number): Promise<TaskRow[]> {
-  // An idle bot that can run it: a seek either way (firstIdleBot), not a walk of the idle bots.
-  const takerExists = sql`(CASE WHEN ${tasks.capability} IS NULL THEN ${firstIdleBot(null)} ELSE ${firstIdleBot(sql`${tasks.capability}`)} END) IS NOT NULL`;
+  const takerExists = botExistsFor(sql`${tasks.capability}`, "idle");
   return db
     .select()
     .from(tasks)

@@ -28,13 +28,16 @@ export class WriteBehind {
   /** Nothing is to be flushed any more (the bot was deleted). */
   cancel(): void {
     if (this.timer !== null) clearTimeout(this.timer);
-    this.timer = null;
-    this.atMs = Number.POSITIVE_INFINITY;
+    this.unschedule();
   }
 
   private run(): void {
+    this.unschedule();
+    this.flush().catch(this.onError);
+  }
+
+  private unschedule(): void {
     this.timer = null;
     this.atMs = Number.POSITIVE_INFINITY;
-    this.flush().catch(this.onError);
   }
 }
