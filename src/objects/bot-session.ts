@@ -150,7 +150,7 @@ export class BotSession extends DurableObject<Env> {
     if (bot.currentTaskId) {
       // Back within the grace period: tell the bot its task again.
       const task = await getTask(ctx.db, bot.currentTaskId);
-      if (task && isHeld(task.status) && task.botId === botId) await this.work.holding(ctx, task, server);
+      if (task && isHeld(task.status) && task.botId === botId) await this.work.resume(ctx, task, server); // the connect's fleet event named it
     } else {
       // Read with the capabilities kept from last time: nothing due for them, nothing to claim. With none kept,
       // or capabilities changed since, the claim itself decides.

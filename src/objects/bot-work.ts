@@ -119,12 +119,17 @@ export class BotWork {
 
   // ---------------------------------------------------------------- what others tell this bot's object
 
-  /** D1 says the bot holds this task (a reconnect, a REST assignment or start): keep its row, watch its deadline, and send it. */
-  async holding(ctx: Ctx, task: TaskRow, ws: WebSocket | undefined): Promise<void> {
+  /** A bot back within its grace holds this task (D1 says so): keep its row, watch its deadline, tell the bot again. */
+  async resume(ctx: Ctx, task: TaskRow, ws: WebSocket | undefined): Promise<void> {
     this.heldTask = task;
     await this.trackDeadline(task);
-    this.noteActivity(ctx, { currentTaskId: task.id });
     if (ws) await this.sendAssignment(ctx, ws, task);
+  }
+
+  /** A REST assignment or start of this bot's task: as resume, and the fleet learns its current task. */
+  async holding(ctx: Ctx, task: TaskRow, ws: WebSocket | undefined): Promise<void> {
+    await this.resume(ctx, task, ws);
+    this.noteActivity(ctx, { currentTaskId: task.id });
   }
 
   /** A task left this bot (completed, failed, cancelled, timed out, deleted) outside this object. */
