@@ -1,7 +1,7 @@
 /**
  * What a bot's object writes to its own storage on the hot path: a task run back to back costs no
- * storage write (the deadline entry only moves earlier, the health window and the fleet event are
- * written behind, once a second), yet every task still times out at its own deadline and the health
+ * storage write (the deadline entry only moves earlier, the fleet event is written behind once a second
+ * and the health window a second after its first change, then at most once in ten), yet every task still times out at its own deadline and the health
  * window still reaches storage.
  */
 import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
@@ -97,4 +97,26 @@ describe("a bot object's storage on the hot path", () => {
     expect(stored.attempts[0]).toMatchObject({ outcome: "completed" });
     sock.close();
   });
+
+  it("after a save, the window's next change waits out the ten-second save interval, then reaches storage", async () => {
+    const { cap, bot, sock, first } = await botWithTask(300);
+    const second = await createTask({ capability: cap, payload: {}, timeout_seconds: 300 });
+    await sock.complete(first.id);
+    await eventually(() => storedAttempts(bot.id, 1), 5000, "the first save");
+    const firstSeenAtMs = Date.now();
+    expect((await sock.next("task_assigned")).payload.task_id).toBe(second.id);
+    await sock.complete(second.id);
+    const stored = await eventually(() => storedAttempts(bot.id, 2), 15_000, "the second save");
+    // The first save came at most one poll (50 ms) before it was seen; the second no sooner than 10 s after it.
+    expect(Date.now() - firstSeenAtMs).toBeGreaterThanOrEqual(9_900);
+    expect(stored.attempts.map((a) => a.outcome)).toEqual(["completed", "completed"]);
+    sock.close();
+  }, 30_000);
 });
+
+/** The health window in the bot object's storage, once it holds `n` attempts (else null). */
+const storedAttempts = (botId: string, n: number) =>
+  runInDurableObject(stub(botId), async (_obj, state) => {
+    const history = await state.storage.get<{ attempts: { outcome: string }[] }>("health_history");
+    return history && history.attempts.length >= n ? history : null;
+  });
