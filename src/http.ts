@@ -3,7 +3,6 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import type { Principal } from "./auth";
 import { AppError } from "./errors";
-import { MemoRouter } from "./http-router";
 import type { Ctx } from "./services/context";
 
 export interface AppEnv {
@@ -18,7 +17,6 @@ export type AppRouter = ReturnType<typeof createRouter>;
 /** Every router uses this hook: a zod failure becomes our 400 envelope, never hono's default. */
 export function createRouter() {
   return new OpenAPIHono<AppEnv>({
-    router: new MemoRouter(),
     defaultHook: (result) => {
       if (!result.success) {
         throw new AppError("validation_failed", "request failed validation", {
