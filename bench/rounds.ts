@@ -6,7 +6,7 @@
 import { WebSocket } from "ws";
 import { BotClient } from "../bot/src/client";
 import { echoHandler } from "../bot/src/handlers";
-import { E2E_ADMIN_TOKEN, type Harness, mapLimit } from "../scripts/lib/harness";
+import { adminCall, type Harness, mapLimit } from "../scripts/lib/harness";
 import { groupCpuMs } from "./cpu";
 
 /** Something that serves the coordinator's protocol: the coordinator itself, or one of the floors. */
@@ -27,16 +27,7 @@ export function targetAt(name: string, url: string, countsD1 = false, pgid?: num
     url,
     countsD1,
     pgid,
-    async api(method, p, body) {
-      const res = await fetch(`${url}${p}`, {
-        method,
-        headers: { Authorization: `Bearer ${E2E_ADMIN_TOKEN}`, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(30_000),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
-    },
+    api: (method, p, body) => adminCall(url, method, p, body),
   };
 }
 

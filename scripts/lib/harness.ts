@@ -70,18 +70,22 @@ async function startHarnessOn(port: number, vars: Record<string, string>): Promi
       await h.coordinator.stop();
       removeRunState(persistDir);
     },
-    async api(method, p, body) {
-      const res = await fetch(`${h.coordinator.url}${p}`, {
-        method,
-        headers: { Authorization: `Bearer ${E2E_ADMIN_TOKEN}`, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
-        body: body !== undefined ? JSON.stringify(body) : undefined,
-        signal: AbortSignal.timeout(30_000),
-      });
-      const text = await res.text();
-      return { status: res.status, body: text ? JSON.parse(text) : null, headers: res.headers };
-    },
+    api: (method, p, body) => adminCall(h.coordinator.url, method, p, body),
   };
   return h;
+}
+
+/** One JSON call to a server at `baseUrl` with the e2e admin token (bounded: 30 s). */
+export async function adminCall(baseUrl: string, method: string, p: string, body?: unknown) {
+  const res = await fetch(`${baseUrl}${p}`, {
+    method,
+    headers: { Authorization: `Bearer ${E2E_ADMIN_TOKEN}`, ...(body !== undefined ? { "Content-Type": "application/json" } : {}) },
+    body: body !== undefined ? JSON.stringify(body) : undefined,
+    signal: AbortSignal.timeout(30_000),
+  });
+  const text = await res.text();
+  // biome-ignore lint/suspicious/noExplicitAny: the callers assert on whatever JSON came back
+  return { status: res.status, body: (text ? JSON.parse(text) : null) as any, headers: res.headers };
 }
 
 /**
