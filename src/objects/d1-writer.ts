@@ -21,6 +21,9 @@ export interface Query {
   params: unknown[];
 }
 
+/** The longest a batch may wait for company (batch's `lingerMs`). */
+const MAX_LINGER_MS = 20;
+
 /** Statements one combined batch carries at most (each group stays whole). */
 const MAX_STATEMENTS_PER_BATCH = 400;
 
@@ -33,12 +36,31 @@ interface Waiting {
 export class D1Writer extends DurableObject<Env> {
   private readonly waiting: Waiting[] = [];
   private committing = false;
+  /** A lone batch that may wait for company (see batch's `lingerMs`), and when it stops waiting. */
+  private lingering: ReturnType<typeof setTimeout> | null = null;
 
-  /** Runs `queries` as one guarded batch (with whatever else is waiting); answers with its own results. */
-  async batch(queries: Query[]): Promise<D1Result[]> {
+  /**
+   * Runs `queries` as one guarded batch (with whatever else is waiting); answers with its own results.
+   * `lingerMs`: a batch nobody waits on at once (a result the bot has already been told of, kept in
+   * its object's storage) may wait that long for another to go with, so that, one task at a time, the
+   * result rides with the next create instead of holding D1 while it arrives. Any batch arriving in the
+   * meantime sends both at once, the lingering one first.
+   */
+  async batch(queries: Query[], lingerMs = 0): Promise<D1Result[]> {
     const done = new Promise<D1Result[]>((resolve, reject) => this.waiting.push({ queries, resolve, reject }));
-    if (!this.committing) void this.commitWaiting();
+    if (this.committing) return await done;
+    if (lingerMs > 0 && this.waiting.length === 1) {
+      this.lingering = setTimeout(() => this.stopLingering(), Math.min(lingerMs, MAX_LINGER_MS));
+      return await done;
+    }
+    this.stopLingering();
     return await done;
+  }
+
+  private stopLingering(): void {
+    if (this.lingering !== null) clearTimeout(this.lingering);
+    this.lingering = null;
+    if (!this.committing) void this.commitWaiting();
   }
 
   private async commitWaiting(): Promise<void> {

@@ -42,6 +42,25 @@ describe("group commit in front of D1", () => {
     expect(await rowsOf(prefix)).toEqual(ids);
   });
 
+  it("a lingering batch alone goes within its linger; one that gets company goes with it in one round trip, first", async () => {
+    const prefix = `linger-${crypto.randomUUID()}-`;
+    const t0 = Date.now();
+    const alone = (await writer().batch(eventBatch(`${prefix}a`), 15)) as unknown as D1Result[];
+    expect(alone[1]!.results).toEqual([{ entity_id: `${prefix}a` }]);
+    expect(Date.now() - t0).toBeGreaterThanOrEqual(14); // it waited for company that never came
+    const before = d1RoundTrips.count;
+    const lingering = writer().batch(eventBatch(`${prefix}b`), 15_000); // capped: never waits 15 s
+    await new Promise((r) => setTimeout(r, 2));
+    // The second batch reads what the lingering one wrote: they went together, the lingering one first.
+    const company = writer().batch([
+      { sql: "SELECT count(*) AS n FROM events WHERE entity_type = 'test' AND entity_id = ?", params: [`${prefix}b`] },
+    ]);
+    const [first, second] = (await Promise.all([lingering, company])) as unknown as D1Result[][];
+    expect(first![0]!.meta.changes).toBe(1);
+    expect(second![0]!.results).toEqual([{ n: 1 }]);
+    expect(d1RoundTrips.count - before).toBe(1);
+  });
+
   it("a batch whose statement fails is refused alone; the batches that went with it are applied once", async () => {
     const prefix = `gcfail-${crypto.randomUUID()}-`;
     const good = Array.from({ length: 10 }, (_, i) => `${prefix}${i}`);
