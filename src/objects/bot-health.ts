@@ -104,18 +104,23 @@ export class BotHealth {
     await this.alarms.clear(HEALTH_CHECK);
   }
 
-  /** The write-behind's flush: the window as memory has it goes to storage, once its save is due. */
-  async persist(): Promise<void> {
+  /**
+   * The write-behind's flush: the window as memory has it goes to storage, once its save is due.
+   * `alongside` makes another storage write in the same turn, so the runtime commits both as one.
+   */
+  async persist(alongside?: () => Promise<unknown> | null): Promise<void> {
     if (this.saveDueAtMs === null) return;
     // (the flush also runs for the fleet activity's sake, which may come sooner)
     if (Date.now() < this.saveDueAtMs) return this.writeBehind.schedule(this.saveDueAtMs);
-    await this.saveHistory();
+    await this.saveHistory(alongside);
   }
 
-  private async saveHistory(): Promise<void> {
+  private async saveHistory(alongside?: () => Promise<unknown> | null): Promise<void> {
     this.saveDueAtMs = null;
     this.savedAtMs = Date.now();
+    const other = alongside?.() ?? null;
     await this.history.persist();
+    await other;
   }
 
   /** The object's storage was wiped (the bot was deleted). */

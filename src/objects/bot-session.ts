@@ -18,7 +18,7 @@ import { getBot, markConnected, markDisconnected } from "../db/bots";
 import type { TaskRow } from "../db/schema";
 import { getTask } from "../db/tasks";
 import { AppError } from "../errors";
-import { type Ctx, createCtx } from "../services/context";
+import { type Ctx, createCtx, lingeringCtx } from "../services/context";
 import { applyTaskAction } from "../services/lifecycle";
 import { countMetric, flushMetrics } from "../services/metrics";
 import { publishFleet } from "../services/streams";
@@ -26,10 +26,11 @@ import { AlarmSchedule } from "./alarm-schedule";
 import { type ParsedFrame, parseBotFrame } from "./bot-frames";
 import { BotHealth, HEALTH_CHECK } from "./bot-health";
 import { BotInbox } from "./bot-inbox";
-import { BotWork, DEADLINE, RETRY_PREFIX, type ReleaseInfo } from "./bot-work";
+import { BotWork, DEADLINE, KEPT_RETRY, RETRY_PREFIX, type ReleaseInfo } from "./bot-work";
 import { countingWrites, type WriteCount } from "./counted-storage";
 import { FleetActivity } from "./fleet-activity";
 import { resolveObjectName } from "./identity";
+import { KeptResult } from "./kept-result";
 import { KeptValue } from "./kept-value";
 import { WriteBehind } from "./write-behind";
 
@@ -57,6 +58,8 @@ export class BotSession extends DurableObject<Env> {
   private readonly alarms: AlarmSchedule;
   private readonly activity: FleetActivity;
   private readonly health: BotHealth;
+  /** The bot's result written behind (kept-result.ts). */
+  private readonly kept: KeptResult;
   /** The fleet activity merge and the health window, flushed a moment later (write-behind.ts). */
   private readonly writeBehind: WriteBehind;
   /** This object's bot; null only for an instance nobody ever addressed by name. */
@@ -80,6 +83,7 @@ export class BotSession extends DurableObject<Env> {
     );
     this.activity = new FleetActivity(this.writeBehind);
     this.health = new BotHealth(this.storage, this.alarms, this.writeBehind, this.ctxBase.config.healthPolicy);
+    this.kept = new KeptResult(this.storage);
     this.work = new BotWork({
       botId: () => this.botId,
       socket: () => this.openSockets()[0],
@@ -90,11 +94,15 @@ export class BotSession extends DurableObject<Env> {
       activity: this.activity,
       capabilities: this.capabilities,
       inbox: this.inbox,
+      kept: this.kept,
+      lingering: lingeringCtx,
     });
     state.blockConcurrencyWhile(async () => {
       this.botId = await resolveObjectName(state, env.BOT_SESSION);
       // Re-arm on start: an alarm may have been lost with a killed runtime.
       await this.alarms.rearm();
+      // A result the bot was told of before a restart reaches D1 (not awaited: the object answers meanwhile, and whoever reads the task waits for it).
+      if (await this.kept.unapplied()) void this.work.settleKept(this.scoped());
     });
   }
 
@@ -252,6 +260,15 @@ export class BotSession extends DurableObject<Env> {
   // ---------------------------------------------------------------- RPC
 
   /**
+   * Whoever reads or changes a task this bot holds, by id, asks this first: a result the bot was
+   * told of but D1 does not have yet is written before the caller reads (kept-result.ts). True if
+   * there was one (the caller reads again).
+   */
+  async settleResult(): Promise<boolean> {
+    return this.work.settleKept(this.scoped());
+  }
+
+  /**
    * Automatic dispatch: take this task if this bot is connected and idle. The
    * caller's row is enough: the claim is conditional on its version. Returns
    * the claimed row (the caller answers with it, no re-read), or null.
@@ -279,7 +296,7 @@ export class BotSession extends DurableObject<Env> {
       await this.work.deliver(ctx, ws, task);
       return true;
     }
-    await applyTaskAction(ctx, task.id, { kind: "unassign", reason: "the bot's socket was gone" }, { knownRow: task });
+    await applyTaskAction(ctx, task.id, { kind: "unassign", reason: "the bot's socket was gone" }, { knownRow: task, fromHolder: true });
     await this.wake();
     return false;
   }
@@ -366,6 +383,7 @@ export class BotSession extends DurableObject<Env> {
     this.capabilities.forget();
     this.alarms.forget();
     this.health.forget();
+    this.kept.forget();
     this.activity.forget();
     this.writeBehind.cancel();
   }
@@ -384,6 +402,7 @@ export class BotSession extends DurableObject<Env> {
         else if (key === GRACE) await this.onGraceExpired(ctx, this.botId);
         else if (key === HEALTH_CHECK) await this.onHealthCheck(ctx, this.botId);
         else if (key.startsWith(RETRY_PREFIX)) await this.work.retryDue(ctx, key.slice(RETRY_PREFIX.length));
+        else if (key === KEPT_RETRY) await this.work.settleKept(ctx);
       } catch (err) {
         ctx.log.error("alarm entry failed; the sweeper will reconcile", { entry: key, error: String(err) });
       }
@@ -394,7 +413,7 @@ export class BotSession extends DurableObject<Env> {
   /** What waited in memory: the fleet's merged activity event, the health window's storage write. */
   private async flushWriteBehind(): Promise<void> {
     if (this.botId) this.activity.flush(this.scoped(), this.botId);
-    await this.health.persist();
+    await this.health.persist(() => this.kept.forgetApplied());
   }
 
   /** The health window slid: a quarantined bot may have recovered (then it takes work at once). */
@@ -409,6 +428,7 @@ export class BotSession extends DurableObject<Env> {
 
   private async onGraceExpired(ctx: Ctx, botId: string): Promise<void> {
     if (this.openSockets().length > 0) return; // came back in time
+    await this.work.settleKept(ctx); // a result the bot was told of is its task's outcome, not a loss
     // No socket and no grace left: the held task goes back to the queue (or fails for good).
     const bot = await getBot(ctx.db, botId);
     if (bot?.connected) await markDisconnected(ctx.db, botId, ctx.now(), "socket lost");

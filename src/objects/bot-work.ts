@@ -9,12 +9,13 @@
  */
 import type { BotMessage, ServerMessage } from "../contracts/ws";
 import type { Attempt } from "../core/health";
-import { isHeld, type TaskAction, taskDeadlineMs } from "../core/task-machine";
+import { botMayReport, isHeld, type TaskAction, taskDeadlineMs, transitionTask } from "../core/task-machine";
 import { getBot } from "../db/bots";
 import type { TaskRow } from "../db/schema";
 import { claimBestTask } from "../db/task-claims";
 import { type BotTaskCounts, recordProgress } from "../db/task-writes";
-import { getTask } from "../db/tasks";
+import { getTask, taskState } from "../db/tasks";
+import { AppError } from "../errors";
 import type { Ctx } from "../services/context";
 import { claimForBot, dispatchReleasedSteps, dispatchTask } from "../services/dispatch";
 import { publishStepAssigned, publishStepLog, publishStepProgress } from "../services/job-events";
@@ -25,12 +26,16 @@ import { assignmentOf } from "./bot-frames";
 import type { BotHealth } from "./bot-health";
 import type { BotInbox } from "./bot-inbox";
 import type { ActivityChange, FleetActivity } from "./fleet-activity";
+import type { KeptResult } from "./kept-result";
 import type { KeptValue } from "./kept-value";
 
 /** The alarm entry of the held task's deadline (one: a bot holds one task). */
 export const DEADLINE = "deadline";
 /** Alarm entries for a task of this bot's back in the queue with a backoff: the bot looks for work when it is due. */
 export const RETRY_PREFIX = "retry:";
+/** The alarm entry that retries a kept result whose D1 write failed (kept-result.ts). */
+export const KEPT_RETRY = "kept_retry";
+const KEPT_RETRY_DELAY_MS = 5000;
 /** A task's progress reaches D1 at most this often (every message still reaches the job's watchers). */
 const PROGRESS_WRITE_INTERVAL_MS = 1000;
 
@@ -60,6 +65,10 @@ export interface BotWorkDeps {
   /** The bot's capabilities as D1 said at its last connect. */
   capabilities: KeptValue<string[] | null>;
   inbox: BotInbox;
+  /** The result written behind (kept-result.ts). */
+  kept: KeptResult;
+  /** A context whose D1 writes may wait for company at the group-commit writer; null: no writer, no writing behind. */
+  lingering: (ctx: Ctx) => Ctx | null;
 }
 
 type Payload<T extends BotMessage["type"]> = Extract<BotMessage, { type: T }>["payload"];
@@ -69,6 +78,8 @@ export class BotWork {
   private heldTask: TaskRow | null = null;
   /** When each task's progress was last written to D1 (coalescing; memory only). */
   private readonly progressWrittenAtMs = new Map<string, number>();
+  /** This bot's last claim found a task (a backlog): its results are then written before it is told. Memory only. */
+  private backlogSeen = false;
 
   constructor(private readonly deps: BotWorkDeps) {}
 
@@ -111,6 +122,13 @@ export class BotWork {
     const action: TaskAction = success
       ? { kind: "complete", result, reporterBotId: botId }
       : { kind: "fail", code: "bot_error", error: error ?? "bot reported failure", retry: true };
+    const behind = this.writesBehind(ctx, botId, task_id, action) ? this.deps.lingering(ctx) : null;
+    if (behind) {
+      await this.deps.kept.keep({ taskId: task_id, result });
+      this.deps.send(ws, { type: "task_ack", payload: { task_id, status: "completed", applied: true, ack_of: "task_complete" } });
+      await this.deps.kept.track(this.applyKept(behind, task_id, action));
+      return;
+    }
     // The bot hears that its result was applied before it is offered anything else.
     await this.settleOwnTask(ctx, task_id, action, (outcome) =>
       this.deps.send(ws, { type: "task_ack", payload: { task_id, status: outcome.task.status, applied: true, ack_of: "task_complete" } }),
@@ -145,6 +163,7 @@ export class BotWork {
 
   /** The deadline entry rang. D1 decides, not this object's copy: the entry may be early (kept from an earlier task, see trackDeadline). */
   async deadlineDue(ctx: Ctx, botId: string): Promise<void> {
+    await this.settleKept(ctx); // a result the bot was told of is the task's outcome, not a timeout
     const bot = await getBot(ctx.db, botId);
     if (!bot?.currentTaskId) return;
     const task = await getTask(ctx.db, bot.currentTaskId);
@@ -185,6 +204,7 @@ export class BotWork {
     const claimNext = ws && botId && capabilities ? { botId, capabilities } : undefined;
     const outcome = await applyTaskAction(ctx, taskId, action, { ...this.reportOptions(botId), claimNext });
     if (this.heldTask?.id === taskId) this.heldTask = null;
+    if (outcome.claimTried) this.backlogSeen = outcome.claimedNext !== null;
     announce?.(outcome);
     if (outcome.retryAtMs !== null) await this.deps.alarms.set(RETRY_PREFIX + taskId, outcome.retryAtMs);
     const counts = outcome.releasedBotId === botId ? outcome.releasedBotCounts : null;
@@ -215,6 +235,7 @@ export class BotWork {
     const botId = this.deps.botId();
     if (!botId) return;
     const claimed = await claimBestTask(ctx.db, { botId, capabilities }, ctx.now());
+    this.backlogSeen = claimed !== null;
     if (claimed) await this.deliver(ctx, ws, claimed);
   }
 
@@ -294,7 +315,61 @@ export class BotWork {
 
   /** This bot acts on its task; the kept row saves the read (see `heldTask`). */
   private reportOptions(botId: string | null) {
-    return { actingBotId: botId ?? undefined, knownRow: this.heldTask ?? undefined };
+    return { actingBotId: botId ?? undefined, knownRow: this.heldTask ?? undefined, fromHolder: true };
+  }
+
+  // ---------------------------------------------------------------- the result written behind (kept-result.ts)
+
+  /** Whether this result is told before D1 has it: a standalone task's success that takes it to `completed`, with no backlog. */
+  private writesBehind(ctx: Ctx, botId: string, taskId: string, action: TaskAction): boolean {
+    const held = this.heldTask;
+    if (this.backlogSeen || action.kind !== "complete" || held?.id !== taskId) return false;
+    // A step's result moves its job or workflow, which is read by id too: it is written before it is told.
+    if (held.jobId !== null || held.workflowId !== null) return false;
+    const state = taskState(held);
+    if (!botMayReport(state, botId, action)) return false;
+    const decided = transitionTask(state, action, ctx.now(), ctx.config.backoff);
+    return decided.ok && decided.transition.patch.status === "completed";
+  }
+
+  /** Writes a kept result to D1; a refusal for good forgets it, a failure tries again by alarm. */
+  private async applyKept(ctx: Ctx, taskId: string, action: TaskAction): Promise<void> {
+    try {
+      await this.settleOwnTask(ctx, taskId, action);
+      this.deps.kept.markApplied(taskId);
+    } catch (err) {
+      const refused = err instanceof AppError && ["invalid_transition", "forbidden", "task_not_found"].includes(err.code);
+      if (refused && err.details.status === "completed") {
+        // D1 has it already: written before a restart, its entry kept until the next storage write (kept-result.ts).
+        this.deps.kept.markApplied(taskId);
+        return;
+      }
+      if (refused) {
+        // Only a writer that bypasses the settling (a task deleted meanwhile) gets here: the result goes with the task.
+        ctx.log.warn("a result the bot was told of was refused: the task changed before it was written", {
+          task_id: taskId,
+          error: String(err),
+        });
+        this.deps.kept.markApplied(taskId);
+        return;
+      }
+      ctx.log.error("a kept result could not be written; trying again", { task_id: taskId, error: String(err) });
+      await this.deps.alarms.set(KEPT_RETRY, ctx.now() + KEPT_RETRY_DELAY_MS);
+    }
+  }
+
+  /**
+   * Whatever result this object kept reaches D1 before the caller goes on: the write on its way is
+   * waited for; one kept but not written (a restart, a failed write) is written now. True if there was one.
+   */
+  async settleKept(ctx: Ctx): Promise<boolean> {
+    if (await this.deps.kept.settled()) return true;
+    const entry = await this.deps.kept.unapplied();
+    const botId = this.deps.botId();
+    if (!entry || !botId) return false;
+    const action: TaskAction = { kind: "complete", result: entry.result, reporterBotId: botId };
+    await this.deps.kept.track(this.applyKept(ctx, entry.taskId, action));
+    return true;
   }
 }
 

@@ -18,8 +18,7 @@ import { isHeld, type TaskAction } from "../core/task-machine";
 import { decodeCursor } from "../db/pagination";
 import { newTaskRow } from "../db/task-inserts";
 import { deleteTaskRow } from "../db/task-writes";
-import { getTaskByIdempotencyKey, getTaskView, listPendingTasks, listTaskEvents, listTasks } from "../db/tasks";
-import { loadOr404 } from "../errors";
+import { getTaskByIdempotencyKey, listPendingTasks, listTaskEvents, listTasks } from "../db/tasks";
 import { createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
 import { botSession } from "../objects/stubs";
 import { taskEventJson, taskJson } from "../presenters";
@@ -28,13 +27,15 @@ import { createOnce, keyedRow, withoutKey } from "../services/create-once";
 import { assignManually, createAndDispatch, releaseDeletedTask, settleOutcome } from "../services/dispatch";
 import { applyTaskAction } from "../services/lifecycle";
 import { chargeTaskCreation } from "../services/rate-limits";
+import { readTask } from "../services/settle";
 import { createTaskBatch } from "../services/task-batch";
 import { resourceRoutes } from "./resource-routes";
 
 const tags = ["Tasks"];
 export const tasksRouter = createRouter();
 
-const loadTask = (ctx: Ctx, id: string) => loadOr404("task", id, getTaskView(ctx.db, id, ctx.now()));
+/** By id: after the holder's result on its way, if any (services/settle.ts). */
+const loadTask = (ctx: Ctx, id: string) => readTask(ctx, id);
 
 tasksRouter.openapi(
   createRoute({

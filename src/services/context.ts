@@ -31,3 +31,23 @@ export function createCtx(env: Env, logFields: Record<string, unknown> = {}): Ct
   }
   return { env, db: base.db, config: base.config, log: createLogger(logFields, base.config.logLevel), now: Date.now };
 }
+
+/** How long a result written behind may wait at the group-commit writer for the next create (objects/kept-result.ts). */
+export const RESULT_LINGER_MS = 5;
+
+const lingeringDbs = new WeakMap<Env, Db>();
+
+/**
+ * The context with a database whose guarded batches may wait RESULT_LINGER_MS at the group-commit
+ * writer for company; null without the writer (`D1_GROUP_COMMIT=off`).
+ */
+export function lingeringCtx(ctx: Ctx): Ctx | null {
+  if (!ctx.config.d1GroupCommit) return null;
+  let db = lingeringDbs.get(ctx.env);
+  if (!db) {
+    const env = ctx.env;
+    db = getDb(env.DB, { batch: (queries) => d1Writer(env).batch(queries, RESULT_LINGER_MS) });
+    lingeringDbs.set(env, db);
+  }
+  return { ...ctx, db };
+}

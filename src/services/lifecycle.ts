@@ -18,6 +18,7 @@ import { AppError, loadOr404 } from "../errors";
 import type { Ctx } from "./context";
 import { publishJobTransition } from "./job-events";
 import { countCreated, countTaskTransition } from "./metrics";
+import { settleHeldResult } from "./settle";
 
 export interface TransitionOutcome {
   task: TaskWithWaiting;
@@ -50,6 +51,8 @@ export interface ActionOptions {
   knownRow?: TaskRow;
   /** The bot this action frees takes its next task in the same D1 batch (see task-claims.ts). */
   claimNext?: ClaimNext;
+  /** The holding bot's own object acts: it has no result of its own to settle first (objects/kept-result.ts). */
+  fromHolder?: boolean;
 }
 
 const MAX_RACE_RETRIES = 4;
@@ -65,6 +68,8 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
     const nowMs = ctx.now();
     const known = attempt === 0 && opts.knownRow?.id === taskId ? opts.knownRow : undefined;
     const task = known ?? (await loadOr404("task", taskId, getTask(ctx.db, taskId)));
+    // A result the holder's bot was told of but D1 does not have yet comes first: read again after it.
+    if (!known && !opts.fromHolder && (await settleHeldResult(ctx, task))) continue;
     const state = taskState(task);
     const mayReport = !opts.actingBotId || botMayReport(state, opts.actingBotId, action);
     const result = transitionTask(state, action, nowMs, ctx.config.backoff);

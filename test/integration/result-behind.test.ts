@@ -1,0 +1,83 @@
+/**
+ * A bot's result written behind (objects/kept-result.ts): an idle bot's result is kept in its object's
+ * storage and acknowledged before D1 has it, yet a read by id right after the acknowledgement sees it
+ * completed, a cancel right after it is refused, and a result kept but not written (a restart) reaches
+ * D1 once. Without the group-commit writer (`D1_GROUP_COMMIT=off`) nothing is written behind; every
+ * read and refusal here holds either way.
+ */
+import { env, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import type { BotSession } from "../../src/objects/bot-session";
+import { BotSocket, createTask, get, post, registerBot, uniqueCapability } from "../helpers/api";
+
+const writesBehind = env.D1_GROUP_COMMIT?.trim().toLowerCase() !== "off";
+const stub = (botId: string) => env.BOT_SESSION.getByName(botId);
+const keptOf = (botId: string) =>
+  runInDurableObject(stub(botId), (_obj, state) => state.storage.get<{ taskId: string; result: unknown }>("kept_result"));
+const eventTypes = async (taskId: string) => ((await get(`/api/v1/tasks/${taskId}/events`)).body as { type: string }[]).map((e) => e.type);
+
+/** An idle connected bot of its own capability holding one task (nothing else queued for it). */
+async function idleBotWithTask() {
+  const cap = uniqueCapability("behind");
+  const bot = await registerBot([cap]);
+  const sock = await BotSocket.open(bot.id, bot.token);
+  const task = await createTask({ capability: cap, payload: {} });
+  expect((await sock.next("task_assigned")).payload.task_id).toBe(task.id);
+  return { cap, bot, sock, task };
+}
+
+describe("a result written behind", () => {
+  it("is acknowledged completed, and a read by id right after the acknowledgement shows it completed", async () => {
+    const { bot, sock, task } = await idleBotWithTask();
+    const ack = await sock.complete(task.id, { answer: 42 });
+    expect(ack.payload).toMatchObject({ task_id: task.id, status: "completed", applied: true });
+    const read = await get(`/api/v1/tasks/${task.id}`);
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({ status: "completed", result: { answer: 42 }, bot_id: bot.id });
+    expect(await eventTypes(task.id)).toEqual(["task_created", "task_assigned", "task_started", "task_completed"]);
+    if (writesBehind) expect(await keptOf(bot.id)).toEqual({ taskId: task.id, result: { answer: 42 } });
+    sock.close();
+  });
+
+  it("stands against a cancel sent right after the acknowledgement: the cancel is refused, nothing changes", async () => {
+    const { sock, task } = await idleBotWithTask();
+    await sock.complete(task.id, { done: true });
+    const cancel = await post(`/api/v1/tasks/${task.id}/cancel`, { reason: "too late" });
+    expect(cancel.status).toBe(409);
+    expect(cancel.body.error.code).toBe("invalid_transition");
+    expect((await get(`/api/v1/tasks/${task.id}`)).body).toMatchObject({ status: "completed", result: { done: true } });
+    expect(await eventTypes(task.id)).not.toContain("task_cancelled");
+    sock.close();
+  });
+
+  it("kept but never written (as after a restart), reaches D1 once when the task is read", async () => {
+    const { bot, sock, task } = await idleBotWithTask();
+    // The object's storage holds a result D1 has not seen, and the instance has not read it (a fresh start).
+    await runInDurableObject(stub(bot.id), async (obj: BotSession, state) => {
+      await state.storage.put("kept_result", { taskId: task.id, result: { kept: 1 } });
+      (obj as unknown as { kept: { forget(): void } }).kept.forget();
+    });
+    expect((await get(`/api/v1/tasks/${task.id}`)).body).toMatchObject({ status: "completed", result: { kept: 1 } });
+    // Asked again (another read, the bot's own late copy of the result): applied once, never twice.
+    expect((await get(`/api/v1/tasks/${task.id}`)).body).toMatchObject({ status: "completed", result: { kept: 1 } });
+    const late = await sock.complete(task.id, { kept: 2 });
+    expect(late.payload).toMatchObject({ task_id: task.id, status: "completed", applied: false });
+    expect((await eventTypes(task.id)).filter((t) => t === "task_completed")).toHaveLength(1);
+    sock.close();
+  });
+  it("kept after D1 has it (as after a restart before the entry was deleted), changes nothing when the task is read", async () => {
+    const { bot, sock, task } = await idleBotWithTask();
+    await sock.complete(task.id, { first: 1 });
+    expect((await get(`/api/v1/tasks/${task.id}`)).body).toMatchObject({ status: "completed", result: { first: 1 } });
+    // A fresh instance reads back an entry D1 already has (its result applied, its deletion not yet made).
+    await runInDurableObject(stub(bot.id), async (obj: BotSession, state) => {
+      await state.storage.put("kept_result", { taskId: task.id, result: { first: 1 } });
+      (obj as unknown as { kept: { forget(): void } }).kept.forget();
+      expect(await obj.settleResult()).toBe(true);
+      expect(await obj.settleResult()).toBe(false);
+    });
+    expect((await get(`/api/v1/tasks/${task.id}`)).body).toMatchObject({ status: "completed", result: { first: 1 } });
+    expect((await eventTypes(task.id)).filter((t) => t === "task_completed")).toHaveLength(1);
+    sock.close();
+  });
+});
