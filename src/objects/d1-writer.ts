@@ -33,28 +33,48 @@ interface Waiting {
   reject: (err: unknown) => void;
 }
 
+/** A batch's own results, and whether other writers' batches were in flight when it arrived (load). */
+export interface WriterAnswer {
+  results: D1Result[];
+  othersInFlight: boolean;
+}
+
 export class D1Writer extends DurableObject<Env> {
   private readonly waiting: Waiting[] = [];
   private committing = false;
   /** A lone batch that may wait for company (see batch's `lingerMs`), and when it stops waiting. */
   private lingering: ReturnType<typeof setTimeout> | null = null;
+  /** Batches someone waits on (not lingering) between their arrival and their answer: the writer's load. */
+  private urgentInFlight = 0;
 
   /**
    * Runs `queries` as one guarded batch (with whatever else is waiting); answers with its own results.
    * `lingerMs`: a batch nobody waits on at once (a result the bot has already been told of, kept in
    * its object's storage) may wait that long for another to go with, so that, one task at a time, the
    * result rides with the next create instead of holding D1 while it arrives. Any batch arriving in the
-   * meantime sends both at once, the lingering one first.
+   * meantime sends both at once, the lingering one first. The answer says whether other batches that
+   * someone waits on were in flight on arrival: a writer under load (the caller stops lingering).
    */
-  async batch(queries: Query[], lingerMs = 0): Promise<D1Result[]> {
+  async batch(queries: Query[], lingerMs = 0): Promise<WriterAnswer> {
+    const othersInFlight = this.urgentInFlight > 0;
+    const urgent = lingerMs <= 0;
+    if (urgent) this.urgentInFlight++;
+    try {
+      return { results: await this.enqueue(queries, lingerMs), othersInFlight };
+    } finally {
+      if (urgent) this.urgentInFlight--;
+    }
+  }
+
+  private enqueue(queries: Query[], lingerMs: number): Promise<D1Result[]> {
     const done = new Promise<D1Result[]>((resolve, reject) => this.waiting.push({ queries, resolve, reject }));
-    if (this.committing) return await done;
+    if (this.committing) return done;
     if (lingerMs > 0 && this.waiting.length === 1) {
       this.lingering = setTimeout(() => this.stopLingering(), Math.min(lingerMs, MAX_LINGER_MS));
-      return await done;
+      return done;
     }
     this.stopLingering();
-    return await done;
+    return done;
   }
 
   private stopLingering(): void {

@@ -2,6 +2,7 @@
 import { type Config, readConfig } from "../config";
 import { type BatchWriter, type Db, getDb } from "../db/client";
 import { createLogger, type Logger } from "../log";
+import type { Query, WriterAnswer } from "../objects/d1-writer";
 import { d1Writer } from "../objects/stubs";
 
 export interface Ctx {
@@ -25,7 +26,7 @@ export function createCtx(env: Env, logFields: Record<string, unknown> = {}): Ct
   if (!base) {
     const config = readConfig(env);
     // The writer's stub is made per batch: a stub belongs to the request that made it.
-    const writer: BatchWriter | undefined = config.d1GroupCommit ? { batch: (queries) => d1Writer(env).batch(queries) } : undefined;
+    const writer: BatchWriter | undefined = config.d1GroupCommit ? { batch: (queries) => writeNoting(env, queries, 0) } : undefined;
     base = { config, db: getDb(env.DB, writer) };
     shared.set(env, base);
   }
@@ -34,20 +35,39 @@ export function createCtx(env: Env, logFields: Record<string, unknown> = {}): Ct
 
 /** How long a result written behind may wait at the group-commit writer for the next create (objects/kept-result.ts). */
 export const RESULT_LINGER_MS = 5;
+/** After the writer was seen under load, results are written at once for this long. */
+const WRITER_LOAD_MEMORY_MS = 1000;
+
+/** When this isolate last saw other writers' batches in flight at the group-commit writer. */
+let writerBusySeenAtMs = Number.NEGATIVE_INFINITY;
+
+async function writeNoting(env: Env, queries: Query[], lingerMs: number): Promise<D1Result[]> {
+  // (cast: RPC's type of D1Result's `unknown` rows is `never`; the object returns D1Result[] as they are)
+  const answer = (await d1Writer(env).batch(queries, lingerMs)) as unknown as WriterAnswer;
+  if (answer.othersInFlight) writerBusySeenAtMs = Date.now();
+  return answer.results;
+}
 
 const lingeringDbs = new WeakMap<Env, Db>();
 
 /**
  * The context with a database whose guarded batches may wait RESULT_LINGER_MS at the group-commit
- * writer for company; null without the writer (`D1_GROUP_COMMIT=off`).
+ * writer for company; null without the writer (`D1_GROUP_COMMIT=off`) or while it is under load: a
+ * result is then written at once, since its write has company anyway, and writing behind would cost
+ * every result a storage put for a wait it no longer saves (measured: throughput fell by a tenth).
  */
 export function lingeringCtx(ctx: Ctx): Ctx | null {
-  if (!ctx.config.d1GroupCommit) return null;
+  if (!ctx.config.d1GroupCommit || Date.now() - writerBusySeenAtMs < WRITER_LOAD_MEMORY_MS) return null;
   let db = lingeringDbs.get(ctx.env);
   if (!db) {
     const env = ctx.env;
-    db = getDb(env.DB, { batch: (queries) => d1Writer(env).batch(queries, RESULT_LINGER_MS) });
+    db = getDb(env.DB, { batch: (queries) => writeNoting(env, queries, RESULT_LINGER_MS) });
     lingeringDbs.set(env, db);
   }
   return { ...ctx, db };
+}
+
+/** Forgets the writer's load this isolate saw (tests of the quiet path). */
+export function forgetWriterLoad(): void {
+  writerBusySeenAtMs = Number.NEGATIVE_INFINITY;
 }

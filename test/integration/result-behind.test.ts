@@ -6,8 +6,11 @@
  * read and refusal here holds either way.
  */
 import { env, runInDurableObject } from "cloudflare:test";
+import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
+import { runBatch } from "../../src/db/batch";
 import type { BotSession } from "../../src/objects/bot-session";
+import { createCtx, forgetWriterLoad } from "../../src/services/context";
 import { BotSocket, createTask, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
 const writesBehind = env.D1_GROUP_COMMIT?.trim().toLowerCase() !== "off";
@@ -79,5 +82,20 @@ describe("a result written behind", () => {
     expect((await get(`/api/v1/tasks/${task.id}`)).body).toMatchObject({ status: "completed", result: { first: 1 } });
     expect((await eventTypes(task.id)).filter((t) => t === "task_completed")).toHaveLength(1);
     sock.close();
+  });
+  it("is not written behind while the writer is under load: D1 has it before the bot hears of it", async () => {
+    const { bot, sock, task } = await idleBotWithTask();
+    // Other writers' batches in flight at the writer, as this isolate sees it (a burst of creates).
+    const db = createCtx(env).db;
+    await Promise.all(Array.from({ length: 10 }, () => runBatch(db, [sql`SELECT 1`])));
+    try {
+      expect((await sock.complete(task.id, { busy: 1 })).payload).toMatchObject({ status: "completed", applied: true });
+      const row = await env.DB.prepare("SELECT status FROM tasks WHERE id = ?").bind(task.id).first<{ status: string }>();
+      expect(row?.status).toBe("completed"); // straight from D1, no settling
+      expect(await keptOf(bot.id)).toBeUndefined();
+    } finally {
+      forgetWriterLoad();
+      sock.close();
+    }
   });
 });
