@@ -67,7 +67,7 @@ export interface BotWorkDeps {
   inbox: BotInbox;
   /** The result written behind (kept-result.ts). */
   kept: KeptResult;
-  /** A context whose D1 writes may wait for company at the group-commit writer; null: no writer, no writing behind. */
+  /** A context whose D1 writes linger at the group-commit writer; null: no writer or a writer under load, no writing behind. */
   lingering: (ctx: Ctx) => Ctx | null;
 }
 

@@ -50,9 +50,9 @@ export class D1Writer extends DurableObject<Env> {
   /**
    * Runs `queries` as one guarded batch (with whatever else is waiting); answers with its own results.
    * `lingerMs`: a batch nobody waits on at once (a result the bot has already been told of, kept in
-   * its object's storage) may wait that long for another to go with, so that, one task at a time, the
-   * result rides with the next create instead of holding D1 while it arrives. Any batch arriving in the
-   * meantime sends both at once, the lingering one first. The answer says whether other batches that
+   * its object's storage) waits that long before it goes, so that what the caller does next (the ack,
+   * the next request) runs first; any batch arriving in the meantime sends both at once, the lingering
+   * one first. The answer says whether other batches that
    * someone waits on were in flight on arrival: a writer under load (the caller stops lingering).
    */
   async batch(queries: Query[], lingerMs = 0): Promise<WriterAnswer> {
