@@ -9,9 +9,10 @@ import { env, runInDurableObject } from "cloudflare:test";
 import { sql } from "drizzle-orm";
 import { describe, expect, it } from "vitest";
 import { runBatch } from "../../src/db/batch";
+import { getDb } from "../../src/db/client";
 import type { BotSession } from "../../src/objects/bot-session";
 import { createCtx, forgetWriterLoad } from "../../src/services/context";
-import { BotSocket, createTask, get, post, registerBot, uniqueCapability } from "../helpers/api";
+import { BotSocket, createTask, eventually, get, post, registerBot, uniqueCapability } from "../helpers/api";
 
 const writesBehind = env.D1_GROUP_COMMIT?.trim().toLowerCase() !== "off";
 const stub = (botId: string) => env.BOT_SESSION.getByName(botId);
@@ -19,13 +20,19 @@ const keptOf = (botId: string) =>
   runInDurableObject(stub(botId), (_obj, state) => state.storage.get<{ taskId: string; result: unknown }>("kept_result"));
 const eventTypes = async (taskId: string) => ((await get(`/api/v1/tasks/${taskId}/events`)).body as { type: string }[]).map((e) => e.type);
 
-/** An idle connected bot of its own capability holding one task (nothing else queued for it). */
+/**
+ * An idle connected bot of its own capability holding one task (nothing else queued for it), with the
+ * writer quiet: two of the setup's writes overlapping at the writer (the connect's and the create's)
+ * would read as load, and for a second no result would be written behind.
+ */
 async function idleBotWithTask() {
   const cap = uniqueCapability("behind");
   const bot = await registerBot([cap]);
   const sock = await BotSocket.open(bot.id, bot.token);
+  await sock.next("connected");
   const task = await createTask({ capability: cap, payload: {} });
   expect((await sock.next("task_assigned")).payload.task_id).toBe(task.id);
+  forgetWriterLoad();
   return { cap, bot, sock, task };
 }
 
@@ -99,5 +106,40 @@ describe("a result written behind", () => {
       forgetWriterLoad();
       sock.close();
     }
+  });
+  it("whose D1 write fails is kept and retried by alarm, and reaches D1 when the entry rings", async () => {
+    const { bot, sock, task } = await idleBotWithTask();
+    const d1Status = async () =>
+      (await env.DB.prepare("SELECT status, result FROM tasks WHERE id = ?").bind(task.id).first<{ status: string; result: string }>())!;
+    type Internals = {
+      kept: { forget(): void };
+      work: { settleKept(ctx: unknown): Promise<boolean> };
+      alarms: { set(key: string, atMs: number): Promise<void> };
+      scoped(): Record<string, unknown>;
+    };
+    await runInDurableObject(stub(bot.id), async (obj: BotSession, state) => {
+      const inner = obj as unknown as Internals;
+      inner.kept.forget(); // first: see above
+      await state.storage.put("kept_result", { taskId: task.id, result: { retried: 1 } });
+      // D1 refuses every write (an outage): the entry stays, and a retry is scheduled.
+      const down = { ...inner.scoped(), db: getDb(env.DB, { batch: () => Promise.reject(new Error("D1 is down")) }) };
+      expect(await inner.work.settleKept(down)).toBe(true);
+      const schedule = await state.storage.get<Record<string, number>>("schedule");
+      expect(schedule?.kept_retry).toBeGreaterThan(Date.now());
+      expect(await state.storage.get("kept_result")).toEqual({ taskId: task.id, result: { retried: 1 } });
+      expect((await d1Status()).status).toBe("assigned");
+      await inner.alarms.set("kept_retry", Date.now()); // due now, instead of in five seconds: the alarm rings
+    });
+    // Straight from D1, no read by id to settle it: the alarm wrote it.
+    const row = await eventually(
+      async () => {
+        const r = await d1Status();
+        return r.status === "completed" && r;
+      },
+      5000,
+      "the retried result in D1",
+    );
+    expect(JSON.parse(row.result)).toEqual({ retried: 1 });
+    sock.close();
   });
 });
