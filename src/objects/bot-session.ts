@@ -262,10 +262,10 @@ export class BotSession extends DurableObject<Env> {
   /**
    * Whoever reads or changes a task this bot holds, by id, asks this first: a result the bot was
    * told of but D1 does not have yet is written before the caller reads (kept-result.ts). True if
-   * there was one (the caller reads again).
+   * there was one, or if `taskId`'s was kept and written meanwhile (either way the caller reads again).
    */
-  async settleResult(): Promise<boolean> {
-    return this.work.settleKept(this.scoped());
+  async settleResult(taskId?: string): Promise<boolean> {
+    return this.work.settleKept(this.scoped(), taskId);
   }
 
   /**

@@ -360,9 +360,16 @@ export class BotWork {
 
   /**
    * Whatever result this object kept reaches D1 before the caller goes on: the write on its way is
-   * waited for; one kept but not written (a restart, a failed write) is written now. True if there was one.
+   * waited for; one kept but not written (a restart, a failed write) is written now. True if there was
+   * one, or if `taskId`'s result was kept and has been written already (the caller may have read the
+   * task before that write landed: it reads again).
    */
-  async settleKept(ctx: Ctx): Promise<boolean> {
+  async settleKept(ctx: Ctx, taskId?: string): Promise<boolean> {
+    const settled = await this.settleAnyKept(ctx);
+    return settled || (taskId !== undefined && this.deps.kept.keptFor(taskId));
+  }
+
+  private async settleAnyKept(ctx: Ctx): Promise<boolean> {
     if (await this.deps.kept.settled()) return true;
     const entry = await this.deps.kept.unapplied();
     const botId = this.deps.botId();

@@ -27,6 +27,8 @@ export class KeptResult {
   /** D1 has the entry's result, or refused it for good: storage may forget it. */
   private applied = false;
   private pending: Promise<void> | null = null;
+  /** The task of the last result this instance kept, written or not (memory only; see `keptFor`). */
+  private lastTaskId: string | null = null;
 
   constructor(private readonly storage: DurableObjectStorage) {}
 
@@ -40,6 +42,7 @@ export class KeptResult {
   async keep(entry: KeptEntry): Promise<void> {
     this.entry = entry;
     this.applied = false;
+    this.lastTaskId = entry.taskId;
     await this.storage.put(KEY, entry);
   }
 
@@ -50,6 +53,14 @@ export class KeptResult {
     });
     this.pending = tracked;
     await tracked;
+  }
+
+  /**
+   * Whether this instance kept a result for the task, whether or not D1 has it by now: a reader that
+   * read the task before the write landed, and asks after, must read again.
+   */
+  keptFor(taskId: string): boolean {
+    return this.lastTaskId === taskId;
   }
 
   /** D1 has it (or refused it for good). */
@@ -79,5 +90,6 @@ export class KeptResult {
   forget(): void {
     this.entry = undefined;
     this.applied = false;
+    this.lastTaskId = null;
   }
 }

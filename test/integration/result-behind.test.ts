@@ -49,6 +49,17 @@ describe("a result written behind", () => {
     sock.close();
   });
 
+  it("sends a reader back to read again when the write landed between its read and its question", async () => {
+    // The race a read by id can meet: it reads `assigned`, the kept result's write lands, then it asks
+    // the holder, who has nothing on its way any more. The holder still says "read again" for that task.
+    const { bot, sock, task } = await idleBotWithTask();
+    await sock.complete(task.id, { raced: 1 });
+    await stub(bot.id).settleResult(); // the write has landed
+    expect(await stub(bot.id).settleResult(task.id)).toBe(writesBehind); // (off: D1 had it before the ack)
+    expect(await stub(bot.id).settleResult(crypto.randomUUID())).toBe(false);
+    sock.close();
+  });
+
   it("stands against a cancel sent right after the acknowledgement: the cancel is refused, nothing changes", async () => {
     const { sock, task } = await idleBotWithTask();
     await sock.complete(task.id, { done: true });
