@@ -117,6 +117,24 @@ export function botMayReport(task: TaskState, botId: string, action: TaskAction)
   return task.botId === botId || isLateCompletion(task, action);
 }
 
+/**
+ * May this result be acknowledged before D1 has it (objects/kept-result.ts)? Only a success its
+ * holder reports that takes a standalone task to `completed`: a step's result moves its job or
+ * workflow, which is read by id too, and a failure decides a retry, so both are written first.
+ */
+export function resultMayBeWrittenBehind(
+  task: TaskState,
+  standalone: boolean,
+  botId: string,
+  action: TaskAction,
+  nowMs: number,
+  backoff: BackoffPolicy,
+): boolean {
+  if (!standalone || action.kind !== "complete" || task.botId !== botId) return false;
+  const decided = transitionTask(task, action, nowMs, backoff);
+  return decided.ok && decided.transition.patch.status === "completed";
+}
+
 export function transitionTask(
   task: TaskState,
   action: TaskAction,

@@ -9,7 +9,7 @@
  */
 import type { BotMessage, ServerMessage } from "../contracts/ws";
 import type { Attempt } from "../core/health";
-import { botMayReport, isHeld, type TaskAction, taskDeadlineMs, transitionTask } from "../core/task-machine";
+import { isHeld, resultMayBeWrittenBehind, type TaskAction, taskDeadlineMs } from "../core/task-machine";
 import { getBot } from "../db/bots";
 import type { TaskRow } from "../db/schema";
 import { claimBestTask } from "../db/task-claims";
@@ -323,13 +323,9 @@ export class BotWork {
   /** Whether this result is told before D1 has it: a standalone task's success that takes it to `completed`, with no backlog. */
   private writesBehind(ctx: Ctx, botId: string, taskId: string, action: TaskAction): boolean {
     const held = this.heldTask;
-    if (this.backlogSeen || action.kind !== "complete" || held?.id !== taskId) return false;
-    // A step's result moves its job or workflow, which is read by id too: it is written before it is told.
-    if (held.jobId !== null || held.workflowId !== null) return false;
-    const state = taskState(held);
-    if (!botMayReport(state, botId, action)) return false;
-    const decided = transitionTask(state, action, ctx.now(), ctx.config.backoff);
-    return decided.ok && decided.transition.patch.status === "completed";
+    if (this.backlogSeen || held?.id !== taskId) return false;
+    const standalone = held.jobId === null && held.workflowId === null;
+    return resultMayBeWrittenBehind(taskState(held), standalone, botId, action, ctx.now(), ctx.config.backoff);
   }
 
   /** Writes a kept result to D1; a refusal for good forgets it, a failure tries again by alarm. */

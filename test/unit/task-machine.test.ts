@@ -1,6 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { retryDelayMs } from "../../src/core/backoff";
-import { botMayReport, canApply, type TaskState, type TaskStatus, taskDeadlineMs, transitionTask } from "../../src/core/task-machine";
+import {
+  botMayReport,
+  canApply,
+  resultMayBeWrittenBehind,
+  type TaskState,
+  type TaskStatus,
+  taskDeadlineMs,
+  transitionTask,
+} from "../../src/core/task-machine";
 
 const backoff = { baseDelayMs: 1000, maxDelayMs: 8000 };
 const task = (over: Partial<TaskState> = {}): TaskState => ({
@@ -164,5 +172,26 @@ describe("retry backoff", () => {
     expect(retryDelayMs(3, backoff, () => 1)).toBe(4000);
     expect(retryDelayMs(10, backoff, () => 1)).toBe(8000);
     expect(retryDelayMs(1000, backoff, () => 0.5)).toBe(6000);
+  });
+});
+
+describe("a result written behind (acknowledged before D1 has it)", () => {
+  const held = task({ status: "in_progress", botId: "b1", attempts: 1, startedAtMs: NOW - 10 });
+  const success = { kind: "complete", result: { ok: 1 }, reporterBotId: "b1" } as const;
+  const may = (t: TaskState, standalone: boolean, botId: string, action: Parameters<typeof transitionTask>[1]) =>
+    resultMayBeWrittenBehind(t, standalone, botId, action, NOW, backoff);
+
+  it("only for a standalone task's success reported by its holder, from assigned or in progress", () => {
+    expect(may(held, true, "b1", success)).toBe(true);
+    expect(may({ ...held, status: "assigned", startedAtMs: null }, true, "b1", success)).toBe(true);
+  });
+
+  it("never for a job's or workflow's step, a failure, another bot, a late result or a finished task", () => {
+    expect(may(held, false, "b1", success)).toBe(false); // the step moves its job: written first
+    expect(may(held, true, "b1", { kind: "fail", code: "bot_error", error: "no", retry: true })).toBe(false);
+    expect(may(held, true, "b2", { ...success, reporterBotId: "b2" })).toBe(false);
+    const requeued = task({ status: "pending", botId: null, previousBotId: "b1", attempts: 1 });
+    expect(may(requeued, true, "b1", success)).toBe(false); // a late result: D1 decides it first
+    expect(may({ ...held, status: "completed" }, true, "b1", success)).toBe(false);
   });
 });
