@@ -91,3 +91,8 @@ export function unwrapRpc<T>(result: RpcResult<T>): T {
   if (result.ok) return result.value;
   throw new AppError(result.code, result.message, result.details);
 }
+
+/** A task action refused for what the task is now (finished, cancelled, held by another bot): sending it again cannot change that. */
+export function refusedForGood(err: unknown): err is AppError {
+  return err instanceof AppError && (err.code === "invalid_transition" || err.code === "forbidden");
+}

@@ -17,7 +17,7 @@ import { isHeld } from "../core/task-machine";
 import { getBot, markConnected, markDisconnected } from "../db/bots";
 import type { TaskRow } from "../db/schema";
 import { getTask } from "../db/tasks";
-import { AppError } from "../errors";
+import { AppError, refusedForGood } from "../errors";
 import { type Ctx, createCtx, lingeringCtx } from "../services/context";
 import { applyTaskAction } from "../services/lifecycle";
 import { countMetric, flushMetrics } from "../services/metrics";
@@ -205,8 +205,7 @@ export class BotSession extends DurableObject<Env> {
         // A duplicate result, or one for a task that moved on (finished, cancelled, given to another bot),
         // is answered as refused for good, never applied twice: the bot can drop it.
         const current = err.details.status as string | undefined;
-        const refusedForGood = err.code === "invalid_transition" || err.code === "forbidden";
-        if ((msg.type === "task_complete" || msg.type === "task_started") && refusedForGood && current) {
+        if ((msg.type === "task_complete" || msg.type === "task_started") && refusedForGood(err) && current) {
           this.send(ws, { type: "task_ack", payload: { task_id: msg.payload.task_id, status: current, applied: false, ack_of: msg.type } });
           return;
         }

@@ -15,7 +15,7 @@ import type { TaskRow } from "../db/schema";
 import { claimBestTask } from "../db/task-claims";
 import { type BotTaskCounts, recordProgress } from "../db/task-writes";
 import { getTask, taskState } from "../db/tasks";
-import { AppError } from "../errors";
+import { AppError, refusedForGood } from "../errors";
 import type { Ctx } from "../services/context";
 import { claimForBot, dispatchReleasedSteps, dispatchTask } from "../services/dispatch";
 import { publishStepAssigned, publishStepLog, publishStepProgress } from "../services/job-events";
@@ -334,23 +334,21 @@ export class BotWork {
       await this.settleOwnTask(ctx, taskId, action);
       this.deps.kept.markApplied(taskId);
     } catch (err) {
-      const refused = err instanceof AppError && ["invalid_transition", "forbidden", "task_not_found"].includes(err.code);
-      if (refused && err.details.status === "completed") {
-        // D1 has it already: written before a restart, its entry kept until the next storage write (kept-result.ts).
-        this.deps.kept.markApplied(taskId);
-        return;
+      const gone = err instanceof AppError && err.code === "task_not_found";
+      if (!refusedForGood(err) && !gone) {
+        ctx.log.error("a kept result could not be written; trying again", { task_id: taskId, error: String(err) });
+        return this.deps.alarms.set(KEPT_RETRY, ctx.now() + KEPT_RETRY_DELAY_MS);
       }
-      if (refused) {
-        // Only a writer that bypasses the settling (a task deleted meanwhile) gets here: the result goes with the task.
+      // `completed`: D1 has it already (written before a restart, its entry kept until the next storage
+      // write). Anything else: only a writer that bypasses the settling (a task deleted meanwhile) gets
+      // here, and the result goes with the task.
+      if (gone || err.details.status !== "completed") {
         ctx.log.warn("a result the bot was told of was refused: the task changed before it was written", {
           task_id: taskId,
           error: String(err),
         });
-        this.deps.kept.markApplied(taskId);
-        return;
       }
-      ctx.log.error("a kept result could not be written; trying again", { task_id: taskId, error: String(err) });
-      await this.deps.alarms.set(KEPT_RETRY, ctx.now() + KEPT_RETRY_DELAY_MS);
+      this.deps.kept.markApplied(taskId);
     }
   }
 

@@ -52,8 +52,8 @@ export class D1Writer extends DurableObject<Env> {
    * `lingerMs`: a batch nobody waits on at once (a result the bot has already been told of, kept in
    * its object's storage) waits that long before it goes, so that what the caller does next (the ack,
    * the next request) runs first; any batch arriving in the meantime sends both at once, the lingering
-   * one first. The answer says whether other batches that
-   * someone waits on were in flight on arrival: a writer under load (the caller stops lingering).
+   * one first. The answer says whether other batches someone waits on were in flight on arrival: a
+   * writer under load (the caller then stops writing results behind for a while).
    */
   async batch(queries: Query[], lingerMs = 0): Promise<WriterAnswer> {
     const othersInFlight = this.urgentInFlight > 0;

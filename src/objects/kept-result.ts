@@ -4,9 +4,9 @@
  * One task at a time, a result's D1 write was half of D1's share of the round trip (each D1 call here
  * costs about 0.7 ms before it does anything). Kept here, the result is durable before the bot hears
  * of it (the object's output waits for the put), and its D1 write waits 2 ms at the group-commit writer
- * (services/context.ts says why), going with whatever arrives meanwhile. Only a bot whose last claim found nothing writes behind: with a
- * backlog its result's write also claims its next task, which it waits for anyway, so the put would buy
- * nothing (bot-work.ts decides).
+ * (services/context.ts says why), going with whatever arrives meanwhile. Only a bot whose last claim
+ * found nothing writes behind: with a backlog its result's write also claims its next task, which it
+ * waits for anyway, so the put would buy nothing (bot-work.ts and core's resultMayBeWrittenBehind decide).
  *
  * Until D1 has it, whoever reads or changes that task by id asks this object first (`settled`), and
  * the object's own deadline does too. A restart applies what was kept (the write is version-guarded,

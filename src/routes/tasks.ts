@@ -22,7 +22,6 @@ import { getTaskByIdempotencyKey, listPendingTasks, listTaskEvents, listTasks } 
 import { createRouter, idempotencyKey, jsonBody, jsonResponse } from "../http";
 import { botSession } from "../objects/stubs";
 import { taskEventJson, taskJson } from "../presenters";
-import type { Ctx } from "../services/context";
 import { createOnce, keyedRow, withoutKey } from "../services/create-once";
 import { assignManually, createAndDispatch, releaseDeletedTask, settleOutcome } from "../services/dispatch";
 import { applyTaskAction } from "../services/lifecycle";
@@ -33,9 +32,6 @@ import { resourceRoutes } from "./resource-routes";
 
 const tags = ["Tasks"];
 export const tasksRouter = createRouter();
-
-/** By id: after the holder's result on its way, if any (services/settle.ts). */
-const loadTask = (ctx: Ctx, id: string) => readTask(ctx, id);
 
 tasksRouter.openapi(
   createRoute({
@@ -83,7 +79,7 @@ tasksRouter.openapi(
           priority: row.priority,
           bot_id: claimed?.botId ?? null,
         });
-        return claimed ? { ...claimed, waitingFor: null } : loadTask(ctx, row.id);
+        return claimed ? { ...claimed, waitingFor: null } : readTask(ctx, row.id);
       },
     });
     return c.json(taskJson(resource), created ? 201 : 200);
@@ -147,7 +143,7 @@ routes.get({
   summary: "Get a task",
   item: TaskSchema,
   read: async (c, id) => {
-    const task = await loadTask(c.get("ctx"), id);
+    const task = await readTask(c.get("ctx"), id);
     requireReader(c, task.botId ?? "");
     return taskJson(task);
   },
@@ -160,7 +156,7 @@ routes.get({
   read: async (c, id) => {
     requireReader(c);
     const ctx = c.get("ctx");
-    await loadTask(ctx, id);
+    await readTask(ctx, id);
     return (await listTaskEvents(ctx.db, id, 500)).map(taskEventJson);
   },
 });
@@ -176,7 +172,7 @@ routes.act({
     requireAdmin(c);
     const ctx = c.get("ctx");
     await assignManually(ctx, id, bot_id);
-    return taskJson(await loadTask(ctx, id));
+    return taskJson(await readTask(ctx, id));
   },
 });
 
@@ -240,7 +236,7 @@ routes.remove({
   summary: "Delete a task (a running one is cancelled on its bot first)",
   run: async (c, id) => {
     const ctx = c.get("ctx");
-    const task = await loadTask(ctx, id);
+    const task = await readTask(ctx, id);
     await deleteTaskRow(ctx.db, id, ctx.now());
     if (task.botId && isHeld(task.status)) await releaseDeletedTask(ctx, task.botId, id);
     ctx.log.info("task deleted", { task_id: id, bot_id: task.botId });
