@@ -14,28 +14,38 @@ export interface GroupCpu {
   workerdMs: number;
 }
 
-export function groupCpuMs(pgid: number): GroupCpu | null {
+/** Every process of a process group, read from /proc: its pid, whether it is workerd, its CPU ticks. Null off Linux. */
+function groupProcesses(pgid: number): { pid: number; workerd: boolean; ticks: number }[] | null {
   let pids: string[];
   try {
     pids = readdirSync("/proc").filter((d) => /^\d+$/.test(d));
   } catch {
     return null;
   }
-  let total = 0;
-  let workerd = 0;
+  const found: { pid: number; workerd: boolean; ticks: number }[] = [];
   for (const pid of pids) {
     try {
       const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
       // Fields after the command (which may hold spaces) in parentheses: state is 3rd, pgrp 5th, utime 14th, stime 15th.
       const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
       if (Number(fields[2]) !== pgid) continue;
-      const ticks = Number(fields[11]) + Number(fields[12]);
-      total += ticks;
-      if (stat.includes("(workerd)")) workerd += ticks;
+      found.push({ pid: Number(pid), workerd: stat.includes("(workerd)"), ticks: Number(fields[11]) + Number(fields[12]) });
     } catch {
       // the process ended between the listing and the read
     }
   }
+  return found;
+}
+
+export function groupCpuMs(pgid: number): GroupCpu | null {
+  const processes = groupProcesses(pgid);
+  if (!processes) return null;
   const toMs = (ticks: number) => (ticks * 1000) / TICKS_PER_SECOND;
-  return { totalMs: toMs(total), workerdMs: toMs(workerd) };
+  const sum = (list: typeof processes) => list.reduce((total, p) => total + p.ticks, 0);
+  return { totalMs: toMs(sum(processes)), workerdMs: toMs(sum(processes.filter((p) => p.workerd))) };
+}
+
+/** The workerd processes of a process group (`wrangler dev`'s), for a native profile. */
+export function workerdPids(pgid: number): number[] {
+  return (groupProcesses(pgid) ?? []).filter((p) => p.workerd).map((p) => p.pid);
 }

@@ -3,8 +3,11 @@
  * Worker and Durable Object of `wrangler dev` runs in one workerd isolate)
  * during its round with the most bots, taken through workerd's inspector, and
  * the functions that used the most of it by self time, written to
- * bench/profile.txt. Loopback only.
+ * bench/profile.txt. `BENCH_PROFILE=batch`: the same, over the coordinator's
+ * first batch only. `BENCH_PROFILE=perf`: all of workerd over that batch,
+ * native frames included, with Linux perf (startPerfRecord). Loopback only.
  */
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -21,6 +24,14 @@ interface Profile {
   samples: number[];
   timeDeltas: number[];
 }
+
+/** The inspector's port under `BENCH_PROFILE=1` or `=batch` (BENCH_INSPECTOR_PORT moves it). */
+export const DEFAULT_INSPECTOR_PORT = 9231;
+/** How often perf samples workerd (Hz) under `BENCH_PROFILE=perf`. */
+const PERF_FREQUENCY_HZ = 1999;
+/** How long perf gets to attach before the measured work starts, and to write its file once stopped (ms). */
+const PERF_SETTLE_MS = 500;
+const PERF_EXIT_TIMEOUT_MS = 30_000;
 
 /** How often the inspector samples the isolate's stack (µs). */
 const SAMPLING_INTERVAL_US = 200;
@@ -63,6 +74,85 @@ export async function startCpuProfile(inspectorPort: number): Promise<CpuProfile
     },
   };
 }
+
+/**
+ * `BENCH_PROFILE=perf`: Linux perf samples every thread of workerd — the runtime, the local D1 (a
+ * Durable Object with SQLite inside workerd), the kernel's side of sockets and files — which the
+ * inspector's profile of the isolate's JavaScript does not see (it saw about an eighth of workerd's CPU
+ * in a batch). The summary is perf's own report: self time by binary, then inclusive time by symbol.
+ * Needs `perf` (linux-perf) and perf_event_paranoid ≤ 2; the recording is left in the temp directory.
+ */
+export async function startPerfRecord(pids: number[]): Promise<CpuProfiler> {
+  if (pids.length === 0) throw new Error("BENCH_PROFILE=perf: no workerd process to record");
+  const file = path.join(os.tmpdir(), "clawbot-coordinator.perf.data");
+  const perf = spawn("perf", ["record", "-F", String(PERF_FREQUENCY_HZ), "-g", "-o", file, "-p", pids.join(",")], { stdio: "ignore" });
+  const exited = new Promise<number | null>((resolve, reject) => {
+    perf.once("exit", resolve);
+    perf.once("error", (err) => reject(new Error(`BENCH_PROFILE=perf: cannot run perf (${err.message})`)));
+  });
+  await Promise.race([exited.then(() => Promise.reject(new Error("BENCH_PROFILE=perf: perf ended at once"))), sleep(PERF_SETTLE_MS)]);
+  return {
+    async stop() {
+      perf.kill("SIGINT");
+      await Promise.race([exited, sleep(PERF_EXIT_TIMEOUT_MS).then(() => perf.kill("SIGKILL"))]);
+      const perfOut = (...args: string[]) =>
+        execFileSync("perf", [...args, "-i", file], { encoding: "utf8", maxBuffer: 256 << 20 })
+          .split("\n")
+          .filter((line) => line.trim() && !line.startsWith("#"));
+      const byBinary = perfOut("report", "--stdio", "-g", "none", "--no-children", "--sort", "dso").slice(0, 6);
+      const bySymbol = perfOut("report", "--stdio", "-g", "none", "--no-children", "--sort", "sym")
+        .slice(0, 25)
+        .map((line) => line.slice(0, 140));
+      const stacks = perfStacks(execFileSync("perf", ["script", "-F", "ip,sym", "-i", file], { encoding: "utf8", maxBuffer: 256 << 20 }));
+      const shares = PERF_CATEGORIES.map(([label, frames]) => {
+        const within = stacks.filter((stack) => stack.some((frame) => frames.some((f) => frame.includes(f)))).length;
+        return `${((100 * within) / Math.max(1, stacks.length)).toFixed(1).padStart(5)} %  ${label}`;
+      });
+      return [
+        `perf record -F ${PERF_FREQUENCY_HZ} -g: ${stacks.length} samples (${file})`,
+        "self time by binary:",
+        ...byBinary,
+        "samples whose stack is within (a sample may be in several):",
+        ...shares,
+        "self time by symbol:",
+        ...bySymbol,
+      ].join("\n");
+    },
+  };
+}
+
+/** Where workerd's time goes, by frames a stack holds: the local D1's SQL, the runtime's parts, the kernel's. */
+const PERF_CATEGORIES: [string, string[]][] = [
+  ["a SQLite statement (the local D1 and Durable Object storage)", ["sqlite3_step"]],
+  ["  its statement journal (pages kept to undo a statement)", ["subjournalPageIfRequired"]],
+  ["  its commit to the write-ahead log", ["pagerWalFrames"]],
+  ["  B-tree inserts and deletes (rows and index entries)", ["sqlite3BtreeInsert", "sqlite3BtreeDelete"]],
+  ["file writes and syncs (kernel)", ["__x64_sys_pwrite64", "__x64_sys_fsync", "__x64_sys_fdatasync"]],
+  ["WebSocket frames", ["WebSocket"]],
+  ["  permessage-deflate", ["deflate", "inflate"]],
+  ["JavaScript RPC between objects", ["JsRpc"]],
+  ["Cap'n Proto", ["capnp"]],
+  ["JSON stringify and parse", ["JsonStringifier", "JsonParser"]],
+  ["structured clone", ["ValueSerializer", "ValueDeserializer"]],
+  ["garbage collection", ["Scavenger", "MarkCompact", "Heap::CollectGarbage"]],
+  ["page faults", ["asm_exc_page_fault"]],
+  ["TCP (kernel)", ["tcp_sendmsg", "tcp_recvmsg", "tcp_v4_rcv"]],
+];
+
+/** `perf script -F ip,sym` output (one indented frame per line, leaf first; a blank line ends a sample) as frame names per sample. */
+function perfStacks(text: string): string[][] {
+  return text
+    .split(/\n\s*\n/)
+    .map((sample) =>
+      sample
+        .split("\n")
+        .map((line) => line.trim().split(/\s+/).slice(1).join(" "))
+        .filter(Boolean),
+    )
+    .filter((stack) => stack.length > 0);
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * Self time per function, the busiest first, as a share of the isolate's samples that were not idle;

@@ -15,10 +15,23 @@ import { WebSocket, WebSocketServer } from "ws";
 import { ROOT, startCoordinator } from "../scripts/lib/coordinator";
 import { E2E_ADMIN_TOKEN, onFreePort, startHarness } from "../scripts/lib/harness";
 import { removeRunDir } from "../scripts/lib/run-state";
+import { workerdPids } from "./cpu";
 import { eventLatency } from "./events";
 import { startNodeFloor } from "./floor/node-server";
-import { startCpuProfile } from "./profile";
-import { d1Budget, expectStatus, LATENCY_SAMPLES, now, pairedRounds, type Round, round, show, stats, targetAt } from "./rounds";
+import { DEFAULT_INSPECTOR_PORT, startCpuProfile, startPerfRecord } from "./profile";
+import {
+  BATCH_ROUNDS,
+  d1Budget,
+  expectStatus,
+  LATENCY_SAMPLES,
+  now,
+  pairedRounds,
+  type Round,
+  round,
+  show,
+  stats,
+  targetAt,
+} from "./rounds";
 import { fleetSweep } from "./sweeper";
 
 const BOT_COUNTS = (process.env.BENCH_BOTS ?? "1,10,50").split(",").map(Number);
@@ -84,7 +97,9 @@ async function main() {
   );
   console.log("starting the coordinator (wrangler dev) …");
   // BENCH_D1_GROUP_COMMIT=off measures the coordinator without group commit (on by default, as in config.ts).
-  const profilePort = process.env.BENCH_PROFILE === "1" ? Number(process.env.BENCH_INSPECTOR_PORT ?? 9231) : null;
+  const profileMode = process.env.BENCH_PROFILE ?? "";
+  const profilePort =
+    profileMode === "1" || profileMode === "batch" ? Number(process.env.BENCH_INSPECTOR_PORT ?? DEFAULT_INSPECTOR_PORT) : null;
   if (profilePort !== null) process.env.CLAWBOT_INSPECTOR_PORT = String(profilePort);
   const h = await startHarness({ LOG_LEVEL: "error", BENCH_MODE: "1", D1_GROUP_COMMIT: process.env.BENCH_D1_GROUP_COMMIT ?? "on" });
   const coordinator = targetAt("coordinator", h.coordinator.url, true, h.coordinator.process.pid);
@@ -107,16 +122,30 @@ async function main() {
   try {
     for (const n of BOT_COUNTS) {
       console.log(`node floor, platform floor and coordinator with ${n} bot(s) each, side by side …`);
-      // BENCH_PROFILE=1: the round with the most bots is profiled (bench/profile.ts).
-      const profiler = profilePort !== null && n === Math.max(...BOT_COUNTS) ? await startCpuProfile(profilePort) : null;
-      const { rounds, roundTripsMs } = await pairedRounds(targets, n);
-      if (profiler) {
-        writeFileSync(
-          path.join(ROOT, "bench/profile.txt"),
-          `coordinator, ${n} bots, ${new Date().toISOString()}\n${await profiler.stop()}\n`,
-        );
+      // BENCH_PROFILE (bench/profile.ts) profiles the round with the most bots: =1 the isolate's JavaScript
+      // through the whole round; =batch that JavaScript in the coordinator's first batch; =perf all of
+      // workerd (native frames: the runtime, the local D1, the kernel) in that batch, with Linux perf.
+      const profiled = profileMode !== "" && n === Math.max(...BOT_COUNTS);
+      const writeProfile = (what: string, summary: string) => {
+        writeFileSync(path.join(ROOT, "bench/profile.txt"), `coordinator, ${n} bots, ${what}, ${new Date().toISOString()}\n${summary}\n`);
         console.log("CPU profile written to bench/profile.txt");
-      }
+      };
+      const aroundBatch = async <T>(run: () => Promise<T>): Promise<T> => {
+        if (!profiled || (profileMode !== "batch" && profileMode !== "perf")) return run();
+        const profiler =
+          profileMode === "perf"
+            ? await startPerfRecord(workerdPids(h.coordinator.process.pid ?? -1))
+            : await startCpuProfile(profilePort ?? DEFAULT_INSPECTOR_PORT);
+        const result = await run();
+        writeProfile(
+          `its first batch (${profileMode === "perf" ? "perf, all of workerd" : "its isolate's JavaScript"})`,
+          await profiler.stop(),
+        );
+        return result;
+      };
+      const wholeRound = profiled && profileMode === "1" && profilePort !== null ? await startCpuProfile(profilePort) : null;
+      const { rounds, roundTripsMs } = await pairedRounds(targets, n, aroundBatch);
+      if (wholeRound) writeProfile("the whole round (its isolate's JavaScript)", await wholeRound.stop());
       nodeRounds.push(rounds[0]!);
       platformRounds.push(rounds[1]!);
       coordinatorRounds.push(rounds[2]!);
@@ -187,8 +216,7 @@ async function main() {
       node: process.version,
       platform: `${os.platform()} ${os.release()}`,
     },
-    method:
-      "Each setup serves the same protocol (POST /tasks, the bot WebSocket, seed 001 messages) on 127.0.0.1; bots are in-process BotClient instances over real WebSockets; latency = one task at a time (create → task_assigned → task_complete acked), the three setups running side by side and each sample of each taken in turn with the others' (rounds.ts), so a slow spell of the machine falls on all alike; throughput = many tasks in flight; batch = one POST /tasks/batch of 500, created → every task completed. Platform floor: wrangler dev, one Durable Object with the queue in its SQLite (bench/floor/worker.ts). Node floor: one Node process, state in memory (bench/floor/node-server.ts).",
+    method: `Each setup serves the same protocol (POST /tasks, the bot WebSocket, seed 001 messages) on 127.0.0.1; bots are in-process BotClient instances over real WebSockets; latency = one task at a time (create → task_assigned → task_complete acked), the three setups running side by side and each sample of each taken in turn with the others' (rounds.ts), so a slow spell of the machine falls on all alike; throughput = many tasks in flight; batch = POST /tasks/batch of 500, created → every task completed, ${BATCH_ROUNDS} batches per target taken in turn, the median reported (per_second_each: all of them). Platform floor: wrangler dev, one Durable Object with the queue in its SQLite (bench/floor/worker.ts). Node floor: one Node process, state in memory (bench/floor/node-server.ts).`,
     ws_echo: echo,
     worker_d1_health: workerFloor,
     d1_round_trips: {
@@ -243,7 +271,10 @@ async function main() {
       const c = coordinatorRounds[i]!;
       const d1 = r.batch.d1_round_trips_per_task === null ? "" : ` (${r.batch.d1_round_trips_per_task} D1 round trips/task)`;
       const vs = name === "coordinator" ? "–" : `${ratio(c.batch.per_second, r.batch.per_second)}× tasks/s`;
-      console.log(`| ${name}, POST /tasks/batch of ${r.batch.tasks} | ${r.bots} | – | – | ${r.batch.per_second}${d1} | ${vs} |`);
+      const each = r.batch.per_second_each.map(Math.round).join(" / ");
+      console.log(
+        `| ${name}, POST /tasks/batch of ${r.batch.tasks} | ${r.bots} | – | – | ${r.batch.per_second}${d1}, median of ${each} | ${vs} |`,
+      );
     });
   if (workerFloor) console.log(`| GET /health via wrangler dev (1 D1 query) | – | – | ${show(workerFloor)} | – | – |`);
   for (const e of events) console.log(`| event latency: bot progress → ${e.watchers} watcher(s) | – | – | ${show(e.latency)} | – | – |`);
