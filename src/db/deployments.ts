@@ -1,4 +1,5 @@
 /** Deployment queries. Writes are conditional on `updated_at`, so an alarm step and a cancel/retry never both land. */
+
 import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
 import {
   DEPLOYMENT_STATUSES,
@@ -7,6 +8,7 @@ import {
   isTerminalStatus,
   type MachineState,
 } from "../core/deployment-machine";
+import { timeOrderedId } from "../crypto/ids";
 import { runBatch } from "./batch";
 import { changedRows, type Db } from "./client";
 import { afterCursor, type Cursor, newestFirst, page } from "./pagination";
@@ -98,7 +100,7 @@ export async function writeDeployment(
   nowMs: number,
 ): Promise<boolean> {
   const updatedAt = Math.max(nowMs, readUpdatedAt + 1); // strictly increasing: the next reader's guard
-  const writeId = crypto.randomUUID();
+  const writeId = timeOrderedId();
   const results = await runBatch(db, [
     db
       .update(deployments)

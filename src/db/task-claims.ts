@@ -4,7 +4,9 @@
  * finished task straight to the next). The task is chosen by the statement itself, so nothing read
  * beforehand can go stale; the columns set are the task machine's `assign` (core/task-machine.ts).
  */
+
 import { type SQL, sql } from "drizzle-orm";
+import { timeOrderedId } from "../crypto/ids";
 import { compiled, runBatch, type Statement } from "./batch";
 import { type Db, rowFromRaw } from "./client";
 import { capabilityHasRoom } from "./rate-limits";
@@ -33,7 +35,7 @@ export function claimNextStatements(next: ClaimNext, guardedBy: { taskId: string
     botId: next.botId,
     capabilities: JSON.stringify(next.capabilities),
     nowMs,
-    writeId: crypto.randomUUID(),
+    writeId: timeOrderedId(),
     ...(guardedBy ? { guardTaskId: guardedBy.taskId, guardWriteId: guardedBy.writeId } : {}),
   };
   return guardedBy ? claimNextAfterWrite(values) : claimNextAlone(values);
@@ -96,7 +98,7 @@ export function handOffStatements(
     botId: next.botId,
     capabilities: JSON.stringify(next.capabilities),
     nowMs,
-    writeId: crypto.randomUUID(),
+    writeId: timeOrderedId(),
     finishedTaskId: finished.taskId,
     finishedWriteId: finished.writeId,
     completed: outcome === "completed" ? 1 : 0,

@@ -3,7 +3,9 @@
  * travel as one JSON parameter read by json_each (two statements however many),
  * and a single create gives its task to a bot in the same batch.
  */
+
 import { type SQL, sql } from "drizzle-orm";
+import { timeOrderedId } from "../crypto/ids";
 import { compiled, runBatch, type Statement } from "./batch";
 import { firstIdleBot, idleBot } from "./bots";
 import { type Db, rowFromRaw } from "./client";
@@ -71,7 +73,7 @@ export async function insertTasks(db: Db, rows: TaskRow[], extra: Statement[] = 
  * bot's socket turns out to be gone).
  */
 export async function insertTaskAndClaim(db: Db, row: TaskRow, nowMs: number): Promise<TaskRow> {
-  const values = { taskId: row.id, capability: row.capability, nowMs, writeId: crypto.randomUUID() };
+  const values = { taskId: row.id, capability: row.capability, nowMs, writeId: timeOrderedId() };
   const claim = row.capability === null ? claimForAnyBot(values) : claimForCapability(values);
   const results = await runBatch(db, [...insertStatements([row]), ...claim]);
   const stored = results[results.length - 1]?.results?.[0] as Record<string, unknown> | undefined;

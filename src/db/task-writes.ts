@@ -5,12 +5,14 @@
  * bot, the event, the workflow step release) runs only if that `write_id` is
  * there. Two writers can never both win; the loser re-reads and re-decides.
  */
+
 import { and, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
 import { isFinalJobStatus, type JobChange } from "../core/job";
 import { projectStatusAfterJob } from "../core/project";
 import type { NewRun, StepPlan } from "../core/step-plan";
 import { HELD_TASK_STATUSES, type TaskPatch, type Transition, type TransitionEvent } from "../core/task-machine";
 import { CONDITION_ERROR, SKIPPED } from "../core/workflow";
+import { timeOrderedId } from "../crypto/ids";
 import { compiled, runBatch, type Statement, updateStatement } from "./batch";
 import { changedRows, type Db, inJsonList, rowFromRaw } from "./client";
 import { capabilityHasRoom } from "./rate-limits";
@@ -97,7 +99,7 @@ export interface BotTaskCounts {
 /** Applies a transition if nobody changed the task since it was read. Returns the new row, or null on a lost race. */
 export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written | null> {
   const { task, nowMs } = w;
-  const writeId = crypto.randomUUID();
+  const writeId = timeOrderedId();
   const seq = sequenceOf(task);
   const siblings = w.workflowPlan?.siblingsEnded;
   const statements: Statement[] = [
@@ -303,7 +305,7 @@ export async function claimTask(
 ): Promise<TaskRow | null> {
   const botId = assign.patch.botId;
   if (assign.patch.status !== "assigned" || !botId) throw new Error("claimTask needs an assign transition");
-  const writeId = crypto.randomUUID();
+  const writeId = timeOrderedId();
   const columns = { ...patchColumns(assign.patch), version: task.version + 1, writeId, updatedAt: nowMs };
   const results = await runBatch(db, [
     db

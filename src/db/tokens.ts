@@ -1,6 +1,8 @@
 /** API tokens: random, shown once, stored only as SHA-256. */
+
 import { and, desc, eq, isNull } from "drizzle-orm";
 import { randomToken, sha256Hex } from "../crypto/encoding";
+import { timeOrderedId } from "../crypto/ids";
 import type { Db } from "./client";
 import type { LimitValues } from "./rate-limits";
 import { rateLimits, type TokenKind, type TokenRow, tokens } from "./schema";
@@ -15,7 +17,7 @@ export async function mintToken(
   nowMs: number,
 ): Promise<{ secret: string; row: TokenInsert }> {
   const secret = `cbc_${kind}_${randomToken()}`;
-  return { secret, row: { id: crypto.randomUUID(), kind, name, botId, tokenHash: await sha256Hex(secret), createdAt: nowMs } };
+  return { secret, row: { id: timeOrderedId(), kind, name, botId, tokenHash: await sha256Hex(secret), createdAt: nowMs } };
 }
 
 /** A live token by its secret, with its own rate limits if it has any (same round trip). */

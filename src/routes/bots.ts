@@ -1,8 +1,10 @@
 /** /api/v1/bots — registration, listing, liveness and manual holds. */
+
 import { createRoute } from "@hono/zod-openapi";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
 import { AvailableQuery, BotListQuery, BotRegisterBody, BotRegisteredSchema, BotSchema } from "../contracts/bots";
 import { errorResponses } from "../contracts/common";
+import { timeOrderedId } from "../crypto/ids";
 import { getBot, insertBot, listAvailableBots, listBots, recordHeartbeat, setHeld } from "../db/bots";
 import { decodeCursor } from "../db/pagination";
 import type { BotRow } from "../db/schema";
@@ -39,7 +41,7 @@ botsRouter.openapi(
     const ctx = c.get("ctx");
     const body = c.req.valid("json");
     const nowMs = ctx.now();
-    const id = crypto.randomUUID();
+    const id = timeOrderedId();
     const token = await mintToken("bot", `bot:${body.name}`, id, nowMs);
     const capabilities = [...new Set(body.capabilities)];
     await insertBot(ctx.db, { id, name: body.name, capabilities, metadata: body.metadata, createdAt: nowMs, updatedAt: nowMs }, token.row);

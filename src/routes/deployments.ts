@@ -1,4 +1,5 @@
 /** /api/v1/deployments — provisioning of OpenClaw VPSes, each run by its own Durable Object. */
+
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
 import { errorResponses, IdParam } from "../contracts/common";
@@ -11,6 +12,7 @@ import {
   DeploymentSchema,
 } from "../contracts/deployments";
 import { constantTimeEqual } from "../crypto/compare";
+import { timeOrderedId } from "../crypto/ids";
 import { connectedAmong } from "../db/bots";
 import { getDeployment, getDeploymentByIdempotencyKey, insertDeployment, listDeploymentEvents, listDeployments } from "../db/deployments";
 import { decodeCursor } from "../db/pagination";
@@ -77,7 +79,7 @@ deploymentsRouter.openapi(
           throw new AppError("validation_failed", `this coordinator provisions with '${config.provider}'`, { provider });
         }
         const nowMs = ctx.now();
-        const id = crypto.randomUUID();
+        const id = timeOrderedId();
         const { name, region, plan } = body;
         await insertDeployment(ctx.db, {
           id,

@@ -1,4 +1,5 @@
 /** /api/v1/tasks — create, query and drive a task through its lifecycle. */
+
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
 import { errorResponses, PageQuery } from "../contracts/common";
@@ -15,6 +16,7 @@ import {
   TaskSchema,
 } from "../contracts/tasks";
 import { isHeld, type TaskAction } from "../core/task-machine";
+import { timeOrderedId } from "../crypto/ids";
 import { decodeCursor } from "../db/pagination";
 import { newTaskRow } from "../db/task-inserts";
 import { deleteTaskRow } from "../db/task-writes";
@@ -60,7 +62,7 @@ tasksRouter.openapi(
       insert: async (requestHash) => {
         const nowMs = ctx.now();
         const row = newTaskRow({
-          id: crypto.randomUUID(),
+          id: timeOrderedId(),
           payload: body.payload ?? {},
           capability: body.capability ?? null,
           priority: body.priority,

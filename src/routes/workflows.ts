@@ -1,10 +1,12 @@
 /** /api/v1/workflows — sequential steps; step N+1 runs only after step N completed. */
+
 import { createRoute } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
 import { errorResponses, IdParam } from "../contracts/common";
 import { JobSchema, WorkflowExecuteBody, WorkflowExecuteQuery } from "../contracts/jobs";
 import { stepRulesOf, WorkflowCreateBody, WorkflowListQuery, WorkflowSchema, WorkflowWithTasksSchema } from "../contracts/workflows";
 import { isHeld } from "../core/task-machine";
+import { timeOrderedId } from "../crypto/ids";
 import { decodeCursor } from "../db/pagination";
 import { newTaskRow } from "../db/task-inserts";
 import { listSequenceTasks } from "../db/tasks";
@@ -74,7 +76,7 @@ workflowsRouter.openapi(
       },
       insert: async (requestHash) => {
         const nowMs = ctx.now();
-        const id = crypto.randomUUID();
+        const id = timeOrderedId();
         const steps = body.steps
           ? body.steps.map((step) => ({ ...step, rules: stepRulesOf(step) }))
           : (body.task_payloads ?? []).map((payload) => ({ payload, capability: undefined, timeout_seconds: undefined, rules: null }));
@@ -88,7 +90,7 @@ workflowsRouter.openapi(
         };
         const rows = steps.map((step, index) =>
           newTaskRow({
-            id: crypto.randomUUID(),
+            id: timeOrderedId(),
             payload: step.payload ?? {},
             capability: step.capability ?? body.capability ?? null,
             timeoutSeconds: step.timeout_seconds ?? body.timeout_seconds,

@@ -3,9 +3,11 @@
  * refused or broken upload leaves nothing), a bot's signed upload for the task it holds, content served
  * with ranges and validators, and removal (one, or a bounded batch for retention).
  */
+
 import { type ArtifactKind, contentDisposition, parseRange } from "../core/artifact";
 import { streamName } from "../core/stream";
 import { isHeld } from "../core/task-machine";
+import { timeOrderedId } from "../crypto/ids";
 import { artifactsToRemove, deleteArtifactRows, getArtifact, insertArtifact, markArtifactReady, readyArtifactsIn } from "../db/artifacts";
 import { getJob } from "../db/jobs";
 import { getProject } from "../db/projects";
@@ -61,7 +63,7 @@ export async function uploadArtifact(ctx: Ctx, request: Request, meta: ArtifactM
   }
   if (!name) throw new AppError("validation_failed", "give the artifact a name (?name=, or a file part's filename)", { field: "name" });
   if (name.length > MAX_NAME_LENGTH) throw new AppError("validation_failed", `name is longer than ${MAX_NAME_LENGTH}`, { field: "name" });
-  const id = crypto.randomUUID();
+  const id = timeOrderedId();
   const stored = await storeStream(ctx.env.ARTIFACTS, r2KeyOf(id), body, {
     maxBytes: ctx.config.artifactMaxBytes,
     contentType,
@@ -121,7 +123,7 @@ export async function startTaskUpload(
       status: task.status,
     });
   }
-  const id = crypto.randomUUID();
+  const id = timeOrderedId();
   const nowMs = ctx.now();
   const projectId = task.jobId ? ((await getJob(ctx.db, task.jobId))?.projectId ?? null) : null;
   const artifact = await insertArtifact(ctx.db, {

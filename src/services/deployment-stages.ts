@@ -5,10 +5,12 @@
  * records its intent before acting. Executors return a StageOutcome for the
  * pure machine plus the columns to write.
  */
+
 import type { RelayResult } from "../contracts/relay";
 import type { DeploymentStage, StageOutcome } from "../core/deployment-machine";
 import { buildSetupScript } from "../core/setup-script";
 import { hmacSha256Hex, utf8ToBase64 } from "../crypto/encoding";
+import { timeOrderedId } from "../crypto/ids";
 import { open, seal } from "../crypto/seal";
 import { generateSshKeyPair } from "../crypto/ssh-keys";
 import { getBot, issueLaunchToken } from "../db/bots";
@@ -159,7 +161,7 @@ export const STAGE_EXECUTORS: Record<DeploymentStage, (d: DeploymentRow, env: St
     const { ctx, deps } = env;
     const nowMs = ctx.now();
     // The deployment's bot: registered once, with a fresh token at every launch (the previous one revoked).
-    const botId = d.botId ?? crypto.randomUUID();
+    const botId = d.botId ?? timeOrderedId();
     const launch = d.launchCount + 1;
     const { secret: botToken, row: tokenRow } = await mintToken("bot", `bot:${d.name}`, botId, nowMs);
     const register = d.botId

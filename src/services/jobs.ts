@@ -5,10 +5,12 @@
  * job row follows them in the same guarded batches (task-writes.ts), and its
  * watchers hear every step (job-events.ts).
  */
+
 import { isFinalJobStatus } from "../core/job";
 import { streamName } from "../core/stream";
 import { isHeld } from "../core/task-machine";
 import type { StepRules } from "../core/workflow";
+import { timeOrderedId } from "../crypto/ids";
 import type { Statement } from "../db/batch";
 import { executeJob, getJob, getJobByIdempotencyKey, insertJob } from "../db/jobs";
 import type { InputArtifact, JobRow, TaskRow } from "../db/schema";
@@ -115,7 +117,7 @@ export async function insertNewJob(
   hooks: InsertHooks = {},
 ): Promise<JobRow> {
   const nowMs = ctx.now();
-  const id = crypto.randomUUID();
+  const id = timeOrderedId();
   const job: JobRow = {
     id,
     kind: spec.kind,
@@ -141,7 +143,7 @@ export async function insertNewJob(
   };
   const steps = spec.steps.map((s, stepIndex) =>
     newTaskRow({
-      id: crypto.randomUUID(),
+      id: timeOrderedId(),
       payload: s.payload ?? {},
       capability: s.capability,
       timeoutSeconds: s.timeoutSeconds,

@@ -10,6 +10,7 @@ import { type JobChange, jobChangeOf, jobStatusOf } from "../core/job";
 import { planAfterStepChange } from "../core/step-plan";
 import { botMayReport, isLateCompletion, type TaskAction, transitionTask } from "../core/task-machine";
 import { MAX_PARALLELISM, stepViews } from "../core/workflow";
+import { timeOrderedId } from "../crypto/ids";
 import type { TaskRow } from "../db/schema";
 import type { ClaimNext } from "../db/task-claims";
 import { type BotTaskCounts, writeTransition } from "../db/task-writes";
@@ -84,7 +85,7 @@ export async function applyTaskAction(ctx: Ctx, taskId: string, action: TaskActi
     const seq = sequenceOf(task);
     const stepsBefore = seq && patch.status !== task.status ? await sequenceSteps(ctx.db, seq) : null;
     const ended = { status: patch.status, result: patch.result, error: patch.error, errorCode: patch.errorCode };
-    const workflowPlan = stepsBefore && task.stepIndex !== null ? planAfterStepChange(stepsBefore, task.id, ended) : null;
+    const workflowPlan = stepsBefore && task.stepIndex !== null ? planAfterStepChange(stepsBefore, task.id, ended, timeOrderedId) : null;
     const jobChange: JobChange | null =
       seq?.kind === "job" && workflowPlan
         ? jobChangeOf(workflowPlan.steps, { status: patch.status, result: patch.result, error: patch.error, errorCode: patch.errorCode })

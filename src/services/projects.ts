@@ -6,7 +6,9 @@
  * project's status in the same batch (task-writes.ts); the project's stream
  * says so to its watchers.
  */
+
 import { initPrompt, projectSlug, projectType } from "../core/project";
+import { timeOrderedId } from "../crypto/ids";
 import { getProject, getProjectByIdempotencyKey, insertProject, insertProjectStatement, reinitializeStatement } from "../db/projects";
 import type { ProjectRow } from "../db/schema";
 import { AppError, loadOr404 } from "../errors";
@@ -68,7 +70,7 @@ export async function createProject(ctx: Ctx, input: ProjectCreate, key: string 
       if (!type) throw new AppError("validation_failed", `unknown typeId ${input.typeId}`, { field: "typeId" });
       const nowMs = ctx.now();
       const row: ProjectRow = {
-        id: crypto.randomUUID(),
+        id: timeOrderedId(),
         ...input,
         status: type.initialized ? "creating" : "ready",
         initJobId: null,

@@ -10,6 +10,7 @@
 import type { z } from "@hono/zod-openapi";
 import type { ScheduleCreateBody } from "../contracts/schedules";
 import { type OverlapDecision, overlapDecision, type Recurrence } from "../core/recurrence";
+import { timeOrderedId } from "../crypto/ids";
 import {
   activeRunsOf,
   deleteSchedule,
@@ -57,7 +58,7 @@ export async function createSchedule(ctx: Ctx, body: CreateBody, key: string | u
       const nowMs = ctx.now();
       const t = body.task;
       const row: ScheduleRow = {
-        id: crypto.randomUUID(),
+        id: timeOrderedId(),
         name: body.name,
         status: body.paused ? "paused" : "active",
         cron: body.cron ?? null,

@@ -9,8 +9,10 @@
  * a key reused with another task body is `409 idempotency_conflict` and
  * nothing is stored; a concurrent batch with the same keys replays the winner.
  */
+
 import type { z } from "zod";
 import type { TaskCreateBody } from "../contracts/tasks";
+import { timeOrderedId } from "../crypto/ids";
 import { findIdleConnectedBots } from "../db/bots";
 import { releaseExpiredKey } from "../db/idempotency";
 import type { TaskRow } from "../db/schema";
@@ -66,7 +68,7 @@ export async function createTaskBatch(
       }
       const nowMs = ctx.now();
       const row = newTaskRow({
-        id: crypto.randomUUID(),
+        id: timeOrderedId(),
         payload: item.payload ?? {},
         capability: item.capability ?? null,
         priority: item.priority,
