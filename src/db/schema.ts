@@ -170,15 +170,20 @@ export const tasks = sqliteTable(
     index("tasks_workflow_idx").on(t.workflowId, t.stepIndex),
     index("tasks_created_idx").on(t.createdAt, t.id),
     index("tasks_job_idx").on(t.jobId, t.stepIndex),
-    index("tasks_completed_idx").on(t.completedAt),
-    index("tasks_failed_idx").on(t.failedAt),
-    // Running tasks per capability (a concurrency limit counts them when it dispatches).
-    index("tasks_capability_idx").on(t.capability, t.status),
+    // Finished tasks by when (metrics' per-minute counts): only rows that have the time are in them, so a
+    // create writes neither and a completion adds one entry instead of moving its null one.
+    index("tasks_completed_idx").on(t.completedAt).where(sql`completed_at IS NOT NULL`),
+    index("tasks_failed_idx").on(t.failedAt).where(sql`failed_at IS NOT NULL`),
+    // Running tasks per capability (a concurrency limit counts them when it dispatches). Only held tasks
+    // are in it: a claim adds the entry, the result removes it, and neither a create nor a finished task writes it.
+    index("tasks_capability_idx").on(t.capability, t.status).where(sql`status IN ('assigned', 'in_progress')`),
     // A claim finds the task it took by the write id it stamped (claimNextStatements): without this
     // index each of those lookups scans the whole table, every finished task included.
     index("tasks_write_idx").on(t.writeId),
-    // A claim's seek for a capability's best due task, in the order it wants them (bestDueTask).
-    index("tasks_claim_idx").on(t.status, t.ready, t.capability, sql`priority DESC`, t.createdAt),
+    // A claim's seek for a capability's best due task, in the order it wants them (bestDueTask). Only
+    // pending tasks are in it (the claim's query says `status = 'pending'` literally, as a partial index
+    // needs): the claim removes the entry, and the task's later writes never touch it.
+    index("tasks_claim_idx").on(t.status, t.ready, t.capability, sql`priority DESC`, t.createdAt).where(sql`status = 'pending'`),
   ],
 );
 

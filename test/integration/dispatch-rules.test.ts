@@ -111,6 +111,42 @@ describe("dispatch rules", () => {
     for (const s of socks) s.close();
   });
 
+  it("a bot that went from its result straight to its next task is ordered by that last assignment once idle", async () => {
+    const cap = uniqueCapability();
+    const bots = await Promise.all([registerBot([cap], "handoff-a"), registerBot([cap], "handoff-b")]);
+    const socks = await Promise.all(bots.map((b) => BotSocket.open(b.id, b.token)));
+    await Promise.all(socks.map((s) => s.next("connected")));
+    const sockOf = (botId: string) => socks[bots.findIndex((b) => b.id === botId)]!;
+    const first = await createTask({ payload: { n: 1 }, capability: cap });
+    const early = sockOf((await taskStatus(first.id)).bot_id);
+    await early.next("task_assigned");
+    const second = await createTask({ payload: { n: 2 }, capability: cap });
+    const lateId = (await taskStatus(second.id)).bot_id as string;
+    const late = sockOf(lateId);
+    await late.next("task_assigned");
+    // Both busy: the third waits, and the early bot takes it with its first result (busy to busy).
+    const third = await createTask({ payload: { n: 3 }, capability: cap });
+    await early.complete(first.id);
+    expect((await early.next("task_assigned")).payload.task_id).toBe(third.id);
+    await early.complete(third.id);
+    await late.complete(second.id);
+    await early.sync();
+    await late.sync();
+    // The early bot was assigned last (the third task): the late one is now the least recently used.
+    const fourth = await createTask({ payload: { n: 4 }, capability: cap });
+    expect((await taskStatus(fourth.id)).bot_id).toBe(lateId);
+    // The dispatch copy of each idle bot says what its row says.
+    const rows = await env.DB.prepare(
+      `SELECT b.id, b.last_assigned_at AS row_at, d.last_assigned_at AS copy_at, d.idle FROM bots b JOIN bot_dispatch d ON d.bot_id = b.id
+       WHERE d.capability = ? AND b.current_task_id IS NULL`,
+    )
+      .bind(cap)
+      .all<{ row_at: number; copy_at: number; idle: number }>();
+    expect(rows.results).toHaveLength(1);
+    for (const r of rows.results) expect([r.copy_at, r.idle]).toEqual([r.row_at, 1]);
+    for (const s of socks) s.close();
+  });
+
   it("heartbeat frames are answered by the runtime: the bot's object is not woken and D1 is not written", async () => {
     const bot = await registerBot([uniqueCapability()]);
     const sock = await BotSocket.open(bot.id, bot.token);
