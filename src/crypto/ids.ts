@@ -6,6 +6,9 @@
  * entry, where time-ordered keys share the few rightmost pages. Still a UUID to every client.
  */
 
+/** Each byte's two hex digits (an id is made per task and per write: no per-byte padStart). */
+const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
+
 /** Within one millisecond, ids of this isolate still increase: the 12 bits after the timestamp count. */
 let lastMs = -1;
 let sequence = 0;
@@ -24,6 +27,10 @@ export function timeOrderedId(nowMs: number = Date.now()): string {
   bytes[6] = 0x70 | (sequence >> 8);
   bytes[7] = sequence & 0xff;
   bytes[8] = 0x80 | (bytes[8]! & 0x3f);
-  const hex = Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
+  const h = (from: number, to: number) => {
+    let out = "";
+    for (let i = from; i < to; i++) out += HEX[bytes[i]!];
+    return out;
+  };
+  return `${h(0, 4)}-${h(4, 6)}-${h(6, 8)}-${h(8, 10)}-${h(10, 16)}`;
 }

@@ -5,7 +5,7 @@
  */
 import { fillPlaceholders, getTableColumns, getTableName, is, SQL, type Table } from "drizzle-orm";
 import { SQLiteSyncDialect } from "drizzle-orm/sqlite-core";
-import { checkParameterCount, type Db } from "./client";
+import { checkParameterCount, type Db, type StatementResult } from "./client";
 
 const dialect = new SQLiteSyncDialect();
 
@@ -66,7 +66,7 @@ export function updateStatement(table: Table, values: Record<string, unknown>, w
  * the Db has one (objects/d1-writer.ts; the coordinator's own contexts do),
  * else straight to D1.
  */
-export async function runBatch(db: Db, statements: Statement[]): Promise<D1Result[]> {
+export async function runBatch(db: Db, statements: Statement[]): Promise<StatementResult[]> {
   const queries = statements.map((s) => (is(s, SQL) ? dialect.sqlToQuery(s) : s.toSQL()));
   if (db.$writer) {
     // The writer binds them itself: the parameter limit is checked here, as the counted binding does.

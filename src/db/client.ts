@@ -3,9 +3,19 @@ import { type DrizzleD1Database, drizzle } from "drizzle-orm/d1";
 import type { SQLiteColumn } from "drizzle-orm/sqlite-core";
 import * as schema from "./schema";
 
+/**
+ * What a batch's caller reads of each statement's result: its rows and how many it changed. The
+ * group-commit writer answers with this much of D1's result and no more (its `meta` holds a dozen
+ * timings and sizes nobody here reads), since each answer crosses an RPC per writer.
+ */
+export interface StatementResult {
+  results: unknown[];
+  meta: { changes: number };
+}
+
 /** Where guarded batches go when they do not go straight to D1 (objects/d1-writer.ts). */
 export interface BatchWriter {
-  batch(queries: { sql: string; params: unknown[] }[]): Promise<D1Result[]>;
+  batch(queries: { sql: string; params: unknown[] }[]): Promise<StatementResult[]>;
 }
 
 export type Db = DrizzleD1Database<typeof schema> & { $client: D1Database; $writer?: BatchWriter };

@@ -13,7 +13,7 @@
  * reaches only the writer that sent it.
  */
 import { DurableObject } from "cloudflare:workers";
-import { countRowsRead, d1RoundTrips, timedD1 } from "../db/client";
+import { countRowsRead, d1RoundTrips, type StatementResult, timedD1 } from "../db/client";
 
 /** A statement as it travels: SQL text and its bound values. */
 export interface Query {
@@ -29,13 +29,13 @@ const MAX_STATEMENTS_PER_BATCH = 400;
 
 interface Waiting {
   queries: Query[];
-  resolve: (results: D1Result[]) => void;
+  resolve: (results: StatementResult[]) => void;
   reject: (err: unknown) => void;
 }
 
 /** A batch's own results, and whether other writers' batches were in flight when it arrived (load). */
 export interface WriterAnswer {
-  results: D1Result[];
+  results: StatementResult[];
   othersInFlight: boolean;
 }
 
@@ -66,8 +66,8 @@ export class D1Writer extends DurableObject<Env> {
     }
   }
 
-  private enqueue(queries: Query[], lingerMs: number): Promise<D1Result[]> {
-    const done = new Promise<D1Result[]>((resolve, reject) => this.waiting.push({ queries, resolve, reject }));
+  private enqueue(queries: Query[], lingerMs: number): Promise<StatementResult[]> {
+    const done = new Promise<StatementResult[]>((resolve, reject) => this.waiting.push({ queries, resolve, reject }));
     if (this.committing) return done;
     if (lingerMs > 0 && this.waiting.length === 1) {
       this.lingering = setTimeout(() => this.stopLingering(), Math.min(lingerMs, MAX_LINGER_MS));
@@ -127,10 +127,12 @@ export class D1Writer extends DurableObject<Env> {
     }
   }
 
-  private run(queries: Query[]): Promise<D1Result[]> {
+  private run(queries: Query[]): Promise<StatementResult[]> {
     d1RoundTrips.count++;
     d1RoundTrips.statements += queries.length;
     const d1 = this.env.DB;
-    return timedD1(d1.batch(queries.map((q) => d1.prepare(q.sql).bind(...q.params)))).then(countRowsRead);
+    return timedD1(d1.batch(queries.map((q) => d1.prepare(q.sql).bind(...q.params))))
+      .then(countRowsRead)
+      .then((results) => results.map((r) => ({ results: r.results ?? [], meta: { changes: r.meta.changes } })));
   }
 }

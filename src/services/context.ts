@@ -1,6 +1,6 @@
 /** What every coordination step needs: bindings, D1, config, a logger and a clock. */
 import { type Config, readConfig } from "../config";
-import { type BatchWriter, type Db, getDb } from "../db/client";
+import { type BatchWriter, type Db, getDb, type StatementResult } from "../db/client";
 import { createLogger, type Logger } from "../log";
 import type { Query, WriterAnswer } from "../objects/d1-writer";
 import { d1Writer } from "../objects/stubs";
@@ -47,8 +47,8 @@ const WRITER_LOAD_MEMORY_MS = 1000;
 /** When this isolate last saw other writers' batches in flight at the group-commit writer. */
 let writerBusySeenAtMs = Number.NEGATIVE_INFINITY;
 
-async function writeNoting(env: Env, queries: Query[], lingerMs: number): Promise<D1Result[]> {
-  // (cast: RPC's type of D1Result's `unknown` rows is `never`; the object returns D1Result[] as they are)
+async function writeNoting(env: Env, queries: Query[], lingerMs: number): Promise<StatementResult[]> {
+  // (cast: RPC's type of the results' `unknown` rows is `never`; the object returns them as they are)
   const answer = (await d1Writer(env).batch(queries, lingerMs)) as unknown as WriterAnswer;
   if (answer.othersInFlight) writerBusySeenAtMs = Date.now();
   return answer.results;
