@@ -27,8 +27,8 @@ export interface ClaimNext {
  * A bot takes the best task it can run, if it is idle, connected and not held —
  * decided inside the batch, so it costs no round trip of its own. The columns
  * set are the task machine's `assign` (core/task-machine.ts), in SQL because
- * the task is chosen by the statement itself; the claimed row is read back by
- * the batch's last statement. `after` makes the claim part of the write before it.
+ * the task is chosen by the statement itself; the claimed row comes back from
+ * the claim's first statement (CLAIM_TAKE). `after` makes the claim part of the write before it.
  */
 export function claimNextStatements(next: ClaimNext, guardedBy: { taskId: string; writeId: string } | null, nowMs: number): Statement[] {
   const values = {
@@ -42,9 +42,9 @@ export function claimNextStatements(next: ClaimNext, guardedBy: { taskId: string
 }
 
 /**
- * The statements every claim shares (the task taken, its `task_assigned` event, the claimed row read
- * back), with placeholders `botId`, `nowMs`, `writeId`, `capabilities`; `botMay` is the claiming bot's
- * condition and `after` the write the claim follows.
+ * The statements every claim shares (the task taken, answering with its row as claimed; its
+ * `task_assigned` event), with placeholders `botId`, `nowMs`, `writeId`, `capabilities`; `botMay` is
+ * the claiming bot's condition and `after` the write the claim follows.
  */
 function claimParts(botMay: SQL, after: SQL) {
   const botId = placeholder("botId");
@@ -57,25 +57,24 @@ function claimParts(botMay: SQL, after: SQL) {
           version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
         WHERE id = ${bestDueTask(placeholder("capabilities"), nowMs)}
           AND EXISTS (SELECT 1 FROM bots WHERE id = ${botId} AND ${botMay} AND held = 0 AND connected = 1 AND quarantined_at IS NULL)
-          AND ${after}`,
+          AND ${after}
+        RETURNING *`,
     event: sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
         SELECT 'task', id, 'task_assigned', json_object('bot_id', ${botId}, 'attempt', attempts, 'status', 'assigned'), ${nowMs}
         FROM tasks WHERE write_id = ${writeId}`,
-    readBack: sql`SELECT * FROM tasks WHERE write_id = ${writeId}`,
   };
 }
 
 /** claimNextStatements' text: `guarded`, it runs only if the write it follows in the batch succeeded. */
 function claimNextTemplate(guarded: boolean): SQL[] {
   const after = guarded ? guard(placeholder("guardTaskId"), placeholder("guardWriteId")) : sql`1 = 1`;
-  const { claimed, take, event, readBack } = claimParts(sql`current_task_id IS NULL`, after);
+  const { claimed, take, event } = claimParts(sql`current_task_id IS NULL`, after);
   const nowMs = placeholder("nowMs");
   return [
     take,
     sql`UPDATE bots SET current_task_id = ${claimed}, last_assigned_at = ${nowMs}, updated_at = ${nowMs}
         WHERE id = ${placeholder("botId")} AND EXISTS ${claimed}`,
     event,
-    readBack,
   ];
 }
 
@@ -106,6 +105,8 @@ export function handOffStatements(
   });
 }
 
+/** Where in a claim's statements (either kind) the task is taken: its RETURNING gives the claimed row, if any. */
+export const CLAIM_TAKE = 0;
 /** Where in handOffStatements the bot's row is written (its RETURNING gives the bot's counts). */
 export const HAND_OFF_BOT_UPDATE = 2;
 
@@ -114,7 +115,7 @@ const handOffToNext = compiled(() => {
   const nowMs = placeholder("nowMs");
   const finishedTaskId = placeholder("finishedTaskId");
   const finished = guard(finishedTaskId, placeholder("finishedWriteId"));
-  const { claimed, take, event, readBack } = claimParts(sql`current_task_id = ${finishedTaskId}`, finished);
+  const { claimed, take, event } = claimParts(sql`current_task_id = ${finishedTaskId}`, finished);
   return [
     take,
     event,
@@ -124,7 +125,6 @@ const handOffToNext = compiled(() => {
           updated_at = ${nowMs}
         WHERE id = ${botId} AND current_task_id = ${finishedTaskId} AND ${finished}
         RETURNING tasks_completed, tasks_failed`,
-    readBack,
   ];
 });
 
@@ -168,6 +168,6 @@ export function bestDueTaskQuery(db: Db, capabilities: string[], nowMs: number) 
  */
 export async function claimBestTask(db: Db, next: ClaimNext, nowMs: number): Promise<TaskRow | null> {
   const results = await runBatch(db, claimNextStatements(next, null, nowMs));
-  const claimed = results[results.length - 1]?.results?.[0] as Record<string, unknown> | undefined;
+  const claimed = results[CLAIM_TAKE]?.results?.[0] as Record<string, unknown> | undefined;
   return claimed ? rowFromRaw<TaskRow>(tasks, claimed) : null;
 }

@@ -17,7 +17,7 @@ import { compiled, runBatch, type Statement, updateStatement } from "./batch";
 import { changedRows, type Db, inJsonList, rowFromRaw } from "./client";
 import { capabilityHasRoom } from "./rate-limits";
 import { bots, events, type TaskRow, tasks, workflows } from "./schema";
-import { type ClaimNext, claimNextStatements, guard, HAND_OFF_BOT_UPDATE, handOffStatements } from "./task-claims";
+import { CLAIM_TAKE, type ClaimNext, claimNextStatements, guard, HAND_OFF_BOT_UPDATE, handOffStatements } from "./task-claims";
 import { inSequence, type Sequence, sequenceOf } from "./tasks";
 
 const placeholder = sql.placeholder;
@@ -142,6 +142,7 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written 
   }
   if (w.workflowPlan && seq) statements.push(...sequenceStatements(db, w, seq, w.workflowPlan, writeId));
   // Last, so a workflow step this write released can be the one claimed.
+  const claimAt = statements.length;
   if (w.claimNext && handOff) {
     const claim = handOffStatements(w.claimNext, { taskId: task.id, writeId }, attemptOutcome(w.patch), nowMs);
     releaseAt = statements.length + HAND_OFF_BOT_UPDATE;
@@ -150,7 +151,7 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written 
   const results = await runBatch(db, statements);
   if (changedRows(results[0]) !== 1) return null;
   const row = { ...task, ...patchColumns(w.patch), version: task.version + 1, writeId, updatedAt: nowMs } as TaskRow;
-  const claimed = w.claimNext ? (results[results.length - 1]?.results?.[0] as Record<string, unknown> | undefined) : undefined;
+  const claimed = w.claimNext ? (results[claimAt + CLAIM_TAKE]?.results?.[0] as Record<string, unknown> | undefined) : undefined;
   const counts = releaseAt >= 0 ? (results[releaseAt]?.results?.[0] as Record<string, number> | undefined) : undefined;
   const releasedBotCounts = counts ? { completed: Number(counts.tasks_completed), failed: Number(counts.tasks_failed) } : null;
   return { row, next: claimed ? rowFromRaw<TaskRow>(tasks, claimed) : null, releasedBotCounts };

@@ -33,13 +33,13 @@ describe("POST /tasks/batch", () => {
       .bind(cap)
       .first<{ n: number }>();
     expect(pending!.n).toBe(20);
-    // Beyond the batch itself, one claim per bot (its four statements: task, bot, event, read back): none
+    // Beyond the batch itself, one claim per bot (its three statements: the task, answering with its row; the bot; the event): none
     // lost to another bot, none read first (the old pull: 20 reads and dozens of failed claims), and the
     // one-task batch of another capability woke none of these bots. A few more may be the metrics
     // store's once-a-second write landing in either window.
     const claimStatements = d1RoundTrips.statements - before - batchAlone;
-    expect(claimStatements).toBeGreaterThanOrEqual(20 * 4);
-    expect(claimStatements).toBeLessThanOrEqual(20 * 4 + 6);
+    expect(claimStatements).toBeGreaterThanOrEqual(20 * 3);
+    expect(claimStatements).toBeLessThanOrEqual(20 * 3 + 6);
     for (const s of sockets) s.close();
   });
 
