@@ -84,12 +84,14 @@ const claimNextAfterWrite = compiled(() => claimNextTemplate(true));
 /**
  * The bot whose result this batch writes takes its next task in it: the claim as in claimNextStatements,
  * but the bot's row is written once — from the finished task straight to the claimed one (or to none),
- * with its finished attempts counted — instead of freed by one statement and claimed by another. Runs
- * only if the result's own write succeeded (`finished`), and only for a bot still holding that task.
+ * with its finished attempts counted — instead of freed by one statement and claimed by another, and the
+ * finished task's events (`finished.events`, as eventListing lists them) go in with the claimed one's
+ * `task_assigned`, one insert for both. Runs only if the result's own write succeeded (`finished`), and
+ * only for a bot still holding that task.
  */
 export function handOffStatements(
   next: ClaimNext,
-  finished: { taskId: string; writeId: string },
+  finished: { taskId: string; writeId: string; events: string },
   outcome: "completed" | "failed" | null,
   nowMs: number,
 ): Statement[] {
@@ -100,10 +102,14 @@ export function handOffStatements(
     writeId: timeOrderedId(),
     finishedTaskId: finished.taskId,
     finishedWriteId: finished.writeId,
+    finishedEvents: finished.events,
     completed: outcome === "completed" ? 1 : 0,
     failed: outcome === "failed" ? 1 : 0,
   });
 }
+
+/** Sorts a hand-off's `task_assigned` after the finished task's events (json_each keys count from 0). */
+const CLAIM_EVENT_ORDER = sql.raw("1000000");
 
 /** Where in a claim's statements (either kind) the task is taken: its RETURNING gives the claimed row, if any. */
 export const CLAIM_TAKE = 0;
@@ -115,10 +121,20 @@ const handOffToNext = compiled(() => {
   const nowMs = placeholder("nowMs");
   const finishedTaskId = placeholder("finishedTaskId");
   const finished = guard(finishedTaskId, placeholder("finishedWriteId"));
-  const { claimed, take, event } = claimParts(sql`current_task_id = ${finishedTaskId}`, finished);
+  const writeId = placeholder("writeId");
+  const { claimed, take } = claimParts(sql`current_task_id = ${finishedTaskId}`, finished);
   return [
     take,
-    event,
+    // The finished task's events in their order, then the claimed task's (ordered by a column of their own:
+    // a compound SELECT has no order of its parts otherwise).
+    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+        SELECT 'task', entity_id, type, data, ${nowMs} FROM (
+          SELECT ${finishedTaskId} AS entity_id, json_extract(value, '$.type') AS type, json_extract(value, '$.data') AS data, key AS ord
+            FROM json_each(${placeholder("finishedEvents")}) WHERE ${finished}
+          UNION ALL
+          SELECT id, 'task_assigned', json_object('bot_id', ${botId}, 'attempt', attempts, 'status', 'assigned'), ${CLAIM_EVENT_ORDER}
+            FROM tasks WHERE write_id = ${writeId})
+        ORDER BY ord`,
     sql`UPDATE bots SET current_task_id = ${claimed},
           last_assigned_at = CASE WHEN EXISTS ${claimed} THEN ${nowMs} ELSE last_assigned_at END,
           tasks_completed = tasks_completed + ${placeholder("completed")}, tasks_failed = tasks_failed + ${placeholder("failed")},

@@ -58,15 +58,13 @@ const guardedEventsStatement = compiled<{ taskId: string; writeId: string; event
         ORDER BY key`,
 ]);
 
-function guardedEvents(
-  taskId: string,
-  writeId: string,
-  events: { type: string; data: Record<string, unknown> }[],
-  nowMs: number,
-): Statement {
-  const listed = JSON.stringify(events.map((e) => ({ type: e.type, data: JSON.stringify(e.data) })));
-  return guardedEventsStatement({ taskId, writeId, events: listed, nowMs })[0]!;
+/** A transition's events as one JSON parameter (each event's data a JSON text, as the events table keeps it). */
+export function eventListing(events: { type: string; data: Record<string, unknown> }[]): string {
+  return JSON.stringify(events.map((e) => ({ type: e.type, data: JSON.stringify(e.data) })));
 }
+
+const guardedEvents = (taskId: string, writeId: string, events: string, nowMs: number): Statement =>
+  guardedEventsStatement({ taskId, writeId, events, nowMs })[0]!;
 
 export interface GuardedWrite {
   task: TaskRow;
@@ -133,18 +131,24 @@ export async function writeTransition(db: Db, w: GuardedWrite): Promise<Written 
       ),
     );
   }
-  if (w.events.length) {
-    const events = w.events.map((type) => ({
-      type,
-      data: { ...w.eventData, status: type === "task_started" ? "in_progress" : w.patch.status },
-    }));
-    statements.push(guardedEvents(task.id, writeId, events, nowMs));
-  }
+  const events = eventListing(
+    w.events.map((type) => ({ type, data: { ...w.eventData, status: type === "task_started" ? "in_progress" : w.patch.status } })),
+  );
+  // A hand-off inserts them with the next task's event (handOffStatements), one statement fewer, unless a
+  // step's sequence statements come between: those may add events of this same task (a loop's end fails
+  // the run that just completed), which must come after these.
+  const eventsWithHandOff = handOff && !(w.workflowPlan && seq);
+  if (w.events.length && !eventsWithHandOff) statements.push(guardedEvents(task.id, writeId, events, nowMs));
   if (w.workflowPlan && seq) statements.push(...sequenceStatements(db, w, seq, w.workflowPlan, writeId));
   // Last, so a workflow step this write released can be the one claimed.
   const claimAt = statements.length;
   if (w.claimNext && handOff) {
-    const claim = handOffStatements(w.claimNext, { taskId: task.id, writeId }, attemptOutcome(w.patch), nowMs);
+    const claim = handOffStatements(
+      w.claimNext,
+      { taskId: task.id, writeId, events: eventsWithHandOff ? events : "[]" },
+      attemptOutcome(w.patch),
+      nowMs,
+    );
     releaseAt = statements.length + HAND_OFF_BOT_UPDATE;
     statements.push(...claim);
   } else if (w.claimNext) statements.push(...claimNextStatements(w.claimNext, { taskId: task.id, writeId }, nowMs));
@@ -340,7 +344,9 @@ export async function claimTask(
           guardedEvents(
             task.id,
             writeId,
-            assign.events.map((type) => ({ type, data: { bot_id: botId, attempt: columns.attempts, status: columns.status } })),
+            eventListing(
+              assign.events.map((type) => ({ type, data: { bot_id: botId, attempt: columns.attempts, status: columns.status } })),
+            ),
             nowMs,
           ),
         ]

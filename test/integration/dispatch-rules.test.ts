@@ -82,6 +82,14 @@ describe("dispatch rules", () => {
     const assignedEvents = (await get(`/api/v1/tasks/${high.id}/events`)).body.filter((e: any) => e.type === "task_assigned");
     expect(assignedEvents).toHaveLength(1);
     expect(assignedEvents[0].data).toMatchObject({ bot_id: bot.id, attempt: 1, status: "assigned" });
+    // The finished task's own history, written in the same statement as the next one's assignment: whole, in order.
+    const history = (await get(`/api/v1/tasks/${first.id}/events`)).body.map((e: any) => [e.type, e.data.status ?? null]);
+    expect(history).toEqual([
+      ["task_created", null],
+      ["task_assigned", "assigned"],
+      ["task_started", "in_progress"],
+      ["task_completed", "completed"],
+    ]);
     // The next result brings the low-priority one; the other capability's task stays where it is.
     await sock.complete(high.id);
     expect((await sock.next("task_assigned")).payload.task_id).toBe(low.id);
