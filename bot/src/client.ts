@@ -86,7 +86,14 @@ export class BotClient {
     if (this.stopped) return;
     const url = new URL("/api/v1/ws/control", this.opts.url.replace(/^http/, "ws"));
     url.searchParams.set("bot_id", this.opts.botId);
-    const ws = new WebSocket(url, { headers: { Authorization: `Bearer ${this.opts.token}` }, handshakeTimeout: 10_000 });
+    // No permessage-deflate: the control frames are a few hundred bytes of JSON, which deflate barely
+    // shrinks, and each one compressed and inflated cost the coordinator's workerd about a twentieth of
+    // its CPU per task (perf, BENCH_PROFILE=perf) besides a zlib context per socket held for the connection.
+    const ws = new WebSocket(url, {
+      headers: { Authorization: `Bearer ${this.opts.token}` },
+      handshakeTimeout: 10_000,
+      perMessageDeflate: false,
+    });
     this.ws = ws;
     ws.on("open", () => {
       this.attempt = 0;
