@@ -166,7 +166,9 @@ export const tasks = sqliteTable(
   (t) => [
     uniqueIndex("tasks_idempotency_idx").on(t.idempotencyKey),
     index("tasks_dispatch_idx").on(t.status, t.ready, t.priority, t.createdAt),
-    index("tasks_bot_idx").on(t.botId, t.status),
+    // A bot's tasks, newest first (GET /tasks?bot_id=): in the order the list reads them, and untouched
+    // by a task's status changes (only a claim, which sets bot_id, moves its entry).
+    index("tasks_bot_idx").on(t.botId, t.createdAt, t.id),
     index("tasks_workflow_idx").on(t.workflowId, t.stepIndex),
     index("tasks_created_idx").on(t.createdAt, t.id),
     index("tasks_job_idx").on(t.jobId, t.stepIndex),
