@@ -4,7 +4,6 @@
  * finished task straight to the next). The task is chosen by the statement itself, so nothing read
  * beforehand can go stale; the columns set are the task machine's `assign` (core/task-machine.ts).
  */
-
 import { type SQL, sql } from "drizzle-orm";
 import { timeOrderedId } from "../crypto/ids";
 import { compiled, runBatch, type Statement } from "./batch";

@@ -3,7 +3,6 @@
  * travel as one JSON parameter read by json_each (two statements however many),
  * and a single create gives its task to a bot in the same batch.
  */
-
 import { type SQL, sql } from "drizzle-orm";
 import { timeOrderedId } from "../crypto/ids";
 import { compiled, runBatch, type Statement } from "./batch";

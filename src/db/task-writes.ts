@@ -5,7 +5,6 @@
  * bot, the event, the workflow step release) runs only if that `write_id` is
  * there. Two writers can never both win; the loser re-reads and re-decides.
  */
-
 import { and, eq, inArray, isNull, type SQL, sql } from "drizzle-orm";
 import { isFinalJobStatus, type JobChange } from "../core/job";
 import { projectStatusAfterJob } from "../core/project";
@@ -59,7 +58,7 @@ const guardedEventsStatement = compiled<{ taskId: string; writeId: string; event
 ]);
 
 /** A transition's events as one JSON parameter (each event's data a JSON text, as the events table keeps it). */
-export function eventListing(events: { type: string; data: Record<string, unknown> }[]): string {
+function eventListing(events: { type: string; data: Record<string, unknown> }[]): string {
   return JSON.stringify(events.map((e) => ({ type: e.type, data: JSON.stringify(e.data) })));
 }
 

@@ -3,7 +3,6 @@
  * refused or broken upload leaves nothing), a bot's signed upload for the task it holds, content served
  * with ranges and validators, and removal (one, or a bounded batch for retention).
  */
-
 import { type ArtifactKind, contentDisposition, parseRange } from "../core/artifact";
 import { streamName } from "../core/stream";
 import { isHeld } from "../core/task-machine";

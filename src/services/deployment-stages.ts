@@ -5,7 +5,6 @@
  * records its intent before acting. Executors return a StageOutcome for the
  * pure machine plus the columns to write.
  */
-
 import type { RelayResult } from "../contracts/relay";
 import type { DeploymentStage, StageOutcome } from "../core/deployment-machine";
 import { buildSetupScript } from "../core/setup-script";

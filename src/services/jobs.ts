@@ -5,7 +5,6 @@
  * job row follows them in the same guarded batches (task-writes.ts), and its
  * watchers hear every step (job-events.ts).
  */
-
 import { isFinalJobStatus } from "../core/job";
 import { streamName } from "../core/stream";
 import { isHeld } from "../core/task-machine";

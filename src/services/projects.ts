@@ -6,7 +6,6 @@
  * project's status in the same batch (task-writes.ts); the project's stream
  * says so to its watchers.
  */
-
 import { initPrompt, projectSlug, projectType } from "../core/project";
 import { timeOrderedId } from "../crypto/ids";
 import { getProject, getProjectByIdempotencyKey, insertProject, insertProjectStatement, reinitializeStatement } from "../db/projects";

@@ -9,7 +9,6 @@
  * a key reused with another task body is `409 idempotency_conflict` and
  * nothing is stored; a concurrent batch with the same keys replays the winner.
  */
-
 import type { z } from "zod";
 import type { TaskCreateBody } from "../contracts/tasks";
 import { timeOrderedId } from "../crypto/ids";
