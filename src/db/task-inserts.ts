@@ -7,7 +7,7 @@ import { type SQL, sql } from "drizzle-orm";
 import { timeOrderedId } from "../crypto/ids";
 import { compiled, runBatch, type Statement } from "./batch";
 import { firstIdleBot, idleBot } from "./bots";
-import { type Db, rowFromRaw } from "./client";
+import { changedRows, type Db, rowFromRaw } from "./client";
 import { capabilityHasRoom } from "./rate-limits";
 import { type TaskRow, tasks } from "./schema";
 
@@ -66,19 +66,32 @@ export async function insertTasks(db: Db, rows: TaskRow[], extra: Statement[] = 
 /**
  * Inserts one new task and, in the same batch, gives it to the least recently
  * used idle connected bot that can run it (the machine's `assign`, in SQL as
- * in claimNextStatements). Returns the row as stored: `assigned` with its bot,
- * or `pending` if no bot was free. One round trip for "created and dispatched";
- * the caller still has the bot's object deliver it (and hand it back if that
- * bot's socket turns out to be gone).
+ * in claimNextStatements). Returns the row as stored: `assigned` with its bot
+ * (the claim's own answer), or `pending` if no bot was free (the row inserted,
+ * which newTaskRow made whole). One round trip and four statements for
+ * "created and dispatched"; the caller still has the bot's object deliver it
+ * (and hand it back if that bot's socket turns out to be gone).
  */
 export async function insertTaskAndClaim(db: Db, row: TaskRow, nowMs: number): Promise<TaskRow> {
-  const values = { taskId: row.id, capability: row.capability, nowMs, writeId: timeOrderedId() };
+  const values = {
+    taskId: row.id,
+    capability: row.capability,
+    workflowId: row.workflowId,
+    createdAt: row.createdAt,
+    nowMs,
+    writeId: timeOrderedId(),
+  };
   const claim = row.capability === null ? claimForAnyBot(values) : claimForCapability(values);
-  const results = await runBatch(db, [...insertStatements([row]), ...claim]);
-  const stored = results[results.length - 1]?.results?.[0] as Record<string, unknown> | undefined;
-  if (!stored) throw new Error(`task ${row.id} was not stored`);
-  return rowFromRaw<TaskRow>(tasks, stored);
+  // The task's insert without its event: `task_created` goes in with the claim's `task_assigned`.
+  const [taskInsert] = insertStatements([row]);
+  const results = await runBatch(db, [taskInsert!, ...claim]);
+  if (changedRows(results[0]) !== 1) throw new Error(`task ${row.id} was not stored`);
+  const claimed = results[1 + CREATE_CLAIM_TAKE]?.results?.[0] as Record<string, unknown> | undefined;
+  return claimed ? rowFromRaw<TaskRow>(tasks, claimed) : row;
 }
+
+/** Where in a create's claim the task is taken (its RETURNING is the claimed row). */
+const CREATE_CLAIM_TAKE = 1;
 
 /** insertTaskAndClaim's claim: for a task of one capability (`capable`), or one any bot may run. */
 function claimOnCreateTemplate(capable: boolean): SQL[] {
@@ -95,11 +108,17 @@ function claimOnCreateTemplate(capable: boolean): SQL[] {
           ${capable ? sql`AND ${capabilityHasRoom(sql`${capability}`)}` : sql``}`,
     sql`UPDATE tasks SET status = 'assigned', bot_id = ${holder}, attempts = attempts + 1, assigned_at = ${nowMs},
           version = version + 1, write_id = ${writeId}, updated_at = ${nowMs}
-        WHERE id = ${taskId} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs} AND EXISTS ${holder}`,
+        WHERE id = ${taskId} AND status = 'pending' AND ready = 1 AND run_after <= ${nowMs} AND EXISTS ${holder}
+        RETURNING *`,
+    // The task's `task_created` (as insertStatements writes it), then its `task_assigned` if it was claimed.
     sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
-        SELECT 'task', id, 'task_assigned', json_object('bot_id', bot_id, 'attempt', attempts, 'status', 'assigned'), ${nowMs}
-        FROM tasks WHERE id = ${taskId} AND write_id = ${writeId}`,
-    sql`SELECT * FROM tasks WHERE id = ${taskId}`,
+        SELECT 'task', entity_id, type, data, at FROM (
+          SELECT ${taskId} AS entity_id, 'task_created' AS type, json_object('workflow_id', ${placeholder("workflowId")}) AS data,
+            ${placeholder("createdAt")} AS at, 0 AS ord
+          UNION ALL
+          SELECT id, 'task_assigned', json_object('bot_id', bot_id, 'attempt', attempts, 'status', 'assigned'), ${nowMs}, 1
+            FROM tasks WHERE id = ${taskId} AND write_id = ${writeId})
+        ORDER BY ord`,
   ];
 }
 
