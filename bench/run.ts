@@ -8,6 +8,7 @@
  * completion is acknowledged (committed to D1, so visible to GET /tasks/{id}).
  * Writes bench/results.json and prints a table. Loopback only; every loop is bounded.
  */
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -127,7 +128,8 @@ async function main() {
       // workerd (native frames: the runtime, the local D1, the kernel) in that batch, with Linux perf.
       const profiled = profileMode !== "" && n === Math.max(...BOT_COUNTS);
       const writeProfile = (what: string, summary: string) => {
-        writeFileSync(path.join(ROOT, "bench/profile.txt"), `coordinator, ${n} bots, ${what}, ${new Date().toISOString()}\n${summary}\n`);
+        const header = `coordinator, ${n} bots, ${what}, ${new Date().toISOString()}, commit ${commitOf()} (BENCH_PROFILE=${profileMode})`;
+        writeFileSync(path.join(ROOT, "bench/profile.txt"), `${header}\n${summary}\n`);
         console.log("CPU profile written to bench/profile.txt");
       };
       const aroundBatch = async <T>(run: () => Promise<T>): Promise<T> => {
@@ -314,3 +316,12 @@ main().catch((err) => {
   console.error(err);
   process.exit(1);
 });
+
+/** The commit the bench runs (for the profile's header); "unknown" outside a git checkout. */
+function commitOf(): string {
+  try {
+    return execFileSync("git", ["rev-parse", "--short", "HEAD"], { cwd: ROOT, encoding: "utf8" }).trim();
+  } catch {
+    return "unknown";
+  }
+}
