@@ -1,5 +1,4 @@
 /** Deployment queries. Writes are conditional on `updated_at`, so an alarm step and a cancel/retry never both land. */
-
 import { and, asc, eq, gt, inArray, sql } from "drizzle-orm";
 import {
   DEPLOYMENT_STATUSES,

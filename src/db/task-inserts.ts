@@ -82,9 +82,8 @@ export async function insertTaskAndClaim(db: Db, row: TaskRow, nowMs: number): P
     writeId: timeOrderedId(),
   };
   const claim = row.capability === null ? claimForAnyBot(values) : claimForCapability(values);
-  // The task's insert without its event: `task_created` goes in with the claim's `task_assigned`.
-  const [taskInsert] = insertStatements([row]);
-  const results = await runBatch(db, [taskInsert!, ...claim]);
+  // The task's row alone: its `task_created` goes in with the claim's `task_assigned`.
+  const results = await runBatch(db, [...taskRowsFromJson({ rows: rowsJson([row]) }), ...claim]);
   if (changedRows(results[0]) !== 1) throw new Error(`task ${row.id} was not stored`);
   const claimed = results[1 + CREATE_CLAIM_TAKE]?.results?.[0] as Record<string, unknown> | undefined;
   return claimed ? rowFromRaw<TaskRow>(tasks, claimed) : row;
@@ -125,8 +124,15 @@ function claimOnCreateTemplate(capable: boolean): SQL[] {
 const claimForCapability = compiled(() => claimOnCreateTemplate(true));
 const claimForAnyBot = compiled(() => claimOnCreateTemplate(false));
 
+/** New tasks and their `task_created` events: two statements however many tasks. */
 function insertStatements(rows: TaskRow[]): Statement[] {
-  const json = JSON.stringify(
+  const values = { rows: rowsJson(rows) };
+  return [...taskRowsFromJson(values), ...createdEventsFromJson(values)];
+}
+
+/** The rows as the one JSON parameter both inserts read (column names, values as stored). */
+function rowsJson(rows: TaskRow[]): string {
+  return JSON.stringify(
     rows.map((r) => ({
       id: r.id,
       payload: JSON.stringify(r.payload ?? null),
@@ -147,22 +153,21 @@ function insertStatements(rows: TaskRow[]): Statement[] {
       updated_at: r.updatedAt,
     })),
   );
-  return insertFromJson({ rows: json });
 }
 
-/** insertStatements' text, one JSON parameter (`rows`) for any number of tasks. */
-const insertFromJson = compiled<{ rows: string }>(() => {
-  const col = (name: string) => sql.raw(`json_extract(value, '$.${name}')`);
-  const json = placeholder("rows");
-  return [
-    sql`INSERT INTO tasks (id, payload, capability, priority, timeout_seconds, max_attempts, workflow_id, job_id, step_index,
+const col = (name: string) => sql.raw(`json_extract(value, '$.${name}')`);
+
+/** insertStatements' texts, one JSON parameter (`rows`) for any number of tasks: the rows, then their events. */
+const taskRowsFromJson = compiled<{ rows: string }>(() => [
+  sql`INSERT INTO tasks (id, payload, capability, priority, timeout_seconds, max_attempts, workflow_id, job_id, step_index,
           ready, run_after, input_artifacts, step_rules, idempotency_key, idempotency_hash, created_at, updated_at, status)
         SELECT ${col("id")}, ${col("payload")}, ${col("capability")}, ${col("priority")}, ${col("timeout_seconds")}, ${col("max_attempts")},
           ${col("workflow_id")}, ${col("job_id")}, ${col("step_index")}, ${col("ready")}, ${col("run_after")}, ${col("input_artifacts")}, ${col("step_rules")}, ${col("idempotency_key")},
           ${col("idempotency_hash")}, ${col("created_at")}, ${col("updated_at")}, 'pending'
-        FROM json_each(${json})`,
-    sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
+        FROM json_each(${placeholder("rows")})`,
+]);
+const createdEventsFromJson = compiled<{ rows: string }>(() => [
+  sql`INSERT INTO events (entity_type, entity_id, type, data, created_at)
         SELECT 'task', ${col("id")}, 'task_created', json_object('workflow_id', ${col("workflow_id")}), ${col("created_at")}
-        FROM json_each(${json})`,
-  ];
-});
+        FROM json_each(${placeholder("rows")})`,
+]);

@@ -1,5 +1,4 @@
 /** API tokens: random, shown once, stored only as SHA-256. */
-
 import { and, desc, eq, isNull } from "drizzle-orm";
 import { randomToken, sha256Hex } from "../crypto/encoding";
 import { timeOrderedId } from "../crypto/ids";

@@ -1,5 +1,4 @@
 /** /api/v1/bots — registration, listing, liveness and manual holds. */
-
 import { createRoute } from "@hono/zod-openapi";
 import { requireAdmin, requireAdminOrBot, requireReader } from "../auth";
 import { AvailableQuery, BotListQuery, BotRegisterBody, BotRegisteredSchema, BotSchema } from "../contracts/bots";

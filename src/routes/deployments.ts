@@ -1,5 +1,4 @@
 /** /api/v1/deployments — provisioning of OpenClaw VPSes, each run by its own Durable Object. */
-
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
 import { errorResponses, IdParam } from "../contracts/common";

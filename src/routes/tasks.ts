@@ -1,5 +1,4 @@
 /** /api/v1/tasks — create, query and drive a task through its lifecycle. */
-
 import { createRoute, z } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
 import { errorResponses, PageQuery } from "../contracts/common";

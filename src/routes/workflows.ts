@@ -1,5 +1,4 @@
 /** /api/v1/workflows — sequential steps; step N+1 runs only after step N completed. */
-
 import { createRoute } from "@hono/zod-openapi";
 import { requireAdmin, requireReader } from "../auth";
 import { errorResponses, IdParam } from "../contracts/common";

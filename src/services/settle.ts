@@ -14,7 +14,6 @@ import type { Ctx } from "./context";
 
 /** True if the holder had a result on its way and has written it (the caller reads the task again). */
 export async function settleHeldResult(ctx: Ctx, task: Pick<TaskRow, "id" | "status" | "botId">): Promise<boolean> {
-  // Asked whatever the writer's setting: a result kept before it was turned off may still wait.
   if (!task.botId || !isHeld(task.status)) return false;
   // With the task's id: a result written between the caller's read and this call still sends it back to read again.
   return botSession(ctx.env, task.botId).settleResult(task.id);
